@@ -1,0 +1,69 @@
+//! An Arca node: Raft (openraft) over durable redb storage, the peer transport,
+//! the per-key actors, and the operations the gateway calls.
+//!
+//! This crate does the I/O; the rules live in `arca-state` and the crypto in
+//! `arca-crypto`.
+
+pub mod actors;
+pub mod credentials;
+pub mod network;
+pub mod node;
+pub mod peer;
+pub mod peer_auth;
+pub mod store;
+pub mod types;
+
+pub use node::{Node, NodeConfig, RaftTuning};
+pub use types::{ClusterStatus, MemberStatus, NodeId, NodeInfo};
+
+use arca_crypto::CryptoError;
+use arca_state::Rejection;
+
+/// Errors of node operations. The gateway maps each to one AWS error code.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum NodeError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("the ciphertext is invalid, was altered, or the encryption context does not match")]
+    InvalidCiphertext,
+    #[error("{0}")]
+    IncorrectKey(String),
+    #[error("too many requests for this key; slow down")]
+    Throttled,
+    #[error("{0}")]
+    Validation(String),
+    #[error("the cluster is not initialized")]
+    NotInitialized,
+    #[error("the cluster is already initialized")]
+    AlreadyInitialized,
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// The cluster cannot take the request now (no leader, leader unreachable); retry.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<CryptoError> for NodeError {
+    fn from(e: CryptoError) -> Self {
+        match e {
+            CryptoError::InvalidCiphertext => NodeError::InvalidCiphertext,
+            CryptoError::TooLong { what, len, max } => {
+                NodeError::Validation(format!("{what} is {len} bytes; at most {max} are allowed"))
+            }
+            e => NodeError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<Rejection> for NodeError {
+    fn from(r: Rejection) -> Self {
+        match r {
+            Rejection::AlreadyInitialized => NodeError::AlreadyInitialized,
+            Rejection::NotInitialized => NodeError::NotInitialized,
+            Rejection::AlreadyExists(what) => NodeError::AlreadyExists(format!("{what} already exists")),
+            Rejection::Invalid(m) => NodeError::Validation(m),
+        }
+    }
+}

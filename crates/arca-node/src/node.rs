@@ -1,0 +1,845 @@
+//! The node: starts Raft over the stores, serves the peer port, runs the key
+//! actors, and offers the operations the gateway calls.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arca_crypto::wrap::RootKey;
+use arca_crypto::{Secret, SecretBytes};
+use arca_state::{
+    ClusterInfo, Command, KeyId, KeyRecord, KeySpec, KeyState, KeyUsage, KeyVersion, Outcome,
+    Rejection,
+};
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{ChangeMembers, ServerState, SnapshotPolicy};
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use crate::actors::{self, Context, Encrypted, Registry, Request};
+use crate::credentials::{self, SecretCache};
+use crate::network::{Network, PeerClient, PeerError};
+use crate::peer_auth::PeerAuth;
+use crate::store::{self, LogStore, SharedState, StateMachineStore};
+use crate::types::{
+    ClusterStatus, ForwardRequest, ForwardResponse, MemberStatus, NodeId, NodeInfo, Raft,
+};
+use crate::NodeError;
+
+/// Raft timing and log compaction.
+#[derive(Debug, Clone)]
+pub struct RaftTuning {
+    pub heartbeat_ms: u64,
+    pub election_min_ms: u64,
+    pub election_max_ms: u64,
+    /// Build a snapshot after this many applied entries.
+    pub snapshot_every: u64,
+    /// Entries kept in the log behind a snapshot (for followers slightly behind).
+    pub keep_after_snapshot: u64,
+}
+
+impl Default for RaftTuning {
+    fn default() -> Self {
+        Self {
+            heartbeat_ms: 100,
+            election_min_ms: 400,
+            election_max_ms: 800,
+            snapshot_every: 1000,
+            keep_after_snapshot: 500,
+        }
+    }
+}
+
+pub struct NodeConfig {
+    pub node_id: NodeId,
+    /// The client API address other nodes and clients are told about.
+    pub api_addr: String,
+    /// The peer address to listen on and advertise.
+    pub peer_addr: String,
+    pub data_dir: PathBuf,
+    pub root_key: RootKey,
+    /// The contents of the cluster secret file.
+    pub cluster_secret: SecretBytes,
+    pub raft: RaftTuning,
+    pub actor_mailbox: usize,
+    pub actor_idle: Duration,
+    /// How long a write may wait for a leader (elections, forwarding retries).
+    pub write_timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot open the data directory {0}: {1}")]
+    DataDir(PathBuf, String),
+    #[error("the root key does not match the data in {0}: it was written under another root key (check root_key_file)")]
+    WrongRootKey(PathBuf),
+    #[error("the data directory {dir} belongs to node {found}, not node {configured}")]
+    WrongNodeId {
+        dir: PathBuf,
+        found: NodeId,
+        configured: NodeId,
+    },
+    #[error("invalid cluster secret: {0}")]
+    ClusterSecret(String),
+    #[error("cannot listen on peer address {0}: {1}")]
+    PeerListen(String, String),
+    #[error("raft failed to start: {0}")]
+    Raft(String),
+    #[error("storage error: {0}")]
+    Storage(String),
+}
+
+/// What `/ready` and `/metrics` report.
+#[derive(Debug, Clone)]
+pub struct RaftView {
+    pub node_id: NodeId,
+    pub state: &'static str,
+    pub term: u64,
+    pub leader: Option<NodeId>,
+    pub last_log_index: Option<u64>,
+    pub commit_index: Option<u64>,
+    pub applied_index: Option<u64>,
+}
+
+/// A running node.
+pub struct Node {
+    pub id: NodeId,
+    pub info: NodeInfo,
+    pub(crate) raft: Raft,
+    shared: Arc<SharedState>,
+    registry: Registry,
+    pub(crate) peers: PeerClient,
+    pub(crate) peer_auth: Arc<PeerAuth>,
+    root: Arc<RootKey>,
+    secrets: SecretCache,
+    write_timeout: Duration,
+    election_max: Duration,
+    shutdown: CancellationToken,
+    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A key's public description, as DescribeKey shows it.
+#[derive(Debug, Clone)]
+pub struct KeyInfo {
+    pub key_id: KeyId,
+    pub arn: String,
+    pub account_id: String,
+    pub description: String,
+    pub created_ms: u64,
+    pub usage: KeyUsage,
+    pub spec: KeySpec,
+    pub state: KeyState,
+}
+
+/// The result of creating an access key, shown to its owner once.
+pub struct NewAccessKey {
+    pub access_key_id: String,
+    pub secret_access_key: SecretBytes,
+    pub region: String,
+    pub account_id: String,
+}
+
+impl Node {
+    /// Opens the data directory, checks the root key against it, starts Raft
+    /// and the peer server. Does not initialize a cluster.
+    pub async fn start(cfg: NodeConfig) -> Result<Arc<Node>, StartError> {
+        std::fs::create_dir_all(&cfg.data_dir)
+            .map_err(|e| StartError::DataDir(cfg.data_dir.clone(), e.to_string()))?;
+        let db = store::open_database(&cfg.data_dir)
+            .map_err(|e| StartError::DataDir(cfg.data_dir.clone(), e.to_string()))?;
+        let st = |e: crate::types::StorageError| StartError::Storage(e.to_string());
+
+        // This data dir's root key and node id, checked before anything is read.
+        let kcv = cfg.root_key.check_value();
+        match store::read_local_meta(&db, store::ROOT_CHECK).map_err(st)? {
+            Some(found) if found != kcv => return Err(StartError::WrongRootKey(cfg.data_dir.clone())),
+            Some(_) => {}
+            None => store::write_local_meta(&db, store::ROOT_CHECK, &kcv).map_err(st)?,
+        }
+        match store::read_local_meta(&db, store::NODE_ID).map_err(st)? {
+            Some(found) => {
+                let found = u64::from_be_bytes(found.as_slice().try_into().unwrap_or([0; 8]));
+                if found != cfg.node_id {
+                    return Err(StartError::WrongNodeId {
+                        dir: cfg.data_dir.clone(),
+                        found,
+                        configured: cfg.node_id,
+                    });
+                }
+            }
+            None => store::write_local_meta(&db, store::NODE_ID, &cfg.node_id.to_be_bytes()).map_err(st)?,
+        }
+
+        let peer_auth = Arc::new(PeerAuth::new(cfg.cluster_secret.expose()).map_err(StartError::ClusterSecret)?);
+        let peers = PeerClient::new(peer_auth.clone());
+        let sm = StateMachineStore::open(db.clone()).map_err(st)?;
+        let shared = sm.shared();
+        let root = Arc::new(cfg.root_key);
+        check_replicated_root(&shared, &root)?;
+
+        let t = &cfg.raft;
+        let raft_config = openraft::Config {
+            cluster_name: "arca".into(),
+            heartbeat_interval: t.heartbeat_ms,
+            election_timeout_min: t.election_min_ms,
+            election_timeout_max: t.election_max_ms,
+            install_snapshot_timeout: 2000,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(t.snapshot_every),
+            max_in_snapshot_log_to_keep: t.keep_after_snapshot,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| StartError::Raft(e.to_string()))?;
+        let network = Network {
+            client: peers.clone(),
+        };
+        let raft = Raft::new(cfg.node_id, Arc::new(raft_config), network, LogStore::new(db), sm)
+            .await
+            .map_err(|e| StartError::Raft(e.to_string()))?;
+
+        let listener = tokio::net::TcpListener::bind(&cfg.peer_addr)
+            .await
+            .map_err(|e| StartError::PeerListen(cfg.peer_addr.clone(), e.to_string()))?;
+
+        let node = Arc::new(Node {
+            id: cfg.node_id,
+            info: NodeInfo {
+                api_addr: cfg.api_addr,
+                peer_addr: cfg.peer_addr,
+            },
+            raft,
+            registry: Registry::new(shared.clone(), root.clone(), cfg.actor_mailbox, cfg.actor_idle),
+            shared,
+            peers,
+            peer_auth,
+            root,
+            secrets: SecretCache::default(),
+            write_timeout: cfg.write_timeout,
+            election_max: Duration::from_millis(t.election_max_ms),
+            shutdown: CancellationToken::new(),
+            tasks: Default::default(),
+        });
+        let peer_task = tokio::spawn(crate::peer::serve(listener, node.clone(), node.shutdown.clone()));
+        let watchdog = tokio::spawn(election_watchdog(node.clone()));
+        let root_watch = tokio::spawn(root_key_watch(node.clone()));
+        node.tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend([peer_task, watchdog, root_watch]);
+        Ok(node)
+    }
+
+    /// Stops the peer server and Raft; data is already durable.
+    pub async fn shutdown(&self) {
+        self.shutdown.cancel();
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft shutdown");
+        }
+        let tasks: Vec<_> = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        for t in tasks {
+            t.abort();
+        }
+    }
+
+    pub fn cluster_info(&self) -> Option<ClusterInfo> {
+        self.shared.read().state.cluster.clone()
+    }
+
+    // ---- Raft view ----
+
+    pub async fn raft_view(&self) -> RaftView {
+        let m = self.raft.metrics().borrow().clone();
+        let commit_index = self
+            .raft
+            .with_raft_state(|s| s.committed.map(|c| c.index))
+            .await
+            .ok()
+            .flatten();
+        RaftView {
+            node_id: self.id,
+            state: match m.state {
+                ServerState::Leader => "leader",
+                ServerState::Follower => "follower",
+                ServerState::Candidate => "candidate",
+                ServerState::Learner => "learner",
+                ServerState::Shutdown => "shutdown",
+            },
+            term: m.current_term,
+            leader: m.current_leader,
+            last_log_index: m.last_log_index,
+            commit_index,
+            applied_index: m.last_applied.map(|l| l.index),
+        }
+    }
+
+    /// Ready: the node knows a leader and has applied all it knows is committed.
+    pub async fn ready(&self) -> Result<(), String> {
+        let v = self.raft_view().await;
+        if v.leader.is_none() {
+            return Err("no leader known".into());
+        }
+        if self.cluster_info().is_none() {
+            return Err("cluster not initialized".into());
+        }
+        if v.applied_index < v.commit_index {
+            return Err(format!(
+                "applied index {:?} behind commit index {:?}",
+                v.applied_index, v.commit_index
+            ));
+        }
+        Ok(())
+    }
+
+    fn leader_info(&self, leader: NodeId) -> Option<NodeInfo> {
+        let m = self.raft.metrics().borrow().clone();
+        m.membership_config.membership().get_node(&leader).cloned()
+    }
+
+    /// Waits (until `deadline`) for a known leader.
+    async fn wait_leader(&self, deadline: Instant) -> Result<NodeId, NodeError> {
+        let mut rx = self.raft.metrics();
+        loop {
+            if let Some(l) = rx.borrow_and_update().current_leader {
+                return Ok(l);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(NodeError::Unavailable("no Raft leader is available; retry".into()));
+            }
+            let _ = tokio::time::timeout(left, rx.changed()).await;
+        }
+    }
+
+    /// Waits until this node has applied `index`.
+    async fn wait_applied(&self, index: u64, deadline: Instant) -> Result<(), NodeError> {
+        let mut rx = self.shared.applied_index();
+        let left = deadline.saturating_duration_since(Instant::now());
+        let reached = tokio::time::timeout(left, rx.wait_for(|i| *i >= index))
+            .await
+            .map(|r| r.is_ok());
+        match reached {
+            Ok(true) => Ok(()),
+            _ => Err(NodeError::Unavailable(format!(
+                "this node has not yet applied log index {index}; retry"
+            ))),
+        }
+    }
+
+    /// Runs `req` on the leader: here if this node leads, else forwarded.
+    /// Retries across elections until the write timeout.
+    async fn on_leader(&self, req: ForwardRequest) -> Result<ForwardResponse, NodeError> {
+        let deadline = Instant::now() + self.write_timeout;
+        let mut last_err = String::from("no leader");
+        loop {
+            let leader = self.wait_leader(deadline).await?;
+            let resp = if leader == self.id {
+                self.handle_forward(req.clone()).await
+            } else {
+                match self.leader_info(leader) {
+                    Some(info) => {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        match self.peers.forward(&info, &req, left).await {
+                            Ok(r) => r,
+                            Err(e) => {
+                                tracing::debug!(error = %e, leader, "forward to leader failed");
+                                last_err = e.to_string();
+                                ForwardResponse::NotLeader { leader: None }
+                            }
+                        }
+                    }
+                    None => ForwardResponse::NotLeader { leader: None },
+                }
+            };
+            match resp {
+                ForwardResponse::NotLeader { .. } => {
+                    if Instant::now() >= deadline {
+                        return Err(NodeError::Unavailable(format!(
+                            "the Raft leader could not be reached ({last_err}); retry"
+                        )));
+                    }
+                    // Let the metrics catch up with the new leader, briefly.
+                    let mut rx = self.raft.metrics();
+                    let _ = tokio::time::timeout(Duration::from_millis(50), rx.changed()).await;
+                }
+                ForwardResponse::Failed(m) => return Err(NodeError::Internal(m)),
+                other => return Ok(other),
+            }
+        }
+    }
+
+    /// Serves a [`ForwardRequest`] as the leader. Answers `NotLeader` if this
+    /// node is not the leader (any more).
+    pub async fn handle_forward(&self, req: ForwardRequest) -> ForwardResponse {
+        fn not_leader<E>(e: &RaftError<NodeId, E>) -> Option<ForwardResponse>
+        where
+            E: std::error::Error,
+        {
+            match e {
+                RaftError::APIError(_) => Some(ForwardResponse::NotLeader { leader: None }),
+                RaftError::Fatal(_) => None,
+            }
+        }
+        match req {
+            ForwardRequest::Write(cmd) => match self.raft.client_write(cmd).await {
+                Ok(r) => ForwardResponse::Written {
+                    outcome: r.data,
+                    log_index: r.log_id.index,
+                },
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                    ForwardResponse::NotLeader { leader: f.leader_id }
+                }
+                Err(e) => ForwardResponse::Failed(e.to_string()),
+            },
+            ForwardRequest::ReadIndex => match self.raft.ensure_linearizable().await {
+                Ok(Some(l)) => ForwardResponse::ReadIndex(l.index),
+                Ok(None) => ForwardResponse::ReadIndex(0),
+                Err(e) => not_leader(&e).unwrap_or_else(|| ForwardResponse::Failed(e.to_string())),
+            },
+            ForwardRequest::AddNode { node_id, info } => {
+                if let Err(e) = self.raft.add_learner(node_id, info, true).await {
+                    return match e {
+                        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
+                            ForwardResponse::NotLeader { leader: f.leader_id }
+                        }
+                        e => ForwardResponse::Failed(e.to_string()),
+                    };
+                }
+                let add = ChangeMembers::AddVoterIds(BTreeSet::from([node_id]));
+                match self.raft.change_membership(add, false).await {
+                    Ok(_) => ForwardResponse::Done,
+                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                        ForwardResponse::NotLeader { leader: f.leader_id }
+                    }
+                    Err(e) => ForwardResponse::Failed(e.to_string()),
+                }
+            }
+            ForwardRequest::RemoveNode { node_id } => {
+                let m = self.raft.metrics().borrow().clone();
+                let membership = m.membership_config.membership().clone();
+                if membership.get_node(&node_id).is_none() {
+                    return ForwardResponse::Failed(format!("node {node_id} is not a member"));
+                }
+                let is_voter = membership.voter_ids().any(|v| v == node_id);
+                let change = if is_voter {
+                    ChangeMembers::RemoveVoters(BTreeSet::from([node_id]))
+                } else {
+                    ChangeMembers::RemoveNodes(BTreeSet::from([node_id]))
+                };
+                match self.raft.change_membership(change, false).await {
+                    Ok(_) => ForwardResponse::Done,
+                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                        ForwardResponse::NotLeader { leader: f.leader_id }
+                    }
+                    Err(e) => ForwardResponse::Failed(e.to_string()),
+                }
+            }
+            ForwardRequest::Status => {
+                if self.raft.ensure_linearizable().await.is_err() {
+                    return ForwardResponse::NotLeader { leader: None };
+                }
+                ForwardResponse::Status(self.local_status().await)
+            }
+        }
+    }
+
+    /// This node's view of the cluster; with replication lag when it leads.
+    pub async fn local_status(&self) -> ClusterStatus {
+        let v = self.raft_view().await;
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let leader_last = m.last_log_index;
+        let members = membership
+            .nodes()
+            .map(|(id, info)| {
+                let matched = m
+                    .replication
+                    .as_ref()
+                    .and_then(|r| r.get(id).cloned())
+                    .map(|l| l.map(|l| l.index));
+                let matched_index = match matched {
+                    Some(x) => x,
+                    None if *id == self.id => leader_last,
+                    None => None,
+                };
+                let lag = if v.leader == Some(self.id) {
+                    Some(leader_last.unwrap_or(0).saturating_sub(matched_index.unwrap_or(0)))
+                } else {
+                    None
+                };
+                MemberStatus {
+                    node_id: *id,
+                    api_addr: info.api_addr.clone(),
+                    peer_addr: info.peer_addr.clone(),
+                    voter: voters.contains(id),
+                    matched_index: if v.leader == Some(self.id) { matched_index } else { None },
+                    lag,
+                }
+            })
+            .collect();
+        ClusterStatus {
+            node_id: self.id,
+            leader: v.leader,
+            term: v.term,
+            commit_index: v.commit_index,
+            applied_index: v.applied_index,
+            last_log_index: v.last_log_index,
+            members,
+        }
+    }
+
+    /// Proposes `cmd` through the leader; returns once this node has applied it.
+    async fn propose(&self, cmd: Command) -> Result<Outcome, NodeError> {
+        let started = Instant::now();
+        match self.on_leader(ForwardRequest::Write(cmd)).await? {
+            ForwardResponse::Written { outcome, log_index } => {
+                // Read your writes: a later request to this node sees the change.
+                self.wait_applied(log_index, started + self.write_timeout).await?;
+                Ok(outcome)
+            }
+            other => Err(NodeError::Internal(format!("unexpected answer to a write: {other:?}"))),
+        }
+    }
+
+    /// Makes this node's replica at least as new as every write acknowledged
+    /// before the call (a read index from the leader).
+    pub async fn catch_up(&self) -> Result<(), NodeError> {
+        let started = Instant::now();
+        match self.on_leader(ForwardRequest::ReadIndex).await? {
+            ForwardResponse::ReadIndex(i) => self.wait_applied(i, started + self.write_timeout).await,
+            other => Err(NodeError::Internal(format!("unexpected answer to a read index: {other:?}"))),
+        }
+    }
+
+    // ---- Cluster administration ----
+
+    /// Bootstraps a one-node cluster on this node and creates the first admin
+    /// access key. Refused if the cluster is initialized already.
+    pub async fn init_cluster(&self, region: String, account_id: String) -> Result<NewAccessKey, NodeError> {
+        if self.cluster_info().is_some() {
+            return Err(NodeError::AlreadyInitialized);
+        }
+        let initialized = self
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|e| NodeError::Internal(e.to_string()))?;
+        if !initialized {
+            let members = BTreeMap::from([(self.id, self.info.clone())]);
+            self.raft
+                .initialize(members)
+                .await
+                .map_err(|e| NodeError::Internal(format!("raft initialize: {e}")))?;
+        }
+        let now = now_ms();
+        let (admin, secret) = credentials::generate(&self.root, true, now)?;
+        let access_key_id = admin.access_key_id.clone();
+        let info = ClusterInfo {
+            region: region.clone(),
+            account_id: account_id.clone(),
+            root_check_value: self.root.check_value(),
+            created_ms: now,
+        };
+        match self.propose(Command::InitCluster { info, admin }).await? {
+            Outcome::Applied => Ok(NewAccessKey {
+                access_key_id,
+                secret_access_key: secret,
+                region,
+                account_id,
+            }),
+            Outcome::Rejected(r) => Err(r.into()),
+        }
+    }
+
+    pub async fn add_node(&self, node_id: NodeId, info: NodeInfo) -> Result<(), NodeError> {
+        self.on_leader(ForwardRequest::AddNode { node_id, info }).await.map(|_| ())
+    }
+
+    pub async fn remove_node(&self, node_id: NodeId) -> Result<(), NodeError> {
+        self.on_leader(ForwardRequest::RemoveNode { node_id }).await.map(|_| ())
+    }
+
+    /// The leader's view of the cluster (this node's if no leader answers).
+    pub async fn cluster_status(&self) -> ClusterStatus {
+        match self.on_leader(ForwardRequest::Status).await {
+            Ok(ForwardResponse::Status(s)) => s,
+            _ => self.local_status().await,
+        }
+    }
+
+    // ---- Credentials ----
+
+    /// The secret of an access key, for signature checks; `None` if unknown.
+    pub fn access_key_secret(&self, access_key_id: &str) -> Result<Option<(Arc<SecretBytes>, bool)>, NodeError> {
+        let rec = match self.shared.read().state.access_keys.get(access_key_id) {
+            Some(r) => r.clone(),
+            None => return Ok(None),
+        };
+        let s = self.secrets.get_or_unwrap(&self.root, &rec)?;
+        Ok(Some((s, rec.admin)))
+    }
+
+    // ---- Keys ----
+
+    fn info_of(&self, k: &KeyRecord, c: &ClusterInfo) -> KeyInfo {
+        KeyInfo {
+            key_id: k.key_id,
+            arn: c.key_arn(&k.key_id),
+            account_id: c.account_id.clone(),
+            description: k.description.clone(),
+            created_ms: k.created_ms,
+            usage: k.usage,
+            spec: k.spec,
+            state: k.state,
+        }
+    }
+
+    fn require_cluster(&self) -> Result<ClusterInfo, NodeError> {
+        self.cluster_info().ok_or(NodeError::NotInitialized)
+    }
+
+    pub async fn create_key(&self, description: String) -> Result<KeyInfo, NodeError> {
+        let cluster = self.require_cluster()?;
+        let key_id = KeyId::from_random(arca_crypto::random::bytes16()?);
+        let material = Secret::<32>::random()?;
+        let wrapped = self
+            .root
+            .wrap(material.expose(), actors::material_context(&key_id, 1))?;
+        drop(material);
+        let now = now_ms();
+        let record = KeyRecord {
+            key_id,
+            description,
+            created_ms: now,
+            usage: KeyUsage::EncryptDecrypt,
+            spec: KeySpec::SymmetricDefault,
+            state: KeyState::Enabled,
+            versions: vec![KeyVersion {
+                version: 1,
+                wrapped: wrapped.clone(),
+                created_ms: now,
+            }],
+            revision: 0,
+        };
+        match self.propose(Command::CreateKey { key: record.clone() }).await? {
+            Outcome::Applied => {}
+            // A retried proposal that had already been applied: the key is ours
+            // if it holds the material we generated.
+            Outcome::Rejected(Rejection::AlreadyExists(_))
+                if self
+                    .shared
+                    .read()
+                    .state
+                    .keys
+                    .get(&key_id)
+                    .is_some_and(|k| k.versions.first().map(|v| &v.wrapped) == Some(&wrapped)) => {}
+            Outcome::Rejected(r) => return Err(r.into()),
+        }
+        Ok(self.info_of(&record, &cluster))
+    }
+
+    /// Looks a key up in this node's replica; if absent, catches up with the
+    /// leader once and looks again, so a key created anywhere is found.
+    pub async fn describe_key(&self, key_id: &KeyId) -> Result<KeyInfo, NodeError> {
+        let cluster = self.require_cluster()?;
+        if let Some(k) = self.shared.read().state.keys.get(key_id) {
+            return Ok(self.info_of(k, &cluster));
+        }
+        self.catch_up().await?;
+        let a = self.shared.read();
+        a.state
+            .keys
+            .get(key_id)
+            .map(|k| self.info_of(k, &cluster))
+            .ok_or_else(|| not_found(key_id))
+    }
+
+    /// Keys in id order, after `marker` (exclusive), at most `limit`.
+    /// Returns the page and whether more follow.
+    pub fn list_keys(&self, after: Option<KeyId>, limit: usize) -> Result<(Vec<KeyInfo>, bool), NodeError> {
+        let cluster = self.require_cluster()?;
+        let a = self.shared.read();
+        let range: Box<dyn Iterator<Item = &KeyRecord>> = match after {
+            Some(m) => Box::new(
+                a.state
+                    .keys
+                    .range((std::ops::Bound::Excluded(m), std::ops::Bound::Unbounded))
+                    .map(|(_, k)| k),
+            ),
+            None => Box::new(a.state.keys.values()),
+        };
+        let mut page: Vec<KeyInfo> = range.take(limit + 1).map(|k| self.info_of(k, &cluster)).collect();
+        let truncated = page.len() > limit;
+        page.truncate(limit);
+        Ok((page, truncated))
+    }
+
+    async fn ask<T>(
+        &self,
+        key_id: KeyId,
+        make: impl FnOnce(oneshot::Sender<Result<T, NodeError>>) -> Request,
+    ) -> Result<T, NodeError> {
+        let (tx, rx) = oneshot::channel();
+        self.registry.send(key_id, make(tx))?;
+        rx.await
+            .map_err(|_| NodeError::Internal("the key's actor failed while serving the request".into()))?
+    }
+
+    /// Ensures the key is known here (catching up with the leader if not).
+    async fn ensure_known(&self, key_id: &KeyId) -> Result<(), NodeError> {
+        self.describe_key(key_id).await.map(|_| ())
+    }
+
+    pub async fn encrypt(&self, key_id: KeyId, plaintext: SecretBytes, context: Context) -> Result<Encrypted, NodeError> {
+        self.ensure_known(&key_id).await?;
+        self.ask(key_id, |reply| Request::Encrypt {
+            plaintext,
+            context,
+            reply,
+        })
+        .await
+    }
+
+    /// Decrypts a blob; the key comes from the blob. If `expected` is given it
+    /// must name the same key (`IncorrectKey` otherwise).
+    pub async fn decrypt(
+        &self,
+        blob: Vec<u8>,
+        context: Context,
+        expected: Option<KeyId>,
+    ) -> Result<(KeyId, SecretBytes), NodeError> {
+        let header = arca_crypto::symmetric::parse_header(&blob)?;
+        let key_id = KeyId::from_bytes(header.key_id);
+        if let Some(e) = expected {
+            if e != key_id {
+                return Err(NodeError::IncorrectKey(
+                    "The key ID in the request does not identify a CMK that can perform this operation.".into(),
+                ));
+            }
+        }
+        match self.ensure_known(&key_id).await {
+            Ok(()) => {}
+            // A blob naming a key that does not exist is just an invalid ciphertext.
+            Err(NodeError::NotFound(_)) => return Err(NodeError::InvalidCiphertext),
+            Err(e) => return Err(e),
+        }
+        let pt = self
+            .ask(key_id, |reply| Request::Decrypt {
+                blob,
+                context,
+                reply,
+            })
+            .await?;
+        Ok((key_id, pt))
+    }
+
+    pub async fn generate_data_key(
+        &self,
+        key_id: KeyId,
+        len: usize,
+        context: Context,
+    ) -> Result<(SecretBytes, Encrypted), NodeError> {
+        self.ensure_known(&key_id).await?;
+        self.ask(key_id, |reply| Request::GenerateDataKey { len, context, reply })
+            .await
+    }
+
+    pub fn active_key_actors(&self) -> usize {
+        self.registry.active()
+    }
+}
+
+fn not_found(key_id: &KeyId) -> NodeError {
+    NodeError::NotFound(format!("Key '{key_id}' does not exist"))
+}
+
+/// Refuses to run with a root key other than the cluster's (once the node
+/// knows the cluster's check value from its replica).
+fn check_replicated_root(shared: &SharedState, root: &RootKey) -> Result<(), StartError> {
+    if let Some(c) = &shared.read().state.cluster {
+        if c.root_check_value != root.check_value() {
+            return Err(StartError::WrongRootKey(PathBuf::from("(replicated cluster state)")));
+        }
+    }
+    Ok(())
+}
+
+/// A node that joined with another root key than the cluster's learns so when
+/// the cluster's info is applied; it cannot serve anything, so it says so loudly
+/// and stops taking part.
+async fn root_key_watch(node: Arc<Node>) {
+    let mut rx = node.shared.applied_index();
+    loop {
+        if let Some(c) = node.cluster_info() {
+            if c.root_check_value != node.root.check_value() {
+                tracing::error!(
+                    "this node's root key is not the cluster's root key: it cannot unwrap any key material. \
+                     Stop it and start it with the cluster's root_key_file."
+                );
+                node.shutdown.cancel();
+                let _ = node.raft.shutdown().await;
+            }
+            return;
+        }
+        tokio::select! {
+            r = rx.changed() => if r.is_err() { return },
+            _ = node.shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Works around openraft 0.9's election livelock: each node draws its election
+/// timeout once, so two followers that time out together can split the vote
+/// forever. When this node has seen no leader for several election timeouts,
+/// it waits a random part of one timeout and starts an election itself, which
+/// moves it out of step with its twin.
+async fn election_watchdog(node: Arc<Node>) {
+    let mut rx = node.raft.metrics();
+    let patience = node.election_max * 4;
+    let mut leaderless_since: Option<Instant> = None;
+    loop {
+        let (leader, state, voter) = {
+            let m = rx.borrow_and_update();
+            let voter = m.membership_config.membership().voter_ids().any(|v| v == node.id);
+            (m.current_leader, m.state, voter)
+        };
+        if leader.is_some() || !voter || state == ServerState::Leader {
+            leaderless_since = None;
+        } else {
+            let since = *leaderless_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= patience {
+                let mut b = [0u8; 2];
+                let _ = arca_crypto::random::fill(&mut b);
+                let jitter = node.election_max.as_millis() as u64 * u64::from(u16::from_le_bytes(b)) / 65536;
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(jitter)) => {}
+                    _ = node.shutdown.cancelled() => return,
+                }
+                if rx.borrow().current_leader.is_none() {
+                    tracing::info!(node_id = node.id, "no leader for a while: starting an election");
+                    let _ = node.raft.trigger().elect().await;
+                }
+                leaderless_since = Some(Instant::now());
+            }
+        }
+        tokio::select! {
+            r = rx.changed() => if r.is_err() { return },
+            _ = tokio::time::sleep(node.election_max) => {}
+            _ = node.shutdown.cancelled() => return,
+        }
+    }
+}
+
+impl From<PeerError> for NodeError {
+    fn from(e: PeerError) -> Self {
+        NodeError::Unavailable(e.to_string())
+    }
+}

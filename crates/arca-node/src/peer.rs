@@ -1,0 +1,148 @@
+//! The peer port: Raft RPCs, forwarded requests, and cluster bootstrap.
+//! Every request must carry a valid cluster-secret signature
+//! ([`crate::peer_auth`]).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::network::{unix_now, PATH_APPEND, PATH_FORWARD, PATH_INIT, PATH_SNAPSHOT, PATH_VOTE};
+use crate::peer_auth::HEADER;
+use crate::types::ForwardRequest;
+use crate::Node;
+
+/// The largest peer request body (a snapshot chunk is at most 3 MiB by default).
+pub const MAX_PEER_BODY: usize = 16 * 1024 * 1024;
+
+/// Body of `POST /cluster/init` (JSON).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct InitRequest {
+    pub region: String,
+    pub account_id: String,
+}
+
+/// Answer to `POST /cluster/init` (JSON): the first admin credentials, shown once.
+#[derive(Serialize, Deserialize)]
+pub struct InitResponse {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub region: String,
+    pub account_id: String,
+}
+
+pub async fn serve(listener: TcpListener, node: Arc<Node>, shutdown: CancellationToken) {
+    loop {
+        let (stream, _) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "peer accept failed");
+                    continue;
+                }
+            },
+            _ = shutdown.cancelled() => return,
+        };
+        let _ = stream.set_nodelay(true);
+        let node = node.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let node = node.clone();
+                async move { Ok::<_, std::convert::Infallible>(handle(node, req).await) }
+            });
+            let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
+            tokio::select! {
+                _ = conn => {}
+                _ = shutdown.cancelled() => {}
+            }
+        });
+    }
+}
+
+fn reply(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r
+}
+
+fn postcard_reply<T: Serialize>(v: &T) -> Response<Full<Bytes>> {
+    match postcard::to_allocvec(v) {
+        Ok(b) => reply(StatusCode::OK, b),
+        Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, e.to_string().into_bytes()),
+    }
+}
+
+async fn handle(node: Arc<Node>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let path = req.uri().path().to_string();
+    let method = req.method().as_str().to_string();
+    let auth = req
+        .headers()
+        .get(HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = match Limited::new(req.into_body(), MAX_PEER_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return reply(StatusCode::PAYLOAD_TOO_LARGE, b"body too large".to_vec()),
+    };
+    if let Err(e) = node
+        .peer_auth
+        .verify(auth.as_deref(), &method, &path, unix_now(), &body)
+    {
+        tracing::warn!(path, error = %e, "peer request refused");
+        return reply(StatusCode::UNAUTHORIZED, e.to_string().into_bytes());
+    }
+    if method != "POST" {
+        return reply(StatusCode::METHOD_NOT_ALLOWED, Vec::new());
+    }
+    macro_rules! decode {
+        ($t:ty) => {
+            match postcard::from_bytes::<$t>(&body) {
+                Ok(v) => v,
+                Err(e) => return reply(StatusCode::BAD_REQUEST, e.to_string().into_bytes()),
+            }
+        };
+    }
+    match path.as_str() {
+        PATH_APPEND => postcard_reply(&node.raft.append_entries(decode!(_)).await),
+        PATH_VOTE => postcard_reply(&node.raft.vote(decode!(_)).await),
+        PATH_SNAPSHOT => postcard_reply(&node.raft.install_snapshot(decode!(_)).await),
+        PATH_FORWARD => {
+            let req: ForwardRequest = decode!(ForwardRequest);
+            postcard_reply(&node.handle_forward(req).await)
+        }
+        PATH_INIT => {
+            let req: InitRequest = match serde_json::from_slice(&body) {
+                Ok(r) => r,
+                Err(e) => return reply(StatusCode::BAD_REQUEST, e.to_string().into_bytes()),
+            };
+            match node.init_cluster(req.region, req.account_id).await {
+                Ok(k) => {
+                    let resp = InitResponse {
+                        access_key_id: k.access_key_id,
+                        secret_access_key: String::from_utf8_lossy(k.secret_access_key.expose()).into_owned(),
+                        region: k.region,
+                        account_id: k.account_id,
+                    };
+                    match serde_json::to_vec(&resp) {
+                        Ok(b) => reply(StatusCode::OK, b),
+                        Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, e.to_string().into_bytes()),
+                    }
+                }
+                Err(crate::NodeError::AlreadyInitialized) => {
+                    reply(StatusCode::CONFLICT, b"the cluster is already initialized".to_vec())
+                }
+                Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, e.to_string().into_bytes()),
+            }
+        }
+        _ => reply(StatusCode::NOT_FOUND, Vec::new()),
+    }
+}

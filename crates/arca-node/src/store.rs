@@ -1,0 +1,612 @@
+//! Durable storage for Raft: the log and vote ([`LogStore`]) and the state
+//! machine with its snapshots ([`StateMachineStore`]), both in one redb file.
+//!
+//! Durability contracts (openraft storage v2):
+//! - `append` reports the entries flushed only after the redb commit returns
+//!   (redb's default durability fsyncs on commit);
+//! - `save_vote` returns after the vote is committed;
+//! - the applied log id, the membership and every record an entry touched are
+//!   committed in one transaction, so a restart neither skips nor repeats;
+//! - `install_snapshot` replaces the whole state machine in one transaction.
+//!
+//! Everything stored here is either public metadata or wrapped under the root key.
+
+use std::fmt::Debug;
+use std::io::Cursor;
+use std::ops::RangeBounds;
+use std::path::Path;
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+
+use arca_state::{AccessKeyRecord, ClusterInfo, KeyRecord, State, Touched};
+use openraft::storage::{LogFlushed, RaftLogStorage, RaftStateMachine};
+use openraft::{
+    EntryPayload, LogState, OptionalSend, RaftLogReader, RaftSnapshotBuilder, StorageIOError,
+};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::types::{
+    Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig, Vote,
+};
+
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
+const SM_META: TableDefinition<&str, &[u8]> = TableDefinition::new("sm_meta");
+const SM_KEYS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_keys");
+const SM_ACCESS_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("sm_access_keys");
+
+const VOTE: &str = "vote";
+const COMMITTED: &str = "committed";
+const LAST_PURGED: &str = "last_purged";
+const APPLIED: &str = "applied";
+const MEMBERSHIP: &str = "membership";
+const CLUSTER: &str = "cluster";
+const SNAPSHOT: &str = "snapshot";
+/// The check value of the root key this data directory was written under.
+pub const ROOT_CHECK: &str = "root_check";
+/// The node id this data directory belongs to.
+pub const NODE_ID: &str = "node_id";
+
+fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>, StorageError> {
+    postcard::to_allocvec(v).map_err(|e| StorageIOError::write(&e).into())
+}
+
+fn dec<T: for<'de> Deserialize<'de>>(b: &[u8]) -> Result<T, StorageError> {
+    postcard::from_bytes(b).map_err(|e| StorageIOError::read(&e).into())
+}
+
+fn w<E: std::error::Error + 'static>(e: E) -> StorageError {
+    StorageIOError::write(&e).into()
+}
+
+fn r<E: std::error::Error + 'static>(e: E) -> StorageError {
+    StorageIOError::read(&e).into()
+}
+
+/// Opens (or creates) the node's database in `dir`.
+pub fn open_database(dir: &Path) -> Result<Arc<Database>, redb::DatabaseError> {
+    Ok(Arc::new(Database::create(dir.join("arca.redb"))?))
+}
+
+/// Reads a value of the local `meta` table (not replicated).
+pub fn read_local_meta(db: &Database, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
+    let txn = db.begin_read().map_err(r)?;
+    let table = match txn.open_table(META) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(e) => return Err(r(e)),
+    };
+    Ok(table.get(name).map_err(r)?.map(|v| v.value().to_vec()))
+}
+
+/// Writes a value of the local `meta` table, durably.
+pub fn write_local_meta(db: &Database, name: &str, value: &[u8]) -> Result<(), StorageError> {
+    let txn = db.begin_write().map_err(w)?;
+    {
+        let mut t = txn.open_table(META).map_err(w)?;
+        t.insert(name, value).map_err(w)?;
+    }
+    txn.commit().map_err(w)
+}
+
+/// Runs blocking storage work off the async worker threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, StorageError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StorageIOError::write(&e).into())
+        .and_then(|x| x)
+}
+
+/// The Raft log and vote.
+#[derive(Clone)]
+pub struct LogStore {
+    db: Arc<Database>,
+}
+
+impl LogStore {
+    pub fn new(db: Arc<Database>) -> Self {
+        Self { db }
+    }
+
+    fn get_meta<T: for<'de> Deserialize<'de>>(&self, name: &str) -> Result<Option<T>, StorageError> {
+        read_local_meta(&self.db, name)?
+            .map(|b| dec(&b))
+            .transpose()
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let db = self.db.clone();
+        let start = range.start_bound().cloned();
+        let end = range.end_bound().cloned();
+        blocking(move || {
+            let txn = db.begin_read().map_err(r)?;
+            let table = match txn.open_table(LOG) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                Err(e) => return Err(r(e)),
+            };
+            let mut out = Vec::new();
+            for item in table.range::<u64>((start, end)).map_err(r)? {
+                let (_, v) = item.map_err(r)?;
+                out.push(dec::<Entry>(v.value())?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
+        let last_purged: Option<LogId> = self.get_meta(LAST_PURGED)?;
+        let txn = self.db.begin_read().map_err(r)?;
+        let last = match txn.open_table(LOG) {
+            Ok(t) => match t.last().map_err(r)? {
+                Some((_, v)) => Some(dec::<Entry>(v.value())?.log_id),
+                None => None,
+            },
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(r(e)),
+        };
+        Ok(LogState {
+            last_purged_log_id: last_purged,
+            last_log_id: last.or(last_purged),
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
+        let b = enc(vote)?;
+        let db = self.db.clone();
+        blocking(move || write_local_meta(&db, VOTE, &b)).await
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
+        self.get_meta(VOTE)
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        let b = enc(&committed)?;
+        let db = self.db.clone();
+        blocking(move || write_local_meta(&db, COMMITTED, &b)).await
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        Ok(self.get_meta::<Option<LogId>>(COMMITTED)?.flatten())
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut rows = Vec::new();
+        for e in entries {
+            rows.push((e.log_id.index, enc(&e)?));
+        }
+        let db = self.db.clone();
+        let res = blocking(move || {
+            let txn = db.begin_write().map_err(w)?;
+            {
+                let mut t = txn.open_table(LOG).map_err(w)?;
+                for (i, b) in &rows {
+                    t.insert(*i, b.as_slice()).map_err(w)?;
+                }
+            }
+            // Commit fsyncs (redb's default durability): only then is it flushed.
+            txn.commit().map_err(w)
+        })
+        .await;
+        match res {
+            Ok(()) => {
+                callback.log_io_completed(Ok(()));
+                Ok(())
+            }
+            Err(e) => {
+                callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
+                Err(e)
+            }
+        }
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        let db = self.db.clone();
+        blocking(move || {
+            let txn = db.begin_write().map_err(w)?;
+            {
+                let mut t = txn.open_table(LOG).map_err(w)?;
+                t.retain_in(log_id.index.., |_, _| false).map_err(w)?;
+            }
+            txn.commit().map_err(w)
+        })
+        .await
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        let b = enc(&log_id)?;
+        let db = self.db.clone();
+        blocking(move || {
+            let txn = db.begin_write().map_err(w)?;
+            {
+                let mut m = txn.open_table(META).map_err(w)?;
+                m.insert(LAST_PURGED, b.as_slice()).map_err(w)?;
+                let mut t = txn.open_table(LOG).map_err(w)?;
+                t.retain_in(..=log_id.index, |_, _| false).map_err(w)?;
+            }
+            txn.commit().map_err(w)
+        })
+        .await
+    }
+}
+
+/// The applied state, shared between the state machine (the writer) and the
+/// node's readers (gateway, key actors).
+pub struct SharedState {
+    inner: RwLock<Applied>,
+    applied_tx: watch::Sender<u64>,
+}
+
+/// The state machine's in-memory copy.
+#[derive(Default)]
+pub struct Applied {
+    pub state: State,
+    pub last_applied: Option<LogId>,
+    pub membership: StoredMembership,
+}
+
+impl SharedState {
+    fn new(applied: Applied) -> Arc<Self> {
+        let idx = applied.last_applied.map(|l| l.index).unwrap_or(0);
+        Arc::new(Self {
+            inner: RwLock::new(applied),
+            applied_tx: watch::Sender::new(idx),
+        })
+    }
+
+    /// Read access; hold it briefly and never across an `.await`.
+    pub fn read(&self) -> RwLockReadGuard<'_, Applied> {
+        // A poisoned lock means a writer panicked mid-update; the state machine
+        // task is gone with it and Raft stops, so reading on is no worse.
+        self.inner.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The index of the last applied log entry, as a watch.
+    pub fn applied_index(&self) -> watch::Receiver<u64> {
+        self.applied_tx.subscribe()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn insert_for_test(&self, k: KeyRecord) {
+        let mut a = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        a.state.keys.insert(k.key_id, k);
+    }
+
+    fn replace(&self, applied: Applied) {
+        let idx = applied.last_applied.map(|l| l.index).unwrap_or(0);
+        *self.inner.write().unwrap_or_else(|p| p.into_inner()) = applied;
+        self.applied_tx.send_replace(idx);
+    }
+}
+
+/// The snapshot as stored and sent: the whole state machine.
+#[derive(Serialize, Deserialize)]
+struct SnapshotData {
+    state: State,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredSnapshot {
+    meta: SnapshotMeta,
+    data: Vec<u8>,
+}
+
+/// The state machine: an in-memory [`State`] mirrored in redb.
+#[derive(Clone)]
+pub struct StateMachineStore {
+    db: Arc<Database>,
+    shared: Arc<SharedState>,
+}
+
+impl StateMachineStore {
+    /// Loads the state machine from the database (empty on a new node).
+    pub fn open(db: Arc<Database>) -> Result<Self, StorageError> {
+        let applied = load_state(&db)?;
+        Ok(Self {
+            db,
+            shared: SharedState::new(applied),
+        })
+    }
+
+    pub fn shared(&self) -> Arc<SharedState> {
+        self.shared.clone()
+    }
+}
+
+fn load_state(db: &Database) -> Result<Applied, StorageError> {
+    let txn = db.begin_read().map_err(r)?;
+    let mut applied = Applied::default();
+    match txn.open_table(SM_META) {
+        Ok(t) => {
+            if let Some(v) = t.get(APPLIED).map_err(r)? {
+                applied.last_applied = dec(v.value())?;
+            }
+            if let Some(v) = t.get(MEMBERSHIP).map_err(r)? {
+                applied.membership = dec(v.value())?;
+            }
+            if let Some(v) = t.get(CLUSTER).map_err(r)? {
+                applied.state.cluster = dec(v.value())?;
+            }
+        }
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(applied),
+        Err(e) => return Err(r(e)),
+    }
+    if let Ok(t) = txn.open_table(SM_KEYS) {
+        for item in t.iter().map_err(r)? {
+            let (_, v) = item.map_err(r)?;
+            let k: KeyRecord = dec(v.value())?;
+            applied.state.keys.insert(k.key_id, k);
+        }
+    }
+    if let Ok(t) = txn.open_table(SM_ACCESS_KEYS) {
+        for item in t.iter().map_err(r)? {
+            let (_, v) = item.map_err(r)?;
+            let a: AccessKeyRecord = dec(v.value())?;
+            applied.state.access_keys.insert(a.access_key_id.clone(), a);
+        }
+    }
+    Ok(applied)
+}
+
+/// Rows to write for one applied batch.
+#[derive(Default)]
+struct Changes {
+    cluster: Option<Option<ClusterInfo>>,
+    keys: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    access_keys: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotBuilder = StateMachineStore;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+        let a = self.shared.read();
+        Ok((a.last_applied, a.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<arca_state::Outcome>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut outcomes = Vec::new();
+        let mut changes = Changes::default();
+        let (last_applied, membership) = {
+            let mut a = self.shared.inner.write().unwrap_or_else(|p| p.into_inner());
+            for entry in entries {
+                a.last_applied = Some(entry.log_id);
+                match entry.payload {
+                    EntryPayload::Blank => outcomes.push(arca_state::Outcome::Applied),
+                    EntryPayload::Membership(m) => {
+                        a.membership = StoredMembership::new(Some(entry.log_id), m);
+                        outcomes.push(arca_state::Outcome::Applied);
+                    }
+                    EntryPayload::Normal(cmd) => {
+                        let (outcome, touched) = a.state.apply(entry.log_id.index, cmd);
+                        for t in touched {
+                            match t {
+                                Touched::Cluster => {
+                                    changes.cluster = Some(a.state.cluster.clone());
+                                }
+                                Touched::Key(id) => {
+                                    let row = a.state.keys.get(&id).map(enc).transpose()?;
+                                    changes.keys.push((id.as_bytes().to_vec(), row));
+                                }
+                                Touched::AccessKey(id) => {
+                                    let row = a.state.access_keys.get(&id).map(enc).transpose()?;
+                                    changes.access_keys.push((id, row));
+                                }
+                            }
+                        }
+                        outcomes.push(outcome);
+                    }
+                }
+            }
+            (a.last_applied, a.membership.clone())
+        };
+        let applied_row = enc(&last_applied)?;
+        let membership_row = enc(&membership)?;
+        let cluster_row = changes.cluster.map(|c| enc(&c)).transpose()?;
+        let db = self.db.clone();
+        blocking(move || {
+            let txn = db.begin_write().map_err(w)?;
+            {
+                let mut m = txn.open_table(SM_META).map_err(w)?;
+                m.insert(APPLIED, applied_row.as_slice()).map_err(w)?;
+                m.insert(MEMBERSHIP, membership_row.as_slice()).map_err(w)?;
+                if let Some(c) = &cluster_row {
+                    m.insert(CLUSTER, c.as_slice()).map_err(w)?;
+                }
+                let mut k = txn.open_table(SM_KEYS).map_err(w)?;
+                for (id, row) in &changes.keys {
+                    match row {
+                        Some(b) => k.insert(id.as_slice(), b.as_slice()).map_err(w)?,
+                        None => k.remove(id.as_slice()).map_err(w)?,
+                    };
+                }
+                let mut a = txn.open_table(SM_ACCESS_KEYS).map_err(w)?;
+                for (id, row) in &changes.access_keys {
+                    match row {
+                        Some(b) => a.insert(id.as_str(), b.as_slice()).map_err(w)?,
+                        None => a.remove(id.as_str()).map_err(w)?,
+                    };
+                }
+            }
+            txn.commit().map_err(w)
+        })
+        .await?;
+        if let Some(l) = last_applied {
+            self.shared.applied_tx.send_replace(l.index);
+        }
+        Ok(outcomes)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        let bytes = snapshot.into_inner();
+        let data: SnapshotData = postcard::from_bytes(&bytes)
+            .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
+        let applied = Applied {
+            state: data.state,
+            last_applied: meta.last_log_id,
+            membership: meta.last_membership.clone(),
+        };
+        let stored = enc(&StoredSnapshot {
+            meta: meta.clone(),
+            data: bytes,
+        })?;
+        let rows = state_rows(&applied)?;
+        let db = self.db.clone();
+        blocking(move || {
+            let txn = db.begin_write().map_err(w)?;
+            // Replace the whole state machine: drop every table and write anew.
+            txn.delete_table(SM_META).map_err(w)?;
+            txn.delete_table(SM_KEYS).map_err(w)?;
+            txn.delete_table(SM_ACCESS_KEYS).map_err(w)?;
+            write_state_rows(&txn, &rows)?;
+            {
+                let mut m = txn.open_table(META).map_err(w)?;
+                m.insert(SNAPSHOT, stored.as_slice()).map_err(w)?;
+            }
+            txn.commit().map_err(w)
+        })
+        .await?;
+        self.shared.replace(applied);
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
+        let stored: Option<StoredSnapshot> = read_local_meta(&self.db, SNAPSHOT)?
+            .map(|b| dec(&b))
+            .transpose()?;
+        Ok(stored.map(|s| Snapshot {
+            meta: s.meta,
+            snapshot: Box::new(Cursor::new(s.data)),
+        }))
+    }
+}
+
+/// Every row of a state machine, encoded.
+struct StateRows {
+    meta: Vec<(&'static str, Vec<u8>)>,
+    keys: Vec<(Vec<u8>, Vec<u8>)>,
+    access_keys: Vec<(String, Vec<u8>)>,
+}
+
+fn state_rows(a: &Applied) -> Result<StateRows, StorageError> {
+    Ok(StateRows {
+        meta: vec![
+            (APPLIED, enc(&a.last_applied)?),
+            (MEMBERSHIP, enc(&a.membership)?),
+            (CLUSTER, enc(&a.state.cluster)?),
+        ],
+        keys: a
+            .state
+            .keys
+            .iter()
+            .map(|(id, k)| Ok((id.as_bytes().to_vec(), enc(k)?)))
+            .collect::<Result<_, StorageError>>()?,
+        access_keys: a
+            .state
+            .access_keys
+            .iter()
+            .map(|(id, k)| Ok((id.clone(), enc(k)?)))
+            .collect::<Result<_, StorageError>>()?,
+    })
+}
+
+fn write_state_rows(txn: &redb::WriteTransaction, rows: &StateRows) -> Result<(), StorageError> {
+    let mut m = txn.open_table(SM_META).map_err(w)?;
+    for (name, b) in &rows.meta {
+        m.insert(*name, b.as_slice()).map_err(w)?;
+    }
+    let mut k = txn.open_table(SM_KEYS).map_err(w)?;
+    for (id, b) in &rows.keys {
+        k.insert(id.as_slice(), b.as_slice()).map_err(w)?;
+    }
+    let mut a = txn.open_table(SM_ACCESS_KEYS).map_err(w)?;
+    for (id, b) in &rows.access_keys {
+        a.insert(id.as_str(), b.as_slice()).map_err(w)?;
+    }
+    Ok(())
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
+    async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
+        // Copy the state under the read lock; serialize and store outside it.
+        let (state, last_applied, membership) = {
+            let a = self.shared.read();
+            (a.state.clone(), a.last_applied, a.membership.clone())
+        };
+        let data = enc(&SnapshotData { state })?;
+        let snapshot_id = match last_applied {
+            Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, data.len()),
+            None => format!("0-0-{}", data.len()),
+        };
+        let meta = SnapshotMeta {
+            last_log_id: last_applied,
+            last_membership: membership,
+            snapshot_id,
+        };
+        let stored = enc(&StoredSnapshot {
+            meta: meta.clone(),
+            data: data.clone(),
+        })?;
+        let db = self.db.clone();
+        blocking(move || write_local_meta(&db, SNAPSHOT, &stored)).await?;
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
+    }
+}
+
+/// The wrapped material of every key version in a stopped node's data dir:
+/// `(key id, version, wrapped bytes)`. For offline inspection and tests.
+pub fn wrapped_key_material(dir: &Path) -> Result<Vec<(arca_state::KeyId, u32, Vec<u8>)>, StorageError> {
+    let db = Database::open(dir.join("arca.redb")).map_err(r)?;
+    let applied = load_state(&db)?;
+    Ok(applied
+        .state
+        .keys
+        .values()
+        .flat_map(|k| {
+            k.versions
+                .iter()
+                .map(|v| (k.key_id, v.version, v.wrapped.clone()))
+        })
+        .collect())
+}

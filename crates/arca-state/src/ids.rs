@@ -1,0 +1,122 @@
+//! Key identifiers: UUIDs, held as 16 bytes and shown in the canonical
+//! lower-case hyphenated form that AWS KMS uses.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct KeyId([u8; 16]);
+
+impl KeyId {
+    pub fn from_bytes(b: [u8; 16]) -> Self {
+        Self(b)
+    }
+
+    /// A random (version 4) UUID from 16 random bytes.
+    pub fn from_random(mut b: [u8; 16]) -> Self {
+        b[6] = (b[6] & 0x0f) | 0x40;
+        b[8] = (b[8] & 0x3f) | 0x80;
+        Self(b)
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+}
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, b) in self.0.iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                f.write_str("-")?;
+            }
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("not a key id")]
+pub struct InvalidKeyId;
+
+impl FromStr for KeyId {
+    type Err = InvalidKeyId;
+
+    /// Accepts the 36-character hyphenated form, in either case.
+    fn from_str(s: &str) -> Result<Self, InvalidKeyId> {
+        let s = s.as_bytes();
+        if s.len() != 36 {
+            return Err(InvalidKeyId);
+        }
+        let mut out = [0u8; 16];
+        let mut n = 0;
+        let mut i = 0;
+        while i < 36 {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                if s[i] != b'-' {
+                    return Err(InvalidKeyId);
+                }
+                i += 1;
+                continue;
+            }
+            let hi = hex_val(s[i]).ok_or(InvalidKeyId)?;
+            let lo = hex_val(*s.get(i + 1).ok_or(InvalidKeyId)?).ok_or(InvalidKeyId)?;
+            *out.get_mut(n).ok_or(InvalidKeyId)? = hi << 4 | lo;
+            n += 1;
+            i += 2;
+        }
+        if n != 16 {
+            return Err(InvalidKeyId);
+        }
+        Ok(Self(out))
+    }
+}
+
+fn hex_val(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn display_and_parse() {
+        let id = KeyId::from_random([0xab; 16]);
+        let s = id.to_string();
+        assert_eq!(s.len(), 36);
+        assert_eq!(&s[14..15], "4", "version nibble");
+        assert_eq!(s.parse::<KeyId>().unwrap(), id);
+        assert_eq!(s.to_uppercase().parse::<KeyId>().unwrap(), id);
+        assert!("1234abcd-12ab-34cd-56ef-1234567890a".parse::<KeyId>().is_err());
+        assert!("1234abcd-12ab-34cd-56ef+1234567890ab".parse::<KeyId>().is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn parse_never_panics(s in ".{0,40}") {
+            let _ = s.parse::<KeyId>();
+        }
+
+        #[test]
+        fn round_trip(b in any::<[u8; 16]>()) {
+            let id = KeyId::from_bytes(b);
+            prop_assert_eq!(id.to_string().parse::<KeyId>().unwrap(), id);
+        }
+    }
+}
