@@ -602,6 +602,16 @@ impl Node {
         }
     }
 
+    /// The ARN of a key id in this cluster.
+    pub fn key_arn(&self, key_id: &KeyId) -> Result<String, NodeError> {
+        let a = self.shared.read();
+        a.state
+            .cluster
+            .as_ref()
+            .map(|c| c.key_arn(key_id))
+            .ok_or(NodeError::NotInitialized)
+    }
+
     fn require_cluster(&self) -> Result<ClusterInfo, NodeError> {
         self.cluster_info().ok_or(NodeError::NotInitialized)
     }

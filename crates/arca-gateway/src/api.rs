@@ -1,0 +1,474 @@
+//! The AWS KMS JSON operations (`X-Amz-Target: TrentService.<Op>`) and the
+//! admin operations (`X-Amz-Target: ArcaAdmin.<Op>`): JSON in, node call,
+//! JSON out. Validation happens here, before anything reaches the node.
+
+use std::collections::BTreeMap;
+
+use arca_crypto::symmetric::{MAX_CIPHERTEXT_LEN, MAX_PLAINTEXT_LEN};
+use arca_crypto::SecretBytes;
+use arca_node::node::KeyInfo;
+use arca_node::{Node, NodeInfo};
+use arca_state::KeyId;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+
+/// Who is calling (from the verified signature).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub access_key_id: String,
+    pub admin: bool,
+}
+
+/// Every operation Arca serves, as named in `X-Amz-Target`.
+pub const OPERATIONS: &[&str] = &[
+    "CreateKey",
+    "DescribeKey",
+    "ListKeys",
+    "Encrypt",
+    "Decrypt",
+    "GenerateDataKey",
+    "GenerateDataKeyWithoutPlaintext",
+    "GenerateRandom",
+];
+
+pub const ADMIN_OPERATIONS: &[&str] = &["AddNode", "RemoveNode", "ClusterStatus"];
+
+/// Keys and values of an encryption context, as AWS KMS bounds them.
+const MAX_CONTEXT_BYTES: usize = 8192;
+const MAX_DESCRIPTION_CHARS: usize = 8192;
+
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let body = if body.is_empty() { b"{}".as_slice() } else { body };
+    serde_json::from_slice(body).map_err(|e| ApiError::serialization(format!("could not parse the request: {e}")))
+}
+
+fn blob(field: &str, v: Option<String>, min: usize, max: usize) -> Result<Vec<u8>, ApiError> {
+    let s = v.ok_or_else(|| ApiError::missing(field))?;
+    let b = B64
+        .decode(s.as_bytes())
+        .map_err(|_| ApiError::serialization(format!("'{field}' is not valid base64")))?;
+    if b.len() < min || b.len() > max {
+        return Err(ApiError::validation(format!(
+            "1 validation error detected: Value at '{field}' failed to satisfy constraint: \
+             Member must have length between {min} and {max} bytes (got {})",
+            b.len()
+        )));
+    }
+    Ok(b)
+}
+
+fn context(c: Option<BTreeMap<String, String>>) -> Result<BTreeMap<String, String>, ApiError> {
+    let c = c.unwrap_or_default();
+    let size: usize = c.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if size > MAX_CONTEXT_BYTES {
+        return Err(ApiError::validation(format!(
+            "EncryptionContext is {size} bytes; at most {MAX_CONTEXT_BYTES} are allowed"
+        )));
+    }
+    Ok(c)
+}
+
+fn check_algorithm(a: Option<&str>) -> Result<(), ApiError> {
+    match a {
+        None | Some("SYMMETRIC_DEFAULT") => Ok(()),
+        Some("RSAES_OAEP_SHA_1" | "RSAES_OAEP_SHA_256" | "SM2PKE") => Err(ApiError::new(
+            400,
+            "InvalidKeyUsageException",
+            "The encryption algorithm is not supported by a symmetric key",
+        )),
+        Some(other) => Err(ApiError::validation(format!(
+            "1 validation error detected: Value '{other}' at 'encryptionAlgorithm' failed to satisfy constraint: \
+             Member must satisfy enum value set: [SYMMETRIC_DEFAULT, RSAES_OAEP_SHA_1, RSAES_OAEP_SHA_256, SM2PKE]"
+        ))),
+    }
+}
+
+/// Resolves a `KeyId` parameter: a key id or a key ARN of this cluster.
+fn resolve_key(node: &Node, key_id: Option<&str>) -> Result<KeyId, ApiError> {
+    let raw = key_id.ok_or_else(|| ApiError::missing("KeyId"))?;
+    if raw.is_empty() || raw.len() > 2048 {
+        return Err(ApiError::validation("KeyId must have length between 1 and 2048"));
+    }
+    let not_found = || ApiError::new(400, "NotFoundException", format!("Invalid keyId '{raw}'"));
+    let id_part = if raw.starts_with("arn:") {
+        let cluster = node.cluster_info().ok_or_else(not_found)?;
+        let prefix = format!("arn:aws:kms:{}:{}:key/", cluster.region, cluster.account_id);
+        raw.strip_prefix(&prefix).ok_or_else(not_found)?
+    } else {
+        raw
+    };
+    id_part.parse::<KeyId>().map_err(|_| not_found())
+}
+
+fn dry_run(d: Option<bool>) -> Result<(), ApiError> {
+    if d == Some(true) {
+        return Err(ApiError::new(
+            400,
+            "DryRunOperationException",
+            "The request would have succeeded, but the DryRun parameter was set.",
+        ));
+    }
+    Ok(())
+}
+
+fn key_metadata(k: &KeyInfo) -> Value {
+    json!({
+        "AWSAccountId": k.account_id,
+        "KeyId": k.key_id.to_string(),
+        "Arn": k.arn,
+        "CreationDate": k.created_ms as f64 / 1000.0,
+        "Enabled": true,
+        "Description": k.description,
+        "KeyUsage": k.usage.as_aws(),
+        "KeyState": k.state.as_aws(),
+        "Origin": "AWS_KMS",
+        "KeyManager": "CUSTOMER",
+        "CustomerMasterKeySpec": k.spec.as_aws(),
+        "KeySpec": k.spec.as_aws(),
+        "EncryptionAlgorithms": k.spec.encryption_algorithms(),
+        "MultiRegion": false,
+    })
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct CreateKeyReq {
+    description: Option<String>,
+    key_usage: Option<String>,
+    key_spec: Option<String>,
+    customer_master_key_spec: Option<String>,
+    origin: Option<String>,
+    multi_region: Option<bool>,
+    #[allow(dead_code)]
+    policy: Option<String>,
+    #[allow(dead_code)]
+    bypass_policy_lockout_safety_check: Option<bool>,
+    tags: Option<Vec<Value>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct KeyIdReq {
+    key_id: Option<String>,
+    #[allow(dead_code)]
+    grant_tokens: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ListKeysReq {
+    limit: Option<i64>,
+    marker: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct EncryptReq {
+    key_id: Option<String>,
+    plaintext: Option<String>,
+    encryption_context: Option<BTreeMap<String, String>>,
+    encryption_algorithm: Option<String>,
+    #[allow(dead_code)]
+    grant_tokens: Option<Vec<String>>,
+    dry_run: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DecryptReq {
+    key_id: Option<String>,
+    ciphertext_blob: Option<String>,
+    encryption_context: Option<BTreeMap<String, String>>,
+    encryption_algorithm: Option<String>,
+    #[allow(dead_code)]
+    grant_tokens: Option<Vec<String>>,
+    dry_run: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DataKeyReq {
+    key_id: Option<String>,
+    key_spec: Option<String>,
+    number_of_bytes: Option<i64>,
+    encryption_context: Option<BTreeMap<String, String>>,
+    #[allow(dead_code)]
+    grant_tokens: Option<Vec<String>>,
+    dry_run: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RandomReq {
+    number_of_bytes: Option<i64>,
+    #[allow(dead_code)]
+    custom_key_store_id: Option<String>,
+}
+
+/// What a successful operation returns, and the key it touched (for the log span).
+pub struct Answer {
+    pub body: Value,
+    pub key_id: Option<KeyId>,
+}
+
+fn answer(body: Value) -> Answer {
+    Answer { body, key_id: None }
+}
+
+/// Runs a `TrentService` operation.
+pub async fn dispatch(node: &Node, op: &str, body: &[u8]) -> Result<Answer, ApiError> {
+    match op {
+        "CreateKey" => create_key(node, parse(body)?).await,
+        "DescribeKey" => {
+            let r: KeyIdReq = parse(body)?;
+            let id = resolve_key(node, r.key_id.as_deref())?;
+            let k = node.describe_key(&id).await?;
+            Ok(Answer {
+                body: json!({ "KeyMetadata": key_metadata(&k) }),
+                key_id: Some(id),
+            })
+        }
+        "ListKeys" => list_keys(node, parse(body)?),
+        "Encrypt" => encrypt(node, parse(body)?).await,
+        "Decrypt" => decrypt(node, parse(body)?).await,
+        "GenerateDataKey" => data_key(node, parse(body)?, true).await,
+        "GenerateDataKeyWithoutPlaintext" => data_key(node, parse(body)?, false).await,
+        "GenerateRandom" => {
+            let r: RandomReq = parse(body)?;
+            let n = r.number_of_bytes.ok_or_else(|| ApiError::missing("NumberOfBytes"))?;
+            if !(1..=1024).contains(&n) {
+                return Err(ApiError::validation(format!(
+                    "1 validation error detected: Value '{n}' at 'numberOfBytes' failed to satisfy constraint: \
+                     Member must have value between 1 and 1024"
+                )));
+            }
+            let bytes = SecretBytes::random(n as usize).map_err(|e| ApiError::internal(e.to_string()))?;
+            Ok(answer(json!({ "Plaintext": B64.encode(bytes.expose()) })))
+        }
+        _ => Err(ApiError::unknown_operation(op)),
+    }
+}
+
+async fn create_key(node: &Node, r: CreateKeyReq) -> Result<Answer, ApiError> {
+    let description = r.description.unwrap_or_default();
+    if description.chars().count() > MAX_DESCRIPTION_CHARS {
+        return Err(ApiError::validation(format!(
+            "Description must be at most {MAX_DESCRIPTION_CHARS} characters"
+        )));
+    }
+    if r.key_spec.is_some() && r.customer_master_key_spec.is_some() {
+        return Err(ApiError::validation(
+            "You cannot specify KeySpec and CustomerMasterKeySpec in the same request",
+        ));
+    }
+    let spec = r.key_spec.or(r.customer_master_key_spec);
+    match spec.as_deref() {
+        None | Some("SYMMETRIC_DEFAULT") => {}
+        Some(s) => {
+            return Err(ApiError::validation(format!(
+                "KeySpec {s} is not supported; supported: SYMMETRIC_DEFAULT"
+            )))
+        }
+    }
+    match r.key_usage.as_deref() {
+        None | Some("ENCRYPT_DECRYPT") => {}
+        Some(u) => {
+            return Err(ApiError::validation(format!(
+                "KeyUsage {u} is not valid for KeySpec SYMMETRIC_DEFAULT; use ENCRYPT_DECRYPT"
+            )))
+        }
+    }
+    match r.origin.as_deref() {
+        None | Some("AWS_KMS") => {}
+        Some(o) => {
+            return Err(ApiError::new(
+                400,
+                "UnsupportedOperationException",
+                format!("Origin {o} is not supported; keys are generated by Arca (AWS_KMS)"),
+            ))
+        }
+    }
+    if r.multi_region == Some(true) {
+        return Err(ApiError::new(
+            400,
+            "UnsupportedOperationException",
+            "multi-Region keys are not supported",
+        ));
+    }
+    if r.tags.is_some_and(|t| !t.is_empty()) {
+        return Err(ApiError::new(
+            400,
+            "UnsupportedOperationException",
+            "tags are not supported yet",
+        ));
+    }
+    let k = node.create_key(description).await?;
+    Ok(Answer {
+        body: json!({ "KeyMetadata": key_metadata(&k) }),
+        key_id: Some(k.key_id),
+    })
+}
+
+fn list_keys(node: &Node, r: ListKeysReq) -> Result<Answer, ApiError> {
+    let limit = r.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::validation(format!(
+            "1 validation error detected: Value '{limit}' at 'limit' failed to satisfy constraint: \
+             Member must have value between 1 and 1000"
+        )));
+    }
+    let after = match r.marker {
+        None => None,
+        Some(m) => Some(
+            m.parse::<KeyId>()
+                .map_err(|_| ApiError::new(400, "InvalidMarkerException", "The Marker is not valid"))?,
+        ),
+    };
+    let (page, truncated) = node.list_keys(after, limit as usize)?;
+    let keys: Vec<Value> = page
+        .iter()
+        .map(|k| json!({ "KeyId": k.key_id.to_string(), "KeyArn": k.arn }))
+        .collect();
+    let mut body = json!({ "Keys": keys, "Truncated": truncated });
+    if truncated {
+        if let Some(last) = page.last() {
+            body["NextMarker"] = json!(last.key_id.to_string());
+        }
+    }
+    Ok(answer(body))
+}
+
+async fn encrypt(node: &Node, r: EncryptReq) -> Result<Answer, ApiError> {
+    let id = resolve_key(node, r.key_id.as_deref())?;
+    let pt = SecretBytes::new(blob("Plaintext", r.plaintext, 1, MAX_PLAINTEXT_LEN)?);
+    let ctx = context(r.encryption_context)?;
+    check_algorithm(r.encryption_algorithm.as_deref())?;
+    dry_run(r.dry_run)?;
+    let arn = node.key_arn(&id)?;
+    let e = node.encrypt(id, pt, ctx).await?;
+    Ok(Answer {
+        body: json!({
+            "CiphertextBlob": B64.encode(&e.blob),
+            "KeyId": arn,
+            "EncryptionAlgorithm": "SYMMETRIC_DEFAULT",
+        }),
+        key_id: Some(id),
+    })
+}
+
+async fn decrypt(node: &Node, r: DecryptReq) -> Result<Answer, ApiError> {
+    let ct = blob("CiphertextBlob", r.ciphertext_blob, 1, MAX_CIPHERTEXT_LEN)?;
+    let expected = match r.key_id.as_deref() {
+        Some(k) => Some(resolve_key(node, Some(k))?),
+        None => None,
+    };
+    let ctx = context(r.encryption_context)?;
+    check_algorithm(r.encryption_algorithm.as_deref())?;
+    dry_run(r.dry_run)?;
+    let (id, pt) = node.decrypt(ct, ctx, expected).await?;
+    let arn = node.key_arn(&id)?;
+    Ok(Answer {
+        body: json!({
+            "KeyId": arn,
+            "Plaintext": B64.encode(pt.expose()),
+            "EncryptionAlgorithm": "SYMMETRIC_DEFAULT",
+        }),
+        key_id: Some(id),
+    })
+}
+
+async fn data_key(node: &Node, r: DataKeyReq, with_plaintext: bool) -> Result<Answer, ApiError> {
+    let id = resolve_key(node, r.key_id.as_deref())?;
+    let len = match (r.key_spec.as_deref(), r.number_of_bytes) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::validation(
+                "Specify either KeySpec or NumberOfBytes, not both",
+            ))
+        }
+        (None, None) => {
+            return Err(ApiError::validation(
+                "Specify either KeySpec or NumberOfBytes",
+            ))
+        }
+        (Some("AES_256"), None) => 32,
+        (Some("AES_128"), None) => 16,
+        (Some(s), None) => {
+            return Err(ApiError::validation(format!(
+                "1 validation error detected: Value '{s}' at 'keySpec' failed to satisfy constraint: \
+                 Member must satisfy enum value set: [AES_256, AES_128]"
+            )))
+        }
+        (None, Some(n)) if (1..=1024).contains(&n) => n as usize,
+        (None, Some(n)) => {
+            return Err(ApiError::validation(format!(
+                "1 validation error detected: Value '{n}' at 'numberOfBytes' failed to satisfy constraint: \
+                 Member must have value between 1 and 1024"
+            )))
+        }
+    };
+    let ctx = context(r.encryption_context)?;
+    dry_run(r.dry_run)?;
+    let arn = node.key_arn(&id)?;
+    let (dk, e) = node.generate_data_key(id, len, ctx).await?;
+    let mut body = json!({ "CiphertextBlob": B64.encode(&e.blob), "KeyId": arn });
+    if with_plaintext {
+        body["Plaintext"] = json!(B64.encode(dk.expose()));
+    }
+    Ok(Answer {
+        body,
+        key_id: Some(id),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct AddNodeReq {
+    node_id: Option<u64>,
+    api_addr: Option<String>,
+    peer_addr: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RemoveNodeReq {
+    node_id: Option<u64>,
+}
+
+/// Runs an `ArcaAdmin` operation; the caller must hold an admin access key.
+pub async fn dispatch_admin(node: &Node, caller: &Caller, op: &str, body: &[u8]) -> Result<Answer, ApiError> {
+    if !ADMIN_OPERATIONS.contains(&op) {
+        return Err(ApiError::unknown_operation(op));
+    }
+    if !caller.admin {
+        return Err(ApiError::new(
+            400,
+            "AccessDeniedException",
+            format!("access key {} may not run admin operations", caller.access_key_id),
+        ));
+    }
+    match op {
+        "AddNode" => {
+            let r: AddNodeReq = parse(body)?;
+            let node_id = r.node_id.ok_or_else(|| ApiError::missing("NodeId"))?;
+            let api_addr = r.api_addr.ok_or_else(|| ApiError::missing("ApiAddr"))?;
+            let peer_addr = r.peer_addr.ok_or_else(|| ApiError::missing("PeerAddr"))?;
+            node.add_node(node_id, NodeInfo { api_addr, peer_addr }).await?;
+            Ok(answer(json!({})))
+        }
+        "RemoveNode" => {
+            let r: RemoveNodeReq = parse(body)?;
+            let node_id = r.node_id.ok_or_else(|| ApiError::missing("NodeId"))?;
+            node.remove_node(node_id).await?;
+            Ok(answer(json!({})))
+        }
+        _ => {
+            let s = node.cluster_status().await;
+            Ok(answer(serde_json::to_value(s).map_err(|e| ApiError::internal(e.to_string()))?))
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! The HTTP gateway: AWS KMS JSON 1.1 over hyper, SigV4 authentication,
+//! health, readiness and metrics. It translates HTTP into node calls and node
+//! errors into AWS errors; it holds no state of its own but metrics.
+//!
+//! - `POST /` with `X-Amz-Target: TrentService.<Op>`: the KMS API ([`api`]).
+//! - `POST /` with `X-Amz-Target: ArcaAdmin.<Op>`: cluster administration.
+//! - `GET /health`, `GET /ready`, `GET /metrics`.
+
+pub mod api;
+pub mod error;
+pub mod metrics;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arca_node::Node;
+use bytes::Bytes;
+use http::{HeaderValue, Method, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::api::Caller;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+
+/// The largest request body accepted (Encrypt's 4 KiB plaintext is ~5.5 KiB in base64).
+pub const MAX_BODY: usize = 64 * 1024;
+/// How long shutdown waits for in-flight requests.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct Gateway {
+    node: Arc<Node>,
+    metrics: Metrics,
+}
+
+type Resp = hyper::Response<Full<Bytes>>;
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn request_id() -> String {
+    arca_crypto::random::bytes16()
+        .map(|b| arca_state::KeyId::from_random(b).to_string())
+        .unwrap_or_else(|_| "00000000-0000-4000-8000-000000000000".into())
+}
+
+impl Gateway {
+    pub fn new(node: Arc<Node>) -> Arc<Self> {
+        Arc::new(Self {
+            node,
+            metrics: Metrics::default(),
+        })
+    }
+
+    /// Serves `listener` until `shutdown` fires, then stops accepting and lets
+    /// in-flight requests finish (at most [`DRAIN_TIMEOUT`]).
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: CancellationToken) {
+        let graceful = GracefulShutdown::new();
+        loop {
+            let (stream, _) = tokio::select! {
+                r = listener.accept() => match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        continue;
+                    }
+                },
+                _ = shutdown.cancelled() => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let gw = self.clone();
+            let svc = service_fn(move |req| {
+                let gw = gw.clone();
+                async move { Ok::<_, std::convert::Infallible>(gw.handle(req).await) }
+            });
+            let conn = http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), svc);
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+            });
+        }
+        drop(listener);
+        if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+            tracing::warn!("in-flight requests did not finish within the drain timeout");
+        }
+    }
+
+    async fn handle(&self, req: hyper::Request<Incoming>) -> Resp {
+        match (req.method(), req.uri().path()) {
+            (&Method::GET, "/health") => text(StatusCode::OK, "ok\n".into()),
+            (&Method::GET, "/ready") => match self.node.ready().await {
+                Ok(()) => text(StatusCode::OK, "ready\n".into()),
+                Err(why) => text(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")),
+            },
+            (&Method::GET, "/metrics") => {
+                let view = self.node.raft_view().await;
+                let mut r = text(
+                    StatusCode::OK,
+                    self.metrics.render(&view, self.node.active_key_actors()),
+                );
+                r.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; version=0.0.4"),
+                );
+                r
+            }
+            (&Method::POST, "/") => self.api(req).await,
+            _ => text(StatusCode::NOT_FOUND, "not found\n".into()),
+        }
+    }
+
+    async fn api(&self, req: hyper::Request<Incoming>) -> Resp {
+        let started = Instant::now();
+        let rid = request_id();
+        let (parts, body) = req.into_parts();
+        let target = parts
+            .headers
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let (op_name, admin) = operation(&target);
+        let span = tracing::info_span!("request", request_id = %rid, operation = op_name, key_id = tracing::field::Empty);
+        let result = async {
+            let body = match Limited::new(body, MAX_BODY).collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(_) => {
+                    return Err(ApiError::validation(format!(
+                        "the request body is larger than {MAX_BODY} bytes"
+                    )))
+                }
+            };
+            let caller = self.authenticate(&parts, &body)?;
+            let suffix = target.split_once('.').map(|(_, op)| op).unwrap_or("");
+            let answer = if admin {
+                api::dispatch_admin(&self.node, &caller, suffix, &body).await?
+            } else if target.starts_with("TrentService.") {
+                api::dispatch(&self.node, suffix, &body).await?
+            } else {
+                return Err(ApiError::unknown_operation(&target));
+            };
+            if let Some(k) = answer.key_id {
+                tracing::Span::current().record("key_id", tracing::field::display(k));
+            }
+            Ok(answer.body)
+        }
+        .instrument(span.clone())
+        .await;
+        let elapsed = started.elapsed();
+        let (status, code, body) = match result {
+            Ok(v) => (200, "OK", serde_json::to_vec(&v).unwrap_or_default()),
+            Err(e) => {
+                let _g = span.enter();
+                if e.is_server_error() {
+                    tracing::warn!(code = e.code, message = %e.message, "request failed");
+                } else {
+                    tracing::debug!(code = e.code, "request refused");
+                }
+                (e.status, e.code, e.body())
+            }
+        };
+        self.metrics.record(op_name, code, elapsed);
+        let mut r = hyper::Response::new(Full::new(Bytes::from(body)));
+        *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let h = r.headers_mut();
+        h.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-amz-json-1.1"),
+        );
+        if let Ok(v) = HeaderValue::from_str(&rid) {
+            h.insert("x-amzn-requestid", v);
+        }
+        r
+    }
+
+    /// Verifies the SigV4 signature against the access key's secret.
+    fn authenticate(&self, parts: &http::request::Parts, body: &[u8]) -> Result<Caller, ApiError> {
+        let auth = arca_sigv4::parse(&parts.headers, "kms", unix_now())?;
+        let unknown = || {
+            ApiError::new(
+                400,
+                "UnrecognizedClientException",
+                "The security token included in the request is invalid.",
+            )
+        };
+        let (secret, admin) = self
+            .node
+            .access_key_secret(&auth.access_key_id)?
+            .ok_or_else(unknown)?;
+        arca_sigv4::verify(
+            &auth,
+            &parts.method,
+            parts.uri.path(),
+            parts.uri.query().unwrap_or(""),
+            &parts.headers,
+            body,
+            secret.expose(),
+        )?;
+        Ok(Caller {
+            access_key_id: auth.access_key_id,
+            admin,
+        })
+    }
+}
+
+/// The operation name for logs and metrics: a fixed string, so that metric
+/// labels stay a bounded set whatever clients send.
+fn operation(target: &str) -> (&'static str, bool) {
+    if let Some(op) = target.strip_prefix("TrentService.") {
+        if let Some(known) = api::OPERATIONS.iter().find(|o| **o == op) {
+            return (known, false);
+        }
+    }
+    if let Some(op) = target.strip_prefix("ArcaAdmin.") {
+        let known = api::ADMIN_OPERATIONS.iter().find(|o| **o == op);
+        return (known.copied().unwrap_or("unknown"), true);
+    }
+    ("unknown", false)
+}
+
+fn text(status: StatusCode, body: String) -> Resp {
+    let mut r = hyper::Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r
+}

@@ -1,0 +1,94 @@
+//! Request counters and latency histograms, rendered in the Prometheus text
+//! format together with the node's Raft view.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use arca_node::node::RaftView;
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// (operation, outcome code) → count. Bounded: operations and codes are fixed sets.
+    requests: BTreeMap<(&'static str, &'static str), u64>,
+    latency: BTreeMap<&'static str, Histogram>,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    inner: Mutex<Inner>,
+}
+
+impl Metrics {
+    pub fn record(&self, op: &'static str, code: &'static str, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        let mut m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        *m.requests.entry((op, code)).or_default() += 1;
+        let h = m.latency.entry(op).or_default();
+        h.count += 1;
+        h.sum += secs;
+        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+            h.counts[i] += 1;
+        }
+    }
+
+    pub fn render(&self, raft: &RaftView, active_actors: usize) -> String {
+        let mut out = String::new();
+        let m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        out.push_str("# HELP arca_requests_total API requests by operation and result code.\n");
+        out.push_str("# TYPE arca_requests_total counter\n");
+        for ((op, code), n) in &m.requests {
+            let _ = writeln!(out, "arca_requests_total{{operation=\"{op}\",code=\"{code}\"}} {n}");
+        }
+        out.push_str("# HELP arca_request_duration_seconds API request latency.\n");
+        out.push_str("# TYPE arca_request_duration_seconds histogram\n");
+        for (op, h) in &m.latency {
+            let mut cum = 0;
+            for (b, c) in BUCKETS.iter().zip(h.counts.iter()) {
+                cum += c;
+                let _ = writeln!(
+                    out,
+                    "arca_request_duration_seconds_bucket{{operation=\"{op}\",le=\"{b}\"}} {cum}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "arca_request_duration_seconds_bucket{{operation=\"{op}\",le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(out, "arca_request_duration_seconds_sum{{operation=\"{op}\"}} {}", h.sum);
+            let _ = writeln!(out, "arca_request_duration_seconds_count{{operation=\"{op}\"}} {}", h.count);
+        }
+        drop(m);
+        let gauge = |out: &mut String, name: &str, help: &str, v: Option<u64>| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            let _ = writeln!(out, "{name} {}", v.map(|v| v as i64).unwrap_or(-1));
+        };
+        gauge(&mut out, "arca_raft_term", "Current Raft term.", Some(raft.term));
+        gauge(&mut out, "arca_raft_leader", "Node id of the known leader (-1: none).", raft.leader);
+        gauge(
+            &mut out,
+            "arca_raft_is_leader",
+            "1 if this node is the leader.",
+            Some(u64::from(raft.leader == Some(raft.node_id))),
+        );
+        gauge(&mut out, "arca_raft_last_log_index", "Last log index (-1: none).", raft.last_log_index);
+        gauge(&mut out, "arca_raft_commit_index", "Commit index (-1: none).", raft.commit_index);
+        gauge(&mut out, "arca_raft_applied_index", "Applied index (-1: none).", raft.applied_index);
+        gauge(&mut out, "arca_key_actors", "Running key actors.", Some(active_actors as u64));
+        out
+    }
+}

@@ -1,0 +1,173 @@
+//! `arca bench`: load generators that talk to a running node over HTTP with
+//! SigV4, the way an SDK does. Each connection is one keep-alive HTTP/1.1
+//! connection with one request in flight.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use bytes::Bytes;
+use clap::{Args, Subcommand};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+
+use crate::client::{authority, signed_request, ApiClient, Credentials};
+
+#[derive(Subcommand)]
+pub enum BenchCmd {
+    /// Encrypt with one symmetric key over N connections.
+    Encrypt(EncryptArgs),
+}
+
+#[derive(Args)]
+pub struct EncryptArgs {
+    #[arg(long, env = "ARCA_ENDPOINT", default_value = "http://127.0.0.1:7700")]
+    endpoint: String,
+    #[arg(long, env = "AWS_ACCESS_KEY_ID")]
+    access_key_id: String,
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    secret_access_key: String,
+    #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
+    region: String,
+    /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// Seconds to run (after a one-second warm-up).
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Plaintext size in bytes (1..=4096).
+    #[arg(long, default_value_t = 256)]
+    plaintext_bytes: usize,
+    /// Use this key instead of creating one.
+    #[arg(long)]
+    key_id: Option<String>,
+}
+
+pub async fn run(cmd: BenchCmd) -> anyhow::Result<()> {
+    match cmd {
+        BenchCmd::Encrypt(a) => encrypt(a).await,
+    }
+}
+
+struct ConnResult {
+    latencies_us: Vec<u32>,
+    errors: u64,
+}
+
+async fn encrypt(a: EncryptArgs) -> anyhow::Result<()> {
+    if !(1..=4096).contains(&a.plaintext_bytes) {
+        bail!("--plaintext-bytes must be between 1 and 4096");
+    }
+    if a.connections == 0 || a.connections > 10_000 {
+        bail!("--connections must be between 1 and 10000");
+    }
+    let creds = Credentials {
+        access_key_id: a.access_key_id.clone(),
+        secret_access_key: a.secret_access_key.clone(),
+        region: a.region.clone(),
+    };
+    let key_id = match a.key_id.clone() {
+        Some(k) => k,
+        None => {
+            let c = ApiClient::new(&a.endpoint, creds.clone())?;
+            let r = c
+                .call("TrentService.CreateKey", json!({"Description": "arca bench"}), Duration::from_secs(30))
+                .await?;
+            r["KeyMetadata"]["KeyId"].as_str().context("CreateKey returned no KeyId")?.to_string()
+        }
+    };
+    let body = serde_json::to_vec(&json!({
+        "KeyId": key_id,
+        "Plaintext": B64.encode(vec![0x42u8; a.plaintext_bytes]),
+    }))?;
+    let auth = authority(&a.endpoint)?;
+    let warmup = Duration::from_secs(1);
+    let start = Instant::now();
+    let measure_from = start + warmup;
+    let end = measure_from + Duration::from_secs(a.seconds);
+    let mut tasks = Vec::new();
+    for _ in 0..a.connections {
+        let (auth, creds, body) = (auth.clone(), creds.clone(), body.clone());
+        tasks.push(tokio::spawn(async move {
+            connection(&auth, &creds, &body, measure_from, end).await
+        }));
+    }
+    let mut lat = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let r = t.await??;
+        lat.extend(r.latencies_us);
+        errors += r.errors;
+    }
+    lat.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if lat.is_empty() {
+            return 0.0;
+        }
+        let i = ((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1;
+        lat[i] as f64 / 1000.0
+    };
+    let secs = a.seconds as f64;
+    println!(
+        "Encrypt: {} connections, {} s, {}-byte plaintext",
+        a.connections, a.seconds, a.plaintext_bytes
+    );
+    println!(
+        "  requests: {}   errors: {}   throughput: {:.0}/s",
+        lat.len(),
+        errors,
+        lat.len() as f64 / secs
+    );
+    println!(
+        "  latency ms: p50 {:.2}   p99 {:.2}   p99.9 {:.2}   max {:.2}",
+        pct(0.50),
+        pct(0.99),
+        pct(0.999),
+        pct(1.0)
+    );
+    if errors > 0 {
+        bail!("{errors} requests failed");
+    }
+    Ok(())
+}
+
+async fn connection(
+    auth: &str,
+    creds: &Credentials,
+    body: &[u8],
+    measure_from: Instant,
+    end: Instant,
+) -> anyhow::Result<ConnResult> {
+    let stream = tokio::net::TcpStream::connect(auth).await?;
+    stream.set_nodelay(true)?;
+    let (mut sender, conn) = http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let mut out = ConnResult {
+        latencies_us: Vec::with_capacity(64 * 1024),
+        errors: 0,
+    };
+    loop {
+        let now = Instant::now();
+        if now >= end {
+            break;
+        }
+        let req = signed_request(auth, creds, "TrentService.Encrypt", body)?;
+        sender.ready().await?;
+        let t0 = Instant::now();
+        let resp = sender.send_request(req).await?;
+        let ok = resp.status().is_success();
+        let _ = resp.into_body().collect().await?;
+        let us = t0.elapsed().as_micros().min(u32::MAX as u128) as u32;
+        if t0 >= measure_from && Instant::now() <= end {
+            if ok {
+                out.latencies_us.push(us);
+            } else {
+                out.errors += 1;
+            }
+        }
+    }
+    Ok(out)
+}

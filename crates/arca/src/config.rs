@@ -1,0 +1,93 @@
+//! Server configuration: a TOML file, overridden by flags and environment.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+
+/// The configuration file's shape. Every field may also come from a flag or an
+/// `ARCA_*` environment variable (see `arca server --help`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub node_id: Option<u64>,
+    /// The client API listen address (AWS KMS JSON, health, metrics).
+    pub listen_addr: Option<String>,
+    /// The API address other nodes and clients are told (default: listen_addr).
+    pub advertise_addr: Option<String>,
+    /// The peer (Raft) address: listened on and advertised.
+    pub peer_addr: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub root_key_file: Option<PathBuf>,
+    pub cluster_secret_file: Option<PathBuf>,
+    pub log: Option<String>,
+    #[serde(default)]
+    pub raft: RaftSection,
+    #[serde(default)]
+    pub actors: ActorSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RaftSection {
+    pub heartbeat_ms: Option<u64>,
+    pub election_min_ms: Option<u64>,
+    pub election_max_ms: Option<u64>,
+    pub snapshot_every: Option<u64>,
+    pub keep_after_snapshot: Option<u64>,
+    pub write_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActorSection {
+    pub mailbox: Option<usize>,
+    pub idle_secs: Option<u64>,
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+    }
+}
+
+/// Reads a secret file and refuses one that others can read.
+pub fn read_secret_file(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("cannot read the {what} file {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode();
+        if mode & 0o077 != 0 {
+            bail!(
+                "the {what} file {} is readable by group or others (mode {:o}); run: chmod 600 {}",
+                path.display(),
+                mode & 0o777,
+                path.display()
+            );
+        }
+    }
+    let _ = meta;
+    std::fs::read(path).with_context(|| format!("cannot read the {what} file {}", path.display()))
+}
+
+/// Writes a secret file with mode 0600; refuses to overwrite.
+pub fn write_secret_file(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(contents)?;
+    f.sync_all()?;
+    Ok(())
+}

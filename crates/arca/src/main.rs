@@ -1,0 +1,508 @@
+//! `arca`: the server, the cluster admin CLI and the load generator.
+
+mod bench;
+mod client;
+mod config;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use arca_crypto::wrap::RootKey;
+use arca_crypto::SecretBytes;
+use arca_node::network::{PeerClient, PATH_INIT};
+use arca_node::peer::{InitRequest, InitResponse};
+use arca_node::peer_auth::PeerAuth;
+use arca_node::{Node, NodeConfig, RaftTuning};
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::client::{ApiClient, Credentials};
+use crate::config::{read_secret_file, write_secret_file, FileConfig};
+
+#[derive(Parser)]
+#[command(name = "arca", version, about = "Arca: a self-hosted, clustered key management service")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a node.
+    Server(ServerArgs),
+    /// Administer a cluster.
+    #[command(subcommand)]
+    Cluster(ClusterCmd),
+    /// Root key utilities.
+    #[command(subcommand, name = "root-key")]
+    RootKey(RootKeyCmd),
+    /// Generate a random cluster secret file (mode 0600).
+    ClusterSecret {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Load generators (see docs/performance.md).
+    #[command(subcommand)]
+    Bench(bench::BenchCmd),
+}
+
+#[derive(Args)]
+struct ServerArgs {
+    /// Run the embedded single-node default: data in ./arca-data, root key and
+    /// cluster secret generated there, the cluster initialized on first start.
+    #[arg(long)]
+    dev: bool,
+    /// A TOML configuration file.
+    #[arg(long, env = "ARCA_CONFIG")]
+    config: Option<PathBuf>,
+    #[arg(long, env = "ARCA_NODE_ID")]
+    node_id: Option<u64>,
+    /// Client API listen address.
+    #[arg(long, env = "ARCA_LISTEN_ADDR")]
+    listen_addr: Option<String>,
+    /// API address told to peers and clients (default: the listen address).
+    #[arg(long, env = "ARCA_ADVERTISE_ADDR")]
+    advertise_addr: Option<String>,
+    /// Peer (Raft) address, listened on and advertised.
+    #[arg(long, env = "ARCA_PEER_ADDR")]
+    peer_addr: Option<String>,
+    #[arg(long, env = "ARCA_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// File holding the 256-bit root key (64 hex digits); the same on every node.
+    #[arg(long, env = "ARCA_ROOT_KEY_FILE")]
+    root_key_file: Option<PathBuf>,
+    /// File holding the cluster secret that authenticates nodes to each other.
+    #[arg(long, env = "ARCA_CLUSTER_SECRET_FILE")]
+    cluster_secret_file: Option<PathBuf>,
+    /// Log filter (e.g. `info`, `arca_node=debug`); RUST_LOG wins if set.
+    #[arg(long, env = "ARCA_LOG")]
+    log: Option<String>,
+}
+
+#[derive(Args, Clone)]
+struct AdminArgs {
+    /// Any node's API endpoint, e.g. http://127.0.0.1:7700.
+    #[arg(long, env = "ARCA_ENDPOINT", default_value = "http://127.0.0.1:7700")]
+    endpoint: String,
+    #[arg(long, env = "AWS_ACCESS_KEY_ID")]
+    access_key_id: String,
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    secret_access_key: String,
+    #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
+    region: String,
+}
+
+impl AdminArgs {
+    fn client(&self) -> anyhow::Result<ApiClient> {
+        ApiClient::new(
+            &self.endpoint,
+            Credentials {
+                access_key_id: self.access_key_id.clone(),
+                secret_access_key: self.secret_access_key.clone(),
+                region: self.region.clone(),
+            },
+        )
+    }
+}
+
+#[derive(Subcommand)]
+enum ClusterCmd {
+    /// Bootstrap a new cluster on one node and print the first admin access key
+    /// (shown once). Authenticated with the cluster secret, over the peer port.
+    Init {
+        /// The node's peer address, e.g. 127.0.0.1:7701.
+        #[arg(long)]
+        peer_addr: String,
+        #[arg(long, env = "ARCA_CLUSTER_SECRET_FILE")]
+        cluster_secret_file: PathBuf,
+        /// Region shown in key ARNs.
+        #[arg(long, default_value = "us-east-1")]
+        region: String,
+        /// 12-digit account id shown in key ARNs (default: random).
+        #[arg(long)]
+        account_id: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add the node described by a server config file to the cluster at --endpoint.
+    Join {
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// The joining node's configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Add a node (as a learner, then a voter once it has caught up).
+    AddNode {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[arg(long)]
+        node_id: u64,
+        /// The node's API address (host:port).
+        #[arg(long)]
+        api_addr: String,
+        /// The node's peer address (host:port).
+        #[arg(long)]
+        peer_addr: String,
+    },
+    /// Remove a node from the cluster.
+    RemoveNode {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[arg(long)]
+        node_id: u64,
+    },
+    /// Members, leader, term, commit and applied index, and each node's lag.
+    Status {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum RootKeyCmd {
+    /// Write a new random root key to a file (mode 0600; refuses to overwrite).
+    Generate {
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        match cli.cmd {
+            Cmd::Server(a) => server(a).await,
+            Cmd::Cluster(c) => cluster(c).await,
+            Cmd::RootKey(RootKeyCmd::Generate { out }) => {
+                let (_, text) = RootKey::generate()?;
+                write_secret_file(&out, text.expose())?;
+                println!("root key written to {}", out.display());
+                Ok(())
+            }
+            Cmd::ClusterSecret { out } => {
+                write_secret_file(&out, random_secret_text()?.expose())?;
+                println!("cluster secret written to {}", out.display());
+                Ok(())
+            }
+            Cmd::Bench(b) => bench::run(b).await,
+        }
+    })
+}
+
+fn random_secret_text() -> anyhow::Result<SecretBytes> {
+    let raw = SecretBytes::random(32)?;
+    let mut s = hex_string(raw.expose());
+    s.push('\n');
+    Ok(SecretBytes::new(s.into_bytes()))
+}
+
+fn hex_string(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+const DEV_DATA_DIR: &str = "arca-data";
+const DEV_LISTEN: &str = "127.0.0.1:7700";
+const DEV_PEER: &str = "127.0.0.1:7701";
+const DEV_ACCOUNT: &str = "111122223333";
+
+async fn server(a: ServerArgs) -> anyhow::Result<()> {
+    let file = match &a.config {
+        Some(p) => FileConfig::load(p)?,
+        None => FileConfig::default(),
+    };
+    init_tracing(a.log.as_deref().or(file.log.as_deref()).unwrap_or(
+        "info,openraft=warn",
+    ));
+    let dev = a.dev;
+    let data_dir = a
+        .data_dir
+        .or(file.data_dir)
+        .or_else(|| dev.then(|| PathBuf::from(DEV_DATA_DIR)))
+        .context("no data directory: set data_dir in the config, --data-dir or ARCA_DATA_DIR")?;
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    let node_id = a.node_id.or(file.node_id).unwrap_or(1);
+    let listen = a
+        .listen_addr
+        .or(file.listen_addr)
+        .unwrap_or_else(|| DEV_LISTEN.to_string());
+    let peer = a.peer_addr.or(file.peer_addr).unwrap_or_else(|| DEV_PEER.to_string());
+    let advertise = a.advertise_addr.or(file.advertise_addr).unwrap_or_else(|| listen.clone());
+
+    let mut root_key_file = a.root_key_file.or(file.root_key_file);
+    let mut secret_file = a.cluster_secret_file.or(file.cluster_secret_file);
+    if dev {
+        let rk = data_dir.join("root.key");
+        if root_key_file.is_none() {
+            if !rk.exists() {
+                let (_, text) = RootKey::generate()?;
+                write_secret_file(&rk, text.expose())?;
+                tracing::warn!(
+                    path = %rk.display(),
+                    "DEVELOPMENT MODE: generated a root key INSIDE the data directory. Anyone who can read \
+                     the data directory can unwrap every key. Never use --dev for real keys."
+                );
+            }
+            root_key_file = Some(rk);
+        }
+        let cs = data_dir.join("cluster.secret");
+        if secret_file.is_none() {
+            if !cs.exists() {
+                write_secret_file(&cs, random_secret_text()?.expose())?;
+            }
+            secret_file = Some(cs);
+        }
+    }
+    let root_key_file = root_key_file
+        .context("no root key: set root_key_file in the config, --root-key-file or ARCA_ROOT_KEY_FILE (create one with `arca root-key generate --out FILE`)")?;
+    let root_key = RootKey::from_file_contents(&read_secret_file(&root_key_file, "root key")?)
+        .with_context(|| format!("invalid root key file {}", root_key_file.display()))?;
+    let secret_file = secret_file
+        .context("no cluster secret: set cluster_secret_file in the config, --cluster-secret-file or ARCA_CLUSTER_SECRET_FILE (create one with `arca cluster-secret --out FILE`)")?;
+    let cluster_secret = SecretBytes::new(read_secret_file(&secret_file, "cluster secret")?);
+
+    let r = &file.raft;
+    let d = RaftTuning::default();
+    let tuning = RaftTuning {
+        heartbeat_ms: r.heartbeat_ms.unwrap_or(d.heartbeat_ms),
+        election_min_ms: r.election_min_ms.unwrap_or(d.election_min_ms),
+        election_max_ms: r.election_max_ms.unwrap_or(d.election_max_ms),
+        snapshot_every: r.snapshot_every.unwrap_or(d.snapshot_every),
+        keep_after_snapshot: r.keep_after_snapshot.unwrap_or(d.keep_after_snapshot),
+    };
+    let api_listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let node = Node::start(NodeConfig {
+        node_id,
+        api_addr: advertise.clone(),
+        peer_addr: peer.clone(),
+        data_dir: data_dir.clone(),
+        root_key,
+        cluster_secret,
+        raft: tuning,
+        actor_mailbox: file.actors.mailbox.unwrap_or(1024),
+        actor_idle: Duration::from_secs(file.actors.idle_secs.unwrap_or(300)),
+        write_timeout: Duration::from_millis(r.write_timeout_ms.unwrap_or(10_000)),
+    })
+    .await?;
+    tracing::info!(node_id, api = %listen, peer = %peer, data_dir = %data_dir.display(), "node started");
+
+    let shutdown = CancellationToken::new();
+    let gateway = arca_gateway::Gateway::new(node.clone());
+    let serving = tokio::spawn(gateway.serve(api_listener, shutdown.clone()));
+
+    if dev {
+        dev_bootstrap(&node, &data_dir, &listen).await?;
+    }
+
+    wait_for_signal().await;
+    tracing::info!("shutting down: no new requests; finishing those in flight");
+    shutdown.cancel();
+    let _ = serving.await;
+    node.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// The dev default: initialize on first start, write the admin credentials to
+/// a 0600 file, and tell the user how to connect.
+async fn dev_bootstrap(node: &Arc<Node>, data_dir: &Path, listen: &str) -> anyhow::Result<()> {
+    let creds_file = data_dir.join("admin-credentials");
+    if node.cluster_info().is_none() {
+        let k = node.init_cluster("us-east-1".into(), DEV_ACCOUNT.into()).await?;
+        let secret = String::from_utf8_lossy(k.secret_access_key.expose()).into_owned();
+        let text = format!(
+            "[default]\naws_access_key_id = {}\naws_secret_access_key = {}\nregion = {}\n",
+            k.access_key_id, secret, k.region
+        );
+        write_secret_file(&creds_file, text.as_bytes())?;
+        println!("Arca (development mode) is running.");
+        println!("  endpoint:              http://{listen}");
+        println!("  region:                {}", k.region);
+        println!("  aws_access_key_id:     {}", k.access_key_id);
+        println!("  aws_secret_access_key: {secret}");
+        println!("  credentials file:      {}", creds_file.display());
+    } else {
+        println!("Arca (development mode) is running.");
+        println!("  endpoint:         http://{listen}");
+        println!("  credentials file: {}", creds_file.display());
+    }
+    println!("Try:");
+    println!(
+        "  AWS_SHARED_CREDENTIALS_FILE={} aws kms create-key --endpoint-url http://{listen}",
+        creds_file.display()
+    );
+    Ok(())
+}
+
+fn random_account_id() -> anyhow::Result<String> {
+    let b = arca_crypto::random::bytes16()?;
+    Ok(b.iter().take(12).map(|x| char::from(b'0' + x % 10)).collect())
+}
+
+async fn cluster(c: ClusterCmd) -> anyhow::Result<()> {
+    let timeout = Duration::from_secs(60);
+    match c {
+        ClusterCmd::Init {
+            peer_addr,
+            cluster_secret_file,
+            region,
+            account_id,
+            json,
+        } => {
+            let account_id = match account_id {
+                Some(a) if a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()) => a,
+                Some(a) => bail!("--account-id must be 12 digits, got {a:?}"),
+                None => random_account_id()?,
+            };
+            let secret = read_secret_file(&cluster_secret_file, "cluster secret")?;
+            let auth = PeerAuth::new(&secret).map_err(anyhow::Error::msg)?;
+            let peers = PeerClient::new(Arc::new(auth));
+            let body = serde_json::to_vec(&InitRequest { region, account_id })?;
+            let bytes = peers
+                .call_raw(&peer_addr, PATH_INIT, body, "application/json", timeout)
+                .await?;
+            let r: InitResponse = serde_json::from_slice(&bytes)?;
+            if json {
+                println!(
+                    "{}",
+                    json!({
+                        "AccessKeyId": r.access_key_id,
+                        "SecretAccessKey": r.secret_access_key,
+                        "Region": r.region,
+                        "AccountId": r.account_id,
+                    })
+                );
+            } else {
+                println!("Cluster initialized. The first admin access key (shown once; store it now):");
+                println!("  aws_access_key_id     = {}", r.access_key_id);
+                println!("  aws_secret_access_key = {}", r.secret_access_key);
+                println!("  region                = {}", r.region);
+                println!("  account id            = {}", r.account_id);
+            }
+            Ok(())
+        }
+        ClusterCmd::Join { admin, config } => {
+            let f = FileConfig::load(&config)?;
+            let node_id = f.node_id.context("the config has no node_id")?;
+            let api = f
+                .advertise_addr
+                .or(f.listen_addr)
+                .context("the config has no listen_addr")?;
+            let peer = f.peer_addr.context("the config has no peer_addr")?;
+            add_node(&admin, node_id, api, peer, timeout).await
+        }
+        ClusterCmd::AddNode {
+            admin,
+            node_id,
+            api_addr,
+            peer_addr,
+        } => add_node(&admin, node_id, api_addr, peer_addr, timeout).await,
+        ClusterCmd::RemoveNode { admin, node_id } => {
+            admin
+                .client()?
+                .call("ArcaAdmin.RemoveNode", json!({ "NodeId": node_id }), timeout)
+                .await?;
+            println!("node {node_id} removed");
+            Ok(())
+        }
+        ClusterCmd::Status { admin, json } => {
+            let s = admin
+                .client()?
+                .call("ArcaAdmin.ClusterStatus", json!({}), timeout)
+                .await?;
+            if json {
+                println!("{s}");
+                return Ok(());
+            }
+            let opt = |v: &serde_json::Value| v.as_u64().map(|x| x.to_string()).unwrap_or_else(|| "-".into());
+            println!(
+                "leader: {}   term: {}   commit index: {}   applied index: {} (as seen by node {})",
+                opt(&s["leader"]),
+                opt(&s["term"]),
+                opt(&s["commit_index"]),
+                opt(&s["applied_index"]),
+                opt(&s["node_id"]),
+            );
+            println!("{:>6}  {:<8} {:<22} {:<22} {:>8} {:>6}", "NODE", "ROLE", "API", "PEER", "MATCHED", "LAG");
+            for m in s["members"].as_array().into_iter().flatten() {
+                let role = if m["node_id"] == s["leader"] {
+                    "leader"
+                } else if m["voter"].as_bool() == Some(true) {
+                    "voter"
+                } else {
+                    "learner"
+                };
+                println!(
+                    "{:>6}  {:<8} {:<22} {:<22} {:>8} {:>6}",
+                    opt(&m["node_id"]),
+                    role,
+                    m["api_addr"].as_str().unwrap_or("-"),
+                    m["peer_addr"].as_str().unwrap_or("-"),
+                    opt(&m["matched_index"]),
+                    opt(&m["lag"]),
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn add_node(
+    admin: &AdminArgs,
+    node_id: u64,
+    api_addr: String,
+    peer_addr: String,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    admin
+        .client()?
+        .call(
+            "ArcaAdmin.AddNode",
+            json!({ "NodeId": node_id, "ApiAddr": api_addr, "PeerAddr": peer_addr }),
+            timeout,
+        )
+        .await?;
+    println!("node {node_id} added as a voter");
+    Ok(())
+}
