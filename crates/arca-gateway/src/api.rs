@@ -344,8 +344,9 @@ fn list_keys(node: &Node, r: ListKeysReq) -> Result<Answer, ApiError> {
 }
 
 async fn encrypt(node: &Node, r: EncryptReq) -> Result<Answer, ApiError> {
-    let id = resolve_key(node, r.key_id.as_deref())?;
+    // Decoding errors (SerializationException) come before semantic ones, as in AWS.
     let pt = SecretBytes::new(blob("Plaintext", r.plaintext, 1, MAX_PLAINTEXT_LEN)?);
+    let id = resolve_key(node, r.key_id.as_deref())?;
     let ctx = context(r.encryption_context)?;
     check_algorithm(r.encryption_algorithm.as_deref())?;
     dry_run(r.dry_run)?;

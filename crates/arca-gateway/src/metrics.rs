@@ -88,6 +88,8 @@ impl Metrics {
         gauge(&mut out, "arca_raft_last_log_index", "Last log index (-1: none).", raft.last_log_index);
         gauge(&mut out, "arca_raft_commit_index", "Commit index (-1: none).", raft.commit_index);
         gauge(&mut out, "arca_raft_applied_index", "Applied index (-1: none).", raft.applied_index);
+        gauge(&mut out, "arca_raft_snapshot_index", "Last index in the current snapshot (-1: none).", raft.snapshot_index);
+        gauge(&mut out, "arca_raft_purged_index", "Last index purged from the log (-1: none).", raft.purged_index);
         gauge(&mut out, "arca_key_actors", "Running key actors.", Some(active_actors as u64));
         out
     }

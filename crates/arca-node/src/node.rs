@@ -100,6 +100,10 @@ pub struct RaftView {
     pub last_log_index: Option<u64>,
     pub commit_index: Option<u64>,
     pub applied_index: Option<u64>,
+    /// Last log index covered by this node's current snapshot.
+    pub snapshot_index: Option<u64>,
+    /// Last log index removed from this node's log.
+    pub purged_index: Option<u64>,
 }
 
 /// A running node.
@@ -277,6 +281,8 @@ impl Node {
             last_log_index: m.last_log_index,
             commit_index,
             applied_index: m.last_applied.map(|l| l.index),
+            snapshot_index: m.snapshot.map(|l| l.index),
+            purged_index: m.purged.map(|l| l.index),
         }
     }
 

@@ -1,0 +1,527 @@
+//! Test support: starts real `arca` processes on free loopback ports with
+//! temporary data directories, and gives each test an `aws-sdk-kms` client per
+//! node, `kill()` (SIGKILL), `restart()`, and waits with deadlines.
+//!
+//! The `arca` binary is found next to the test executable (`target/<profile>/arca`)
+//! or at `$ARCA_BIN`; `cargo build -p arca` (or the README's test command) builds it.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_kms::config::{BehaviorVersion, Credentials, Region};
+use serde_json::Value;
+
+pub use aws_sdk_kms;
+
+pub const REGION: &str = "us-east-1";
+pub const ACCOUNT: &str = "111122223333";
+
+/// How long a cluster may take to elect a leader or catch up on a busy machine.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+pub fn arca_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("ARCA_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test>-<hash> → target/<profile>/arca
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join("arca");
+    assert!(
+        bin.exists(),
+        "{} not found: build it first with `cargo build -p arca` (or set ARCA_BIN)",
+        bin.display()
+    );
+    bin
+}
+
+/// Picks `n` distinct free loopback ports.
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("addr").port())
+        .collect()
+}
+
+/// Polls `f` until it returns `Some`, or panics after `deadline` with `what`.
+pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let until = Instant::now() + deadline;
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    loop {
+        tick.tick().await;
+        if let Some(v) = f().await {
+            return v;
+        }
+        if Instant::now() >= until {
+            panic!("timed out after {deadline:?} waiting for {what}");
+        }
+    }
+}
+
+/// Options for a test cluster.
+#[derive(Clone)]
+pub struct Options {
+    pub snapshot_every: u64,
+    pub keep_after_snapshot: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            snapshot_every: 1000,
+            keep_after_snapshot: 500,
+        }
+    }
+}
+
+pub struct NodeProc {
+    pub id: u64,
+    pub api_addr: String,
+    pub peer_addr: String,
+    pub data_dir: PathBuf,
+    pub config: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl NodeProc {
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.api_addr)
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
+        let child = Command::new(arca_bin())
+            .args(["server", "--config"])
+            .arg(&self.config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn arca");
+        self.child = Some(child);
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        match &mut self.child {
+            Some(c) => c.try_wait().ok().flatten().is_none(),
+            None => false,
+        }
+    }
+
+    /// SIGKILL: no shutdown path runs.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, and wait for a clean exit.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let pid = c.id().to_string();
+            let _ = Command::new("kill").args(["-TERM", &pid]).status();
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = tx.send(c.wait());
+            });
+            match rx.recv_timeout(DEADLINE) {
+                Ok(Ok(status)) => assert!(status.success(), "node {} exited with {status}", self.id),
+                _ => {
+                    let _ = Command::new("kill").args(["-KILL", &pid]).status();
+                    panic!("node {} did not stop on SIGTERM", self.id);
+                }
+            }
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub struct AdminCreds {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+/// A cluster of real `arca` processes.
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub nodes: Vec<NodeProc>,
+    pub creds: AdminCreds,
+    pub root_key_file: PathBuf,
+    pub secret_file: PathBuf,
+    opts: Options,
+}
+
+fn run_cli(args: &[&str], creds: Option<&AdminCreds>) -> String {
+    let mut cmd = Command::new(arca_bin());
+    cmd.args(args).env("AWS_REGION", REGION);
+    if let Some(c) = creds {
+        cmd.env("AWS_ACCESS_KEY_ID", &c.access_key_id)
+            .env("AWS_SECRET_ACCESS_KEY", &c.secret_access_key);
+    }
+    let out = cmd.output().expect("run arca cli");
+    assert!(
+        out.status.success(),
+        "arca {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+impl Cluster {
+    /// Starts `n` nodes, initializes the cluster on node 1 and adds the others.
+    pub async fn start(n: usize) -> Cluster {
+        Self::start_with(n, Options::default()).await
+    }
+
+    pub async fn start_with(n: usize, opts: Options) -> Cluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root_key_file = dir.path().join("root.key");
+        let secret_file = dir.path().join("cluster.secret");
+        run_cli(&["root-key", "generate", "--out", root_key_file.to_str().unwrap()], None);
+        run_cli(&["cluster-secret", "--out", secret_file.to_str().unwrap()], None);
+        let mut c = Cluster {
+            dir,
+            nodes: Vec::new(),
+            creds: AdminCreds {
+                access_key_id: String::new(),
+                secret_access_key: String::new(),
+            },
+            root_key_file,
+            secret_file,
+            opts,
+        };
+        c.new_node();
+        c.nodes[0].spawn();
+        c.wait_healthy(0).await;
+        let out = run_cli(
+            &[
+                "cluster",
+                "init",
+                "--peer-addr",
+                &c.nodes[0].peer_addr.clone(),
+                "--cluster-secret-file",
+                c.secret_file.to_str().unwrap(),
+                "--region",
+                REGION,
+                "--account-id",
+                ACCOUNT,
+                "--json",
+            ],
+            None,
+        );
+        let v: Value = serde_json::from_str(&out).expect("init json");
+        c.creds = AdminCreds {
+            access_key_id: v["AccessKeyId"].as_str().unwrap().to_string(),
+            secret_access_key: v["SecretAccessKey"].as_str().unwrap().to_string(),
+        };
+        for _ in 1..n {
+            c.add_node().await;
+        }
+        for i in 0..n {
+            c.wait_ready(i).await;
+        }
+        c
+    }
+
+    /// Creates the next node's directories and config (not started).
+    fn new_node(&mut self) -> usize {
+        let id = self.nodes.len() as u64 + 1;
+        let ports = free_ports(2);
+        let data_dir = self.dir.path().join(format!("node{id}/data"));
+        let config = self.dir.path().join(format!("node{id}/arca.toml"));
+        let log = self.dir.path().join(format!("node{id}/arca.log"));
+        std::fs::create_dir_all(&data_dir).unwrap();
+        let api_addr = format!("127.0.0.1:{}", ports[0]);
+        let peer_addr = format!("127.0.0.1:{}", ports[1]);
+        let toml = format!(
+            r#"node_id = {id}
+listen_addr = "{api_addr}"
+peer_addr = "{peer_addr}"
+data_dir = "{data}"
+root_key_file = "{root}"
+cluster_secret_file = "{secret}"
+log = "info,openraft=warn"
+
+[raft]
+snapshot_every = {se}
+keep_after_snapshot = {keep}
+"#,
+            data = data_dir.display(),
+            root = self.root_key_file.display(),
+            secret = self.secret_file.display(),
+            se = self.opts.snapshot_every,
+            keep = self.opts.keep_after_snapshot,
+        );
+        std::fs::write(&config, toml).unwrap();
+        self.nodes.push(NodeProc {
+            id,
+            api_addr,
+            peer_addr,
+            data_dir,
+            config,
+            log,
+            child: None,
+        });
+        self.nodes.len() - 1
+    }
+
+    /// Starts one more node and adds it to the cluster through node 1's
+    /// (or any running node's) admin API. Returns its index.
+    pub async fn add_node(&mut self) -> usize {
+        let i = self.new_node();
+        self.nodes[i].spawn();
+        self.wait_healthy(i).await;
+        let via = self.any_running().expect("a running node");
+        let endpoint = self.nodes[via].endpoint();
+        let (id, api, peer) = (
+            self.nodes[i].id.to_string(),
+            self.nodes[i].api_addr.clone(),
+            self.nodes[i].peer_addr.clone(),
+        );
+        run_cli(
+            &[
+                "cluster",
+                "add-node",
+                "--endpoint",
+                &endpoint,
+                "--node-id",
+                &id,
+                "--api-addr",
+                &api,
+                "--peer-addr",
+                &peer,
+            ],
+            Some(&self.creds),
+        );
+        i
+    }
+
+    fn any_running(&mut self) -> Option<usize> {
+        (0..self.nodes.len()).find(|i| self.nodes[*i].is_running())
+    }
+
+    pub fn cli(&self, args: &[&str]) -> String {
+        run_cli(args, Some(&self.creds))
+    }
+
+    pub async fn wait_healthy(&mut self, i: usize) {
+        let addr = self.nodes[i].api_addr.clone();
+        let log = self.nodes[i].log.clone();
+        wait_for(&format!("node {} to answer /health", i + 1), DEADLINE, || {
+            let addr = addr.clone();
+            async move { (http_get(&addr, "/health").map(|r| r.0) == Some(200)).then_some(()) }
+        })
+        .await;
+        let _ = log;
+    }
+
+    pub async fn wait_ready(&self, i: usize) {
+        let addr = self.nodes[i].api_addr.clone();
+        wait_for(&format!("node {} to be ready", i + 1), DEADLINE, || {
+            let addr = addr.clone();
+            async move { (http_get(&addr, "/ready").map(|r| r.0) == Some(200)).then_some(()) }
+        })
+        .await;
+    }
+
+    /// A gauge from a node's /metrics (`None` if the node does not answer).
+    pub fn metric(&self, i: usize, name: &str) -> Option<i64> {
+        metric(&self.nodes[i].api_addr, name)
+    }
+
+    /// Waits until the running nodes agree on one leader; returns its index.
+    pub async fn wait_leader(&mut self) -> usize {
+        let running: Vec<usize> = (0..self.nodes.len())
+            .filter(|i| self.nodes[*i].is_running())
+            .collect();
+        let addrs: Vec<(usize, String)> = running
+            .iter()
+            .map(|i| (*i, self.nodes[*i].api_addr.clone()))
+            .collect();
+        let ids: Vec<u64> = self.nodes.iter().map(|n| n.id).collect();
+        wait_for("a leader all running nodes agree on", DEADLINE, || {
+            let addrs = addrs.clone();
+            let ids = ids.clone();
+            async move {
+                let mut leader = None;
+                for (_, a) in &addrs {
+                    let l = metric(a, "arca_raft_leader")?;
+                    if l < 0 || leader.is_some_and(|x| x != l) {
+                        return None;
+                    }
+                    leader = Some(l);
+                }
+                let l = leader? as u64;
+                let idx = ids.iter().position(|id| *id == l)?;
+                // The leader must be one of the running nodes and say so itself.
+                let (_, a) = addrs.iter().find(|(i, _)| *i == idx)?;
+                (metric(a, "arca_raft_is_leader")? == 1).then_some(idx)
+            }
+        })
+        .await
+    }
+
+    pub fn client(&self, i: usize) -> aws_sdk_kms::Client {
+        client(&self.nodes[i].endpoint(), &self.creds.access_key_id, &self.creds.secret_access_key)
+    }
+
+    pub fn restart(&mut self, i: usize) {
+        self.nodes[i].kill();
+        self.nodes[i].spawn();
+    }
+
+    pub fn start_node(&mut self, i: usize) {
+        self.nodes[i].spawn();
+    }
+}
+
+/// An SDK client for an endpoint.
+pub fn client(endpoint: &str, access_key_id: &str, secret: &str) -> aws_sdk_kms::Client {
+    let conf = aws_sdk_kms::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new(access_key_id, secret, None, None, "arca-tests"))
+        .timeout_config(
+            aws_sdk_kms::config::timeout::TimeoutConfig::builder()
+                .operation_attempt_timeout(Duration::from_secs(20))
+                .build(),
+        )
+        .build();
+    aws_sdk_kms::Client::from_conf(conf)
+}
+
+/// The AWS error code of an SDK error.
+pub fn error_code<E, R>(e: &aws_sdk_kms::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_kms::error::ProvideErrorMetadata + std::fmt::Debug,
+    R: std::fmt::Debug,
+{
+    use aws_sdk_kms::error::ProvideErrorMetadata;
+    e.code().map(str::to_string).unwrap_or_else(|| format!("no code: {e:?}"))
+}
+
+/// A plain HTTP/1.1 GET; returns status and body.
+pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    http_raw(addr, &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"), b"")
+}
+
+/// A plain HTTP/1.1 POST of `body` to `/` with `headers`; returns status and body.
+pub fn http_post(addr: &str, headers: &http::HeaderMap, body: &[u8]) -> Option<(u16, String)> {
+    let mut head = String::from("POST / HTTP/1.1\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{}: {}\r\n", k, v.to_str().ok()?));
+    }
+    head.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n", body.len()));
+    http_raw(addr, &head, body)
+}
+
+fn http_raw(addr: &str, head: &str, body: &[u8]) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    s.write_all(head.as_bytes()).ok()?;
+    s.write_all(body).ok()?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).ok()?;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status: u16 = text.split(' ').nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Some((status, body))
+}
+
+pub fn metric(addr: &str, name: &str) -> Option<i64> {
+    let (status, body) = http_get(addr, "/metrics")?;
+    if status != 200 {
+        return None;
+    }
+    body.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// A signed request like an SDK's, for cases the SDK cannot produce.
+pub fn signed_headers(
+    addr: &str,
+    target: &str,
+    body: &[u8],
+    access_key_id: &str,
+    secret: &str,
+    unix_time: i64,
+) -> http::HeaderMap {
+    let mut h = http::HeaderMap::new();
+    h.insert("host", addr.parse().unwrap());
+    h.insert("content-type", "application/x-amz-json-1.1".parse().unwrap());
+    h.insert("x-amz-target", target.parse().unwrap());
+    arca_sigv4::sign(
+        &http::Method::POST,
+        "/",
+        "",
+        &mut h,
+        body,
+        access_key_id,
+        secret.as_bytes(),
+        REGION,
+        "kms",
+        unix_time,
+    );
+    h
+}
+
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Every file below `dir`, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Whether `needle` occurs anywhere in `hay`.
+pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}

@@ -1,0 +1,412 @@
+//! One real node: the API as an AWS SDK client sees it, authentication
+//! failures, malformed requests, and start-up errors.
+
+use std::collections::HashSet;
+
+use arca_system_tests::aws_sdk_kms::primitives::Blob;
+use arca_system_tests::aws_sdk_kms::types::DataKeySpec;
+use arca_system_tests::*;
+use serde_json::Value;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_create_describe_and_list_with_paging() {
+    let c = Cluster::start(1).await;
+    let kms = c.client(0);
+    let mut created = HashSet::new();
+    for i in 0..5 {
+        let k = kms
+            .create_key()
+            .description(format!("key {i}"))
+            .send()
+            .await
+            .unwrap();
+        let m = k.key_metadata().unwrap();
+        assert_eq!(m.description(), Some(format!("key {i}").as_str()));
+        assert_eq!(m.key_spec().unwrap().as_str(), "SYMMETRIC_DEFAULT");
+        assert_eq!(m.key_usage().unwrap().as_str(), "ENCRYPT_DECRYPT");
+        assert_eq!(m.key_state().unwrap().as_str(), "Enabled");
+        assert!(m.enabled());
+        assert_eq!(m.aws_account_id(), Some(ACCOUNT));
+        assert_eq!(
+            m.arn().unwrap(),
+            format!("arn:aws:kms:{REGION}:{ACCOUNT}:key/{}", m.key_id())
+        );
+        created.insert(m.key_id().to_string());
+    }
+    // Describe by id and by ARN.
+    let id = created.iter().next().unwrap().clone();
+    let by_id = kms.describe_key().key_id(&id).send().await.unwrap();
+    let arn = by_id.key_metadata().unwrap().arn().unwrap().to_string();
+    let by_arn = kms.describe_key().key_id(&arn).send().await.unwrap();
+    assert_eq!(by_arn.key_metadata().unwrap().key_id(), id);
+    assert_eq!(
+        by_arn.key_metadata().unwrap().encryption_algorithms()[0].as_str(),
+        "SYMMETRIC_DEFAULT"
+    );
+
+    // Pages of two: 2 + 2 + 1, each key exactly once.
+    let mut seen = Vec::new();
+    let mut marker: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let r = kms
+            .list_keys()
+            .limit(2)
+            .set_marker(marker.clone())
+            .send()
+            .await
+            .unwrap();
+        pages += 1;
+        assert!(r.keys().len() <= 2);
+        seen.extend(r.keys().iter().map(|k| k.key_id().unwrap().to_string()));
+        if !r.truncated() {
+            assert!(r.next_marker().is_none());
+            break;
+        }
+        marker = r.next_marker().map(str::to_string);
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen.len(), 5);
+    assert_eq!(seen.into_iter().collect::<HashSet<_>>(), created);
+
+    let e = kms
+        .describe_key()
+        .key_id("00000000-0000-4000-8000-000000000000")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&e), "NotFoundException");
+    let e = kms.describe_key().key_id("not-a-key").send().await.unwrap_err();
+    assert_eq!(error_code(&e), "NotFoundException");
+    let e = kms.list_keys().limit(1001).send().await.unwrap_err();
+    assert_eq!(error_code(&e), "ValidationException");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypt_decrypt_and_data_keys() {
+    let c = Cluster::start(1).await;
+    let kms = c.client(0);
+    let key = kms.create_key().send().await.unwrap();
+    let key_id = key.key_metadata().unwrap().key_id().to_string();
+    let arn = key.key_metadata().unwrap().arn().unwrap().to_string();
+    let other = kms.create_key().send().await.unwrap();
+    let other_id = other.key_metadata().unwrap().key_id().to_string();
+
+    // Without context.
+    let e = kms
+        .encrypt()
+        .key_id(&key_id)
+        .plaintext(Blob::new(b"attack at dawn".to_vec()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(e.key_id(), Some(arn.as_str()));
+    assert_eq!(e.encryption_algorithm().unwrap().as_str(), "SYMMETRIC_DEFAULT");
+    let ct = e.ciphertext_blob().unwrap().clone();
+    assert!(!contains(ct.as_ref(), b"attack at dawn"));
+    let d = kms.decrypt().ciphertext_blob(ct.clone()).send().await.unwrap();
+    assert_eq!(d.plaintext().unwrap().as_ref(), b"attack at dawn");
+    assert_eq!(d.key_id(), Some(arn.as_str()));
+
+    // With context: the same context decrypts, any other does not.
+    let e = kms
+        .encrypt()
+        .key_id(&arn)
+        .plaintext(Blob::new(vec![7u8; 4096]))
+        .encryption_context("tenant", "acme")
+        .encryption_context("purpose", "test")
+        .send()
+        .await
+        .unwrap();
+    let ct_ctx = e.ciphertext_blob().unwrap().clone();
+    let d = kms
+        .decrypt()
+        .ciphertext_blob(ct_ctx.clone())
+        .encryption_context("purpose", "test")
+        .encryption_context("tenant", "acme")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(d.plaintext().unwrap().as_ref(), vec![7u8; 4096].as_slice());
+    for wrong in [vec![], vec![("tenant", "acme")], vec![("tenant", "evil"), ("purpose", "test")]] {
+        let mut req = kms.decrypt().ciphertext_blob(ct_ctx.clone());
+        for (k, v) in wrong {
+            req = req.encryption_context(k, v);
+        }
+        let err = req.send().await.unwrap_err();
+        assert_eq!(error_code(&err), "InvalidCiphertextException");
+    }
+
+    // A flipped byte, a truncated blob, garbage.
+    let mut tampered = ct.as_ref().to_vec();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    let truncated = ct.as_ref()[..20].to_vec();
+    for blob in [tampered, truncated, b"garbage".to_vec()] {
+        let err = kms.decrypt().ciphertext_blob(Blob::new(blob)).send().await.unwrap_err();
+        assert_eq!(error_code(&err), "InvalidCiphertextException");
+    }
+    // Naming the wrong key.
+    let err = kms
+        .decrypt()
+        .ciphertext_blob(ct.clone())
+        .key_id(&other_id)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&err), "IncorrectKeyException");
+    // Plaintext over 4096 bytes, and empty.
+    let err = kms
+        .encrypt()
+        .key_id(&key_id)
+        .plaintext(Blob::new(vec![0u8; 4097]))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&err), "ValidationException");
+
+    // Data keys: the plaintext key and its ciphertext belong together.
+    let dk = kms
+        .generate_data_key()
+        .key_id(&key_id)
+        .key_spec(DataKeySpec::Aes256)
+        .encryption_context("k", "v")
+        .send()
+        .await
+        .unwrap();
+    let plain = dk.plaintext().unwrap().as_ref().to_vec();
+    assert_eq!(plain.len(), 32);
+    let back = kms
+        .decrypt()
+        .ciphertext_blob(dk.ciphertext_blob().unwrap().clone())
+        .encryption_context("k", "v")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(back.plaintext().unwrap().as_ref(), plain.as_slice());
+    let dk = kms
+        .generate_data_key()
+        .key_id(&key_id)
+        .number_of_bytes(64)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dk.plaintext().unwrap().as_ref().len(), 64);
+    let np = kms
+        .generate_data_key_without_plaintext()
+        .key_id(&key_id)
+        .key_spec(DataKeySpec::Aes128)
+        .send()
+        .await
+        .unwrap();
+    let back = kms
+        .decrypt()
+        .ciphertext_blob(np.ciphertext_blob().unwrap().clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(back.plaintext().unwrap().as_ref().len(), 16);
+    let err = kms
+        .generate_data_key()
+        .key_id(&key_id)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&err), "ValidationException");
+
+    // GenerateRandom: in range, out of range.
+    let r = kms.generate_random().number_of_bytes(1024).send().await.unwrap();
+    assert_eq!(r.plaintext().unwrap().as_ref().len(), 1024);
+    let r2 = kms.generate_random().number_of_bytes(1024).send().await.unwrap();
+    assert_ne!(r.plaintext(), r2.plaintext());
+    for n in [0, 1025] {
+        let err = kms.generate_random().number_of_bytes(n).send().await.unwrap_err();
+        assert_eq!(error_code(&err), "ValidationException", "NumberOfBytes {n}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authentication_failures_use_aws_codes() {
+    let c = Cluster::start(1).await;
+    let node = &c.nodes[0];
+    let addr = node.api_addr.clone();
+    let body = br#"{"NumberOfBytes": 8}"#;
+
+    // Unsigned.
+    let mut h = http::HeaderMap::new();
+    h.insert("host", addr.parse().unwrap());
+    h.insert("content-type", "application/x-amz-json-1.1".parse().unwrap());
+    h.insert("x-amz-target", "TrentService.GenerateRandom".parse().unwrap());
+    assert_error(&addr, &h, body, "MissingAuthenticationTokenException");
+
+    // Wrong secret, through the SDK.
+    let wrong = client(&node.endpoint(), &c.creds.access_key_id, "not-the-secret");
+    let err = wrong.generate_random().number_of_bytes(8).send().await.unwrap_err();
+    assert_eq!(error_code(&err), "InvalidSignatureException");
+
+    // Unknown access key, through the SDK.
+    let unknown = client(&node.endpoint(), "AKIAUNKNOWNUNKNOWN00", "whatever");
+    let err = unknown.generate_random().number_of_bytes(8).send().await.unwrap_err();
+    assert_eq!(error_code(&err), "UnrecognizedClientException");
+
+    // Signed correctly, but ten minutes ago and ten minutes ahead.
+    for skew in [-600, 600] {
+        let h = signed_headers(
+            &addr,
+            "TrentService.GenerateRandom",
+            body,
+            &c.creds.access_key_id,
+            &c.creds.secret_access_key,
+            unix_now() + skew,
+        );
+        let (status, text) = assert_error(&addr, &h, body, "InvalidSignatureException");
+        assert_eq!(status, 400);
+        assert!(text.contains("Signature"), "{text}");
+    }
+
+    // A body changed after signing.
+    let h = signed_headers(
+        &addr,
+        "TrentService.GenerateRandom",
+        body,
+        &c.creds.access_key_id,
+        &c.creds.secret_access_key,
+        unix_now(),
+    );
+    assert_error(&addr, &h, br#"{"NumberOfBytes": 9}"#, "InvalidSignatureException");
+
+    // And a correctly signed raw request works.
+    let (status, text) = http_post(&addr, &h, body).unwrap();
+    assert_eq!(status, 200, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert!(v["Plaintext"].is_string());
+}
+
+fn assert_error(addr: &str, h: &http::HeaderMap, body: &[u8], code: &str) -> (u16, String) {
+    let (status, text) = http_post(addr, h, body).expect("answer");
+    let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    assert_eq!(v["__type"], code, "status {status}: {text}");
+    assert!(v["message"].is_string());
+    (status, text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_are_refused_and_the_node_serves_on() {
+    let c = Cluster::start(1).await;
+    let addr = c.nodes[0].api_addr.clone();
+    let sign = |target: &str, body: &[u8]| {
+        signed_headers(
+            &addr,
+            target,
+            body,
+            &c.creds.access_key_id,
+            &c.creds.secret_access_key,
+            unix_now(),
+        )
+    };
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("TrentService.Encrypt", b"{not json".to_vec(), "SerializationException"),
+        ("TrentService.Encrypt", br#"{"KeyId": 5}"#.to_vec(), "SerializationException"),
+        ("TrentService.Encrypt", br#"{"KeyId": "x", "Plaintext": "%%%"}"#.to_vec(), "SerializationException"),
+        ("TrentService.Encrypt", br#"{"Plaintext": "aGk="}"#.to_vec(), "ValidationException"),
+        ("TrentService.FlyToTheMoon", b"{}".to_vec(), "UnknownOperationException"),
+        ("SomethingElse.Encrypt", b"{}".to_vec(), "UnknownOperationException"),
+        ("TrentService.GenerateRandom", br#"{"NumberOfBytes": 0}"#.to_vec(), "ValidationException"),
+        ("TrentService.GenerateRandom", br#"{"NumberOfBytes": 1025}"#.to_vec(), "ValidationException"),
+        ("TrentService.GenerateRandom", br#"{"NumberOfBytes": -1}"#.to_vec(), "ValidationException"),
+        ("TrentService.CreateKey", br#"{"KeySpec": "NOPE"}"#.to_vec(), "ValidationException"),
+        ("TrentService.Decrypt", br#"{"CiphertextBlob": ""}"#.to_vec(), "ValidationException"),
+        ("ArcaAdmin.Explode", b"{}".to_vec(), "UnknownOperationException"),
+    ];
+    for (target, body, code) in &cases {
+        let h = sign(target, body);
+        let (status, text) = http_post(&addr, &h, body).expect("answer");
+        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        assert_eq!(v["__type"], *code, "{target} {}: {status} {text}", String::from_utf8_lossy(body));
+        assert_eq!(status, 400);
+    }
+    // An oversized body.
+    let big = vec![b' '; 70_000];
+    let h = sign("TrentService.Encrypt", &big);
+    let (status, _) = http_post(&addr, &h, &big).expect("answer");
+    assert_eq!(status, 400);
+
+    // Still serving.
+    let kms = c.client(0);
+    let k = kms.create_key().send().await.unwrap();
+    let e = kms
+        .encrypt()
+        .key_id(k.key_metadata().unwrap().key_id())
+        .plaintext(Blob::new(b"still here".to_vec()))
+        .send()
+        .await
+        .unwrap();
+    let d = kms
+        .decrypt()
+        .ciphertext_blob(e.ciphertext_blob().unwrap().clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(d.plaintext().unwrap().as_ref(), b"still here");
+    assert!(c.metric(0, "arca_raft_is_leader") == Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_or_bad_root_key_stops_start_up_with_a_clear_error() {
+    let mut c = Cluster::start(1).await;
+    let kms = c.client(0);
+    kms.create_key().send().await.unwrap();
+    c.nodes[0].stop();
+
+    // Another valid root key: refused, and the message says why.
+    let other = c.dir.path().join("other.key");
+    let st = std::process::Command::new(arca_bin())
+        .args(["root-key", "generate", "--out", other.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(st.status.success());
+    let out = std::process::Command::new(arca_bin())
+        .args(["server", "--config"])
+        .arg(&c.nodes[0].config)
+        .arg("--root-key-file")
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("root key does not match"), "{err}");
+
+    // A short root key file.
+    let short = c.dir.path().join("short.key");
+    std::fs::write(&short, "abcd\n").unwrap();
+    let mut perms = std::fs::metadata(&short).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o600);
+    std::fs::set_permissions(&short, perms).unwrap();
+    let out = std::process::Command::new(arca_bin())
+        .args(["server", "--config"])
+        .arg(&c.nodes[0].config)
+        .arg("--root-key-file")
+        .arg(&short)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("wrong length"), "{err}");
+
+    // A missing one.
+    let out = std::process::Command::new(arca_bin())
+        .args(["server", "--config"])
+        .arg(&c.nodes[0].config)
+        .arg("--root-key-file")
+        .arg(c.dir.path().join("absent.key"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("root key"));
+
+    // The right one still works, and the key is still there.
+    c.start_node(0);
+    c.wait_ready(0).await;
+    let keys = c.client(0).list_keys().send().await.unwrap();
+    assert_eq!(keys.keys().len(), 1);
+}
