@@ -1,1 +1,219 @@
+//! Three real nodes: forwarding, replication, failover, catch-up by snapshot,
+//! and a whole-cluster restart.
 
+use arca_system_tests::aws_sdk_kms::primitives::Blob;
+use arca_system_tests::*;
+
+async fn create(c: &Cluster, via: usize, desc: &str) -> String {
+    c.client(via)
+        .create_key()
+        .description(desc)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata()
+        .unwrap()
+        .key_id()
+        .to_string()
+}
+
+async fn encrypt(c: &Cluster, via: usize, key: &str, pt: &[u8]) -> Blob {
+    c.client(via)
+        .encrypt()
+        .key_id(key)
+        .plaintext(Blob::new(pt.to_vec()))
+        .encryption_context("cluster", "test")
+        .send()
+        .await
+        .unwrap()
+        .ciphertext_blob()
+        .unwrap()
+        .clone()
+}
+
+async fn decrypt(c: &Cluster, via: usize, ct: &Blob) -> Vec<u8> {
+    c.client(via)
+        .decrypt()
+        .ciphertext_blob(ct.clone())
+        .encryption_context("cluster", "test")
+        .send()
+        .await
+        .unwrap()
+        .plaintext()
+        .unwrap()
+        .as_ref()
+        .to_vec()
+}
+
+/// Key ids in a node's own replica (ListKeys is served locally).
+async fn local_keys(c: &Cluster, i: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut marker = None;
+    loop {
+        let r = c
+            .client(i)
+            .list_keys()
+            .limit(1000)
+            .set_marker(marker)
+            .send()
+            .await
+            .unwrap();
+        out.extend(r.keys().iter().map(|k| k.key_id().unwrap().to_string()));
+        if !r.truncated() {
+            return out;
+        }
+        marker = r.next_marker().map(str::to_string);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_through_followers_and_crypto_on_every_node() {
+    let mut c = Cluster::start(3).await;
+    let leader = c.wait_leader().await;
+    let follower = (leader + 1) % 3;
+    let other = (leader + 2) % 3;
+
+    // Created through a follower: forwarded, and visible there at once.
+    let key = create(&c, follower, "via follower").await;
+    let d = c.client(follower).describe_key().key_id(&key).send().await.unwrap();
+    assert_eq!(d.key_metadata().unwrap().description(), Some("via follower"));
+    assert!(local_keys(&c, follower).await.contains(&key));
+
+    // Encrypt on one node, decrypt on each of the others.
+    let ct = encrypt(&c, other, &key, b"replicated").await;
+    for i in 0..3 {
+        assert_eq!(decrypt(&c, i, &ct).await, b"replicated");
+    }
+    // Every node's replica has the key.
+    for i in 0..3 {
+        let k = key.clone();
+        let addr = c.nodes[i].endpoint();
+        let (id, secret) = (c.creds.access_key_id.clone(), c.creds.secret_access_key.clone());
+        wait_for("the key on every replica", DEADLINE, || {
+            let (k, addr, id, secret) = (k.clone(), addr.clone(), id.clone(), secret.clone());
+            async move {
+                let r = client(&addr, &id, &secret).list_keys().send().await.ok()?;
+                r.keys().iter().any(|x| x.key_id() == Some(k.as_str())).then_some(())
+            }
+        })
+        .await;
+    }
+
+    // Status shows three voters, one leader, lag per member.
+    let out = c.cli(&["cluster", "status", "--endpoint", &c.nodes[follower].endpoint(), "--json"]);
+    let s: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(s["leader"].as_u64(), Some(c.nodes[leader].id));
+    let members = s["members"].as_array().unwrap();
+    assert_eq!(members.len(), 3);
+    assert!(members.iter().all(|m| m["voter"] == true && m["lag"].is_u64()));
+    assert!(s["commit_index"].as_u64().unwrap() >= 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_killed_new_leader_elected_old_leader_catches_up() {
+    let mut c = Cluster::start(3).await;
+    let leader = c.wait_leader().await;
+    let survivor = (leader + 1) % 3;
+    let key = create(&c, leader, "before").await;
+    let ct = encrypt(&c, leader, &key, b"before the crash").await;
+
+    c.nodes[leader].kill();
+    let new_leader = c.wait_leader().await;
+    assert_ne!(new_leader, leader);
+
+    // Writes succeed through the survivors; old ciphertexts still decrypt.
+    let key2 = create(&c, survivor, "after").await;
+    let ct2 = encrypt(&c, new_leader, &key2, b"after the crash").await;
+    for i in [survivor, new_leader] {
+        assert_eq!(decrypt(&c, i, &ct).await, b"before the crash");
+        assert_eq!(decrypt(&c, i, &ct2).await, b"after the crash");
+    }
+
+    // The old leader comes back and catches up from the log.
+    c.start_node(leader);
+    c.wait_ready(leader).await;
+    let (addr, id, secret) = (
+        c.nodes[leader].endpoint(),
+        c.creds.access_key_id.clone(),
+        c.creds.secret_access_key.clone(),
+    );
+    let k2 = key2.clone();
+    wait_for("the restarted node to hold the key created while it was down", DEADLINE, || {
+        let (addr, id, secret, k2) = (addr.clone(), id.clone(), secret.clone(), k2.clone());
+        async move {
+            let r = client(&addr, &id, &secret).list_keys().send().await.ok()?;
+            r.keys().iter().any(|x| x.key_id() == Some(k2.as_str())).then_some(())
+        }
+    })
+    .await;
+    assert_eq!(decrypt(&c, leader, &ct2).await, b"after the crash");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_added_after_many_writes_catches_up_by_snapshot() {
+    let mut c = Cluster::start_with(
+        3,
+        Options {
+            snapshot_every: 20,
+            keep_after_snapshot: 0,
+        },
+    )
+    .await;
+    let leader = c.wait_leader().await;
+    let mut keys = Vec::new();
+    for i in 0..60 {
+        keys.push(create(&c, i % 3, &format!("k{i}")).await);
+    }
+    let ct = encrypt(&c, 0, &keys[0], b"early key").await;
+    // The leader's log no longer holds the first entries: a newcomer cannot
+    // replay them and must install a snapshot.
+    let purged = wait_for("the leader to purge its log", DEADLINE, || {
+        let p = c.metric(leader, "arca_raft_purged_index");
+        async move { p.filter(|p| *p > 10) }
+    })
+    .await;
+    assert!(purged > 10);
+
+    let n4 = c.add_node().await;
+    c.wait_ready(n4).await;
+    let mut have = local_keys(&c, n4).await;
+    have.sort();
+    keys.sort();
+    assert_eq!(have, keys);
+    assert!(
+        c.metric(n4, "arca_raft_snapshot_index").unwrap() > 0,
+        "the new node holds a snapshot"
+    );
+    assert_eq!(decrypt(&c, n4, &ct).await, b"early key");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_cluster_restart_keeps_every_key() {
+    let mut c = Cluster::start(3).await;
+    c.wait_leader().await;
+    let mut sealed = Vec::new();
+    for i in 0..6 {
+        let k = create(&c, i % 3, &format!("k{i}")).await;
+        let ct = encrypt(&c, (i + 1) % 3, &k, format!("secret {i}").as_bytes()).await;
+        sealed.push((k, ct, format!("secret {i}")));
+    }
+    for n in &mut c.nodes {
+        n.kill();
+    }
+    for i in 0..3 {
+        c.start_node(i);
+    }
+    c.wait_leader().await;
+    for i in 0..3 {
+        c.wait_ready(i).await;
+    }
+    for (i, (k, ct, pt)) in sealed.iter().enumerate() {
+        let d = c.client(i % 3).describe_key().key_id(k).send().await.unwrap();
+        assert_eq!(d.key_metadata().unwrap().description(), Some(format!("k{i}").as_str()));
+        assert_eq!(decrypt(&c, (i + 2) % 3, ct).await, pt.as_bytes());
+    }
+    // And the cluster still takes writes.
+    let k = create(&c, 1, "after restart").await;
+    let ct = encrypt(&c, 2, &k, b"new").await;
+    assert_eq!(decrypt(&c, 0, &ct).await, b"new");
+}
