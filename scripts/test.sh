@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The project's test command: formatting, lints, then every test (unit,
+# property and system tests; system tests start real nodes on 127.0.0.1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+command -v cargo >/dev/null || { echo "cargo is required: https://rustup.rs" >&2; exit 1; }
+# A C compiler builds aws-lc-sys (the AES/RSA/ECDSA backend).
+command -v cc >/dev/null || command -v gcc >/dev/null || {
+  echo "a C compiler (cc/gcc) is required to build aws-lc-sys" >&2; exit 1; }
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+echo "==> cargo clippy (warnings denied)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "==> cargo build -p arca (the binary the system tests start)"
+cargo build --locked -p arca
+echo "==> tests"
+cargo test --workspace --locked
