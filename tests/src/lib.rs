@@ -141,7 +141,9 @@ impl NodeProc {
                 let _ = tx.send(c.wait());
             });
             match rx.recv_timeout(DEADLINE) {
-                Ok(Ok(status)) => assert!(status.success(), "node {} exited with {status}", self.id),
+                Ok(Ok(status)) => {
+                    assert!(status.success(), "node {} exited with {status}", self.id)
+                }
                 _ => {
                     let _ = Command::new("kill").args(["-KILL", &pid]).status();
                     panic!("node {} did not stop on SIGTERM", self.id);
@@ -207,8 +209,19 @@ impl Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let root_key_file = dir.path().join("root.key");
         let secret_file = dir.path().join("cluster.secret");
-        run_cli(&["root-key", "generate", "--out", root_key_file.to_str().unwrap()], None);
-        run_cli(&["cluster-secret", "--out", secret_file.to_str().unwrap()], None);
+        run_cli(
+            &[
+                "root-key",
+                "generate",
+                "--out",
+                root_key_file.to_str().unwrap(),
+            ],
+            None,
+        );
+        run_cli(
+            &["cluster-secret", "--out", secret_file.to_str().unwrap()],
+            None,
+        );
         let mut c = Cluster {
             dir,
             nodes: Vec::new(),
@@ -337,10 +350,14 @@ keep_after_snapshot = {keep}
     pub async fn wait_healthy(&mut self, i: usize) {
         let addr = self.nodes[i].api_addr.clone();
         let log = self.nodes[i].log.clone();
-        wait_for(&format!("node {} to answer /health", i + 1), DEADLINE, || {
-            let addr = addr.clone();
-            async move { (http_get(&addr, "/health").map(|r| r.0) == Some(200)).then_some(()) }
-        })
+        wait_for(
+            &format!("node {} to answer /health", i + 1),
+            DEADLINE,
+            || {
+                let addr = addr.clone();
+                async move { (http_get(&addr, "/health").map(|r| r.0) == Some(200)).then_some(()) }
+            },
+        )
         .await;
         let _ = log;
     }
@@ -392,7 +409,11 @@ keep_after_snapshot = {keep}
     }
 
     pub fn client(&self, i: usize) -> aws_sdk_kms::Client {
-        client(&self.nodes[i].endpoint(), &self.creds.access_key_id, &self.creds.secret_access_key)
+        client(
+            &self.nodes[i].endpoint(),
+            &self.creds.access_key_id,
+            &self.creds.secret_access_key,
+        )
     }
 
     pub fn restart(&mut self, i: usize) {
@@ -411,7 +432,13 @@ pub fn client(endpoint: &str, access_key_id: &str, secret: &str) -> aws_sdk_kms:
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(REGION))
         .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new(access_key_id, secret, None, None, "arca-tests"))
+        .credentials_provider(Credentials::new(
+            access_key_id,
+            secret,
+            None,
+            None,
+            "arca-tests",
+        ))
         .timeout_config(
             aws_sdk_kms::config::timeout::TimeoutConfig::builder()
                 .operation_attempt_timeout(Duration::from_secs(20))
@@ -428,12 +455,18 @@ where
     R: std::fmt::Debug,
 {
     use aws_sdk_kms::error::ProvideErrorMetadata;
-    e.code().map(str::to_string).unwrap_or_else(|| format!("no code: {e:?}"))
+    e.code()
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("no code: {e:?}"))
 }
 
 /// A plain HTTP/1.1 GET; returns status and body.
 pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
-    http_raw(addr, &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"), b"")
+    http_raw(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
+        b"",
+    )
 }
 
 /// A plain HTTP/1.1 POST of `body` to `/` with `headers`; returns status and body.
@@ -442,7 +475,10 @@ pub fn http_post(addr: &str, headers: &http::HeaderMap, body: &[u8]) -> Option<(
     for (k, v) in headers {
         head.push_str(&format!("{}: {}\r\n", k, v.to_str().ok()?));
     }
-    head.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n", body.len()));
+    head.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    ));
     http_raw(addr, &head, body)
 }
 
@@ -455,7 +491,10 @@ fn http_raw(addr: &str, head: &str, body: &[u8]) -> Option<(u16, String)> {
     s.read_to_end(&mut out).ok()?;
     let text = String::from_utf8_lossy(&out).into_owned();
     let status: u16 = text.split(' ').nth(1)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     Some((status, body))
 }
 
@@ -480,7 +519,10 @@ pub fn signed_headers(
 ) -> http::HeaderMap {
     let mut h = http::HeaderMap::new();
     h.insert("host", addr.parse().unwrap());
-    h.insert("content-type", "application/x-amz-json-1.1".parse().unwrap());
+    h.insert(
+        "content-type",
+        "application/x-amz-json-1.1".parse().unwrap(),
+    );
     h.insert("x-amz-target", target.parse().unwrap());
     arca_sigv4::sign(
         &http::Method::POST,

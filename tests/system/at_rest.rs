@@ -58,7 +58,9 @@ async fn no_key_material_or_plaintext_in_data_dirs_or_logs() {
         let wrapped = arca_node::store::wrapped_key_material(&n.data_dir).unwrap();
         assert_eq!(wrapped.len(), key_ids.len(), "node {} has every key", n.id);
         for (id, version, w) in wrapped {
-            let m = root.unwrap_key32(&w, material_context(&id, version)).unwrap();
+            let m = root
+                .unwrap_key32(&w, material_context(&id, version))
+                .unwrap();
             secrets.push(m.expose().to_vec());
             materials += 1;
         }
@@ -81,5 +83,8 @@ async fn no_key_material_or_plaintext_in_data_dirs_or_logs() {
             }
         }
     }
-    assert!(scanned > 10_000, "the scan read the stores ({scanned} bytes)");
+    assert!(
+        scanned > 10_000,
+        "the scan read the stores ({scanned} bytes)"
+    );
 }

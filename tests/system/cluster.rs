@@ -75,8 +75,17 @@ async fn writes_through_followers_and_crypto_on_every_node() {
 
     // Created through a follower: forwarded, and visible there at once.
     let key = create(&c, follower, "via follower").await;
-    let d = c.client(follower).describe_key().key_id(&key).send().await.unwrap();
-    assert_eq!(d.key_metadata().unwrap().description(), Some("via follower"));
+    let d = c
+        .client(follower)
+        .describe_key()
+        .key_id(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        d.key_metadata().unwrap().description(),
+        Some("via follower")
+    );
     assert!(local_keys(&c, follower).await.contains(&key));
 
     // Encrypt on one node, decrypt on each of the others.
@@ -88,24 +97,38 @@ async fn writes_through_followers_and_crypto_on_every_node() {
     for i in 0..3 {
         let k = key.clone();
         let addr = c.nodes[i].endpoint();
-        let (id, secret) = (c.creds.access_key_id.clone(), c.creds.secret_access_key.clone());
+        let (id, secret) = (
+            c.creds.access_key_id.clone(),
+            c.creds.secret_access_key.clone(),
+        );
         wait_for("the key on every replica", DEADLINE, || {
             let (k, addr, id, secret) = (k.clone(), addr.clone(), id.clone(), secret.clone());
             async move {
                 let r = client(&addr, &id, &secret).list_keys().send().await.ok()?;
-                r.keys().iter().any(|x| x.key_id() == Some(k.as_str())).then_some(())
+                r.keys()
+                    .iter()
+                    .any(|x| x.key_id() == Some(k.as_str()))
+                    .then_some(())
             }
         })
         .await;
     }
 
     // Status shows three voters, one leader, lag per member.
-    let out = c.cli(&["cluster", "status", "--endpoint", &c.nodes[follower].endpoint(), "--json"]);
+    let out = c.cli(&[
+        "cluster",
+        "status",
+        "--endpoint",
+        &c.nodes[follower].endpoint(),
+        "--json",
+    ]);
     let s: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(s["leader"].as_u64(), Some(c.nodes[leader].id));
     let members = s["members"].as_array().unwrap();
     assert_eq!(members.len(), 3);
-    assert!(members.iter().all(|m| m["voter"] == true && m["lag"].is_u64()));
+    assert!(members
+        .iter()
+        .all(|m| m["voter"] == true && m["lag"].is_u64()));
     assert!(s["commit_index"].as_u64().unwrap() >= 3);
 }
 
@@ -138,13 +161,20 @@ async fn leader_killed_new_leader_elected_old_leader_catches_up() {
         c.creds.secret_access_key.clone(),
     );
     let k2 = key2.clone();
-    wait_for("the restarted node to hold the key created while it was down", DEADLINE, || {
-        let (addr, id, secret, k2) = (addr.clone(), id.clone(), secret.clone(), k2.clone());
-        async move {
-            let r = client(&addr, &id, &secret).list_keys().send().await.ok()?;
-            r.keys().iter().any(|x| x.key_id() == Some(k2.as_str())).then_some(())
-        }
-    })
+    wait_for(
+        "the restarted node to hold the key created while it was down",
+        DEADLINE,
+        || {
+            let (addr, id, secret, k2) = (addr.clone(), id.clone(), secret.clone(), k2.clone());
+            async move {
+                let r = client(&addr, &id, &secret).list_keys().send().await.ok()?;
+                r.keys()
+                    .iter()
+                    .any(|x| x.key_id() == Some(k2.as_str()))
+                    .then_some(())
+            }
+        },
+    )
     .await;
     assert_eq!(decrypt(&c, leader, &ct2).await, b"after the crash");
 }
@@ -208,8 +238,17 @@ async fn whole_cluster_restart_keeps_every_key() {
         c.wait_ready(i).await;
     }
     for (i, (k, ct, pt)) in sealed.iter().enumerate() {
-        let d = c.client(i % 3).describe_key().key_id(k).send().await.unwrap();
-        assert_eq!(d.key_metadata().unwrap().description(), Some(format!("k{i}").as_str()));
+        let d = c
+            .client(i % 3)
+            .describe_key()
+            .key_id(k)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            d.key_metadata().unwrap().description(),
+            Some(format!("k{i}").as_str())
+        );
         assert_eq!(decrypt(&c, (i + 2) % 3, ct).await, pt.as_bytes());
     }
     // And the cluster still takes writes.

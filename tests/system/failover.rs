@@ -38,7 +38,10 @@ async fn the_leader_is_killed_and_restarted_twenty_times() {
             .map(|i| (i, c.nodes[i].api_addr.clone()))
             .collect();
         let new_leader = wait_for(
-            &format!("round {round}: a new leader after killing node {}", leader + 1),
+            &format!(
+                "round {round}: a new leader after killing node {}",
+                leader + 1
+            ),
             ELECTION_DEADLINE,
             || {
                 let survivors = survivors.clone();
@@ -75,7 +78,10 @@ async fn the_leader_is_killed_and_restarted_twenty_times() {
             .send()
             .await
             .unwrap();
-        assert_eq!(d.plaintext().unwrap().as_ref(), format!("round {round}").as_bytes());
+        assert_eq!(
+            d.plaintext().unwrap().as_ref(),
+            format!("round {round}").as_bytes()
+        );
 
         c.start_node(leader);
         c.wait_ready(leader).await;

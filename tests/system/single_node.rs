@@ -76,7 +76,12 @@ async fn keys_create_describe_and_list_with_paging() {
         .await
         .unwrap_err();
     assert_eq!(error_code(&e), "NotFoundException");
-    let e = kms.describe_key().key_id("not-a-key").send().await.unwrap_err();
+    let e = kms
+        .describe_key()
+        .key_id("not-a-key")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(error_code(&e), "NotFoundException");
     let e = kms.list_keys().limit(1001).send().await.unwrap_err();
     assert_eq!(error_code(&e), "ValidationException");
@@ -101,10 +106,18 @@ async fn encrypt_decrypt_and_data_keys() {
         .await
         .unwrap();
     assert_eq!(e.key_id(), Some(arn.as_str()));
-    assert_eq!(e.encryption_algorithm().unwrap().as_str(), "SYMMETRIC_DEFAULT");
+    assert_eq!(
+        e.encryption_algorithm().unwrap().as_str(),
+        "SYMMETRIC_DEFAULT"
+    );
     let ct = e.ciphertext_blob().unwrap().clone();
     assert!(!contains(ct.as_ref(), b"attack at dawn"));
-    let d = kms.decrypt().ciphertext_blob(ct.clone()).send().await.unwrap();
+    let d = kms
+        .decrypt()
+        .ciphertext_blob(ct.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(d.plaintext().unwrap().as_ref(), b"attack at dawn");
     assert_eq!(d.key_id(), Some(arn.as_str()));
 
@@ -128,7 +141,11 @@ async fn encrypt_decrypt_and_data_keys() {
         .await
         .unwrap();
     assert_eq!(d.plaintext().unwrap().as_ref(), vec![7u8; 4096].as_slice());
-    for wrong in [vec![], vec![("tenant", "acme")], vec![("tenant", "evil"), ("purpose", "test")]] {
+    for wrong in [
+        vec![],
+        vec![("tenant", "acme")],
+        vec![("tenant", "evil"), ("purpose", "test")],
+    ] {
         let mut req = kms.decrypt().ciphertext_blob(ct_ctx.clone());
         for (k, v) in wrong {
             req = req.encryption_context(k, v);
@@ -143,7 +160,12 @@ async fn encrypt_decrypt_and_data_keys() {
     tampered[last] ^= 1;
     let truncated = ct.as_ref()[..20].to_vec();
     for blob in [tampered, truncated, b"garbage".to_vec()] {
-        let err = kms.decrypt().ciphertext_blob(Blob::new(blob)).send().await.unwrap_err();
+        let err = kms
+            .decrypt()
+            .ciphertext_blob(Blob::new(blob))
+            .send()
+            .await
+            .unwrap_err();
         assert_eq!(error_code(&err), "InvalidCiphertextException");
     }
     // Naming the wrong key.
@@ -215,12 +237,27 @@ async fn encrypt_decrypt_and_data_keys() {
     assert_eq!(error_code(&err), "ValidationException");
 
     // GenerateRandom: in range, out of range.
-    let r = kms.generate_random().number_of_bytes(1024).send().await.unwrap();
+    let r = kms
+        .generate_random()
+        .number_of_bytes(1024)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.plaintext().unwrap().as_ref().len(), 1024);
-    let r2 = kms.generate_random().number_of_bytes(1024).send().await.unwrap();
+    let r2 = kms
+        .generate_random()
+        .number_of_bytes(1024)
+        .send()
+        .await
+        .unwrap();
     assert_ne!(r.plaintext(), r2.plaintext());
     for n in [0, 1025] {
-        let err = kms.generate_random().number_of_bytes(n).send().await.unwrap_err();
+        let err = kms
+            .generate_random()
+            .number_of_bytes(n)
+            .send()
+            .await
+            .unwrap_err();
         assert_eq!(error_code(&err), "ValidationException", "NumberOfBytes {n}");
     }
 }
@@ -235,18 +272,34 @@ async fn authentication_failures_use_aws_codes() {
     // Unsigned.
     let mut h = http::HeaderMap::new();
     h.insert("host", addr.parse().unwrap());
-    h.insert("content-type", "application/x-amz-json-1.1".parse().unwrap());
-    h.insert("x-amz-target", "TrentService.GenerateRandom".parse().unwrap());
+    h.insert(
+        "content-type",
+        "application/x-amz-json-1.1".parse().unwrap(),
+    );
+    h.insert(
+        "x-amz-target",
+        "TrentService.GenerateRandom".parse().unwrap(),
+    );
     assert_error(&addr, &h, body, "MissingAuthenticationTokenException");
 
     // Wrong secret, through the SDK.
     let wrong = client(&node.endpoint(), &c.creds.access_key_id, "not-the-secret");
-    let err = wrong.generate_random().number_of_bytes(8).send().await.unwrap_err();
+    let err = wrong
+        .generate_random()
+        .number_of_bytes(8)
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(error_code(&err), "InvalidSignatureException");
 
     // Unknown access key, through the SDK.
     let unknown = client(&node.endpoint(), "AKIAUNKNOWNUNKNOWN00", "whatever");
-    let err = unknown.generate_random().number_of_bytes(8).send().await.unwrap_err();
+    let err = unknown
+        .generate_random()
+        .number_of_bytes(8)
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(error_code(&err), "UnrecognizedClientException");
 
     // Signed correctly, but ten minutes ago and ten minutes ahead.
@@ -273,7 +326,12 @@ async fn authentication_failures_use_aws_codes() {
         &c.creds.secret_access_key,
         unix_now(),
     );
-    assert_error(&addr, &h, br#"{"NumberOfBytes": 9}"#, "InvalidSignatureException");
+    assert_error(
+        &addr,
+        &h,
+        br#"{"NumberOfBytes": 9}"#,
+        "InvalidSignatureException",
+    );
 
     // And a correctly signed raw request works.
     let (status, text) = http_post(&addr, &h, body).unwrap();
@@ -305,24 +363,77 @@ async fn malformed_requests_are_refused_and_the_node_serves_on() {
         )
     };
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("TrentService.Encrypt", b"{not json".to_vec(), "SerializationException"),
-        ("TrentService.Encrypt", br#"{"KeyId": 5}"#.to_vec(), "SerializationException"),
-        ("TrentService.Encrypt", br#"{"KeyId": "x", "Plaintext": "%%%"}"#.to_vec(), "SerializationException"),
-        ("TrentService.Encrypt", br#"{"Plaintext": "aGk="}"#.to_vec(), "ValidationException"),
-        ("TrentService.FlyToTheMoon", b"{}".to_vec(), "UnknownOperationException"),
-        ("SomethingElse.Encrypt", b"{}".to_vec(), "UnknownOperationException"),
-        ("TrentService.GenerateRandom", br#"{"NumberOfBytes": 0}"#.to_vec(), "ValidationException"),
-        ("TrentService.GenerateRandom", br#"{"NumberOfBytes": 1025}"#.to_vec(), "ValidationException"),
-        ("TrentService.GenerateRandom", br#"{"NumberOfBytes": -1}"#.to_vec(), "ValidationException"),
-        ("TrentService.CreateKey", br#"{"KeySpec": "NOPE"}"#.to_vec(), "ValidationException"),
-        ("TrentService.Decrypt", br#"{"CiphertextBlob": ""}"#.to_vec(), "ValidationException"),
-        ("ArcaAdmin.Explode", b"{}".to_vec(), "UnknownOperationException"),
+        (
+            "TrentService.Encrypt",
+            b"{not json".to_vec(),
+            "SerializationException",
+        ),
+        (
+            "TrentService.Encrypt",
+            br#"{"KeyId": 5}"#.to_vec(),
+            "SerializationException",
+        ),
+        (
+            "TrentService.Encrypt",
+            br#"{"KeyId": "x", "Plaintext": "%%%"}"#.to_vec(),
+            "SerializationException",
+        ),
+        (
+            "TrentService.Encrypt",
+            br#"{"Plaintext": "aGk="}"#.to_vec(),
+            "ValidationException",
+        ),
+        (
+            "TrentService.FlyToTheMoon",
+            b"{}".to_vec(),
+            "UnknownOperationException",
+        ),
+        (
+            "SomethingElse.Encrypt",
+            b"{}".to_vec(),
+            "UnknownOperationException",
+        ),
+        (
+            "TrentService.GenerateRandom",
+            br#"{"NumberOfBytes": 0}"#.to_vec(),
+            "ValidationException",
+        ),
+        (
+            "TrentService.GenerateRandom",
+            br#"{"NumberOfBytes": 1025}"#.to_vec(),
+            "ValidationException",
+        ),
+        (
+            "TrentService.GenerateRandom",
+            br#"{"NumberOfBytes": -1}"#.to_vec(),
+            "ValidationException",
+        ),
+        (
+            "TrentService.CreateKey",
+            br#"{"KeySpec": "NOPE"}"#.to_vec(),
+            "ValidationException",
+        ),
+        (
+            "TrentService.Decrypt",
+            br#"{"CiphertextBlob": ""}"#.to_vec(),
+            "ValidationException",
+        ),
+        (
+            "ArcaAdmin.Explode",
+            b"{}".to_vec(),
+            "UnknownOperationException",
+        ),
     ];
     for (target, body, code) in &cases {
         let h = sign(target, body);
         let (status, text) = http_post(&addr, &h, body).expect("answer");
         let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        assert_eq!(v["__type"], *code, "{target} {}: {status} {text}", String::from_utf8_lossy(body));
+        assert_eq!(
+            v["__type"],
+            *code,
+            "{target} {}: {status} {text}",
+            String::from_utf8_lossy(body)
+        );
         assert_eq!(status, 400);
     }
     // An oversized body.

@@ -118,7 +118,9 @@ impl AesKey {
             return Err(CryptoError::InvalidCiphertext);
         }
         let (nonce, body) = sealed.split_at(NONCE_LEN);
-        let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| CryptoError::InvalidCiphertext)?;
+        let nonce: [u8; NONCE_LEN] = nonce
+            .try_into()
+            .map_err(|_| CryptoError::InvalidCiphertext)?;
         open_into_secret(&self.0, nonce, aad, body)
     }
 
@@ -166,14 +168,18 @@ impl AesKey {
         context: &BTreeMap<String, String>,
     ) -> Result<SecretBytes, CryptoError> {
         parse_header(blob)?;
-        let header = blob.get(..HEADER_LEN).ok_or(CryptoError::InvalidCiphertext)?;
+        let header = blob
+            .get(..HEADER_LEN)
+            .ok_or(CryptoError::InvalidCiphertext)?;
         let nonce: [u8; NONCE_LEN] = header
             .get(HEADER_LEN - NONCE_LEN..)
             .and_then(|n| n.try_into().ok())
             .ok_or(CryptoError::InvalidCiphertext)?;
         let mut aad = header.to_vec();
         aad.extend_from_slice(&canonical_context(context));
-        let body = blob.get(HEADER_LEN..).ok_or(CryptoError::InvalidCiphertext)?;
+        let body = blob
+            .get(HEADER_LEN..)
+            .ok_or(CryptoError::InvalidCiphertext)?;
         open_into_secret(&self.0, nonce, &aad, body)
     }
 }
@@ -295,8 +301,9 @@ mod tests {
             .try_into()
             .unwrap();
         let pt = hex::decode("2db5168e932556f8089a0622981d017d").unwrap();
-        let expected = hex::decode("fa4362189661d163fcd6a56d8bf0405ad636ac1bbedd5cc3ee727dc2ab4a9489")
-            .unwrap();
+        let expected =
+            hex::decode("fa4362189661d163fcd6a56d8bf0405ad636ac1bbedd5cc3ee727dc2ab4a9489")
+                .unwrap();
         let k = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &key).unwrap());
         let mut buf = pt.clone();
         k.seal_in_place_append_tag(Nonce::assume_unique_for_key(iv), Aad::empty(), &mut buf)

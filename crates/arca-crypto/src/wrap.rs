@@ -145,7 +145,11 @@ impl RootKey {
     }
 
     /// Unwraps a 256-bit key.
-    pub fn unwrap_key32(&self, wrapped: &[u8], ctx: WrapContext<'_>) -> Result<Secret<32>, CryptoError> {
+    pub fn unwrap_key32(
+        &self,
+        wrapped: &[u8],
+        ctx: WrapContext<'_>,
+    ) -> Result<Secret<32>, CryptoError> {
         let s = self.unwrap(wrapped, ctx)?;
         Secret::<32>::from_slice(s.expose())
     }
@@ -154,9 +158,13 @@ impl RootKey {
 /// Why a root key file could not be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RootKeyFileError {
-    #[error("a root key file holds 64 hex digits (or 32 raw bytes); this one has the wrong length")]
+    #[error(
+        "a root key file holds 64 hex digits (or 32 raw bytes); this one has the wrong length"
+    )]
     Length,
-    #[error("a root key file holds 64 hex digits (or 32 raw bytes); this one has other characters")]
+    #[error(
+        "a root key file holds 64 hex digits (or 32 raw bytes); this one has other characters"
+    )]
     Encoding,
 }
 
@@ -194,7 +202,10 @@ mod tests {
         let (a, _) = RootKey::generate().unwrap();
         let (b, _) = RootKey::generate().unwrap();
         let w = a.wrap(b"secret", ctx(b"k", 1)).unwrap();
-        assert_eq!(b.unwrap(&w, ctx(b"k", 1)).unwrap_err(), CryptoError::UnwrapFailed);
+        assert_eq!(
+            b.unwrap(&w, ctx(b"k", 1)).unwrap_err(),
+            CryptoError::UnwrapFailed
+        );
         assert_ne!(a.check_value(), b.check_value());
     }
 

@@ -43,8 +43,13 @@ const MAX_CONTEXT_BYTES: usize = 8192;
 const MAX_DESCRIPTION_CHARS: usize = 8192;
 
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let body = if body.is_empty() { b"{}".as_slice() } else { body };
-    serde_json::from_slice(body).map_err(|e| ApiError::serialization(format!("could not parse the request: {e}")))
+    let body = if body.is_empty() {
+        b"{}".as_slice()
+    } else {
+        body
+    };
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::serialization(format!("could not parse the request: {e}")))
 }
 
 fn blob(field: &str, v: Option<String>, min: usize, max: usize) -> Result<Vec<u8>, ApiError> {
@@ -92,7 +97,9 @@ fn check_algorithm(a: Option<&str>) -> Result<(), ApiError> {
 fn resolve_key(node: &Node, key_id: Option<&str>) -> Result<KeyId, ApiError> {
     let raw = key_id.ok_or_else(|| ApiError::missing("KeyId"))?;
     if raw.is_empty() || raw.len() > 2048 {
-        return Err(ApiError::validation("KeyId must have length between 1 and 2048"));
+        return Err(ApiError::validation(
+            "KeyId must have length between 1 and 2048",
+        ));
     }
     let not_found = || ApiError::new(400, "NotFoundException", format!("Invalid keyId '{raw}'"));
     let id_part = if raw.starts_with("arn:") {
@@ -240,14 +247,17 @@ pub async fn dispatch(node: &Node, op: &str, body: &[u8]) -> Result<Answer, ApiE
         "GenerateDataKeyWithoutPlaintext" => data_key(node, parse(body)?, false).await,
         "GenerateRandom" => {
             let r: RandomReq = parse(body)?;
-            let n = r.number_of_bytes.ok_or_else(|| ApiError::missing("NumberOfBytes"))?;
+            let n = r
+                .number_of_bytes
+                .ok_or_else(|| ApiError::missing("NumberOfBytes"))?;
             if !(1..=1024).contains(&n) {
                 return Err(ApiError::validation(format!(
                     "1 validation error detected: Value '{n}' at 'numberOfBytes' failed to satisfy constraint: \
                      Member must have value between 1 and 1024"
                 )));
             }
-            let bytes = SecretBytes::random(n as usize).map_err(|e| ApiError::internal(e.to_string()))?;
+            let bytes =
+                SecretBytes::random(n as usize).map_err(|e| ApiError::internal(e.to_string()))?;
             Ok(answer(json!({ "Plaintext": B64.encode(bytes.expose()) })))
         }
         _ => Err(ApiError::unknown_operation(op)),
@@ -324,10 +334,9 @@ fn list_keys(node: &Node, r: ListKeysReq) -> Result<Answer, ApiError> {
     }
     let after = match r.marker {
         None => None,
-        Some(m) => Some(
-            m.parse::<KeyId>()
-                .map_err(|_| ApiError::new(400, "InvalidMarkerException", "The Marker is not valid"))?,
-        ),
+        Some(m) => Some(m.parse::<KeyId>().map_err(|_| {
+            ApiError::new(400, "InvalidMarkerException", "The Marker is not valid")
+        })?),
     };
     let (page, truncated) = node.list_keys(after, limit as usize)?;
     let keys: Vec<Value> = page
@@ -441,7 +450,12 @@ struct RemoveNodeReq {
 }
 
 /// Runs an `ArcaAdmin` operation; the caller must hold an admin access key.
-pub async fn dispatch_admin(node: &Node, caller: &Caller, op: &str, body: &[u8]) -> Result<Answer, ApiError> {
+pub async fn dispatch_admin(
+    node: &Node,
+    caller: &Caller,
+    op: &str,
+    body: &[u8],
+) -> Result<Answer, ApiError> {
     if !ADMIN_OPERATIONS.contains(&op) {
         return Err(ApiError::unknown_operation(op));
     }
@@ -449,7 +463,10 @@ pub async fn dispatch_admin(node: &Node, caller: &Caller, op: &str, body: &[u8])
         return Err(ApiError::new(
             400,
             "AccessDeniedException",
-            format!("access key {} may not run admin operations", caller.access_key_id),
+            format!(
+                "access key {} may not run admin operations",
+                caller.access_key_id
+            ),
         ));
     }
     match op {
@@ -458,7 +475,14 @@ pub async fn dispatch_admin(node: &Node, caller: &Caller, op: &str, body: &[u8])
             let node_id = r.node_id.ok_or_else(|| ApiError::missing("NodeId"))?;
             let api_addr = r.api_addr.ok_or_else(|| ApiError::missing("ApiAddr"))?;
             let peer_addr = r.peer_addr.ok_or_else(|| ApiError::missing("PeerAddr"))?;
-            node.add_node(node_id, NodeInfo { api_addr, peer_addr }).await?;
+            node.add_node(
+                node_id,
+                NodeInfo {
+                    api_addr,
+                    peer_addr,
+                },
+            )
+            .await?;
             Ok(answer(json!({})))
         }
         "RemoveNode" => {
@@ -469,7 +493,9 @@ pub async fn dispatch_admin(node: &Node, caller: &Caller, op: &str, body: &[u8])
         }
         _ => {
             let s = node.cluster_status().await;
-            Ok(answer(serde_json::to_value(s).map_err(|e| ApiError::internal(e.to_string()))?))
+            Ok(answer(
+                serde_json::to_value(s).map_err(|e| ApiError::internal(e.to_string()))?,
+            ))
         }
     }
 }

@@ -38,7 +38,11 @@ impl ApiError {
     }
 
     pub fn unknown_operation(op: &str) -> Self {
-        Self::new(400, "UnknownOperationException", format!("Unknown operation {op}"))
+        Self::new(
+            400,
+            "UnknownOperationException",
+            format!("Unknown operation {op}"),
+        )
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
@@ -102,14 +106,34 @@ mod tests {
     fn every_node_error_has_one_code() {
         let cases = [
             (NodeError::NotFound("x".into()), 400, "NotFoundException"),
-            (NodeError::InvalidCiphertext, 400, "InvalidCiphertextException"),
-            (NodeError::IncorrectKey("x".into()), 400, "IncorrectKeyException"),
+            (
+                NodeError::InvalidCiphertext,
+                400,
+                "InvalidCiphertextException",
+            ),
+            (
+                NodeError::IncorrectKey("x".into()),
+                400,
+                "IncorrectKeyException",
+            ),
             (NodeError::Throttled, 400, "ThrottlingException"),
-            (NodeError::Validation("x".into()), 400, "ValidationException"),
-            (NodeError::AlreadyExists("x".into()), 400, "AlreadyExistsException"),
+            (
+                NodeError::Validation("x".into()),
+                400,
+                "ValidationException",
+            ),
+            (
+                NodeError::AlreadyExists("x".into()),
+                400,
+                "AlreadyExistsException",
+            ),
             (NodeError::AlreadyInitialized, 400, "AlreadyExistsException"),
             (NodeError::NotInitialized, 503, "DependencyTimeoutException"),
-            (NodeError::Unavailable("x".into()), 503, "DependencyTimeoutException"),
+            (
+                NodeError::Unavailable("x".into()),
+                503,
+                "DependencyTimeoutException",
+            ),
             (NodeError::Internal("x".into()), 500, "KMSInternalException"),
         ];
         for (e, status, code) in cases {
@@ -120,7 +144,10 @@ mod tests {
 
     #[test]
     fn auth_errors_use_aws_codes() {
-        assert_eq!(ApiError::from(AuthError::Missing).code, "MissingAuthenticationTokenException");
+        assert_eq!(
+            ApiError::from(AuthError::Missing).code,
+            "MissingAuthenticationTokenException"
+        );
         assert_eq!(
             ApiError::from(AuthError::SignatureMismatch).code,
             "InvalidSignatureException"
@@ -129,7 +156,8 @@ mod tests {
 
     #[test]
     fn body_shape() {
-        let v: serde_json::Value = serde_json::from_slice(&ApiError::missing("KeyId").body()).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_slice(&ApiError::missing("KeyId").body()).unwrap();
         assert_eq!(v["__type"], "ValidationException");
         assert!(v["message"].as_str().unwrap().contains("'keyId'"));
     }

@@ -95,7 +95,10 @@ impl Gateway {
             });
         }
         drop(listener);
-        if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+        if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+            .await
+            .is_err()
+        {
             tracing::warn!("in-flight requests did not finish within the drain timeout");
         }
     }
@@ -105,7 +108,10 @@ impl Gateway {
             (&Method::GET, "/health") => text(StatusCode::OK, "ok\n".into()),
             (&Method::GET, "/ready") => match self.node.ready().await {
                 Ok(()) => text(StatusCode::OK, "ready\n".into()),
-                Err(why) => text(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")),
+                Err(why) => text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("not ready: {why}\n"),
+                ),
             },
             (&Method::GET, "/metrics") => {
                 let view = self.node.raft_view().await;

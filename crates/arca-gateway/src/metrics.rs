@@ -51,7 +51,10 @@ impl Metrics {
         out.push_str("# HELP arca_requests_total API requests by operation and result code.\n");
         out.push_str("# TYPE arca_requests_total counter\n");
         for ((op, code), n) in &m.requests {
-            let _ = writeln!(out, "arca_requests_total{{operation=\"{op}\",code=\"{code}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "arca_requests_total{{operation=\"{op}\",code=\"{code}\"}} {n}"
+            );
         }
         out.push_str("# HELP arca_request_duration_seconds API request latency.\n");
         out.push_str("# TYPE arca_request_duration_seconds histogram\n");
@@ -69,28 +72,76 @@ impl Metrics {
                 "arca_request_duration_seconds_bucket{{operation=\"{op}\",le=\"+Inf\"}} {}",
                 h.count
             );
-            let _ = writeln!(out, "arca_request_duration_seconds_sum{{operation=\"{op}\"}} {}", h.sum);
-            let _ = writeln!(out, "arca_request_duration_seconds_count{{operation=\"{op}\"}} {}", h.count);
+            let _ = writeln!(
+                out,
+                "arca_request_duration_seconds_sum{{operation=\"{op}\"}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "arca_request_duration_seconds_count{{operation=\"{op}\"}} {}",
+                h.count
+            );
         }
         drop(m);
         let gauge = |out: &mut String, name: &str, help: &str, v: Option<u64>| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
             let _ = writeln!(out, "{name} {}", v.map(|v| v as i64).unwrap_or(-1));
         };
-        gauge(&mut out, "arca_raft_term", "Current Raft term.", Some(raft.term));
-        gauge(&mut out, "arca_raft_leader", "Node id of the known leader (-1: none).", raft.leader);
+        gauge(
+            &mut out,
+            "arca_raft_term",
+            "Current Raft term.",
+            Some(raft.term),
+        );
+        gauge(
+            &mut out,
+            "arca_raft_leader",
+            "Node id of the known leader (-1: none).",
+            raft.leader,
+        );
         gauge(
             &mut out,
             "arca_raft_is_leader",
             "1 if this node is the leader.",
             Some(u64::from(raft.leader == Some(raft.node_id))),
         );
-        gauge(&mut out, "arca_raft_last_log_index", "Last log index (-1: none).", raft.last_log_index);
-        gauge(&mut out, "arca_raft_commit_index", "Commit index (-1: none).", raft.commit_index);
-        gauge(&mut out, "arca_raft_applied_index", "Applied index (-1: none).", raft.applied_index);
-        gauge(&mut out, "arca_raft_snapshot_index", "Last index in the current snapshot (-1: none).", raft.snapshot_index);
-        gauge(&mut out, "arca_raft_purged_index", "Last index purged from the log (-1: none).", raft.purged_index);
-        gauge(&mut out, "arca_key_actors", "Running key actors.", Some(active_actors as u64));
+        gauge(
+            &mut out,
+            "arca_raft_last_log_index",
+            "Last log index (-1: none).",
+            raft.last_log_index,
+        );
+        gauge(
+            &mut out,
+            "arca_raft_commit_index",
+            "Commit index (-1: none).",
+            raft.commit_index,
+        );
+        gauge(
+            &mut out,
+            "arca_raft_applied_index",
+            "Applied index (-1: none).",
+            raft.applied_index,
+        );
+        gauge(
+            &mut out,
+            "arca_raft_snapshot_index",
+            "Last index in the current snapshot (-1: none).",
+            raft.snapshot_index,
+        );
+        gauge(
+            &mut out,
+            "arca_raft_purged_index",
+            "Last index purged from the log (-1: none).",
+            raft.purged_index,
+        );
+        gauge(
+            &mut out,
+            "arca_key_actors",
+            "Running key actors.",
+            Some(active_actors as u64),
+        );
         out
     }
 }

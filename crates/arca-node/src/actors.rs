@@ -82,7 +82,12 @@ pub struct Registry {
 }
 
 impl Registry {
-    pub fn new(shared: Arc<SharedState>, root: Arc<RootKey>, mailbox: usize, idle_timeout: Duration) -> Self {
+    pub fn new(
+        shared: Arc<SharedState>,
+        root: Arc<RootKey>,
+        mailbox: usize,
+        idle_timeout: Duration,
+    ) -> Self {
         assert!(mailbox > 0, "an actor mailbox holds at least one request");
         Self {
             actors: Mutex::new(HashMap::new()),
@@ -174,11 +179,9 @@ impl KeyActor {
     fn current(&mut self) -> Result<&Loaded, NodeError> {
         let (revision, state) = {
             let a = self.shared.read();
-            let k = a
-                .state
-                .keys
-                .get(&self.key_id)
-                .ok_or_else(|| NodeError::NotFound(format!("Key '{}' does not exist", self.key_id)))?;
+            let k = a.state.keys.get(&self.key_id).ok_or_else(|| {
+                NodeError::NotFound(format!("Key '{}' does not exist", self.key_id))
+            })?;
             (k.revision, k.state)
         };
         match state {
@@ -187,11 +190,9 @@ impl KeyActor {
         if self.loaded.as_ref().map(|l| l.revision) != Some(revision) {
             self.loaded = None;
             let a = self.shared.read();
-            let k = a
-                .state
-                .keys
-                .get(&self.key_id)
-                .ok_or_else(|| NodeError::NotFound(format!("Key '{}' does not exist", self.key_id)))?;
+            let k = a.state.keys.get(&self.key_id).ok_or_else(|| {
+                NodeError::NotFound(format!("Key '{}' does not exist", self.key_id))
+            })?;
             let mut keys = BTreeMap::new();
             for v in &k.versions {
                 let secret = self
@@ -232,7 +233,11 @@ impl KeyActor {
                 let r = self.decrypt(&blob, &context);
                 let _ = reply.send(r);
             }
-            Request::GenerateDataKey { len, context, reply } => {
+            Request::GenerateDataKey {
+                len,
+                context,
+                reply,
+            } => {
                 let r = SecretBytes::random(len)
                     .map_err(NodeError::from)
                     .and_then(|dk| {
@@ -319,7 +324,8 @@ mod tests {
                 reply: tx,
             },
         )?;
-        rx.await.map_err(|_| NodeError::Internal("actor failed".into()))?
+        rx.await
+            .map_err(|_| NodeError::Internal("actor failed".into()))?
     }
 
     #[tokio::test]
@@ -354,7 +360,10 @@ mod tests {
             },
         )
         .unwrap();
-        assert!(rx.await.is_err(), "the queued request's caller sees the failure");
+        assert!(
+            rx.await.is_err(),
+            "the queued request's caller sees the failure"
+        );
         // The next request gets a new actor.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         loop {

@@ -29,10 +29,19 @@ pub fn generate(
 ) -> Result<(AccessKeyRecord, SecretBytes), CryptoError> {
     let id_bytes = arca_crypto::random::bytes16()?;
     let mut id = String::from("AKIA");
-    id.extend(id_bytes.iter().map(|b| ID_ALPHABET[(b % 32) as usize] as char));
+    id.extend(
+        id_bytes
+            .iter()
+            .map(|b| ID_ALPHABET[(b % 32) as usize] as char),
+    );
     let raw = SecretBytes::random(40)?;
     // 256 is a multiple of 64, so `b % 64` is uniform.
-    let secret = SecretBytes::new(raw.expose().iter().map(|b| SECRET_ALPHABET[(b % 64) as usize]).collect());
+    let secret = SecretBytes::new(
+        raw.expose()
+            .iter()
+            .map(|b| SECRET_ALPHABET[(b % 64) as usize])
+            .collect(),
+    );
     let wrapped_secret = root.wrap(secret.expose(), ctx(&id))?;
     Ok((
         AccessKeyRecord {

@@ -62,7 +62,9 @@ impl From<Rejection> for NodeError {
         match r {
             Rejection::AlreadyInitialized => NodeError::AlreadyInitialized,
             Rejection::NotInitialized => NodeError::NotInitialized,
-            Rejection::AlreadyExists(what) => NodeError::AlreadyExists(format!("{what} already exists")),
+            Rejection::AlreadyExists(what) => {
+                NodeError::AlreadyExists(format!("{what} already exists"))
+            }
             Rejection::Invalid(m) => NodeError::Validation(m),
         }
     }

@@ -78,7 +78,9 @@ impl PeerClient {
     ) -> Result<Resp, PeerError> {
         let body = postcard::to_allocvec(body)
             .map_err(|e| PeerError::Decode(addr.to_string(), e.to_string()))?;
-        let bytes = self.call_raw(addr, path, body, "application/postcard", timeout).await?;
+        let bytes = self
+            .call_raw(addr, path, body, "application/postcard", timeout)
+            .await?;
         postcard::from_bytes(&bytes).map_err(|e| PeerError::Decode(addr.to_string(), e.to_string()))
     }
 
@@ -130,7 +132,8 @@ impl PeerClient {
         req: &ForwardRequest,
         timeout: Duration,
     ) -> Result<ForwardResponse, PeerError> {
-        self.call(&leader.peer_addr, PATH_FORWARD, req, timeout).await
+        self.call(&leader.peer_addr, PATH_FORWARD, req, timeout)
+            .await
     }
 }
 
@@ -162,7 +165,12 @@ type RpcResult<T, E = openraft::error::Infallible> =
     Result<T, RPCError<NodeId, NodeInfo, RaftError<NodeId, E>>>;
 
 impl PeerConnection {
-    async fn rpc<Req, Resp, E>(&self, path: &str, req: &Req, option: &RPCOption) -> RpcResult<Resp, E>
+    async fn rpc<Req, Resp, E>(
+        &self,
+        path: &str,
+        req: &Req,
+        option: &RPCOption,
+    ) -> RpcResult<Resp, E>
     where
         Req: Serialize,
         Resp: DeserializeOwned,
@@ -197,7 +205,11 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         self.rpc(PATH_SNAPSHOT, &rpc, &option).await
     }
 
-    async fn vote(&mut self, rpc: VoteRequest<NodeId>, option: RPCOption) -> RpcResult<VoteResponse<NodeId>> {
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> RpcResult<VoteResponse<NodeId>> {
         self.rpc(PATH_VOTE, &rpc, &option).await
     }
 }

@@ -164,7 +164,9 @@ impl Node {
         // This data dir's root key and node id, checked before anything is read.
         let kcv = cfg.root_key.check_value();
         match store::read_local_meta(&db, store::ROOT_CHECK).map_err(st)? {
-            Some(found) if found != kcv => return Err(StartError::WrongRootKey(cfg.data_dir.clone())),
+            Some(found) if found != kcv => {
+                return Err(StartError::WrongRootKey(cfg.data_dir.clone()))
+            }
             Some(_) => {}
             None => store::write_local_meta(&db, store::ROOT_CHECK, &kcv).map_err(st)?,
         }
@@ -179,10 +181,13 @@ impl Node {
                     });
                 }
             }
-            None => store::write_local_meta(&db, store::NODE_ID, &cfg.node_id.to_be_bytes()).map_err(st)?,
+            None => store::write_local_meta(&db, store::NODE_ID, &cfg.node_id.to_be_bytes())
+                .map_err(st)?,
         }
 
-        let peer_auth = Arc::new(PeerAuth::new(cfg.cluster_secret.expose()).map_err(StartError::ClusterSecret)?);
+        let peer_auth = Arc::new(
+            PeerAuth::new(cfg.cluster_secret.expose()).map_err(StartError::ClusterSecret)?,
+        );
         let peers = PeerClient::new(peer_auth.clone());
         let sm = StateMachineStore::open(db.clone()).map_err(st)?;
         let shared = sm.shared();
@@ -205,9 +210,15 @@ impl Node {
         let network = Network {
             client: peers.clone(),
         };
-        let raft = Raft::new(cfg.node_id, Arc::new(raft_config), network, LogStore::new(db), sm)
-            .await
-            .map_err(|e| StartError::Raft(e.to_string()))?;
+        let raft = Raft::new(
+            cfg.node_id,
+            Arc::new(raft_config),
+            network,
+            LogStore::new(db),
+            sm,
+        )
+        .await
+        .map_err(|e| StartError::Raft(e.to_string()))?;
 
         let listener = tokio::net::TcpListener::bind(&cfg.peer_addr)
             .await
@@ -220,7 +231,12 @@ impl Node {
                 peer_addr: cfg.peer_addr,
             },
             raft,
-            registry: Registry::new(shared.clone(), root.clone(), cfg.actor_mailbox, cfg.actor_idle),
+            registry: Registry::new(
+                shared.clone(),
+                root.clone(),
+                cfg.actor_mailbox,
+                cfg.actor_idle,
+            ),
             shared,
             peers,
             peer_auth,
@@ -231,7 +247,11 @@ impl Node {
             shutdown: CancellationToken::new(),
             tasks: Default::default(),
         });
-        let peer_task = tokio::spawn(crate::peer::serve(listener, node.clone(), node.shutdown.clone()));
+        let peer_task = tokio::spawn(crate::peer::serve(
+            listener,
+            node.clone(),
+            node.shutdown.clone(),
+        ));
         let watchdog = tokio::spawn(election_watchdog(node.clone()));
         let root_watch = tokio::spawn(root_key_watch(node.clone()));
         node.tasks
@@ -247,7 +267,8 @@ impl Node {
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(error = %e, "raft shutdown");
         }
-        let tasks: Vec<_> = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        let tasks: Vec<_> =
+            std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
         for t in tasks {
             t.abort();
         }
@@ -318,7 +339,9 @@ impl Node {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(NodeError::Unavailable("no Raft leader is available; retry".into()));
+                return Err(NodeError::Unavailable(
+                    "no Raft leader is available; retry".into(),
+                ));
             }
             let _ = tokio::time::timeout(left, rx.changed()).await;
         }
@@ -400,7 +423,9 @@ impl Node {
                     log_index: r.log_id.index,
                 },
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                    ForwardResponse::NotLeader { leader: f.leader_id }
+                    ForwardResponse::NotLeader {
+                        leader: f.leader_id,
+                    }
                 }
                 Err(e) => ForwardResponse::Failed(e.to_string()),
             },
@@ -413,7 +438,9 @@ impl Node {
                 if let Err(e) = self.raft.add_learner(node_id, info, true).await {
                     return match e {
                         RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
-                            ForwardResponse::NotLeader { leader: f.leader_id }
+                            ForwardResponse::NotLeader {
+                                leader: f.leader_id,
+                            }
                         }
                         e => ForwardResponse::Failed(e.to_string()),
                     };
@@ -422,7 +449,9 @@ impl Node {
                 match self.raft.change_membership(add, false).await {
                     Ok(_) => ForwardResponse::Done,
                     Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                        ForwardResponse::NotLeader { leader: f.leader_id }
+                        ForwardResponse::NotLeader {
+                            leader: f.leader_id,
+                        }
                     }
                     Err(e) => ForwardResponse::Failed(e.to_string()),
                 }
@@ -442,7 +471,9 @@ impl Node {
                 match self.raft.change_membership(change, false).await {
                     Ok(_) => ForwardResponse::Done,
                     Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                        ForwardResponse::NotLeader { leader: f.leader_id }
+                        ForwardResponse::NotLeader {
+                            leader: f.leader_id,
+                        }
                     }
                     Err(e) => ForwardResponse::Failed(e.to_string()),
                 }
@@ -477,7 +508,11 @@ impl Node {
                     None => None,
                 };
                 let lag = if v.leader == Some(self.id) {
-                    Some(leader_last.unwrap_or(0).saturating_sub(matched_index.unwrap_or(0)))
+                    Some(
+                        leader_last
+                            .unwrap_or(0)
+                            .saturating_sub(matched_index.unwrap_or(0)),
+                    )
                 } else {
                     None
                 };
@@ -486,7 +521,11 @@ impl Node {
                     api_addr: info.api_addr.clone(),
                     peer_addr: info.peer_addr.clone(),
                     voter: voters.contains(id),
-                    matched_index: if v.leader == Some(self.id) { matched_index } else { None },
+                    matched_index: if v.leader == Some(self.id) {
+                        matched_index
+                    } else {
+                        None
+                    },
                     lag,
                 }
             })
@@ -508,10 +547,13 @@ impl Node {
         match self.on_leader(ForwardRequest::Write(cmd)).await? {
             ForwardResponse::Written { outcome, log_index } => {
                 // Read your writes: a later request to this node sees the change.
-                self.wait_applied(log_index, started + self.write_timeout).await?;
+                self.wait_applied(log_index, started + self.write_timeout)
+                    .await?;
                 Ok(outcome)
             }
-            other => Err(NodeError::Internal(format!("unexpected answer to a write: {other:?}"))),
+            other => Err(NodeError::Internal(format!(
+                "unexpected answer to a write: {other:?}"
+            ))),
         }
     }
 
@@ -520,8 +562,12 @@ impl Node {
     pub async fn catch_up(&self) -> Result<(), NodeError> {
         let started = Instant::now();
         match self.on_leader(ForwardRequest::ReadIndex).await? {
-            ForwardResponse::ReadIndex(i) => self.wait_applied(i, started + self.write_timeout).await,
-            other => Err(NodeError::Internal(format!("unexpected answer to a read index: {other:?}"))),
+            ForwardResponse::ReadIndex(i) => {
+                self.wait_applied(i, started + self.write_timeout).await
+            }
+            other => Err(NodeError::Internal(format!(
+                "unexpected answer to a read index: {other:?}"
+            ))),
         }
     }
 
@@ -529,7 +575,11 @@ impl Node {
 
     /// Bootstraps a one-node cluster on this node and creates the first admin
     /// access key. Refused if the cluster is initialized already.
-    pub async fn init_cluster(&self, region: String, account_id: String) -> Result<NewAccessKey, NodeError> {
+    pub async fn init_cluster(
+        &self,
+        region: String,
+        account_id: String,
+    ) -> Result<NewAccessKey, NodeError> {
         if self.cluster_info().is_some() {
             return Err(NodeError::AlreadyInitialized);
         }
@@ -566,11 +616,15 @@ impl Node {
     }
 
     pub async fn add_node(&self, node_id: NodeId, info: NodeInfo) -> Result<(), NodeError> {
-        self.on_leader(ForwardRequest::AddNode { node_id, info }).await.map(|_| ())
+        self.on_leader(ForwardRequest::AddNode { node_id, info })
+            .await
+            .map(|_| ())
     }
 
     pub async fn remove_node(&self, node_id: NodeId) -> Result<(), NodeError> {
-        self.on_leader(ForwardRequest::RemoveNode { node_id }).await.map(|_| ())
+        self.on_leader(ForwardRequest::RemoveNode { node_id })
+            .await
+            .map(|_| ())
     }
 
     /// The leader's view of the cluster (this node's if no leader answers).
@@ -584,7 +638,10 @@ impl Node {
     // ---- Credentials ----
 
     /// The secret of an access key, for signature checks; `None` if unknown.
-    pub fn access_key_secret(&self, access_key_id: &str) -> Result<Option<(Arc<SecretBytes>, bool)>, NodeError> {
+    pub fn access_key_secret(
+        &self,
+        access_key_id: &str,
+    ) -> Result<Option<(Arc<SecretBytes>, bool)>, NodeError> {
         let rec = match self.shared.read().state.access_keys.get(access_key_id) {
             Some(r) => r.clone(),
             None => return Ok(None),
@@ -645,7 +702,12 @@ impl Node {
             }],
             revision: 0,
         };
-        match self.propose(Command::CreateKey { key: record.clone() }).await? {
+        match self
+            .propose(Command::CreateKey {
+                key: record.clone(),
+            })
+            .await?
+        {
             Outcome::Applied => {}
             // A retried proposal that had already been applied: the key is ours
             // if it holds the material we generated.
@@ -680,7 +742,11 @@ impl Node {
 
     /// Keys in id order, after `marker` (exclusive), at most `limit`.
     /// Returns the page and whether more follow.
-    pub fn list_keys(&self, after: Option<KeyId>, limit: usize) -> Result<(Vec<KeyInfo>, bool), NodeError> {
+    pub fn list_keys(
+        &self,
+        after: Option<KeyId>,
+        limit: usize,
+    ) -> Result<(Vec<KeyInfo>, bool), NodeError> {
         let cluster = self.require_cluster()?;
         let a = self.shared.read();
         let range: Box<dyn Iterator<Item = &KeyRecord>> = match after {
@@ -692,7 +758,10 @@ impl Node {
             ),
             None => Box::new(a.state.keys.values()),
         };
-        let mut page: Vec<KeyInfo> = range.take(limit + 1).map(|k| self.info_of(k, &cluster)).collect();
+        let mut page: Vec<KeyInfo> = range
+            .take(limit + 1)
+            .map(|k| self.info_of(k, &cluster))
+            .collect();
         let truncated = page.len() > limit;
         page.truncate(limit);
         Ok((page, truncated))
@@ -705,16 +774,25 @@ impl Node {
     ) -> Result<T, NodeError> {
         let (tx, rx) = oneshot::channel();
         self.registry.send(key_id, make(tx))?;
-        rx.await
-            .map_err(|_| NodeError::Internal("the key's actor failed while serving the request".into()))?
+        rx.await.map_err(|_| {
+            NodeError::Internal("the key's actor failed while serving the request".into())
+        })?
     }
 
     /// Ensures the key is known here (catching up with the leader if not).
     async fn ensure_known(&self, key_id: &KeyId) -> Result<(), NodeError> {
+        if self.shared.read().state.keys.contains_key(key_id) {
+            return Ok(());
+        }
         self.describe_key(key_id).await.map(|_| ())
     }
 
-    pub async fn encrypt(&self, key_id: KeyId, plaintext: SecretBytes, context: Context) -> Result<Encrypted, NodeError> {
+    pub async fn encrypt(
+        &self,
+        key_id: KeyId,
+        plaintext: SecretBytes,
+        context: Context,
+    ) -> Result<Encrypted, NodeError> {
         self.ensure_known(&key_id).await?;
         self.ask(key_id, |reply| Request::Encrypt {
             plaintext,
@@ -764,8 +842,12 @@ impl Node {
         context: Context,
     ) -> Result<(SecretBytes, Encrypted), NodeError> {
         self.ensure_known(&key_id).await?;
-        self.ask(key_id, |reply| Request::GenerateDataKey { len, context, reply })
-            .await
+        self.ask(key_id, |reply| Request::GenerateDataKey {
+            len,
+            context,
+            reply,
+        })
+        .await
     }
 
     pub fn active_key_actors(&self) -> usize {
@@ -782,7 +864,9 @@ fn not_found(key_id: &KeyId) -> NodeError {
 fn check_replicated_root(shared: &SharedState, root: &RootKey) -> Result<(), StartError> {
     if let Some(c) = &shared.read().state.cluster {
         if c.root_check_value != root.check_value() {
-            return Err(StartError::WrongRootKey(PathBuf::from("(replicated cluster state)")));
+            return Err(StartError::WrongRootKey(PathBuf::from(
+                "(replicated cluster state)",
+            )));
         }
     }
     Ok(())
@@ -824,7 +908,11 @@ async fn election_watchdog(node: Arc<Node>) {
     loop {
         let (leader, state, voter) = {
             let m = rx.borrow_and_update();
-            let voter = m.membership_config.membership().voter_ids().any(|v| v == node.id);
+            let voter = m
+                .membership_config
+                .membership()
+                .voter_ids()
+                .any(|v| v == node.id);
             (m.current_leader, m.state, voter)
         };
         if leader.is_some() || !voter || state == ServerState::Leader {
@@ -834,13 +922,17 @@ async fn election_watchdog(node: Arc<Node>) {
             if since.elapsed() >= patience {
                 let mut b = [0u8; 2];
                 let _ = arca_crypto::random::fill(&mut b);
-                let jitter = node.election_max.as_millis() as u64 * u64::from(u16::from_le_bytes(b)) / 65536;
+                let jitter =
+                    node.election_max.as_millis() as u64 * u64::from(u16::from_le_bytes(b)) / 65536;
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(jitter)) => {}
                     _ = node.shutdown.cancelled() => return,
                 }
                 if rx.borrow().current_leader.is_none() {
-                    tracing::info!(node_id = node.id, "no leader for a while: starting an election");
+                    tracing::info!(
+                        node_id = node.id,
+                        "no leader for a while: starting an election"
+                    );
                     let _ = node.raft.trigger().elect().await;
                 }
                 leaderless_since = Some(Instant::now());

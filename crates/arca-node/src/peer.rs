@@ -77,7 +77,10 @@ fn reply(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
 fn postcard_reply<T: Serialize>(v: &T) -> Response<Full<Bytes>> {
     match postcard::to_allocvec(v) {
         Ok(b) => reply(StatusCode::OK, b),
-        Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, e.to_string().into_bytes()),
+        Err(e) => reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            e.to_string().into_bytes(),
+        ),
     }
 }
 
@@ -128,19 +131,27 @@ async fn handle(node: Arc<Node>, req: Request<Incoming>) -> Response<Full<Bytes>
                 Ok(k) => {
                     let resp = InitResponse {
                         access_key_id: k.access_key_id,
-                        secret_access_key: String::from_utf8_lossy(k.secret_access_key.expose()).into_owned(),
+                        secret_access_key: String::from_utf8_lossy(k.secret_access_key.expose())
+                            .into_owned(),
                         region: k.region,
                         account_id: k.account_id,
                     };
                     match serde_json::to_vec(&resp) {
                         Ok(b) => reply(StatusCode::OK, b),
-                        Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, e.to_string().into_bytes()),
+                        Err(e) => reply(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            e.to_string().into_bytes(),
+                        ),
                     }
                 }
-                Err(crate::NodeError::AlreadyInitialized) => {
-                    reply(StatusCode::CONFLICT, b"the cluster is already initialized".to_vec())
-                }
-                Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, e.to_string().into_bytes()),
+                Err(crate::NodeError::AlreadyInitialized) => reply(
+                    StatusCode::CONFLICT,
+                    b"the cluster is already initialized".to_vec(),
+                ),
+                Err(e) => reply(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    e.to_string().into_bytes(),
+                ),
             }
         }
         _ => reply(StatusCode::NOT_FOUND, Vec::new()),

@@ -30,7 +30,9 @@ pub enum PeerAuthError {
     Malformed,
     #[error("peer request timestamp is more than {MAX_SKEW_SECS} s away from this node's clock")]
     Skew,
-    #[error("peer request signature does not match (is the cluster secret the same on every node?)")]
+    #[error(
+        "peer request signature does not match (is the cluster secret the same on every node?)"
+    )]
     Mismatch,
 }
 
@@ -67,7 +69,10 @@ impl PeerAuth {
 
     /// The header value for a request.
     pub fn sign(&self, method: &str, path: &str, now: i64, body: &[u8]) -> String {
-        format!("v1 {now} {}", hex::encode(self.mac(method, path, now, body)))
+        format!(
+            "v1 {now} {}",
+            hex::encode(self.mac(method, path, now, body))
+        )
     }
 
     pub fn verify(
@@ -106,7 +111,10 @@ mod tests {
     fn sign_verify() {
         let a = PeerAuth::new(b"a cluster secret of enough length\n").unwrap();
         let h = a.sign("POST", "/raft/vote", 1000, b"body");
-        assert_eq!(a.verify(Some(&h), "POST", "/raft/vote", 1010, b"body"), Ok(()));
+        assert_eq!(
+            a.verify(Some(&h), "POST", "/raft/vote", 1010, b"body"),
+            Ok(())
+        );
         assert_eq!(
             a.verify(Some(&h), "POST", "/raft/vote", 1010, b"other"),
             Err(PeerAuthError::Mismatch)
@@ -124,7 +132,14 @@ mod tests {
             b.verify(Some(&h), "POST", "/raft/vote", 1000, b"body"),
             Err(PeerAuthError::Mismatch)
         );
-        for bad in [None, Some(""), Some("v1 x y"), Some("v2 1 00"), Some("v1 1 zz"), Some("v1 1 00 extra")] {
+        for bad in [
+            None,
+            Some(""),
+            Some("v1 x y"),
+            Some("v2 1 00"),
+            Some("v1 1 zz"),
+            Some("v1 1 00 extra"),
+        ] {
             assert!(a.verify(bad, "POST", "/", 1, b"").is_err());
         }
     }

@@ -11,6 +11,9 @@
 //!
 //! Everything stored here is either public metadata or wrapped under the root key.
 
+// openraft's `StorageError` is large, and its traits require it as the error type.
+#![allow(clippy::result_large_err)]
+
 use std::fmt::Debug;
 use std::io::Cursor;
 use std::ops::RangeBounds;
@@ -111,7 +114,10 @@ impl LogStore {
         Self { db }
     }
 
-    fn get_meta<T: for<'de> Deserialize<'de>>(&self, name: &str) -> Result<Option<T>, StorageError> {
+    fn get_meta<T: for<'de> Deserialize<'de>>(
+        &self,
+        name: &str,
+    ) -> Result<Option<T>, StorageError> {
         read_local_meta(&self.db, name)?
             .map(|b| dec(&b))
             .transpose()
@@ -188,7 +194,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(self.get_meta::<Option<LogId>>(COMMITTED)?.flatten())
     }
 
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -596,7 +606,9 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
 
 /// The wrapped material of every key version in a stopped node's data dir:
 /// `(key id, version, wrapped bytes)`. For offline inspection and tests.
-pub fn wrapped_key_material(dir: &Path) -> Result<Vec<(arca_state::KeyId, u32, Vec<u8>)>, StorageError> {
+pub fn wrapped_key_material(
+    dir: &Path,
+) -> Result<Vec<(arca_state::KeyId, u32, Vec<u8>)>, StorageError> {
     let db = Database::open(dir.join("arca.redb")).map_err(r)?;
     let applied = load_state(&db)?;
     Ok(applied

@@ -48,20 +48,30 @@ pub enum ForwardRequest {
     /// Confirm leadership with a quorum and return the index a reader must
     /// have applied to see every write acknowledged so far.
     ReadIndex,
-    AddNode { node_id: NodeId, info: NodeInfo },
-    RemoveNode { node_id: NodeId },
+    AddNode {
+        node_id: NodeId,
+        info: NodeInfo,
+    },
+    RemoveNode {
+        node_id: NodeId,
+    },
     Status,
 }
 
 /// The leader's answer to a [`ForwardRequest`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ForwardResponse {
-    Written { outcome: Outcome, log_index: u64 },
+    Written {
+        outcome: Outcome,
+        log_index: u64,
+    },
     ReadIndex(u64),
     Done,
     Status(ClusterStatus),
     /// The request reached a node that is not (or no longer) the leader.
-    NotLeader { leader: Option<NodeId> },
+    NotLeader {
+        leader: Option<NodeId>,
+    },
     Failed(String),
 }
 

@@ -103,8 +103,12 @@ mod tests {
         assert_eq!(&s[14..15], "4", "version nibble");
         assert_eq!(s.parse::<KeyId>().unwrap(), id);
         assert_eq!(s.to_uppercase().parse::<KeyId>().unwrap(), id);
-        assert!("1234abcd-12ab-34cd-56ef-1234567890a".parse::<KeyId>().is_err());
-        assert!("1234abcd-12ab-34cd-56ef+1234567890ab".parse::<KeyId>().is_err());
+        assert!("1234abcd-12ab-34cd-56ef-1234567890a"
+            .parse::<KeyId>()
+            .is_err());
+        assert!("1234abcd-12ab-34cd-56ef+1234567890ab"
+            .parse::<KeyId>()
+            .is_err());
     }
 
     proptest! {

@@ -334,7 +334,11 @@ mod tests {
 
     #[test]
     fn replay_is_deterministic() {
-        let cmds = vec![init(), Command::CreateKey { key: key(1) }, Command::CreateKey { key: key(2) }];
+        let cmds = [
+            init(),
+            Command::CreateKey { key: key(1) },
+            Command::CreateKey { key: key(2) },
+        ];
         let run = || {
             let mut s = State::default();
             for (i, c) in cmds.iter().enumerate() {

@@ -74,9 +74,16 @@ async fn encrypt(a: EncryptArgs) -> anyhow::Result<()> {
         None => {
             let c = ApiClient::new(&a.endpoint, creds.clone())?;
             let r = c
-                .call("TrentService.CreateKey", json!({"Description": "arca bench"}), Duration::from_secs(30))
+                .call(
+                    "TrentService.CreateKey",
+                    json!({"Description": "arca bench"}),
+                    Duration::from_secs(30),
+                )
                 .await?;
-            r["KeyMetadata"]["KeyId"].as_str().context("CreateKey returned no KeyId")?.to_string()
+            r["KeyMetadata"]["KeyId"]
+                .as_str()
+                .context("CreateKey returned no KeyId")?
+                .to_string()
         }
     };
     let body = serde_json::to_vec(&json!({

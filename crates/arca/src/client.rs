@@ -26,7 +26,9 @@ pub fn unix_now() -> i64 {
 
 /// Host and port of an endpoint URL like `http://127.0.0.1:7700`.
 pub fn authority(endpoint: &str) -> anyhow::Result<String> {
-    let uri: http::Uri = endpoint.parse().with_context(|| format!("invalid endpoint {endpoint}"))?;
+    let uri: http::Uri = endpoint
+        .parse()
+        .with_context(|| format!("invalid endpoint {endpoint}"))?;
     if uri.scheme_str() != Some("http") {
         bail!("endpoint {endpoint} must start with http://");
     }
@@ -85,12 +87,22 @@ impl ApiClient {
 
     /// Calls `target` (e.g. `ArcaAdmin.ClusterStatus`); an AWS-shaped error
     /// becomes an error naming its code.
-    pub async fn call(&self, target: &str, body: Value, timeout: Duration) -> anyhow::Result<Value> {
+    pub async fn call(
+        &self,
+        target: &str,
+        body: Value,
+        timeout: Duration,
+    ) -> anyhow::Result<Value> {
         let body = serde_json::to_vec(&body)?;
         let req = signed_request(&self.authority, &self.creds, target, &body)?;
         let resp = tokio::time::timeout(timeout, self.http.request(req))
             .await
-            .map_err(|_| anyhow!("{target}: no answer from {} within {timeout:?}", self.authority))?
+            .map_err(|_| {
+                anyhow!(
+                    "{target}: no answer from {} within {timeout:?}",
+                    self.authority
+                )
+            })?
             .with_context(|| format!("cannot reach {}", self.authority))?;
         let status = resp.status();
         let bytes = resp.into_body().collect().await?.to_bytes();
@@ -100,7 +112,9 @@ impl ApiClient {
                 "{target} failed: {} ({}): {}",
                 v["__type"].as_str().unwrap_or("error"),
                 status.as_u16(),
-                v["message"].as_str().unwrap_or(&String::from_utf8_lossy(&bytes))
+                v["message"]
+                    .as_str()
+                    .unwrap_or(&String::from_utf8_lossy(&bytes))
             );
         }
         Ok(v)

@@ -23,7 +23,11 @@ use crate::client::{ApiClient, Credentials};
 use crate::config::{read_secret_file, write_secret_file, FileConfig};
 
 #[derive(Parser)]
-#[command(name = "arca", version, about = "Arca: a self-hosted, clustered key management service")]
+#[command(
+    name = "arca",
+    version,
+    about = "Arca: a self-hosted, clustered key management service"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -176,7 +180,9 @@ enum RootKeyCmd {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         match cli.cmd {
             Cmd::Server(a) => server(a).await,
@@ -227,9 +233,12 @@ async fn server(a: ServerArgs) -> anyhow::Result<()> {
         Some(p) => FileConfig::load(p)?,
         None => FileConfig::default(),
     };
-    init_tracing(a.log.as_deref().or(file.log.as_deref()).unwrap_or(
-        "info,openraft=warn",
-    ));
+    init_tracing(
+        a.log
+            .as_deref()
+            .or(file.log.as_deref())
+            .unwrap_or("info,openraft=warn"),
+    );
     let dev = a.dev;
     let data_dir = a
         .data_dir
@@ -243,8 +252,14 @@ async fn server(a: ServerArgs) -> anyhow::Result<()> {
         .listen_addr
         .or(file.listen_addr)
         .unwrap_or_else(|| DEV_LISTEN.to_string());
-    let peer = a.peer_addr.or(file.peer_addr).unwrap_or_else(|| DEV_PEER.to_string());
-    let advertise = a.advertise_addr.or(file.advertise_addr).unwrap_or_else(|| listen.clone());
+    let peer = a
+        .peer_addr
+        .or(file.peer_addr)
+        .unwrap_or_else(|| DEV_PEER.to_string());
+    let advertise = a
+        .advertise_addr
+        .or(file.advertise_addr)
+        .unwrap_or_else(|| listen.clone());
 
     let mut root_key_file = a.root_key_file.or(file.root_key_file);
     let mut secret_file = a.cluster_secret_file.or(file.cluster_secret_file);
@@ -349,7 +364,9 @@ async fn wait_for_signal() {
 async fn dev_bootstrap(node: &Arc<Node>, data_dir: &Path, listen: &str) -> anyhow::Result<()> {
     let creds_file = data_dir.join("admin-credentials");
     if node.cluster_info().is_none() {
-        let k = node.init_cluster("us-east-1".into(), DEV_ACCOUNT.into()).await?;
+        let k = node
+            .init_cluster("us-east-1".into(), DEV_ACCOUNT.into())
+            .await?;
         let secret = String::from_utf8_lossy(k.secret_access_key.expose()).into_owned();
         let text = format!(
             "[default]\naws_access_key_id = {}\naws_secret_access_key = {}\nregion = {}\n",
@@ -377,7 +394,10 @@ async fn dev_bootstrap(node: &Arc<Node>, data_dir: &Path, listen: &str) -> anyho
 
 fn random_account_id() -> anyhow::Result<String> {
     let b = arca_crypto::random::bytes16()?;
-    Ok(b.iter().take(12).map(|x| char::from(b'0' + x % 10)).collect())
+    Ok(b.iter()
+        .take(12)
+        .map(|x| char::from(b'0' + x % 10))
+        .collect())
 }
 
 async fn cluster(c: ClusterCmd) -> anyhow::Result<()> {
@@ -414,7 +434,9 @@ async fn cluster(c: ClusterCmd) -> anyhow::Result<()> {
                     })
                 );
             } else {
-                println!("Cluster initialized. The first admin access key (shown once; store it now):");
+                println!(
+                    "Cluster initialized. The first admin access key (shown once; store it now):"
+                );
                 println!("  aws_access_key_id     = {}", r.access_key_id);
                 println!("  aws_secret_access_key = {}", r.secret_access_key);
                 println!("  region                = {}", r.region);
@@ -441,7 +463,11 @@ async fn cluster(c: ClusterCmd) -> anyhow::Result<()> {
         ClusterCmd::RemoveNode { admin, node_id } => {
             admin
                 .client()?
-                .call("ArcaAdmin.RemoveNode", json!({ "NodeId": node_id }), timeout)
+                .call(
+                    "ArcaAdmin.RemoveNode",
+                    json!({ "NodeId": node_id }),
+                    timeout,
+                )
                 .await?;
             println!("node {node_id} removed");
             Ok(())
@@ -455,7 +481,11 @@ async fn cluster(c: ClusterCmd) -> anyhow::Result<()> {
                 println!("{s}");
                 return Ok(());
             }
-            let opt = |v: &serde_json::Value| v.as_u64().map(|x| x.to_string()).unwrap_or_else(|| "-".into());
+            let opt = |v: &serde_json::Value| {
+                v.as_u64()
+                    .map(|x| x.to_string())
+                    .unwrap_or_else(|| "-".into())
+            };
             println!(
                 "leader: {}   term: {}   commit index: {}   applied index: {} (as seen by node {})",
                 opt(&s["leader"]),
@@ -464,7 +494,10 @@ async fn cluster(c: ClusterCmd) -> anyhow::Result<()> {
                 opt(&s["applied_index"]),
                 opt(&s["node_id"]),
             );
-            println!("{:>6}  {:<8} {:<22} {:<22} {:>8} {:>6}", "NODE", "ROLE", "API", "PEER", "MATCHED", "LAG");
+            println!(
+                "{:>6}  {:<8} {:<22} {:<22} {:>8} {:>6}",
+                "NODE", "ROLE", "API", "PEER", "MATCHED", "LAG"
+            );
             for m in s["members"].as_array().into_iter().flatten() {
                 let role = if m["node_id"] == s["leader"] {
                     "leader"
