@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 
 use arca_crypto::symmetric::{MAX_CIPHERTEXT_LEN, MAX_PLAINTEXT_LEN};
 use arca_crypto::SecretBytes;
-use arca_node::node::KeyInfo;
+use arca_node::keys::KeyInfo;
 use arca_node::{Node, NodeInfo};
-use arca_state::KeyId;
+use arca_state::{KeyId, KeyState};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde::de::DeserializeOwned;
@@ -26,6 +26,23 @@ pub struct Caller {
 
 /// Every operation Arca serves, as named in `X-Amz-Target`.
 pub const OPERATIONS: &[&str] = &[
+    "CancelKeyDeletion",
+    "CreateAlias",
+    "DeleteAlias",
+    "DisableKey",
+    "DisableKeyRotation",
+    "EnableKey",
+    "EnableKeyRotation",
+    "GetKeyRotationStatus",
+    "ListAliases",
+    "ListKeyRotations",
+    "ListResourceTags",
+    "RotateKeyOnDemand",
+    "ScheduleKeyDeletion",
+    "TagResource",
+    "UntagResource",
+    "UpdateAlias",
+    "UpdateKeyDescription",
     "CreateKey",
     "DescribeKey",
     "ListKeys",
@@ -36,13 +53,13 @@ pub const OPERATIONS: &[&str] = &[
     "GenerateRandom",
 ];
 
-pub const ADMIN_OPERATIONS: &[&str] = &["AddNode", "RemoveNode", "ClusterStatus"];
+pub const ADMIN_OPERATIONS: &[&str] = &["AddNode", "RemoveNode", "ClusterStatus", "AdvanceClock"];
 
 /// Keys and values of an encryption context, as AWS KMS bounds them.
 const MAX_CONTEXT_BYTES: usize = 8192;
 const MAX_DESCRIPTION_CHARS: usize = 8192;
 
-fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let body = if body.is_empty() {
         b"{}".as_slice()
     } else {
@@ -93,23 +110,16 @@ fn check_algorithm(a: Option<&str>) -> Result<(), ApiError> {
     }
 }
 
-/// Resolves a `KeyId` parameter: a key id or a key ARN of this cluster.
-fn resolve_key(node: &Node, key_id: Option<&str>) -> Result<KeyId, ApiError> {
+/// Checks a `KeyId` parameter's form, then resolves it (key id, key ARN,
+/// alias name or alias ARN) to an existing key.
+pub(crate) async fn resolve_key(node: &Node, key_id: Option<&str>) -> Result<KeyId, ApiError> {
     let raw = key_id.ok_or_else(|| ApiError::missing("KeyId"))?;
     if raw.is_empty() || raw.len() > 2048 {
         return Err(ApiError::validation(
             "KeyId must have length between 1 and 2048",
         ));
     }
-    let not_found = || ApiError::new(400, "NotFoundException", format!("Invalid keyId '{raw}'"));
-    let id_part = if raw.starts_with("arn:") {
-        let cluster = node.cluster_info().ok_or_else(not_found)?;
-        let prefix = format!("arn:aws:kms:{}:{}:key/", cluster.region, cluster.account_id);
-        raw.strip_prefix(&prefix).ok_or_else(not_found)?
-    } else {
-        raw
-    };
-    id_part.parse::<KeyId>().map_err(|_| not_found())
+    Ok(node.resolve(raw).await?)
 }
 
 fn dry_run(d: Option<bool>) -> Result<(), ApiError> {
@@ -123,23 +133,35 @@ fn dry_run(d: Option<bool>) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn key_metadata(k: &KeyInfo) -> Value {
-    json!({
+pub(crate) fn secs(ms: u64) -> f64 {
+    ms as f64 / 1000.0
+}
+
+pub(crate) fn key_metadata(k: &KeyInfo) -> Value {
+    let r = &k.record;
+    let mut m = json!({
         "AWSAccountId": k.account_id,
-        "KeyId": k.key_id.to_string(),
+        "KeyId": r.key_id.to_string(),
         "Arn": k.arn,
-        "CreationDate": k.created_ms as f64 / 1000.0,
-        "Enabled": true,
-        "Description": k.description,
-        "KeyUsage": k.usage.as_aws(),
-        "KeyState": k.state.as_aws(),
+        "CreationDate": secs(r.created_ms),
+        "Enabled": r.state == KeyState::Enabled,
+        "Description": r.description,
+        "KeyUsage": r.usage.as_aws(),
+        "KeyState": r.state.as_aws(),
         "Origin": "AWS_KMS",
         "KeyManager": "CUSTOMER",
-        "CustomerMasterKeySpec": k.spec.as_aws(),
-        "KeySpec": k.spec.as_aws(),
-        "EncryptionAlgorithms": k.spec.encryption_algorithms(),
+        "CustomerMasterKeySpec": r.spec.as_aws(),
+        "KeySpec": r.spec.as_aws(),
+        "EncryptionAlgorithms": r.spec.encryption_algorithms(),
         "MultiRegion": false,
-    })
+    });
+    if let Some(d) = r.deletion_ms {
+        m["DeletionDate"] = json!(secs(d));
+    }
+    if let Some(w) = r.pending_window_days {
+        m["PendingDeletionWindowInDays"] = json!(w);
+    }
+    m
 }
 
 #[derive(Deserialize, Default)]
@@ -155,7 +177,7 @@ struct CreateKeyReq {
     policy: Option<String>,
     #[allow(dead_code)]
     bypass_policy_lockout_safety_check: Option<bool>,
-    tags: Option<Vec<Value>>,
+    tags: Option<Vec<crate::lifecycle::Tag>>,
 }
 
 #[derive(Deserialize)]
@@ -227,13 +249,23 @@ fn answer(body: Value) -> Answer {
     Answer { body, key_id: None }
 }
 
+/// What the gateway knows about a request besides its body.
+pub struct Ctx {
+    pub caller: Caller,
+    /// Identifies the client's invocation, so retries of it apply once.
+    pub request_id: [u8; 16],
+}
+
 /// Runs a `TrentService` operation.
-pub async fn dispatch(node: &Node, op: &str, body: &[u8]) -> Result<Answer, ApiError> {
+pub async fn dispatch(node: &Node, ctx: &Ctx, op: &str, body: &[u8]) -> Result<Answer, ApiError> {
+    if let Some(a) = crate::lifecycle::dispatch(node, ctx, op, body).await {
+        return a;
+    }
     match op {
-        "CreateKey" => create_key(node, parse(body)?).await,
+        "CreateKey" => create_key(node, ctx, parse(body)?).await,
         "DescribeKey" => {
             let r: KeyIdReq = parse(body)?;
-            let id = resolve_key(node, r.key_id.as_deref())?;
+            let id = resolve_key(node, r.key_id.as_deref()).await?;
             let k = node.describe_key(&id).await?;
             Ok(Answer {
                 body: json!({ "KeyMetadata": key_metadata(&k) }),
@@ -264,7 +296,7 @@ pub async fn dispatch(node: &Node, op: &str, body: &[u8]) -> Result<Answer, ApiE
     }
 }
 
-async fn create_key(node: &Node, r: CreateKeyReq) -> Result<Answer, ApiError> {
+async fn create_key(node: &Node, ctx: &Ctx, r: CreateKeyReq) -> Result<Answer, ApiError> {
     let description = r.description.unwrap_or_default();
     if description.chars().count() > MAX_DESCRIPTION_CHARS {
         return Err(ApiError::validation(format!(
@@ -310,17 +342,13 @@ async fn create_key(node: &Node, r: CreateKeyReq) -> Result<Answer, ApiError> {
             "multi-Region keys are not supported",
         ));
     }
-    if r.tags.is_some_and(|t| !t.is_empty()) {
-        return Err(ApiError::new(
-            400,
-            "UnsupportedOperationException",
-            "tags are not supported yet",
-        ));
-    }
-    let k = node.create_key(description).await?;
+    let tags = crate::lifecycle::tags(r.tags)?;
+    let k = node
+        .create_key(Some(ctx.request_id), description, tags)
+        .await?;
     Ok(Answer {
         body: json!({ "KeyMetadata": key_metadata(&k) }),
-        key_id: Some(k.key_id),
+        key_id: Some(k.record.key_id),
     })
 }
 
@@ -341,12 +369,12 @@ fn list_keys(node: &Node, r: ListKeysReq) -> Result<Answer, ApiError> {
     let (page, truncated) = node.list_keys(after, limit as usize)?;
     let keys: Vec<Value> = page
         .iter()
-        .map(|k| json!({ "KeyId": k.key_id.to_string(), "KeyArn": k.arn }))
+        .map(|(id, arn)| json!({ "KeyId": id.to_string(), "KeyArn": arn }))
         .collect();
     let mut body = json!({ "Keys": keys, "Truncated": truncated });
     if truncated {
-        if let Some(last) = page.last() {
-            body["NextMarker"] = json!(last.key_id.to_string());
+        if let Some((last, _)) = page.last() {
+            body["NextMarker"] = json!(last.to_string());
         }
     }
     Ok(answer(body))
@@ -355,7 +383,7 @@ fn list_keys(node: &Node, r: ListKeysReq) -> Result<Answer, ApiError> {
 async fn encrypt(node: &Node, r: EncryptReq) -> Result<Answer, ApiError> {
     // Decoding errors (SerializationException) come before semantic ones, as in AWS.
     let pt = SecretBytes::new(blob("Plaintext", r.plaintext, 1, MAX_PLAINTEXT_LEN)?);
-    let id = resolve_key(node, r.key_id.as_deref())?;
+    let id = resolve_key(node, r.key_id.as_deref()).await?;
     let ctx = context(r.encryption_context)?;
     check_algorithm(r.encryption_algorithm.as_deref())?;
     dry_run(r.dry_run)?;
@@ -374,7 +402,7 @@ async fn encrypt(node: &Node, r: EncryptReq) -> Result<Answer, ApiError> {
 async fn decrypt(node: &Node, r: DecryptReq) -> Result<Answer, ApiError> {
     let ct = blob("CiphertextBlob", r.ciphertext_blob, 1, MAX_CIPHERTEXT_LEN)?;
     let expected = match r.key_id.as_deref() {
-        Some(k) => Some(resolve_key(node, Some(k))?),
+        Some(k) => Some(resolve_key(node, Some(k)).await?),
         None => None,
     };
     let ctx = context(r.encryption_context)?;
@@ -393,7 +421,7 @@ async fn decrypt(node: &Node, r: DecryptReq) -> Result<Answer, ApiError> {
 }
 
 async fn data_key(node: &Node, r: DataKeyReq, with_plaintext: bool) -> Result<Answer, ApiError> {
-    let id = resolve_key(node, r.key_id.as_deref())?;
+    let id = resolve_key(node, r.key_id.as_deref()).await?;
     let len = match (r.key_spec.as_deref(), r.number_of_bytes) {
         (Some(_), Some(_)) => {
             return Err(ApiError::validation(
@@ -445,6 +473,12 @@ struct AddNodeReq {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
+struct AdvanceClockReq {
+    millis: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
 struct RemoveNodeReq {
     node_id: Option<u64>,
 }
@@ -490,6 +524,12 @@ pub async fn dispatch_admin(
             let node_id = r.node_id.ok_or_else(|| ApiError::missing("NodeId"))?;
             node.remove_node(node_id).await?;
             Ok(answer(json!({})))
+        }
+        "AdvanceClock" => {
+            let r: AdvanceClockReq = parse(body)?;
+            let ms = r.millis.ok_or_else(|| ApiError::missing("Millis"))?;
+            let now = node.advance_clock(ms)?;
+            Ok(answer(json!({ "NowMs": now })))
         }
         _ => {
             let s = node.cluster_status().await;

@@ -79,6 +79,12 @@ impl From<NodeError> for ApiError {
             NodeError::AlreadyExists(_) | NodeError::AlreadyInitialized => {
                 ApiError::new(400, "AlreadyExistsException", msg)
             }
+            NodeError::Disabled(_) => ApiError::new(400, "DisabledException", msg),
+            NodeError::InvalidState(_) => ApiError::new(400, "KMSInvalidStateException", msg),
+            NodeError::LimitExceeded(_) => ApiError::new(400, "LimitExceededException", msg),
+            NodeError::InvalidAliasName(_) => ApiError::new(400, "InvalidAliasNameException", msg),
+            NodeError::InvalidTag(_) => ApiError::new(400, "TagException", msg),
+            NodeError::Unsupported(_) => ApiError::new(400, "UnsupportedOperationException", msg),
             // Both are temporary: 503 tells SDKs to retry.
             NodeError::NotInitialized | NodeError::Unavailable(_) => {
                 ApiError::new(503, "DependencyTimeoutException", msg)
@@ -135,6 +141,28 @@ mod tests {
                 "DependencyTimeoutException",
             ),
             (NodeError::Internal("x".into()), 500, "KMSInternalException"),
+            (NodeError::Disabled("x".into()), 400, "DisabledException"),
+            (
+                NodeError::InvalidState("x".into()),
+                400,
+                "KMSInvalidStateException",
+            ),
+            (
+                NodeError::LimitExceeded("x".into()),
+                400,
+                "LimitExceededException",
+            ),
+            (
+                NodeError::InvalidAliasName("x".into()),
+                400,
+                "InvalidAliasNameException",
+            ),
+            (NodeError::InvalidTag("x".into()), 400, "TagException"),
+            (
+                NodeError::Unsupported("x".into()),
+                400,
+                "UnsupportedOperationException",
+            ),
         ];
         for (e, status, code) in cases {
             let a = ApiError::from(e);

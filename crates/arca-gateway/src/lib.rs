@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod error;
+mod lifecycle;
 pub mod metrics;
 
 use std::sync::Arc;
@@ -153,10 +154,14 @@ impl Gateway {
             };
             let caller = self.authenticate(&parts, &body)?;
             let suffix = target.split_once('.').map(|(_, op)| op).unwrap_or("");
+            let ctx = api::Ctx {
+                request_id: invocation_id(&parts.headers, &caller, &target),
+                caller,
+            };
             let answer = if admin {
-                api::dispatch_admin(&self.node, &caller, suffix, &body).await?
+                api::dispatch_admin(&self.node, &ctx.caller, suffix, &body).await?
             } else if target.starts_with("TrentService.") {
-                api::dispatch(&self.node, suffix, &body).await?
+                api::dispatch(&self.node, &ctx, suffix, &body).await?
             } else {
                 return Err(ApiError::unknown_operation(&target));
             };
@@ -221,6 +226,34 @@ impl Gateway {
             access_key_id: auth.access_key_id,
             admin,
         })
+    }
+}
+
+/// The id under which a write is deduplicated. AWS SDKs send the same
+/// `amz-sdk-invocation-id` on every retry of one call, so a retried call
+/// (after a timeout, say) applies once; other clients get a fresh id per
+/// request, which still protects the node's own forwarding retries.
+fn invocation_id(headers: &http::HeaderMap, caller: &Caller, target: &str) -> [u8; 16] {
+    match headers.get("amz-sdk-invocation-id").map(|v| v.as_bytes()) {
+        Some(inv) if !inv.is_empty() && inv.len() <= 128 => {
+            let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+            for part in [caller.access_key_id.as_bytes(), target.as_bytes(), inv] {
+                ctx.update(&(part.len() as u32).to_be_bytes());
+                ctx.update(part);
+            }
+            let d = ctx.finish();
+            let mut id = [0u8; 16];
+            id.copy_from_slice(&d.as_ref()[..16]);
+            id
+        }
+        _ => arca_crypto::random::bytes16().unwrap_or_else(|_| {
+            // Without randomness, skip deduplication rather than collide.
+            let n = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            n.to_be_bytes()
+        }),
     }
 }
 

@@ -40,6 +40,17 @@ pub fn material_context(key_id: &KeyId, version: u32) -> WrapContext<'_> {
     }
 }
 
+/// Rejects crypto on a key whose state forbids it, with AWS's errors.
+pub fn check_usable(key_id: KeyId, state: KeyState) -> Result<(), NodeError> {
+    match state {
+        KeyState::Enabled => Ok(()),
+        KeyState::Disabled => Err(NodeError::Disabled(format!("Key '{key_id}' is disabled."))),
+        KeyState::PendingDeletion => Err(NodeError::InvalidState(format!(
+            "Key '{key_id}' is pending deletion."
+        ))),
+    }
+}
+
 pub enum Request {
     Encrypt {
         plaintext: SecretBytes,
@@ -184,9 +195,7 @@ impl KeyActor {
             })?;
             (k.revision, k.state)
         };
-        match state {
-            KeyState::Enabled => {}
-        }
+        check_usable(self.key_id, state)?;
         if self.loaded.as_ref().map(|l| l.revision) != Some(revision) {
             self.loaded = None;
             let a = self.shared.read();
@@ -296,20 +305,17 @@ mod tests {
         let wrapped = root
             .wrap(material.expose(), material_context(&id, 1))
             .unwrap();
-        sm.shared().insert_for_test(KeyRecord {
-            key_id: id,
-            description: String::new(),
-            created_ms: 0,
-            usage: KeyUsage::EncryptDecrypt,
-            spec: KeySpec::SymmetricDefault,
-            state: KeyState::Enabled,
-            versions: vec![KeyVersion {
+        sm.shared().insert_for_test(KeyRecord::new(
+            id,
+            String::new(),
+            KeyUsage::EncryptDecrypt,
+            KeySpec::SymmetricDefault,
+            KeyVersion {
                 version: 1,
                 wrapped,
                 created_ms: 0,
-            }],
-            revision: 1,
-        });
+            },
+        ));
         let reg = Registry::new(sm.shared(), root, mailbox, idle);
         (dir, reg, id)
     }

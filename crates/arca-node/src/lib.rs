@@ -6,11 +6,14 @@
 
 pub mod actors;
 pub mod credentials;
+pub mod keys;
+pub mod lease;
 pub mod network;
 pub mod node;
 pub mod peer;
 pub mod peer_auth;
 pub mod store;
+mod tasks;
 pub mod types;
 
 pub use node::{Node, NodeConfig, RaftTuning};
@@ -38,6 +41,20 @@ pub enum NodeError {
     AlreadyInitialized,
     #[error("{0}")]
     AlreadyExists(String),
+    /// The key is disabled (DisabledException).
+    #[error("{0}")]
+    Disabled(String),
+    /// The key's state forbids the operation (KMSInvalidStateException).
+    #[error("{0}")]
+    InvalidState(String),
+    #[error("{0}")]
+    LimitExceeded(String),
+    #[error("{0}")]
+    InvalidAliasName(String),
+    #[error("{0}")]
+    InvalidTag(String),
+    #[error("{0}")]
+    Unsupported(String),
     /// The cluster cannot take the request now (no leader, leader unreachable); retry.
     #[error("{0}")]
     Unavailable(String),
@@ -62,9 +79,14 @@ impl From<Rejection> for NodeError {
         match r {
             Rejection::AlreadyInitialized => NodeError::AlreadyInitialized,
             Rejection::NotInitialized => NodeError::NotInitialized,
-            Rejection::AlreadyExists(what) => {
-                NodeError::AlreadyExists(format!("{what} already exists"))
-            }
+            Rejection::AlreadyExists(m) => NodeError::AlreadyExists(m),
+            Rejection::NotFound(m) => NodeError::NotFound(m),
+            Rejection::InvalidState(m) | Rejection::NotDue(m) => NodeError::InvalidState(m),
+            Rejection::Disabled(m) => NodeError::Disabled(m),
+            Rejection::LimitExceeded(m) => NodeError::LimitExceeded(m),
+            Rejection::InvalidAliasName(m) => NodeError::InvalidAliasName(m),
+            Rejection::InvalidTag(m) => NodeError::InvalidTag(m),
+            Rejection::Unsupported(m) => NodeError::Unsupported(m),
             Rejection::Invalid(m) => NodeError::Validation(m),
         }
     }

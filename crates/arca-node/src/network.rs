@@ -29,6 +29,8 @@ pub const PATH_VOTE: &str = "/raft/vote";
 pub const PATH_SNAPSHOT: &str = "/raft/snapshot";
 pub const PATH_FORWARD: &str = "/forward";
 pub const PATH_INIT: &str = "/cluster/init";
+pub const PATH_LEASE: &str = "/lease";
+pub const PATH_BARRIER: &str = "/barrier";
 
 /// Why a peer call failed.
 #[derive(Debug, thiserror::Error)]

@@ -3,25 +3,24 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arca_crypto::wrap::RootKey;
-use arca_crypto::{Secret, SecretBytes};
-use arca_state::{
-    ClusterInfo, Command, KeyId, KeyRecord, KeySpec, KeyState, KeyUsage, KeyVersion, Outcome,
-    Rejection,
-};
+use arca_crypto::SecretBytes;
+use arca_state::{ClusterInfo, Command, Outcome, Proposal};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{ChangeMembers, ServerState, SnapshotPolicy};
-use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use crate::actors::{self, Context, Encrypted, Registry, Request};
+use crate::actors::Registry;
 use crate::credentials::{self, SecretCache};
+use crate::lease::Leases;
 use crate::network::{Network, PeerClient, PeerError};
 use crate::peer_auth::PeerAuth;
 use crate::store::{self, LogStore, SharedState, StateMachineStore};
+use crate::tasks;
 use crate::types::{
     ClusterStatus, ForwardRequest, ForwardResponse, MemberStatus, NodeId, NodeInfo, Raft,
 };
@@ -66,6 +65,12 @@ pub struct NodeConfig {
     pub actor_idle: Duration,
     /// How long a write may wait for a leader (elections, forwarding retries).
     pub write_timeout: Duration,
+    /// A node cut off from the leader longer than this stops serving crypto.
+    pub stale_bound: Duration,
+    /// How often the leader looks for due deletions and rotations.
+    pub scheduler_interval: Duration,
+    /// Allow `ArcaAdmin.AdvanceClock` (tests of scheduled deletion and rotation).
+    pub adjustable_clock: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -111,36 +116,20 @@ pub struct Node {
     pub id: NodeId,
     pub info: NodeInfo,
     pub(crate) raft: Raft,
-    shared: Arc<SharedState>,
-    registry: Registry,
+    pub(crate) shared: Arc<SharedState>,
+    pub(crate) registry: Registry,
     pub(crate) peers: PeerClient,
     pub(crate) peer_auth: Arc<PeerAuth>,
-    root: Arc<RootKey>,
+    pub(crate) root: Arc<RootKey>,
     secrets: SecretCache,
-    write_timeout: Duration,
-    election_max: Duration,
-    shutdown: CancellationToken,
+    pub(crate) write_timeout: Duration,
+    pub(crate) election_max: Duration,
+    pub(crate) leases: Leases,
+    pub(crate) scheduler_interval: Duration,
+    adjustable_clock: bool,
+    clock_offset_ms: AtomicI64,
+    pub(crate) shutdown: CancellationToken,
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-/// A key's public description, as DescribeKey shows it.
-#[derive(Debug, Clone)]
-pub struct KeyInfo {
-    pub key_id: KeyId,
-    pub arn: String,
-    pub account_id: String,
-    pub description: String,
-    pub created_ms: u64,
-    pub usage: KeyUsage,
-    pub spec: KeySpec,
-    pub state: KeyState,
 }
 
 /// The result of creating an access key, shown to its owner once.
@@ -244,6 +233,10 @@ impl Node {
             secrets: SecretCache::default(),
             write_timeout: cfg.write_timeout,
             election_max: Duration::from_millis(t.election_max_ms),
+            leases: Leases::new(cfg.stale_bound),
+            scheduler_interval: cfg.scheduler_interval,
+            adjustable_clock: cfg.adjustable_clock,
+            clock_offset_ms: AtomicI64::new(0),
             shutdown: CancellationToken::new(),
             tasks: Default::default(),
         });
@@ -252,12 +245,14 @@ impl Node {
             node.clone(),
             node.shutdown.clone(),
         ));
-        let watchdog = tokio::spawn(election_watchdog(node.clone()));
-        let root_watch = tokio::spawn(root_key_watch(node.clone()));
+        let watchdog = tokio::spawn(tasks::election_watchdog(node.clone()));
+        let root_watch = tokio::spawn(tasks::root_key_watch(node.clone()));
+        let leases = tokio::spawn(tasks::lease_loop(node.clone()));
+        let scheduler = tokio::spawn(tasks::scheduler_loop(node.clone()));
         node.tasks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .extend([peer_task, watchdog, root_watch]);
+            .extend([peer_task, watchdog, root_watch, leases, scheduler]);
         Ok(node)
     }
 
@@ -272,6 +267,27 @@ impl Node {
         for t in tasks {
             t.abort();
         }
+    }
+
+    /// Milliseconds since the Unix epoch, plus the test offset if enabled.
+    pub fn now_ms(&self) -> u64 {
+        let sys = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        (sys + self.clock_offset_ms.load(Ordering::Relaxed)).max(0) as u64
+    }
+
+    /// Moves this node's clock forward (only with `adjustable_clock`).
+    pub fn advance_clock(&self, ms: u64) -> Result<u64, NodeError> {
+        if !self.adjustable_clock {
+            return Err(NodeError::Unsupported(
+                "this node's clock is not adjustable (set [testing] adjustable_clock)".into(),
+            ));
+        }
+        self.clock_offset_ms
+            .fetch_add(ms.min(i64::MAX as u64 / 2) as i64, Ordering::Relaxed);
+        Ok(self.now_ms())
     }
 
     pub fn cluster_info(&self) -> Option<ClusterInfo> {
@@ -322,10 +338,10 @@ impl Node {
                 v.applied_index, v.commit_index
             ));
         }
-        Ok(())
+        self.ensure_serving().await.map_err(|e| e.to_string())
     }
 
-    fn leader_info(&self, leader: NodeId) -> Option<NodeInfo> {
+    pub(crate) fn leader_info(&self, leader: NodeId) -> Option<NodeInfo> {
         let m = self.raft.metrics().borrow().clone();
         m.membership_config.membership().get_node(&leader).cloned()
     }
@@ -348,7 +364,11 @@ impl Node {
     }
 
     /// Waits until this node has applied `index`.
-    async fn wait_applied(&self, index: u64, deadline: Instant) -> Result<(), NodeError> {
+    pub(crate) async fn wait_applied(
+        &self,
+        index: u64,
+        deadline: Instant,
+    ) -> Result<(), NodeError> {
         let mut rx = self.shared.applied_index();
         let left = deadline.saturating_duration_since(Instant::now());
         let reached = tokio::time::timeout(left, rx.wait_for(|i| *i >= index))
@@ -417,11 +437,15 @@ impl Node {
             }
         }
         match req {
-            ForwardRequest::Write(cmd) => match self.raft.client_write(cmd).await {
-                Ok(r) => ForwardResponse::Written {
-                    outcome: r.data,
-                    log_index: r.log_id.index,
-                },
+            ForwardRequest::Write(p) => match self.raft.client_write(p).await {
+                Ok(r) => {
+                    // Acknowledge only when no node in contact can serve older state.
+                    tasks::barrier(self, r.log_id.index).await;
+                    ForwardResponse::Written {
+                        outcome: r.data,
+                        log_index: r.log_id.index,
+                    }
+                }
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                     ForwardResponse::NotLeader {
                         leader: f.leader_id,
@@ -542,9 +566,17 @@ impl Node {
     }
 
     /// Proposes `cmd` through the leader; returns once this node has applied it.
-    async fn propose(&self, cmd: Command) -> Result<Outcome, NodeError> {
+    pub(crate) async fn propose(
+        &self,
+        request_id: Option<[u8; 16]>,
+        command: Command,
+    ) -> Result<Outcome, NodeError> {
         let started = Instant::now();
-        match self.on_leader(ForwardRequest::Write(cmd)).await? {
+        let p = Proposal {
+            request_id,
+            command,
+        };
+        match self.on_leader(ForwardRequest::Write(p)).await? {
             ForwardResponse::Written { outcome, log_index } => {
                 // Read your writes: a later request to this node sees the change.
                 self.wait_applied(log_index, started + self.write_timeout)
@@ -595,7 +627,7 @@ impl Node {
                 .await
                 .map_err(|e| NodeError::Internal(format!("raft initialize: {e}")))?;
         }
-        let now = now_ms();
+        let now = self.now_ms();
         let (admin, secret) = credentials::generate(&self.root, true, now)?;
         let access_key_id = admin.access_key_id.clone();
         let info = ClusterInfo {
@@ -604,7 +636,10 @@ impl Node {
             root_check_value: self.root.check_value(),
             created_ms: now,
         };
-        match self.propose(Command::InitCluster { info, admin }).await? {
+        match self
+            .propose(None, Command::InitCluster { info, admin })
+            .await?
+        {
             Outcome::Applied => Ok(NewAccessKey {
                 access_key_id,
                 secret_access_key: secret,
@@ -649,214 +684,6 @@ impl Node {
         let s = self.secrets.get_or_unwrap(&self.root, &rec)?;
         Ok(Some((s, rec.admin)))
     }
-
-    // ---- Keys ----
-
-    fn info_of(&self, k: &KeyRecord, c: &ClusterInfo) -> KeyInfo {
-        KeyInfo {
-            key_id: k.key_id,
-            arn: c.key_arn(&k.key_id),
-            account_id: c.account_id.clone(),
-            description: k.description.clone(),
-            created_ms: k.created_ms,
-            usage: k.usage,
-            spec: k.spec,
-            state: k.state,
-        }
-    }
-
-    /// The ARN of a key id in this cluster.
-    pub fn key_arn(&self, key_id: &KeyId) -> Result<String, NodeError> {
-        let a = self.shared.read();
-        a.state
-            .cluster
-            .as_ref()
-            .map(|c| c.key_arn(key_id))
-            .ok_or(NodeError::NotInitialized)
-    }
-
-    fn require_cluster(&self) -> Result<ClusterInfo, NodeError> {
-        self.cluster_info().ok_or(NodeError::NotInitialized)
-    }
-
-    pub async fn create_key(&self, description: String) -> Result<KeyInfo, NodeError> {
-        let cluster = self.require_cluster()?;
-        let key_id = KeyId::from_random(arca_crypto::random::bytes16()?);
-        let material = Secret::<32>::random()?;
-        let wrapped = self
-            .root
-            .wrap(material.expose(), actors::material_context(&key_id, 1))?;
-        drop(material);
-        let now = now_ms();
-        let record = KeyRecord {
-            key_id,
-            description,
-            created_ms: now,
-            usage: KeyUsage::EncryptDecrypt,
-            spec: KeySpec::SymmetricDefault,
-            state: KeyState::Enabled,
-            versions: vec![KeyVersion {
-                version: 1,
-                wrapped: wrapped.clone(),
-                created_ms: now,
-            }],
-            revision: 0,
-        };
-        match self
-            .propose(Command::CreateKey {
-                key: record.clone(),
-            })
-            .await?
-        {
-            Outcome::Applied => {}
-            // A retried proposal that had already been applied: the key is ours
-            // if it holds the material we generated.
-            Outcome::Rejected(Rejection::AlreadyExists(_))
-                if self
-                    .shared
-                    .read()
-                    .state
-                    .keys
-                    .get(&key_id)
-                    .is_some_and(|k| k.versions.first().map(|v| &v.wrapped) == Some(&wrapped)) => {}
-            Outcome::Rejected(r) => return Err(r.into()),
-        }
-        Ok(self.info_of(&record, &cluster))
-    }
-
-    /// Looks a key up in this node's replica; if absent, catches up with the
-    /// leader once and looks again, so a key created anywhere is found.
-    pub async fn describe_key(&self, key_id: &KeyId) -> Result<KeyInfo, NodeError> {
-        let cluster = self.require_cluster()?;
-        if let Some(k) = self.shared.read().state.keys.get(key_id) {
-            return Ok(self.info_of(k, &cluster));
-        }
-        self.catch_up().await?;
-        let a = self.shared.read();
-        a.state
-            .keys
-            .get(key_id)
-            .map(|k| self.info_of(k, &cluster))
-            .ok_or_else(|| not_found(key_id))
-    }
-
-    /// Keys in id order, after `marker` (exclusive), at most `limit`.
-    /// Returns the page and whether more follow.
-    pub fn list_keys(
-        &self,
-        after: Option<KeyId>,
-        limit: usize,
-    ) -> Result<(Vec<KeyInfo>, bool), NodeError> {
-        let cluster = self.require_cluster()?;
-        let a = self.shared.read();
-        let range: Box<dyn Iterator<Item = &KeyRecord>> = match after {
-            Some(m) => Box::new(
-                a.state
-                    .keys
-                    .range((std::ops::Bound::Excluded(m), std::ops::Bound::Unbounded))
-                    .map(|(_, k)| k),
-            ),
-            None => Box::new(a.state.keys.values()),
-        };
-        let mut page: Vec<KeyInfo> = range
-            .take(limit + 1)
-            .map(|k| self.info_of(k, &cluster))
-            .collect();
-        let truncated = page.len() > limit;
-        page.truncate(limit);
-        Ok((page, truncated))
-    }
-
-    async fn ask<T>(
-        &self,
-        key_id: KeyId,
-        make: impl FnOnce(oneshot::Sender<Result<T, NodeError>>) -> Request,
-    ) -> Result<T, NodeError> {
-        let (tx, rx) = oneshot::channel();
-        self.registry.send(key_id, make(tx))?;
-        rx.await.map_err(|_| {
-            NodeError::Internal("the key's actor failed while serving the request".into())
-        })?
-    }
-
-    /// Ensures the key is known here (catching up with the leader if not).
-    async fn ensure_known(&self, key_id: &KeyId) -> Result<(), NodeError> {
-        if self.shared.read().state.keys.contains_key(key_id) {
-            return Ok(());
-        }
-        self.describe_key(key_id).await.map(|_| ())
-    }
-
-    pub async fn encrypt(
-        &self,
-        key_id: KeyId,
-        plaintext: SecretBytes,
-        context: Context,
-    ) -> Result<Encrypted, NodeError> {
-        self.ensure_known(&key_id).await?;
-        self.ask(key_id, |reply| Request::Encrypt {
-            plaintext,
-            context,
-            reply,
-        })
-        .await
-    }
-
-    /// Decrypts a blob; the key comes from the blob. If `expected` is given it
-    /// must name the same key (`IncorrectKey` otherwise).
-    pub async fn decrypt(
-        &self,
-        blob: Vec<u8>,
-        context: Context,
-        expected: Option<KeyId>,
-    ) -> Result<(KeyId, SecretBytes), NodeError> {
-        let header = arca_crypto::symmetric::parse_header(&blob)?;
-        let key_id = KeyId::from_bytes(header.key_id);
-        if let Some(e) = expected {
-            if e != key_id {
-                return Err(NodeError::IncorrectKey(
-                    "The key ID in the request does not identify a CMK that can perform this operation.".into(),
-                ));
-            }
-        }
-        match self.ensure_known(&key_id).await {
-            Ok(()) => {}
-            // A blob naming a key that does not exist is just an invalid ciphertext.
-            Err(NodeError::NotFound(_)) => return Err(NodeError::InvalidCiphertext),
-            Err(e) => return Err(e),
-        }
-        let pt = self
-            .ask(key_id, |reply| Request::Decrypt {
-                blob,
-                context,
-                reply,
-            })
-            .await?;
-        Ok((key_id, pt))
-    }
-
-    pub async fn generate_data_key(
-        &self,
-        key_id: KeyId,
-        len: usize,
-        context: Context,
-    ) -> Result<(SecretBytes, Encrypted), NodeError> {
-        self.ensure_known(&key_id).await?;
-        self.ask(key_id, |reply| Request::GenerateDataKey {
-            len,
-            context,
-            reply,
-        })
-        .await
-    }
-
-    pub fn active_key_actors(&self) -> usize {
-        self.registry.active()
-    }
-}
-
-fn not_found(key_id: &KeyId) -> NodeError {
-    NodeError::NotFound(format!("Key '{key_id}' does not exist"))
 }
 
 /// Refuses to run with a root key other than the cluster's (once the node
@@ -870,80 +697,6 @@ fn check_replicated_root(shared: &SharedState, root: &RootKey) -> Result<(), Sta
         }
     }
     Ok(())
-}
-
-/// A node that joined with another root key than the cluster's learns so when
-/// the cluster's info is applied; it cannot serve anything, so it says so loudly
-/// and stops taking part.
-async fn root_key_watch(node: Arc<Node>) {
-    let mut rx = node.shared.applied_index();
-    loop {
-        if let Some(c) = node.cluster_info() {
-            if c.root_check_value != node.root.check_value() {
-                tracing::error!(
-                    "this node's root key is not the cluster's root key: it cannot unwrap any key material. \
-                     Stop it and start it with the cluster's root_key_file."
-                );
-                node.shutdown.cancel();
-                let _ = node.raft.shutdown().await;
-            }
-            return;
-        }
-        tokio::select! {
-            r = rx.changed() => if r.is_err() { return },
-            _ = node.shutdown.cancelled() => return,
-        }
-    }
-}
-
-/// Works around openraft 0.9's election livelock: each node draws its election
-/// timeout once, so two followers that time out together can split the vote
-/// forever. When this node has seen no leader for several election timeouts,
-/// it waits a random part of one timeout and starts an election itself, which
-/// moves it out of step with its twin.
-async fn election_watchdog(node: Arc<Node>) {
-    let mut rx = node.raft.metrics();
-    let patience = node.election_max * 4;
-    let mut leaderless_since: Option<Instant> = None;
-    loop {
-        let (leader, state, voter) = {
-            let m = rx.borrow_and_update();
-            let voter = m
-                .membership_config
-                .membership()
-                .voter_ids()
-                .any(|v| v == node.id);
-            (m.current_leader, m.state, voter)
-        };
-        if leader.is_some() || !voter || state == ServerState::Leader {
-            leaderless_since = None;
-        } else {
-            let since = *leaderless_since.get_or_insert_with(Instant::now);
-            if since.elapsed() >= patience {
-                let mut b = [0u8; 2];
-                let _ = arca_crypto::random::fill(&mut b);
-                let jitter =
-                    node.election_max.as_millis() as u64 * u64::from(u16::from_le_bytes(b)) / 65536;
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(jitter)) => {}
-                    _ = node.shutdown.cancelled() => return,
-                }
-                if rx.borrow().current_leader.is_none() {
-                    tracing::info!(
-                        node_id = node.id,
-                        "no leader for a while: starting an election"
-                    );
-                    let _ = node.raft.trigger().elect().await;
-                }
-                leaderless_since = Some(Instant::now());
-            }
-        }
-        tokio::select! {
-            r = rx.changed() => if r.is_err() { return },
-            _ = tokio::time::sleep(node.election_max) => {}
-            _ = node.shutdown.cancelled() => return,
-        }
-    }
 }
 
 impl From<PeerError> for NodeError {

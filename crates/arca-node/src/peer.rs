@@ -15,7 +15,11 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::network::{unix_now, PATH_APPEND, PATH_FORWARD, PATH_INIT, PATH_SNAPSHOT, PATH_VOTE};
+use crate::lease::{BarrierRequest, LeaseRequest};
+use crate::network::{
+    unix_now, PATH_APPEND, PATH_BARRIER, PATH_FORWARD, PATH_INIT, PATH_LEASE, PATH_SNAPSHOT,
+    PATH_VOTE,
+};
 use crate::peer_auth::HEADER;
 use crate::types::ForwardRequest;
 use crate::Node;
@@ -118,6 +122,8 @@ async fn handle(node: Arc<Node>, req: Request<Incoming>) -> Response<Full<Bytes>
         PATH_APPEND => postcard_reply(&node.raft.append_entries(decode!(_)).await),
         PATH_VOTE => postcard_reply(&node.raft.vote(decode!(_)).await),
         PATH_SNAPSHOT => postcard_reply(&node.raft.install_snapshot(decode!(_)).await),
+        PATH_LEASE => postcard_reply(&node.grant_lease(decode!(LeaseRequest)).await),
+        PATH_BARRIER => postcard_reply(&node.barrier_reply(decode!(BarrierRequest)).await),
         PATH_FORWARD => {
             let req: ForwardRequest = decode!(ForwardRequest);
             postcard_reply(&node.handle_forward(req).await)

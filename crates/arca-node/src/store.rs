@@ -20,7 +20,9 @@ use std::ops::RangeBounds;
 use std::path::Path;
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
-use arca_state::{AccessKeyRecord, ClusterInfo, KeyRecord, State, Touched};
+use arca_state::{
+    AccessKeyRecord, AliasRecord, ClusterInfo, Dedup, KeyRecord, Outcome, State, Touched,
+};
 use openraft::storage::{LogFlushed, RaftLogStorage, RaftStateMachine};
 use openraft::{
     EntryPayload, LogState, OptionalSend, RaftLogReader, RaftSnapshotBuilder, StorageIOError,
@@ -38,6 +40,8 @@ const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
 const SM_META: TableDefinition<&str, &[u8]> = TableDefinition::new("sm_meta");
 const SM_KEYS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_keys");
 const SM_ACCESS_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("sm_access_keys");
+const SM_ALIASES: TableDefinition<&str, &[u8]> = TableDefinition::new("sm_aliases");
+const SM_DEDUP: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_dedup");
 
 const VOTE: &str = "vote";
 const COMMITTED: &str = "committed";
@@ -377,6 +381,26 @@ fn load_state(db: &Database) -> Result<Applied, StorageError> {
             applied.state.access_keys.insert(a.access_key_id.clone(), a);
         }
     }
+    if let Ok(t) = txn.open_table(SM_ALIASES) {
+        for item in t.iter().map_err(r)? {
+            let (_, v) = item.map_err(r)?;
+            let a: AliasRecord = dec(v.value())?;
+            applied.state.aliases.insert(a.name.clone(), a);
+        }
+    }
+    if let Ok(t) = txn.open_table(SM_DEDUP) {
+        let mut rows = Vec::new();
+        for item in t.iter().map_err(r)? {
+            let (k, v) = item.map_err(r)?;
+            let id: [u8; 16] = k
+                .value()
+                .try_into()
+                .map_err(|_| r(std::io::Error::other("bad dedup id")))?;
+            let (seq, o): (u64, Outcome) = dec(v.value())?;
+            rows.push((id, seq, o));
+        }
+        applied.state.dedup = Dedup::restore(rows);
+    }
     Ok(applied)
 }
 
@@ -386,6 +410,8 @@ struct Changes {
     cluster: Option<Option<ClusterInfo>>,
     keys: Vec<(Vec<u8>, Option<Vec<u8>>)>,
     access_keys: Vec<(String, Option<Vec<u8>>)>,
+    aliases: Vec<(String, Option<Vec<u8>>)>,
+    dedup: Vec<([u8; 16], Option<Vec<u8>>)>,
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachineStore {
@@ -428,6 +454,16 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                                     let row = a.state.access_keys.get(&id).map(enc).transpose()?;
                                     changes.access_keys.push((id, row));
                                 }
+                                Touched::Alias(name) => {
+                                    let row = a.state.aliases.get(&name).map(enc).transpose()?;
+                                    changes.aliases.push((name, row));
+                                }
+                                Touched::DedupAdded(id) => {
+                                    let row =
+                                        a.state.dedup.outcomes.get(&id).map(enc).transpose()?;
+                                    changes.dedup.push((id, row));
+                                }
+                                Touched::DedupEvicted(id) => changes.dedup.push((id, None)),
                             }
                         }
                         outcomes.push(outcome);
@@ -461,6 +497,20 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     match row {
                         Some(b) => a.insert(id.as_str(), b.as_slice()).map_err(w)?,
                         None => a.remove(id.as_str()).map_err(w)?,
+                    };
+                }
+                let mut al = txn.open_table(SM_ALIASES).map_err(w)?;
+                for (name, row) in &changes.aliases {
+                    match row {
+                        Some(b) => al.insert(name.as_str(), b.as_slice()).map_err(w)?,
+                        None => al.remove(name.as_str()).map_err(w)?,
+                    };
+                }
+                let mut d = txn.open_table(SM_DEDUP).map_err(w)?;
+                for (id, row) in &changes.dedup {
+                    match row {
+                        Some(b) => d.insert(id.as_slice(), b.as_slice()).map_err(w)?,
+                        None => d.remove(id.as_slice()).map_err(w)?,
                     };
                 }
             }
@@ -506,6 +556,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             txn.delete_table(SM_META).map_err(w)?;
             txn.delete_table(SM_KEYS).map_err(w)?;
             txn.delete_table(SM_ACCESS_KEYS).map_err(w)?;
+            txn.delete_table(SM_ALIASES).map_err(w)?;
+            txn.delete_table(SM_DEDUP).map_err(w)?;
             write_state_rows(&txn, &rows)?;
             {
                 let mut m = txn.open_table(META).map_err(w)?;
@@ -534,6 +586,8 @@ struct StateRows {
     meta: Vec<(&'static str, Vec<u8>)>,
     keys: Vec<(Vec<u8>, Vec<u8>)>,
     access_keys: Vec<(String, Vec<u8>)>,
+    aliases: Vec<(String, Vec<u8>)>,
+    dedup: Vec<([u8; 16], Vec<u8>)>,
 }
 
 fn state_rows(a: &Applied) -> Result<StateRows, StorageError> {
@@ -555,6 +609,19 @@ fn state_rows(a: &Applied) -> Result<StateRows, StorageError> {
             .iter()
             .map(|(id, k)| Ok((id.clone(), enc(k)?)))
             .collect::<Result<_, StorageError>>()?,
+        aliases: a
+            .state
+            .aliases
+            .iter()
+            .map(|(n, al)| Ok((n.clone(), enc(al)?)))
+            .collect::<Result<_, StorageError>>()?,
+        dedup: a
+            .state
+            .dedup
+            .outcomes
+            .iter()
+            .map(|(id, row)| Ok((*id, enc(row)?)))
+            .collect::<Result<_, StorageError>>()?,
     })
 }
 
@@ -570,6 +637,14 @@ fn write_state_rows(txn: &redb::WriteTransaction, rows: &StateRows) -> Result<()
     let mut a = txn.open_table(SM_ACCESS_KEYS).map_err(w)?;
     for (id, b) in &rows.access_keys {
         a.insert(id.as_str(), b.as_slice()).map_err(w)?;
+    }
+    let mut al = txn.open_table(SM_ALIASES).map_err(w)?;
+    for (n, b) in &rows.aliases {
+        al.insert(n.as_str(), b.as_slice()).map_err(w)?;
+    }
+    let mut d = txn.open_table(SM_DEDUP).map_err(w)?;
+    for (id, b) in &rows.dedup {
+        d.insert(id.as_slice(), b.as_slice()).map_err(w)?;
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use std::io::Cursor;
 
-use arca_state::{Command, Outcome};
+use arca_state::{Outcome, Proposal};
 use serde::{Deserialize, Serialize};
 
 pub type NodeId = u64;
@@ -22,7 +22,7 @@ impl std::fmt::Display for NodeInfo {
 
 openraft::declare_raft_types!(
     pub TypeConfig:
-        D = Command,
+        D = Proposal,
         R = Outcome,
         NodeId = NodeId,
         Node = NodeInfo,
@@ -44,7 +44,7 @@ pub type Vote = openraft::Vote<NodeId>;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ForwardRequest {
     /// Propose a command.
-    Write(Command),
+    Write(Proposal),
     /// Confirm leadership with a quorum and return the index a reader must
     /// have applied to see every write acknowledged so far.
     ReadIndex,

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub mod ids;
+pub mod rules;
 
 pub use ids::KeyId;
 
@@ -46,17 +47,27 @@ impl KeySpec {
             KeySpec::SymmetricDefault => &["SYMMETRIC_DEFAULT"],
         }
     }
+
+    /// Whether automatic and on-demand rotation apply (AWS: symmetric encryption keys).
+    pub fn rotatable(&self) -> bool {
+        matches!(self, KeySpec::SymmetricDefault)
+    }
 }
 
+/// A key's lifecycle state, as AWS KMS names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KeyState {
     Enabled,
+    Disabled,
+    PendingDeletion,
 }
 
 impl KeyState {
     pub fn as_aws(&self) -> &'static str {
         match self {
             KeyState::Enabled => "Enabled",
+            KeyState::Disabled => "Disabled",
+            KeyState::PendingDeletion => "PendingDeletion",
         }
     }
 }
@@ -64,6 +75,7 @@ impl KeyState {
 /// One version of a key's material, wrapped under the root key.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyVersion {
+    /// 1, 2, 3, … in creation order; named in every ciphertext.
     pub version: u32,
     /// `RootKey::wrap` output, bound to (key id, version).
     pub wrapped: Vec<u8>,
@@ -79,6 +91,22 @@ impl std::fmt::Debug for KeyVersion {
     }
 }
 
+/// Automatic rotation settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotationSchedule {
+    pub period_days: u32,
+    /// When the leader should next rotate the key.
+    pub next_ms: u64,
+}
+
+/// A completed rotation, for ListKeyRotations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotationEvent {
+    pub version: u32,
+    pub at_ms: u64,
+    pub on_demand: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyRecord {
     pub key_id: KeyId,
@@ -87,14 +115,45 @@ pub struct KeyRecord {
     pub usage: KeyUsage,
     pub spec: KeySpec,
     pub state: KeyState,
+    /// Set while PendingDeletion.
+    pub deletion_ms: Option<u64>,
+    pub pending_window_days: Option<u32>,
     /// Oldest first; never empty. The last one is the primary (used to encrypt).
     pub versions: Vec<KeyVersion>,
+    pub rotation: Option<RotationSchedule>,
+    pub rotations: Vec<RotationEvent>,
+    pub tags: BTreeMap<String, String>,
     /// Log index of the last command that changed this key: a key actor whose
     /// cached copy has another revision reloads before serving.
     pub revision: u64,
 }
 
 impl KeyRecord {
+    /// A new, enabled key with one version of material.
+    pub fn new(
+        key_id: KeyId,
+        description: String,
+        usage: KeyUsage,
+        spec: KeySpec,
+        first: KeyVersion,
+    ) -> Self {
+        Self {
+            key_id,
+            description,
+            created_ms: first.created_ms,
+            usage,
+            spec,
+            state: KeyState::Enabled,
+            deletion_ms: None,
+            pending_window_days: None,
+            versions: vec![first],
+            rotation: None,
+            rotations: Vec::new(),
+            tags: BTreeMap::new(),
+            revision: 0,
+        }
+    }
+
     pub fn primary(&self) -> &KeyVersion {
         // `versions` is never empty: CreateKey validates it, nothing removes one.
         self.versions
@@ -104,6 +163,10 @@ impl KeyRecord {
 
     pub fn version(&self, v: u32) -> Option<&KeyVersion> {
         self.versions.iter().find(|x| x.version == v)
+    }
+
+    pub fn on_demand_rotations(&self) -> usize {
+        self.rotations.iter().filter(|r| r.on_demand).count()
     }
 }
 
@@ -125,6 +188,15 @@ impl std::fmt::Debug for AccessKeyRecord {
     }
 }
 
+/// An alias: a friendly name for a key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AliasRecord {
+    pub name: String,
+    pub key_id: KeyId,
+    pub created_ms: u64,
+    pub updated_ms: u64,
+}
+
 /// Cluster-wide facts fixed at `cluster init`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterInfo {
@@ -142,20 +214,79 @@ impl ClusterInfo {
             self.region, self.account_id, key_id
         )
     }
+
+    pub fn alias_arn(&self, name: &str) -> String {
+        format!("arn:aws:kms:{}:{}:{}", self.region, self.account_id, name)
+    }
 }
 
-/// A change to the replicated state, as proposed to Raft.
+/// A change to the replicated state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
     InitCluster {
         info: ClusterInfo,
         admin: AccessKeyRecord,
     },
+    CreateAccessKey {
+        key: AccessKeyRecord,
+    },
     CreateKey {
         key: KeyRecord,
     },
-    CreateAccessKey {
-        key: AccessKeyRecord,
+    SetKeyEnabled {
+        key_id: KeyId,
+        enabled: bool,
+    },
+    UpdateDescription {
+        key_id: KeyId,
+        description: String,
+    },
+    ScheduleDeletion {
+        key_id: KeyId,
+        deletion_ms: u64,
+        window_days: u32,
+    },
+    CancelDeletion {
+        key_id: KeyId,
+    },
+    /// Proposed by the leader when a key's deletion date has passed. Applies
+    /// only if the key is still pending deletion and due at `now_ms`.
+    DeleteKey {
+        key_id: KeyId,
+        now_ms: u64,
+    },
+    CreateAlias {
+        name: String,
+        key_id: KeyId,
+        now_ms: u64,
+    },
+    UpdateAlias {
+        name: String,
+        key_id: KeyId,
+        now_ms: u64,
+    },
+    DeleteAlias {
+        name: String,
+    },
+    TagKey {
+        key_id: KeyId,
+        tags: Vec<(String, String)>,
+    },
+    UntagKey {
+        key_id: KeyId,
+        tag_keys: Vec<String>,
+    },
+    SetRotation {
+        key_id: KeyId,
+        schedule: Option<RotationSchedule>,
+    },
+    /// A new material version. On demand, or automatic (then it applies only
+    /// if rotation is enabled and due at `now_ms`, so it never happens twice).
+    RotateKey {
+        key_id: KeyId,
+        version: KeyVersion,
+        on_demand: bool,
+        now_ms: u64,
     },
 }
 
@@ -164,10 +295,31 @@ impl Command {
     pub fn name(&self) -> &'static str {
         match self {
             Command::InitCluster { .. } => "InitCluster",
-            Command::CreateKey { .. } => "CreateKey",
             Command::CreateAccessKey { .. } => "CreateAccessKey",
+            Command::CreateKey { .. } => "CreateKey",
+            Command::SetKeyEnabled { .. } => "SetKeyEnabled",
+            Command::UpdateDescription { .. } => "UpdateDescription",
+            Command::ScheduleDeletion { .. } => "ScheduleDeletion",
+            Command::CancelDeletion { .. } => "CancelDeletion",
+            Command::DeleteKey { .. } => "DeleteKey",
+            Command::CreateAlias { .. } => "CreateAlias",
+            Command::UpdateAlias { .. } => "UpdateAlias",
+            Command::DeleteAlias { .. } => "DeleteAlias",
+            Command::TagKey { .. } => "TagKey",
+            Command::UntagKey { .. } => "UntagKey",
+            Command::SetRotation { .. } => "SetRotation",
+            Command::RotateKey { .. } => "RotateKey",
         }
     }
+}
+
+/// What is proposed to Raft: a command and, optionally, the id of the client
+/// request it came from. A request id seen before (a retried forward, an SDK
+/// retry of the same invocation) returns the first outcome and changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proposal {
+    pub request_id: Option<[u8; 16]>,
+    pub command: Command,
 }
 
 /// The outcome of applying one command.
@@ -178,14 +330,35 @@ pub enum Outcome {
 }
 
 /// Why a command changed nothing. Deterministic: every node rejects alike.
+/// Each variant maps to one AWS error code in the gateway.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum Rejection {
     #[error("the cluster is already initialized")]
     AlreadyInitialized,
     #[error("the cluster is not initialized")]
     NotInitialized,
-    #[error("{0} already exists")]
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
     AlreadyExists(String),
+    /// The key's state does not allow the change (KMSInvalidStateException).
+    #[error("{0}")]
+    InvalidState(String),
+    /// The key is disabled (DisabledException).
+    #[error("{0}")]
+    Disabled(String),
+    #[error("{0}")]
+    LimitExceeded(String),
+    #[error("{0}")]
+    InvalidAliasName(String),
+    #[error("{0}")]
+    InvalidTag(String),
+    #[error("{0}")]
+    Unsupported(String),
+    /// Not an error for a client: a scheduled action (deletion, automatic
+    /// rotation) that is no longer due, because the key changed meanwhile.
+    #[error("{0}")]
+    NotDue(String),
     #[error("invalid command: {0}")]
     Invalid(String),
 }
@@ -196,6 +369,55 @@ pub enum Touched {
     Cluster,
     Key(KeyId),
     AccessKey(String),
+    Alias(String),
+    /// A request id recorded in the dedup table.
+    DedupAdded([u8; 16]),
+    /// A request id forgotten from the dedup table.
+    DedupEvicted([u8; 16]),
+}
+
+/// How many request ids are remembered for deduplication (oldest forgotten first).
+pub const DEDUP_CAPACITY: usize = 10_000;
+
+/// Recently applied request ids and their outcomes, forgotten oldest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dedup {
+    /// request id → (sequence number, outcome)
+    pub outcomes: BTreeMap<[u8; 16], (u64, Outcome)>,
+    /// sequence number → request id, to forget the oldest.
+    pub by_seq: BTreeMap<u64, [u8; 16]>,
+    pub next_seq: u64,
+}
+
+impl Dedup {
+    /// Records an outcome; returns the ids forgotten to stay within capacity.
+    fn record(&mut self, id: [u8; 16], outcome: Outcome) -> Vec<[u8; 16]> {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        if let Some((old_seq, _)) = self.outcomes.insert(id, (seq, outcome)) {
+            self.by_seq.remove(&old_seq);
+        }
+        self.by_seq.insert(seq, id);
+        let mut evicted = Vec::new();
+        while self.by_seq.len() > DEDUP_CAPACITY {
+            if let Some((_, old)) = self.by_seq.pop_first() {
+                self.outcomes.remove(&old);
+                evicted.push(old);
+            }
+        }
+        evicted
+    }
+
+    /// Rebuilds the table from stored rows `(id, sequence, outcome)`.
+    pub fn restore(rows: impl IntoIterator<Item = ([u8; 16], u64, Outcome)>) -> Self {
+        let mut d = Dedup::default();
+        for (id, seq, o) in rows {
+            d.outcomes.insert(id, (seq, o));
+            d.by_seq.insert(seq, id);
+            d.next_seq = d.next_seq.max(seq + 1);
+        }
+        d
+    }
 }
 
 /// The whole replicated state.
@@ -204,19 +426,43 @@ pub struct State {
     pub cluster: Option<ClusterInfo>,
     pub keys: BTreeMap<KeyId, KeyRecord>,
     pub access_keys: BTreeMap<String, AccessKeyRecord>,
+    pub aliases: BTreeMap<String, AliasRecord>,
+    pub dedup: Dedup,
+}
+
+fn key_not_found(id: &KeyId) -> Rejection {
+    Rejection::NotFound(format!("Key '{id}' does not exist"))
 }
 
 impl State {
-    /// Applies `cmd`, committed at log `index`. Either the whole change is made
-    /// or nothing is (`Outcome::Rejected`).
-    pub fn apply(&mut self, index: u64, cmd: Command) -> (Outcome, Vec<Touched>) {
-        match self.try_apply(index, cmd) {
+    /// Applies a proposal committed at log `index`. Either the whole change is
+    /// made or nothing is (`Outcome::Rejected`).
+    pub fn apply(&mut self, index: u64, p: Proposal) -> (Outcome, Vec<Touched>) {
+        if let Some(id) = p.request_id {
+            if let Some((_, o)) = self.dedup.outcomes.get(&id) {
+                return (o.clone(), Vec::new());
+            }
+        }
+        let (outcome, mut touched) = match self.try_apply(index, p.command) {
             Ok(t) => (Outcome::Applied, t),
             Err(r) => (Outcome::Rejected(r), Vec::new()),
+        };
+        if let Some(id) = p.request_id {
+            let evicted = self.dedup.record(id, outcome.clone());
+            touched.push(Touched::DedupAdded(id));
+            touched.extend(evicted.into_iter().map(Touched::DedupEvicted));
         }
+        (outcome, touched)
+    }
+
+    fn key_mut(&mut self, id: &KeyId) -> Result<&mut KeyRecord, Rejection> {
+        self.keys.get_mut(id).ok_or_else(|| key_not_found(id))
     }
 
     fn try_apply(&mut self, index: u64, cmd: Command) -> Result<Vec<Touched>, Rejection> {
+        if !matches!(cmd, Command::InitCluster { .. }) {
+            self.require_init()?;
+        }
         match cmd {
             Command::InitCluster { info, admin } => {
                 if self.cluster.is_some() {
@@ -230,21 +476,7 @@ impl State {
                 self.access_keys.insert(id.clone(), admin);
                 Ok(vec![Touched::Cluster, Touched::AccessKey(id)])
             }
-            Command::CreateKey { mut key } => {
-                self.require_init()?;
-                if key.versions.is_empty() {
-                    return Err(Rejection::Invalid("a key needs key material".into()));
-                }
-                if self.keys.contains_key(&key.key_id) {
-                    return Err(Rejection::AlreadyExists(format!("key {}", key.key_id)));
-                }
-                key.revision = index;
-                let id = key.key_id;
-                self.keys.insert(id, key);
-                Ok(vec![Touched::Key(id)])
-            }
             Command::CreateAccessKey { key } => {
-                self.require_init()?;
                 if self.access_keys.contains_key(&key.access_key_id) {
                     return Err(Rejection::AlreadyExists(key.access_key_id));
                 }
@@ -252,107 +484,286 @@ impl State {
                 self.access_keys.insert(id.clone(), key);
                 Ok(vec![Touched::AccessKey(id)])
             }
+            Command::CreateKey { mut key } => {
+                if key.versions.is_empty() {
+                    return Err(Rejection::Invalid("a key needs key material".into()));
+                }
+                if self.keys.contains_key(&key.key_id) {
+                    return Err(Rejection::AlreadyExists(format!(
+                        "key {} already exists",
+                        key.key_id
+                    )));
+                }
+                rules::check_tags(&key.tags)?;
+                key.revision = index;
+                let id = key.key_id;
+                self.keys.insert(id, key);
+                Ok(vec![Touched::Key(id)])
+            }
+            Command::SetKeyEnabled { key_id, enabled } => {
+                let k = self.key_mut(&key_id)?;
+                rules::require_not_pending_deletion(k)?;
+                k.state = if enabled {
+                    KeyState::Enabled
+                } else {
+                    KeyState::Disabled
+                };
+                k.revision = index;
+                Ok(vec![Touched::Key(key_id)])
+            }
+            Command::UpdateDescription {
+                key_id,
+                description,
+            } => {
+                let k = self.key_mut(&key_id)?;
+                rules::require_not_pending_deletion(k)?;
+                k.description = description;
+                k.revision = index;
+                Ok(vec![Touched::Key(key_id)])
+            }
+            Command::ScheduleDeletion {
+                key_id,
+                deletion_ms,
+                window_days,
+            } => {
+                let k = self.key_mut(&key_id)?;
+                rules::require_not_pending_deletion(k)?;
+                if !(rules::MIN_PENDING_WINDOW_DAYS..=rules::MAX_PENDING_WINDOW_DAYS)
+                    .contains(&window_days)
+                {
+                    return Err(Rejection::Invalid(format!(
+                        "PendingWindowInDays {window_days} is out of range"
+                    )));
+                }
+                k.state = KeyState::PendingDeletion;
+                k.deletion_ms = Some(deletion_ms);
+                k.pending_window_days = Some(window_days);
+                k.revision = index;
+                Ok(vec![Touched::Key(key_id)])
+            }
+            Command::CancelDeletion { key_id } => {
+                let k = self.key_mut(&key_id)?;
+                if k.state != KeyState::PendingDeletion {
+                    return Err(Rejection::InvalidState(format!(
+                        "{} is not pending deletion.",
+                        key_arnless(&key_id)
+                    )));
+                }
+                // As AWS: a canceled deletion leaves the key disabled.
+                k.state = KeyState::Disabled;
+                k.deletion_ms = None;
+                k.pending_window_days = None;
+                k.revision = index;
+                Ok(vec![Touched::Key(key_id)])
+            }
+            Command::DeleteKey { key_id, now_ms } => {
+                let k = self
+                    .keys
+                    .get(&key_id)
+                    .ok_or_else(|| key_not_found(&key_id))?;
+                let due = k.state == KeyState::PendingDeletion
+                    && k.deletion_ms.is_some_and(|d| d <= now_ms);
+                if !due {
+                    return Err(Rejection::NotDue(format!(
+                        "{key_id} is not due for deletion"
+                    )));
+                }
+                self.keys.remove(&key_id);
+                let mut touched = vec![Touched::Key(key_id)];
+                let names: Vec<String> = self
+                    .aliases
+                    .values()
+                    .filter(|a| a.key_id == key_id)
+                    .map(|a| a.name.clone())
+                    .collect();
+                for n in names {
+                    self.aliases.remove(&n);
+                    touched.push(Touched::Alias(n));
+                }
+                Ok(touched)
+            }
+            Command::CreateAlias {
+                name,
+                key_id,
+                now_ms,
+            } => {
+                rules::check_alias_name(&name)?;
+                let k = self
+                    .keys
+                    .get(&key_id)
+                    .ok_or_else(|| key_not_found(&key_id))?;
+                rules::require_not_pending_deletion(k)?;
+                if self.aliases.contains_key(&name) {
+                    return Err(Rejection::AlreadyExists(format!(
+                        "An alias with the name {name} already exists"
+                    )));
+                }
+                if self.aliases.len() >= rules::MAX_ALIASES {
+                    return Err(Rejection::LimitExceeded(format!(
+                        "at most {} aliases per account",
+                        rules::MAX_ALIASES
+                    )));
+                }
+                self.aliases.insert(
+                    name.clone(),
+                    AliasRecord {
+                        name: name.clone(),
+                        key_id,
+                        created_ms: now_ms,
+                        updated_ms: now_ms,
+                    },
+                );
+                Ok(vec![Touched::Alias(name)])
+            }
+            Command::UpdateAlias {
+                name,
+                key_id,
+                now_ms,
+            } => {
+                let current = self
+                    .aliases
+                    .get(&name)
+                    .ok_or_else(|| Rejection::NotFound(format!("Alias {name} is not found.")))?
+                    .key_id;
+                let new = self
+                    .keys
+                    .get(&key_id)
+                    .ok_or_else(|| key_not_found(&key_id))?;
+                rules::require_not_pending_deletion(new)?;
+                if let Some(old) = self.keys.get(&current) {
+                    if old.usage != new.usage || old.spec != new.spec {
+                        return Err(Rejection::Invalid(format!(
+                            "{name} points to a key of another type or usage; an alias can only move \
+                             to a key of the same key spec and key usage"
+                        )));
+                    }
+                }
+                if let Some(a) = self.aliases.get_mut(&name) {
+                    a.key_id = key_id;
+                    a.updated_ms = now_ms;
+                }
+                Ok(vec![Touched::Alias(name)])
+            }
+            Command::DeleteAlias { name } => {
+                if self.aliases.remove(&name).is_none() {
+                    return Err(Rejection::NotFound(format!("Alias {name} is not found.")));
+                }
+                Ok(vec![Touched::Alias(name)])
+            }
+            Command::TagKey { key_id, tags } => {
+                let k = self.key_mut(&key_id)?;
+                rules::require_not_pending_deletion(k)?;
+                let mut next = k.tags.clone();
+                for (tk, tv) in tags {
+                    next.insert(tk, tv);
+                }
+                rules::check_tags(&next)?;
+                k.tags = next;
+                k.revision = index;
+                Ok(vec![Touched::Key(key_id)])
+            }
+            Command::UntagKey { key_id, tag_keys } => {
+                let k = self.key_mut(&key_id)?;
+                rules::require_not_pending_deletion(k)?;
+                for t in &tag_keys {
+                    k.tags.remove(t);
+                }
+                k.revision = index;
+                Ok(vec![Touched::Key(key_id)])
+            }
+            Command::SetRotation { key_id, schedule } => {
+                let k = self.key_mut(&key_id)?;
+                rules::require_usable_for_rotation(k)?;
+                if let Some(s) = &schedule {
+                    if !(rules::MIN_ROTATION_DAYS..=rules::MAX_ROTATION_DAYS)
+                        .contains(&s.period_days)
+                    {
+                        return Err(Rejection::Invalid(format!(
+                            "RotationPeriodInDays {} is out of range",
+                            s.period_days
+                        )));
+                    }
+                }
+                k.rotation = schedule;
+                k.revision = index;
+                Ok(vec![Touched::Key(key_id)])
+            }
+            Command::RotateKey {
+                key_id,
+                version,
+                on_demand,
+                now_ms,
+            } => {
+                let k = self.key_mut(&key_id)?;
+                if on_demand {
+                    rules::require_usable_for_rotation(k)?;
+                    if k.on_demand_rotations() >= rules::MAX_ON_DEMAND_ROTATIONS {
+                        return Err(Rejection::LimitExceeded(format!(
+                            "{key_id} has been rotated on demand {} times, the most allowed",
+                            rules::MAX_ON_DEMAND_ROTATIONS
+                        )));
+                    }
+                } else {
+                    let due = k.state == KeyState::Enabled
+                        && k.rotation.is_some_and(|r| r.next_ms <= now_ms);
+                    if !due {
+                        return Err(Rejection::NotDue(format!(
+                            "{key_id} is not due for rotation"
+                        )));
+                    }
+                }
+                let next = k.primary().version + 1;
+                if version.version != next || version.wrapped.is_empty() {
+                    return Err(Rejection::Invalid(format!(
+                        "the new version of {key_id} must be {next}"
+                    )));
+                }
+                k.rotations.push(RotationEvent {
+                    version: version.version,
+                    at_ms: now_ms,
+                    on_demand,
+                });
+                k.versions.push(version);
+                if let Some(r) = &mut k.rotation {
+                    // Both kinds restart the automatic period, as AWS does.
+                    r.next_ms = now_ms.saturating_add(u64::from(r.period_days) * rules::DAY_MS);
+                }
+                k.revision = index;
+                Ok(vec![Touched::Key(key_id)])
+            }
         }
     }
 
     fn require_init(&self) -> Result<&ClusterInfo, Rejection> {
         self.cluster.as_ref().ok_or(Rejection::NotInitialized)
     }
+
+    /// Keys whose deletion date has passed at `now_ms`.
+    pub fn due_deletions(&self, now_ms: u64) -> Vec<KeyId> {
+        self.keys
+            .values()
+            .filter(|k| {
+                k.state == KeyState::PendingDeletion && k.deletion_ms.is_some_and(|d| d <= now_ms)
+            })
+            .map(|k| k.key_id)
+            .collect()
+    }
+
+    /// Enabled keys whose automatic rotation is due at `now_ms`.
+    pub fn due_rotations(&self, now_ms: u64) -> Vec<KeyId> {
+        self.keys
+            .values()
+            .filter(|k| {
+                k.state == KeyState::Enabled && k.rotation.is_some_and(|r| r.next_ms <= now_ms)
+            })
+            .map(|k| k.key_id)
+            .collect()
+    }
+}
+
+fn key_arnless(id: &KeyId) -> String {
+    format!("Key '{id}'")
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn init() -> Command {
-        Command::InitCluster {
-            info: ClusterInfo {
-                region: "us-east-1".into(),
-                account_id: "111122223333".into(),
-                root_check_value: [1; 16],
-                created_ms: 5,
-            },
-            admin: AccessKeyRecord {
-                access_key_id: "AKIAADMIN".into(),
-                wrapped_secret: vec![1, 2, 3],
-                admin: true,
-                created_ms: 5,
-            },
-        }
-    }
-
-    fn key(id: u8) -> KeyRecord {
-        KeyRecord {
-            key_id: KeyId::from_bytes([id; 16]),
-            description: String::new(),
-            created_ms: 10,
-            usage: KeyUsage::EncryptDecrypt,
-            spec: KeySpec::SymmetricDefault,
-            state: KeyState::Enabled,
-            versions: vec![KeyVersion {
-                version: 1,
-                wrapped: vec![9; 8],
-                created_ms: 10,
-            }],
-            revision: 0,
-        }
-    }
-
-    #[test]
-    fn create_key_needs_init_and_is_unique() {
-        let mut s = State::default();
-        let (o, _) = s.apply(1, Command::CreateKey { key: key(1) });
-        assert_eq!(o, Outcome::Rejected(Rejection::NotInitialized));
-        assert_eq!(s.apply(2, init()).0, Outcome::Applied);
-        assert_eq!(
-            s.apply(3, init()).0,
-            Outcome::Rejected(Rejection::AlreadyInitialized)
-        );
-        let (o, t) = s.apply(4, Command::CreateKey { key: key(1) });
-        assert_eq!(o, Outcome::Applied);
-        assert_eq!(t, vec![Touched::Key(KeyId::from_bytes([1; 16]))]);
-        assert_eq!(s.keys[&KeyId::from_bytes([1; 16])].revision, 4);
-        let before = s.clone();
-        let (o, t) = s.apply(5, Command::CreateKey { key: key(1) });
-        assert!(matches!(o, Outcome::Rejected(Rejection::AlreadyExists(_))));
-        assert!(t.is_empty());
-        assert_eq!(s, before, "a rejected command changes nothing");
-    }
-
-    #[test]
-    fn key_without_material_is_rejected() {
-        let mut s = State::default();
-        s.apply(1, init());
-        let mut k = key(2);
-        k.versions.clear();
-        assert!(matches!(
-            s.apply(2, Command::CreateKey { key: k }).0,
-            Outcome::Rejected(Rejection::Invalid(_))
-        ));
-        assert!(s.keys.is_empty());
-    }
-
-    #[test]
-    fn replay_is_deterministic() {
-        let cmds = [
-            init(),
-            Command::CreateKey { key: key(1) },
-            Command::CreateKey { key: key(2) },
-        ];
-        let run = || {
-            let mut s = State::default();
-            for (i, c) in cmds.iter().enumerate() {
-                s.apply(i as u64 + 1, c.clone());
-            }
-            s
-        };
-        assert_eq!(run(), run());
-    }
-
-    #[test]
-    fn debug_hides_wrapped_material() {
-        let k = key(3);
-        let out = format!("{k:?}");
-        assert!(!out.contains("9, 9"));
-    }
-}
+mod tests;

@@ -25,6 +25,34 @@ pub struct FileConfig {
     pub raft: RaftSection,
     #[serde(default)]
     pub actors: ActorSection,
+    #[serde(default)]
+    pub consistency: ConsistencySection,
+    #[serde(default)]
+    pub scheduler: SchedulerSection,
+    #[serde(default)]
+    pub testing: TestingSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsistencySection {
+    /// A node cut off from the leader this long stops serving crypto requests.
+    pub stale_bound_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerSection {
+    /// How often the leader looks for due deletions and rotations.
+    pub interval_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestingSection {
+    /// Allow `ArcaAdmin.AdvanceClock`. For tests only: never in production.
+    #[serde(default)]
+    pub adjustable_clock: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]

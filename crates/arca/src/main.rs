@@ -316,9 +316,22 @@ async fn server(a: ServerArgs) -> anyhow::Result<()> {
         actor_mailbox: file.actors.mailbox.unwrap_or(1024),
         actor_idle: Duration::from_secs(file.actors.idle_secs.unwrap_or(300)),
         write_timeout: Duration::from_millis(r.write_timeout_ms.unwrap_or(10_000)),
+        stale_bound: Duration::from_millis(
+            file.consistency
+                .stale_bound_ms
+                .unwrap_or(2000)
+                .clamp(200, 60_000),
+        ),
+        scheduler_interval: Duration::from_millis(
+            file.scheduler.interval_ms.unwrap_or(10_000).max(50),
+        ),
+        adjustable_clock: file.testing.adjustable_clock,
     })
     .await?;
     tracing::info!(node_id, api = %listen, peer = %peer, data_dir = %data_dir.display(), "node started");
+    if file.testing.adjustable_clock {
+        tracing::warn!("[testing] adjustable_clock is on: admins can move this node's clock. Never in production.");
+    }
 
     let shutdown = CancellationToken::new();
     let gateway = arca_gateway::Gateway::new(node.clone());

@@ -1,0 +1,402 @@
+//! Key lifecycle operations: state, deletion, aliases, tags, rotation.
+
+use arca_node::Node;
+use arca_state::rules;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::api::{parse, resolve_key, secs, Answer, Ctx};
+use crate::error::ApiError;
+
+/// A tag as the API spells it.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Tag {
+    tag_key: Option<String>,
+    tag_value: Option<String>,
+}
+
+/// Checks the shape of a tag list; the limits are checked when applied.
+pub fn tags(t: Option<Vec<Tag>>) -> Result<Vec<(String, String)>, ApiError> {
+    let t = t.unwrap_or_default();
+    if t.len() > rules::MAX_TAGS {
+        return Err(ApiError::new(
+            400,
+            "LimitExceededException",
+            format!("at most {} tags per request", rules::MAX_TAGS),
+        ));
+    }
+    t.into_iter()
+        .map(|t| {
+            Ok((
+                t.tag_key.ok_or_else(|| ApiError::missing("TagKey"))?,
+                t.tag_value.ok_or_else(|| ApiError::missing("TagValue"))?,
+            ))
+        })
+        .collect()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct KeyReq {
+    key_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DescriptionReq {
+    key_id: Option<String>,
+    description: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ScheduleReq {
+    key_id: Option<String>,
+    pending_window_in_days: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct AliasReq {
+    alias_name: Option<String>,
+    target_key_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ListReq {
+    key_id: Option<String>,
+    limit: Option<i64>,
+    marker: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct TagReq {
+    key_id: Option<String>,
+    tags: Option<Vec<Tag>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct UntagReq {
+    key_id: Option<String>,
+    tag_keys: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RotationReq {
+    key_id: Option<String>,
+    rotation_period_in_days: Option<i64>,
+}
+
+fn done(key_id: arca_state::KeyId, body: Value) -> Result<Answer, ApiError> {
+    Ok(Answer {
+        body,
+        key_id: Some(key_id),
+    })
+}
+
+fn limit(l: Option<i64>, max: i64, default: i64) -> Result<usize, ApiError> {
+    let l = l.unwrap_or(default);
+    if !(1..=max).contains(&l) {
+        return Err(ApiError::validation(format!(
+            "1 validation error detected: Value '{l}' at 'limit' failed to satisfy constraint: \
+             Member must have value between 1 and {max}"
+        )));
+    }
+    Ok(l as usize)
+}
+
+/// A marker we handed out: the index of the next item, as text.
+fn offset(marker: Option<String>) -> Result<usize, ApiError> {
+    match marker {
+        None => Ok(0),
+        Some(m) => m
+            .parse()
+            .map_err(|_| ApiError::new(400, "InvalidMarkerException", "The Marker is not valid")),
+    }
+}
+
+fn alias_name(n: Option<String>) -> Result<String, ApiError> {
+    let n = n.ok_or_else(|| ApiError::missing("AliasName"))?;
+    if n.is_empty() || n.chars().count() > rules::MAX_ALIAS_NAME_CHARS {
+        return Err(ApiError::validation(format!(
+            "AliasName must have length between 1 and {}",
+            rules::MAX_ALIAS_NAME_CHARS
+        )));
+    }
+    Ok(n)
+}
+
+/// An alias target must name a key, not another alias.
+async fn target(node: &Node, t: Option<String>) -> Result<arca_state::KeyId, ApiError> {
+    let t = t.ok_or_else(|| ApiError::missing("TargetKeyId"))?;
+    if t.contains("alias/") {
+        return Err(ApiError::validation(
+            "TargetKeyId must be a key id or key ARN, not an alias",
+        ));
+    }
+    resolve_key(node, Some(&t)).await
+}
+
+/// Runs a lifecycle operation; `None` if `op` is not one.
+pub async fn dispatch(
+    node: &Node,
+    ctx: &Ctx,
+    op: &str,
+    body: &[u8],
+) -> Option<Result<Answer, ApiError>> {
+    let rid = Some(ctx.request_id);
+    let r = async {
+        match op {
+            "EnableKey" | "DisableKey" => {
+                let r: KeyReq = parse(body)?;
+                let id = resolve_key(node, r.key_id.as_deref()).await?;
+                node.set_enabled(rid, id, op == "EnableKey").await?;
+                done(id, json!({}))
+            }
+            "UpdateKeyDescription" => {
+                let r: DescriptionReq = parse(body)?;
+                let d = r
+                    .description
+                    .ok_or_else(|| ApiError::missing("Description"))?;
+                if d.chars().count() > 8192 {
+                    return Err(ApiError::validation(
+                        "Description must be at most 8192 characters",
+                    ));
+                }
+                let id = resolve_key(node, r.key_id.as_deref()).await?;
+                node.update_description(rid, id, d).await?;
+                done(id, json!({}))
+            }
+            "ScheduleKeyDeletion" => {
+                let r: ScheduleReq = parse(body)?;
+                let w = r
+                    .pending_window_in_days
+                    .unwrap_or(i64::from(rules::DEFAULT_PENDING_WINDOW_DAYS));
+                let range = i64::from(rules::MIN_PENDING_WINDOW_DAYS)
+                    ..=i64::from(rules::MAX_PENDING_WINDOW_DAYS);
+                if !range.contains(&w) {
+                    return Err(ApiError::validation(format!(
+                        "1 validation error detected: Value '{w}' at 'pendingWindowInDays' failed to satisfy \
+                         constraint: Member must have value between {} and {}",
+                        rules::MIN_PENDING_WINDOW_DAYS,
+                        rules::MAX_PENDING_WINDOW_DAYS
+                    )));
+                }
+                let id = resolve_key(node, r.key_id.as_deref()).await?;
+                let date = node.schedule_deletion(rid, id, w as u32).await?;
+                done(
+                    id,
+                    json!({
+                        "KeyId": node.key_arn(&id)?,
+                        "DeletionDate": secs(date),
+                        "KeyState": "PendingDeletion",
+                        "PendingWindowInDays": w,
+                    }),
+                )
+            }
+            "CancelKeyDeletion" => {
+                let r: KeyReq = parse(body)?;
+                let id = resolve_key(node, r.key_id.as_deref()).await?;
+                node.cancel_deletion(rid, id).await?;
+                done(id, json!({ "KeyId": node.key_arn(&id)? }))
+            }
+            "CreateAlias" => {
+                let r: AliasReq = parse(body)?;
+                let name = alias_name(r.alias_name)?;
+                let id = target(node, r.target_key_id).await?;
+                node.create_alias(rid, name, id).await?;
+                done(id, json!({}))
+            }
+            "UpdateAlias" => {
+                let r: AliasReq = parse(body)?;
+                let name = alias_name(r.alias_name)?;
+                let id = target(node, r.target_key_id).await?;
+                node.update_alias(rid, name, id).await?;
+                done(id, json!({}))
+            }
+            "DeleteAlias" => {
+                let r: AliasReq = parse(body)?;
+                let name = alias_name(r.alias_name)?;
+                node.delete_alias(rid, name).await?;
+                Ok(Answer {
+                    body: json!({}),
+                    key_id: None,
+                })
+            }
+            "ListAliases" => {
+                let r: ListReq = parse(body)?;
+                let limit = limit(r.limit, 100, 50)?;
+                let key = match r.key_id.as_deref() {
+                    Some(k) => Some(resolve_key(node, Some(k)).await?),
+                    None => None,
+                };
+                let (page, truncated) = node.list_aliases(key, r.marker.as_deref(), limit)?;
+                let aliases: Vec<Value> = page
+                    .iter()
+                    .map(|(a, arn)| {
+                        json!({
+                            "AliasName": a.name,
+                            "AliasArn": arn,
+                            "TargetKeyId": a.key_id.to_string(),
+                            "CreationDate": secs(a.created_ms),
+                            "LastUpdatedDate": secs(a.updated_ms),
+                        })
+                    })
+                    .collect();
+                let mut body = json!({ "Aliases": aliases, "Truncated": truncated });
+                if truncated {
+                    if let Some((last, _)) = page.last() {
+                        body["NextMarker"] = json!(last.name);
+                    }
+                }
+                Ok(Answer { body, key_id: key })
+            }
+            "TagResource" => {
+                let r: TagReq = parse(body)?;
+                let t = tags(r.tags)?;
+                if t.is_empty() {
+                    return Err(ApiError::missing("Tags"));
+                }
+                let id = resolve_key(node, r.key_id.as_deref()).await?;
+                node.tag(rid, id, t).await?;
+                done(id, json!({}))
+            }
+            "UntagResource" => {
+                let r: UntagReq = parse(body)?;
+                let keys = r.tag_keys.ok_or_else(|| ApiError::missing("TagKeys"))?;
+                if keys.len() > rules::MAX_TAGS {
+                    return Err(ApiError::validation(format!(
+                        "at most {} tag keys",
+                        rules::MAX_TAGS
+                    )));
+                }
+                let id = resolve_key(node, r.key_id.as_deref()).await?;
+                node.untag(rid, id, keys).await?;
+                done(id, json!({}))
+            }
+            "ListResourceTags" => {
+                let r: ListReq = parse(body)?;
+                let limit = limit(r.limit, 50, 50)?;
+                let from = offset(r.marker)?;
+                let id = resolve_key(node, r.key_id.as_deref()).await?;
+                let all = node.tags(&id)?;
+                let page: Vec<Value> = all
+                    .iter()
+                    .skip(from)
+                    .take(limit)
+                    .map(|(k, v)| json!({ "TagKey": k, "TagValue": v }))
+                    .collect();
+                let truncated = from + page.len() < all.len();
+                let mut body = json!({ "Tags": page, "Truncated": truncated });
+                if truncated {
+                    body["NextMarker"] = json!((from + limit).to_string());
+                }
+                done(id, body)
+            }
+            "EnableKeyRotation" => {
+                let r: RotationReq = parse(body)?;
+                let days = r
+                    .rotation_period_in_days
+                    .unwrap_or(i64::from(rules::DEFAULT_ROTATION_DAYS));
+                let range =
+                    i64::from(rules::MIN_ROTATION_DAYS)..=i64::from(rules::MAX_ROTATION_DAYS);
+                if !range.contains(&days) {
+                    return Err(ApiError::validation(format!(
+                        "1 validation error detected: Value '{days}' at 'rotationPeriodInDays' failed to satisfy \
+                         constraint: Member must have value between {} and {}",
+                        rules::MIN_ROTATION_DAYS,
+                        rules::MAX_ROTATION_DAYS
+                    )));
+                }
+                let id = resolve_key(node, r.key_id.as_deref()).await?;
+                node.set_rotation(rid, id, Some(days as u32)).await?;
+                done(id, json!({}))
+            }
+            "DisableKeyRotation" => {
+                let r: KeyReq = parse(body)?;
+                let id = resolve_key(node, r.key_id.as_deref()).await?;
+                node.set_rotation(rid, id, None).await?;
+                done(id, json!({}))
+            }
+            "GetKeyRotationStatus" => {
+                let r: KeyReq = parse(body)?;
+                let id = resolve_key(node, r.key_id.as_deref()).await?;
+                let k = node.describe_key(&id).await?;
+                let mut body = json!({
+                    "KeyId": k.arn,
+                    "KeyRotationEnabled": k.record.rotation.is_some(),
+                });
+                if let Some(s) = k.record.rotation {
+                    body["RotationPeriodInDays"] = json!(s.period_days);
+                    body["NextRotationDate"] = json!(secs(s.next_ms));
+                }
+                if let Some(last) = k.record.rotations.iter().rev().find(|e| e.on_demand) {
+                    body["OnDemandRotationStartDate"] = json!(secs(last.at_ms));
+                }
+                done(id, body)
+            }
+            "RotateKeyOnDemand" => {
+                let r: KeyReq = parse(body)?;
+                let id = resolve_key(node, r.key_id.as_deref()).await?;
+                node.rotate_on_demand(rid, id).await?;
+                done(id, json!({ "KeyId": id.to_string() }))
+            }
+            "ListKeyRotations" => {
+                let r: ListReq = parse(body)?;
+                let limit = limit(r.limit, 1000, 100)?;
+                let from = offset(r.marker)?;
+                let id = resolve_key(node, r.key_id.as_deref()).await?;
+                let arn = node.key_arn(&id)?;
+                let all = node.rotations(&id)?;
+                let page: Vec<Value> = all
+                    .iter()
+                    .skip(from)
+                    .take(limit)
+                    .map(|e| {
+                        json!({
+                            "KeyId": arn,
+                            "RotationDate": secs(e.at_ms),
+                            "RotationType": if e.on_demand { "ON_DEMAND" } else { "AUTOMATIC" },
+                        })
+                    })
+                    .collect();
+                let truncated = from + page.len() < all.len();
+                let mut body = json!({ "Rotations": page, "Truncated": truncated });
+                if truncated {
+                    body["NextMarker"] = json!((from + limit).to_string());
+                }
+                done(id, body)
+            }
+            _ => Err(ApiError::unknown_operation(op)),
+        }
+    };
+    const OPS: &[&str] = &[
+        "EnableKey",
+        "DisableKey",
+        "UpdateKeyDescription",
+        "ScheduleKeyDeletion",
+        "CancelKeyDeletion",
+        "CreateAlias",
+        "UpdateAlias",
+        "DeleteAlias",
+        "ListAliases",
+        "TagResource",
+        "UntagResource",
+        "ListResourceTags",
+        "EnableKeyRotation",
+        "DisableKeyRotation",
+        "GetKeyRotationStatus",
+        "RotateKeyOnDemand",
+        "ListKeyRotations",
+    ];
+    if OPS.contains(&op) {
+        Some(r.await)
+    } else {
+        None
+    }
+}

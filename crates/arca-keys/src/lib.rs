@@ -1,0 +1,161 @@
+//! Asymmetric and HMAC keys for the AWS KMS key specs: generation, loading, signing,
+//! verification, encryption, decryption and MACs.
+//!
+//! Backends:
+//! - RSA 2048/3072/4096 and ECDSA on NIST P-256/P-384/P-521: aws-lc-rs.
+//! - ECDSA on secp256k1: `k256`.
+//! - SM2DSA and SM2PKE: `sm2`.
+//! - HMAC-SHA-224/256/384/512: `hmac` with `sha2`.
+//!
+//! Key material is stored as PKCS#8 DER for asymmetric specs and as raw bytes for HMAC
+//! specs. Public keys are SubjectPublicKeyInfo DER. ECDSA and SM2 signatures are DER.
+//! Every input is checked before it reaches a backend.
+
+mod hmac;
+mod nist;
+mod private;
+mod public;
+mod rng;
+mod rsa;
+mod secp256k1;
+mod sm2;
+mod spec;
+
+pub use private::{generate, PrivateKey};
+pub use public::{encrypt_with_spki, verify_with_spki, PublicKey};
+pub use spec::{
+    digest_len, max_plaintext_len, EncryptionAlgorithm, KeySpec, KeyUsage, MacAlgorithm,
+    MessageType, SigningAlgorithm,
+};
+
+/// Largest RAW message Sign and Verify accept, in bytes (the AWS KMS limit).
+pub const MAX_RAW_MESSAGE_LEN: usize = 4096;
+/// Largest message GenerateMac and VerifyMac accept, in bytes (the AWS KMS limit).
+pub const MAX_MAC_MESSAGE_LEN: usize = 4096;
+/// Signatures longer than this cannot be valid for any spec; verify returns false for them.
+pub const MAX_SIGNATURE_LEN: usize = 1024;
+/// The SM2 distinguishing ID used for SM2DSA (the GB/T default, as AWS KMS uses).
+pub const SM2_DEFAULT_DISTID: &str = "1234567812345678";
+
+/// Errors of key operations. None carries secret bytes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// The algorithm does not belong to the key spec.
+    #[error("algorithm {alg} is not valid for key spec {spec}")]
+    UnsupportedAlgorithm { spec: KeySpec, alg: &'static str },
+    /// The key spec does not support the operation at all (signing with an HMAC key, say).
+    #[error("key spec {spec} does not support {operation}")]
+    UnsupportedOperation {
+        spec: KeySpec,
+        operation: &'static str,
+    },
+    /// A DIGEST message is not exactly the digest length of the algorithm.
+    #[error("digest for {alg} must be {expected} bytes, got {actual}")]
+    InvalidDigestLength {
+        alg: SigningAlgorithm,
+        expected: usize,
+        actual: usize,
+    },
+    /// An input is longer than allowed.
+    #[error("{what} is too long: {len} bytes, at most {max}")]
+    TooLong {
+        what: &'static str,
+        len: usize,
+        max: usize,
+    },
+    /// An input that must not be empty is empty.
+    #[error("{what} must not be empty")]
+    Empty { what: &'static str },
+    /// Decryption failed. Deliberately says nothing more.
+    #[error("the ciphertext is invalid")]
+    InvalidCiphertext,
+    /// The private key material is not a valid encoding of a key of the spec.
+    #[error("key material is not a valid {spec} key")]
+    InvalidKeyMaterial { spec: KeySpec },
+    /// The public key is not a valid SubjectPublicKeyInfo of a key of the spec.
+    #[error("public key is not a valid {spec} SubjectPublicKeyInfo")]
+    InvalidPublicKey { spec: KeySpec },
+    /// The operating system's random source failed.
+    #[error("the random number generator failed")]
+    Rng,
+    /// A backend failed on valid input.
+    #[error("the {spec} key operation failed")]
+    Backend { spec: KeySpec },
+}
+
+/// Checks a Sign/Verify request against the spec; shared by private and public keys.
+pub(crate) fn check_signing(
+    spec: KeySpec,
+    alg: SigningAlgorithm,
+    message: &[u8],
+    kind: MessageType,
+) -> Result<(), KeyError> {
+    if spec.is_hmac() {
+        return Err(KeyError::UnsupportedOperation {
+            spec,
+            operation: "signing",
+        });
+    }
+    if !spec.signing_algorithms().contains(&alg) {
+        return Err(KeyError::UnsupportedAlgorithm {
+            spec,
+            alg: alg.as_aws(),
+        });
+    }
+    match kind {
+        MessageType::Raw if message.len() > MAX_RAW_MESSAGE_LEN => Err(KeyError::TooLong {
+            what: "message",
+            len: message.len(),
+            max: MAX_RAW_MESSAGE_LEN,
+        }),
+        MessageType::Digest if message.len() != digest_len(alg) => {
+            Err(KeyError::InvalidDigestLength {
+                alg,
+                expected: digest_len(alg),
+                actual: message.len(),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Checks an encryption algorithm against the spec.
+pub(crate) fn check_encryption(spec: KeySpec, alg: EncryptionAlgorithm) -> Result<(), KeyError> {
+    if spec.encryption_algorithms().is_empty() {
+        return Err(KeyError::UnsupportedOperation {
+            spec,
+            operation: "encryption",
+        });
+    }
+    if !spec.encryption_algorithms().contains(&alg) {
+        return Err(KeyError::UnsupportedAlgorithm {
+            spec,
+            alg: alg.as_aws(),
+        });
+    }
+    Ok(())
+}
+
+/// Checks an Encrypt plaintext against the spec and algorithm.
+pub(crate) fn check_plaintext(
+    spec: KeySpec,
+    alg: EncryptionAlgorithm,
+    plaintext: &[u8],
+) -> Result<(), KeyError> {
+    check_encryption(spec, alg)?;
+    let max = max_plaintext_len(spec, alg).ok_or(KeyError::UnsupportedAlgorithm {
+        spec,
+        alg: alg.as_aws(),
+    })?;
+    if plaintext.is_empty() {
+        return Err(KeyError::Empty { what: "plaintext" });
+    }
+    if plaintext.len() > max {
+        return Err(KeyError::TooLong {
+            what: "plaintext",
+            len: plaintext.len(),
+            max,
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,214 @@
+//! Private keys: generation, loading and the private-key operations.
+
+use arca_crypto::SecretBytes;
+
+use crate::nist::NistPrivate;
+use crate::public::{PublicInner, PublicKey};
+use crate::rsa::RsaPrivate;
+use crate::secp256k1::K256Private;
+use crate::sm2::Sm2Private;
+use crate::{
+    check_encryption, check_signing, EncryptionAlgorithm, KeyError, KeySpec, MacAlgorithm,
+    MessageType, SigningAlgorithm, MAX_MAC_MESSAGE_LEN,
+};
+
+/// Fresh key material for `spec`, as stored: PKCS#8 DER for asymmetric specs, raw key
+/// bytes for HMAC specs (28, 32, 48 or 64 bytes: the digest size).
+pub fn generate(spec: KeySpec) -> Result<SecretBytes, KeyError> {
+    match spec {
+        KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 => crate::rsa::generate(spec),
+        KeySpec::EccNistP256 | KeySpec::EccNistP384 | KeySpec::EccNistP521 => {
+            crate::nist::generate(spec)
+        }
+        KeySpec::EccSecgP256k1 => crate::secp256k1::generate(),
+        KeySpec::Sm2 => crate::sm2::generate(),
+        KeySpec::Hmac224 | KeySpec::Hmac256 | KeySpec::Hmac384 | KeySpec::Hmac512 => {
+            crate::hmac::generate(spec)
+        }
+    }
+}
+
+enum Inner {
+    Rsa(RsaPrivate),
+    Nist(NistPrivate),
+    Secp256k1(K256Private),
+    Sm2(Sm2Private),
+    Hmac(SecretBytes),
+}
+
+/// A loaded private key or HMAC key: parse once, use many times. Not `Clone`; `Debug`
+/// shows only the spec.
+pub struct PrivateKey {
+    spec: KeySpec,
+    inner: Inner,
+    public: Option<PublicKey>,
+}
+
+impl std::fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PrivateKey")
+            .field("spec", &self.spec)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PrivateKey {
+    /// Loads key material of `spec` as [`generate`] returns it. PKCS#8 from OpenSSL
+    /// (`openssl genpkey ... -outform DER`) is accepted too.
+    pub fn load(spec: KeySpec, material: &[u8]) -> Result<Self, KeyError> {
+        let (inner, public) = match spec {
+            KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 => {
+                let (k, p) = RsaPrivate::load(spec, material)?;
+                (Inner::Rsa(k), Some(PublicInner::Rsa(p)))
+            }
+            KeySpec::EccNistP256 | KeySpec::EccNistP384 | KeySpec::EccNistP521 => {
+                let (k, p) = NistPrivate::load(spec, material)?;
+                (Inner::Nist(k), Some(PublicInner::Nist(p)))
+            }
+            KeySpec::EccSecgP256k1 => {
+                let (k, p) = K256Private::load(material)?;
+                (Inner::Secp256k1(k), Some(PublicInner::Secp256k1(p)))
+            }
+            KeySpec::Sm2 => {
+                let (k, p) = Sm2Private::load(material)?;
+                (Inner::Sm2(k), Some(PublicInner::Sm2(p)))
+            }
+            KeySpec::Hmac224 | KeySpec::Hmac256 | KeySpec::Hmac384 | KeySpec::Hmac512 => {
+                if Some(material.len()) != spec.hmac_key_len() {
+                    return Err(KeyError::InvalidKeyMaterial { spec });
+                }
+                (Inner::Hmac(SecretBytes::new(material.to_vec())), None)
+            }
+        };
+        Ok(Self {
+            spec,
+            inner,
+            public: public.map(|p| PublicKey::new(spec, p)),
+        })
+    }
+
+    pub fn spec(&self) -> KeySpec {
+        self.spec
+    }
+
+    /// The public half; `None` for HMAC keys.
+    pub fn public_key(&self) -> Option<&PublicKey> {
+        self.public.as_ref()
+    }
+
+    fn require_public(&self, operation: &'static str) -> Result<&PublicKey, KeyError> {
+        self.public.as_ref().ok_or(KeyError::UnsupportedOperation {
+            spec: self.spec,
+            operation,
+        })
+    }
+
+    /// SubjectPublicKeyInfo DER, as AWS KMS GetPublicKey returns it (SM2 as id-ecPublicKey
+    /// with the SM2 curve OID, as OpenSSL 3 writes it). An error for HMAC keys.
+    pub fn public_key_spki_der(&self) -> Result<Vec<u8>, KeyError> {
+        Ok(self.require_public("public keys")?.spki_der().to_vec())
+    }
+
+    /// Signs `message` (at most 4096 bytes) or, for `MessageType::Digest`, a digest of
+    /// exactly [`crate::digest_len`] bytes. ECDSA and SM2 signatures are DER; RSA-PSS uses
+    /// a salt as long as the digest.
+    pub fn sign(
+        &self,
+        alg: SigningAlgorithm,
+        message: &[u8],
+        kind: MessageType,
+    ) -> Result<Vec<u8>, KeyError> {
+        check_signing(self.spec, alg, message, kind)?;
+        match &self.inner {
+            Inner::Rsa(k) => k.sign(alg, message, kind),
+            Inner::Nist(k) => k.sign(alg, message, kind),
+            Inner::Secp256k1(k) => k.sign(message, kind),
+            Inner::Sm2(k) => k.sign(message, kind),
+            Inner::Hmac(_) => Err(KeyError::UnsupportedOperation {
+                spec: self.spec,
+                operation: "signing",
+            }),
+        }
+    }
+
+    /// Verifies with the public half. A wrong or malformed signature is `Ok(false)`.
+    pub fn verify(
+        &self,
+        alg: SigningAlgorithm,
+        message: &[u8],
+        kind: MessageType,
+        signature: &[u8],
+    ) -> Result<bool, KeyError> {
+        check_signing(self.spec, alg, message, kind)?;
+        self.require_public("signing")?
+            .verify(alg, message, kind, signature)
+    }
+
+    /// Decrypts. Every failure is the one opaque [`KeyError::InvalidCiphertext`].
+    pub fn decrypt(
+        &self,
+        alg: EncryptionAlgorithm,
+        ciphertext: &[u8],
+    ) -> Result<SecretBytes, KeyError> {
+        check_encryption(self.spec, alg)?;
+        match &self.inner {
+            Inner::Rsa(k) => k.decrypt(alg, ciphertext),
+            Inner::Sm2(k) => k.decrypt(ciphertext),
+            Inner::Nist(_) | Inner::Secp256k1(_) | Inner::Hmac(_) => {
+                Err(KeyError::UnsupportedOperation {
+                    spec: self.spec,
+                    operation: "encryption",
+                })
+            }
+        }
+    }
+
+    /// Encrypts with the public half.
+    pub fn encrypt(&self, alg: EncryptionAlgorithm, plaintext: &[u8]) -> Result<Vec<u8>, KeyError> {
+        check_encryption(self.spec, alg)?;
+        self.require_public("encryption")?.encrypt(alg, plaintext)
+    }
+
+    fn mac_key(&self, alg: MacAlgorithm, message: &[u8]) -> Result<&SecretBytes, KeyError> {
+        let Inner::Hmac(key) = &self.inner else {
+            return Err(KeyError::UnsupportedOperation {
+                spec: self.spec,
+                operation: "MACs",
+            });
+        };
+        if !self.spec.mac_algorithms().contains(&alg) {
+            return Err(KeyError::UnsupportedAlgorithm {
+                spec: self.spec,
+                alg: alg.as_aws(),
+            });
+        }
+        if message.len() > MAX_MAC_MESSAGE_LEN {
+            return Err(KeyError::TooLong {
+                what: "message",
+                len: message.len(),
+                max: MAX_MAC_MESSAGE_LEN,
+            });
+        }
+        Ok(key)
+    }
+
+    /// HMAC of `message` (at most 4096 bytes).
+    pub fn mac(&self, alg: MacAlgorithm, message: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let key = self.mac_key(alg, message)?;
+        crate::hmac::compute(alg, key.expose(), message).ok_or(KeyError::Backend { spec: self.spec })
+    }
+
+    /// Constant-time check of a MAC. A wrong MAC, of any length, is `Ok(false)`.
+    pub fn verify_mac(
+        &self,
+        alg: MacAlgorithm,
+        message: &[u8],
+        mac: &[u8],
+    ) -> Result<bool, KeyError> {
+        let key = self.mac_key(alg, message)?;
+        if mac.len() != alg.output_len() {
+            return Ok(false);
+        }
+        crate::hmac::verify(alg, key.expose(), message, mac).ok_or(KeyError::Backend { spec: self.spec })
+    }
+}

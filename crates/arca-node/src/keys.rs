@@ -1,0 +1,512 @@
+//! Key operations: creation, lookup (ids, ARNs, aliases), crypto through the
+//! key actors, and the lifecycle (state, deletion, aliases, tags, rotation).
+
+use std::collections::BTreeMap;
+
+use arca_crypto::{Secret, SecretBytes};
+use arca_state::rules::{self, DAY_MS};
+use arca_state::{
+    AliasRecord, ClusterInfo, Command, KeyId, KeyRecord, KeySpec, KeyUsage, KeyVersion, Outcome,
+    Rejection, RotationEvent, RotationSchedule,
+};
+use tokio::sync::oneshot;
+
+use crate::actors::{self, Context, Encrypted, Request};
+use crate::{Node, NodeError};
+
+/// A key as DescribeKey shows it (the record holds only wrapped material).
+#[derive(Debug, Clone)]
+pub struct KeyInfo {
+    pub arn: String,
+    pub account_id: String,
+    pub record: KeyRecord,
+}
+
+/// Request id of a write, for deduplication of retries (see `arca_state::Proposal`).
+pub type RequestId = Option<[u8; 16]>;
+
+fn applied(o: Outcome) -> Result<(), NodeError> {
+    match o {
+        Outcome::Applied => Ok(()),
+        Outcome::Rejected(r) => Err(r.into()),
+    }
+}
+
+fn not_found(key_ref: &str) -> NodeError {
+    NodeError::NotFound(format!("Key '{key_ref}' does not exist"))
+}
+
+impl Node {
+    fn require_cluster(&self) -> Result<ClusterInfo, NodeError> {
+        self.cluster_info().ok_or(NodeError::NotInitialized)
+    }
+
+    fn info_of(k: &KeyRecord, c: &ClusterInfo) -> KeyInfo {
+        KeyInfo {
+            arn: c.key_arn(&k.key_id),
+            account_id: c.account_id.clone(),
+            record: k.clone(),
+        }
+    }
+
+    /// The ARN of a key id in this cluster.
+    pub fn key_arn(&self, key_id: &KeyId) -> Result<String, NodeError> {
+        let a = self.shared.read();
+        a.state
+            .cluster
+            .as_ref()
+            .map(|c| c.key_arn(key_id))
+            .ok_or(NodeError::NotInitialized)
+    }
+
+    /// Resolves in this replica: `Ok(None)` if well-formed but unknown here.
+    fn resolve_local(&self, key_ref: &str) -> Result<Option<KeyId>, NodeError> {
+        let a = self.shared.read();
+        let c = a.state.cluster.as_ref().ok_or(NodeError::NotInitialized)?;
+        let prefix = format!("arn:aws:kms:{}:{}:", c.region, c.account_id);
+        let local = if key_ref.starts_with("arn:") {
+            key_ref
+                .strip_prefix(&prefix)
+                .ok_or_else(|| not_found(key_ref))?
+        } else {
+            key_ref
+        };
+        if local.starts_with("alias/") {
+            return Ok(a.state.aliases.get(local).map(|al| al.key_id));
+        }
+        let id_part = if key_ref.starts_with("arn:") {
+            local
+                .strip_prefix("key/")
+                .ok_or_else(|| not_found(key_ref))?
+        } else {
+            local
+        };
+        let id: KeyId = id_part.parse().map_err(|_| not_found(key_ref))?;
+        Ok(a.state.keys.contains_key(&id).then_some(id))
+    }
+
+    /// Resolves a `KeyId` parameter — key id, key ARN, alias name or alias
+    /// ARN — to a key that exists. A name unknown here is looked up again after
+    /// catching up with the leader, so one created on another node is found.
+    pub async fn resolve(&self, key_ref: &str) -> Result<KeyId, NodeError> {
+        if let Some(id) = self.resolve_local(key_ref)? {
+            return Ok(id);
+        }
+        self.catch_up().await?;
+        self.resolve_local(key_ref)?.ok_or_else(|| {
+            if key_ref.contains("alias/") {
+                NodeError::NotFound(format!("Alias {key_ref} is not found."))
+            } else {
+                not_found(key_ref)
+            }
+        })
+    }
+
+    /// A new version of a key's material, wrapped for (key, version).
+    pub(crate) fn new_version(
+        &self,
+        key_id: &KeyId,
+        version: u32,
+        now: u64,
+    ) -> Result<KeyVersion, NodeError> {
+        let material = Secret::<32>::random()?;
+        let wrapped = self
+            .root
+            .wrap(material.expose(), actors::material_context(key_id, version))?;
+        Ok(KeyVersion {
+            version,
+            wrapped,
+            created_ms: now,
+        })
+    }
+
+    pub async fn create_key(
+        &self,
+        rid: RequestId,
+        description: String,
+        tags: Vec<(String, String)>,
+    ) -> Result<KeyInfo, NodeError> {
+        self.require_cluster()?;
+        let key_id = KeyId::from_random(arca_crypto::random::bytes16()?);
+        let now = self.now_ms();
+        let first = self.new_version(&key_id, 1, now)?;
+        let wrapped = first.wrapped.clone();
+        let mut record = KeyRecord::new(
+            key_id,
+            description,
+            KeyUsage::EncryptDecrypt,
+            KeySpec::SymmetricDefault,
+            first,
+        );
+        record.tags = tags.into_iter().collect();
+        match self
+            .propose(rid, Command::CreateKey { key: record })
+            .await?
+        {
+            Outcome::Applied => {}
+            // A retried proposal that had already been applied: the key is ours
+            // if it holds the material we generated.
+            Outcome::Rejected(Rejection::AlreadyExists(_))
+                if self
+                    .shared
+                    .read()
+                    .state
+                    .keys
+                    .get(&key_id)
+                    .is_some_and(|k| k.versions.first().map(|v| &v.wrapped) == Some(&wrapped)) => {}
+            Outcome::Rejected(r) => return Err(r.into()),
+        }
+        tracing::info!(key_id = %key_id, "key created");
+        self.describe_key(&key_id).await
+    }
+
+    /// A key from this node's replica (after catching up once if unknown).
+    pub async fn describe_key(&self, key_id: &KeyId) -> Result<KeyInfo, NodeError> {
+        let cluster = self.require_cluster()?;
+        if let Some(k) = self.shared.read().state.keys.get(key_id) {
+            return Ok(Self::info_of(k, &cluster));
+        }
+        self.catch_up().await?;
+        let a = self.shared.read();
+        a.state
+            .keys
+            .get(key_id)
+            .map(|k| Self::info_of(k, &cluster))
+            .ok_or_else(|| not_found(&key_id.to_string()))
+    }
+
+    /// Keys in id order after `after` (exclusive), at most `limit`, and
+    /// whether more follow. Served from this node's replica.
+    pub fn list_keys(
+        &self,
+        after: Option<KeyId>,
+        limit: usize,
+    ) -> Result<(Vec<(KeyId, String)>, bool), NodeError> {
+        let a = self.shared.read();
+        let c = a.state.cluster.as_ref().ok_or(NodeError::NotInitialized)?;
+        let range = a
+            .state
+            .keys
+            .range((
+                after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded),
+                std::ops::Bound::Unbounded,
+            ))
+            .map(|(id, _)| (*id, c.key_arn(id)));
+        let mut page: Vec<(KeyId, String)> = range.take(limit + 1).collect();
+        let truncated = page.len() > limit;
+        page.truncate(limit);
+        Ok((page, truncated))
+    }
+
+    // ---- Crypto ----
+
+    async fn ask<T>(
+        &self,
+        key_id: KeyId,
+        make: impl FnOnce(oneshot::Sender<Result<T, NodeError>>) -> Request,
+    ) -> Result<T, NodeError> {
+        self.ensure_serving().await?;
+        let (tx, rx) = oneshot::channel();
+        self.registry.send(key_id, make(tx))?;
+        rx.await.map_err(|_| {
+            NodeError::Internal("the key's actor failed while serving the request".into())
+        })?
+    }
+
+    pub async fn encrypt(
+        &self,
+        key_id: KeyId,
+        plaintext: SecretBytes,
+        context: Context,
+    ) -> Result<Encrypted, NodeError> {
+        self.ask(key_id, |reply| Request::Encrypt {
+            plaintext,
+            context,
+            reply,
+        })
+        .await
+    }
+
+    /// Decrypts a blob; the key comes from the blob. If `expected` is given it
+    /// must name the same key (`IncorrectKey` otherwise).
+    pub async fn decrypt(
+        &self,
+        blob: Vec<u8>,
+        context: Context,
+        expected: Option<KeyId>,
+    ) -> Result<(KeyId, SecretBytes), NodeError> {
+        let header = arca_crypto::symmetric::parse_header(&blob)?;
+        let key_id = KeyId::from_bytes(header.key_id);
+        if let Some(e) = expected {
+            if e != key_id {
+                return Err(NodeError::IncorrectKey(
+                    "The key ID in the request does not identify a CMK that can perform this operation.".into(),
+                ));
+            }
+        }
+        match self.describe_key(&key_id).await {
+            Ok(_) => {}
+            // A blob naming a key that does not exist is just an invalid ciphertext.
+            Err(NodeError::NotFound(_)) => return Err(NodeError::InvalidCiphertext),
+            Err(e) => return Err(e),
+        }
+        let pt = self
+            .ask(key_id, |reply| Request::Decrypt {
+                blob,
+                context,
+                reply,
+            })
+            .await?;
+        Ok((key_id, pt))
+    }
+
+    pub async fn generate_data_key(
+        &self,
+        key_id: KeyId,
+        len: usize,
+        context: Context,
+    ) -> Result<(SecretBytes, Encrypted), NodeError> {
+        self.ask(key_id, |reply| Request::GenerateDataKey {
+            len,
+            context,
+            reply,
+        })
+        .await
+    }
+
+    pub fn active_key_actors(&self) -> usize {
+        self.registry.active()
+    }
+
+    // ---- Lifecycle ----
+
+    pub async fn set_enabled(
+        &self,
+        rid: RequestId,
+        key_id: KeyId,
+        enabled: bool,
+    ) -> Result<(), NodeError> {
+        applied(
+            self.propose(rid, Command::SetKeyEnabled { key_id, enabled })
+                .await?,
+        )
+    }
+
+    pub async fn update_description(
+        &self,
+        rid: RequestId,
+        key_id: KeyId,
+        description: String,
+    ) -> Result<(), NodeError> {
+        applied(
+            self.propose(
+                rid,
+                Command::UpdateDescription {
+                    key_id,
+                    description,
+                },
+            )
+            .await?,
+        )
+    }
+
+    /// Schedules deletion `window_days` from now; returns the deletion date.
+    pub async fn schedule_deletion(
+        &self,
+        rid: RequestId,
+        key_id: KeyId,
+        window_days: u32,
+    ) -> Result<u64, NodeError> {
+        let deletion_ms = self
+            .now_ms()
+            .saturating_add(u64::from(window_days) * DAY_MS);
+        applied(
+            self.propose(
+                rid,
+                Command::ScheduleDeletion {
+                    key_id,
+                    deletion_ms,
+                    window_days,
+                },
+            )
+            .await?,
+        )?;
+        // A retried request may have been applied with its own date: report the stored one.
+        Ok(self
+            .shared
+            .read()
+            .state
+            .keys
+            .get(&key_id)
+            .and_then(|k| k.deletion_ms)
+            .unwrap_or(deletion_ms))
+    }
+
+    pub async fn cancel_deletion(&self, rid: RequestId, key_id: KeyId) -> Result<(), NodeError> {
+        applied(
+            self.propose(rid, Command::CancelDeletion { key_id })
+                .await?,
+        )
+    }
+
+    // ---- Aliases ----
+
+    pub async fn create_alias(
+        &self,
+        rid: RequestId,
+        name: String,
+        key_id: KeyId,
+    ) -> Result<(), NodeError> {
+        let now_ms = self.now_ms();
+        applied(
+            self.propose(
+                rid,
+                Command::CreateAlias {
+                    name,
+                    key_id,
+                    now_ms,
+                },
+            )
+            .await?,
+        )
+    }
+
+    pub async fn update_alias(
+        &self,
+        rid: RequestId,
+        name: String,
+        key_id: KeyId,
+    ) -> Result<(), NodeError> {
+        let now_ms = self.now_ms();
+        applied(
+            self.propose(
+                rid,
+                Command::UpdateAlias {
+                    name,
+                    key_id,
+                    now_ms,
+                },
+            )
+            .await?,
+        )
+    }
+
+    pub async fn delete_alias(&self, rid: RequestId, name: String) -> Result<(), NodeError> {
+        applied(self.propose(rid, Command::DeleteAlias { name }).await?)
+    }
+
+    /// Aliases in name order after `after`, optionally of one key; at most
+    /// `limit`, and whether more follow.
+    pub fn list_aliases(
+        &self,
+        key: Option<KeyId>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<(AliasRecord, String)>, bool), NodeError> {
+        let a = self.shared.read();
+        let c = a.state.cluster.as_ref().ok_or(NodeError::NotInitialized)?;
+        let start = after.map_or(std::ops::Bound::Unbounded, |m| {
+            std::ops::Bound::Excluded(m.to_string())
+        });
+        let mut page: Vec<(AliasRecord, String)> = a
+            .state
+            .aliases
+            .range((start, std::ops::Bound::Unbounded))
+            .map(|(_, al)| al)
+            .filter(|al| key.is_none_or(|k| al.key_id == k))
+            .take(limit + 1)
+            .map(|al| (al.clone(), c.alias_arn(&al.name)))
+            .collect();
+        let truncated = page.len() > limit;
+        page.truncate(limit);
+        Ok((page, truncated))
+    }
+
+    // ---- Tags ----
+
+    pub async fn tag(
+        &self,
+        rid: RequestId,
+        key_id: KeyId,
+        tags: Vec<(String, String)>,
+    ) -> Result<(), NodeError> {
+        applied(self.propose(rid, Command::TagKey { key_id, tags }).await?)
+    }
+
+    pub async fn untag(
+        &self,
+        rid: RequestId,
+        key_id: KeyId,
+        tag_keys: Vec<String>,
+    ) -> Result<(), NodeError> {
+        applied(
+            self.propose(rid, Command::UntagKey { key_id, tag_keys })
+                .await?,
+        )
+    }
+
+    // ---- Rotation ----
+
+    /// Enables automatic rotation every `period_days` (or disables it: `None`).
+    pub async fn set_rotation(
+        &self,
+        rid: RequestId,
+        key_id: KeyId,
+        period_days: Option<u32>,
+    ) -> Result<(), NodeError> {
+        let now = self.now_ms();
+        let schedule = period_days.map(|d| RotationSchedule {
+            period_days: d,
+            next_ms: now.saturating_add(u64::from(d) * DAY_MS),
+        });
+        applied(
+            self.propose(rid, Command::SetRotation { key_id, schedule })
+                .await?,
+        )
+    }
+
+    /// Rotates now; returns the new version.
+    pub async fn rotate_on_demand(&self, rid: RequestId, key_id: KeyId) -> Result<u32, NodeError> {
+        let next = {
+            let a = self.shared.read();
+            let k = a
+                .state
+                .keys
+                .get(&key_id)
+                .ok_or_else(|| not_found(&key_id.to_string()))?;
+            // Checked again, deterministically, when applied.
+            rules::require_usable_for_rotation(k).map_err(NodeError::from)?;
+            k.primary().version + 1
+        };
+        let now = self.now_ms();
+        let version = self.new_version(&key_id, next, now)?;
+        let cmd = Command::RotateKey {
+            key_id,
+            version,
+            on_demand: true,
+            now_ms: now,
+        };
+        applied(self.propose(rid, cmd).await?)?;
+        Ok(next)
+    }
+
+    /// The rotations of a key, oldest first.
+    pub fn rotations(&self, key_id: &KeyId) -> Result<Vec<RotationEvent>, NodeError> {
+        let a = self.shared.read();
+        a.state
+            .keys
+            .get(key_id)
+            .map(|k| k.rotations.clone())
+            .ok_or_else(|| not_found(&key_id.to_string()))
+    }
+
+    /// Tags of a key.
+    pub fn tags(&self, key_id: &KeyId) -> Result<BTreeMap<String, String>, NodeError> {
+        let a = self.shared.read();
+        a.state
+            .keys
+            .get(key_id)
+            .map(|k| k.tags.clone())
+            .ok_or_else(|| not_found(&key_id.to_string()))
+    }
+}

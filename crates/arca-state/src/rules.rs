@@ -1,0 +1,106 @@
+//! AWS KMS's limits and state rules, in one place.
+
+use std::collections::BTreeMap;
+
+use crate::{KeyRecord, KeyState, Rejection};
+
+pub const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+pub const MIN_PENDING_WINDOW_DAYS: u32 = 7;
+pub const MAX_PENDING_WINDOW_DAYS: u32 = 30;
+pub const DEFAULT_PENDING_WINDOW_DAYS: u32 = 30;
+pub const MIN_ROTATION_DAYS: u32 = 90;
+pub const MAX_ROTATION_DAYS: u32 = 2560;
+pub const DEFAULT_ROTATION_DAYS: u32 = 365;
+pub const MAX_ON_DEMAND_ROTATIONS: usize = 25;
+pub const MAX_TAGS: usize = 50;
+pub const MAX_TAG_KEY_CHARS: usize = 128;
+pub const MAX_TAG_VALUE_CHARS: usize = 256;
+pub const MAX_ALIAS_NAME_CHARS: usize = 256;
+pub const MAX_ALIASES: usize = 100_000;
+pub const RESERVED_ALIAS_PREFIX: &str = "alias/aws/";
+
+/// `alias/` followed by letters, digits, `/`, `_` and `-`; at most 256
+/// characters; not in the reserved `alias/aws/` space.
+pub fn check_alias_name(name: &str) -> Result<(), Rejection> {
+    let rest = name.strip_prefix("alias/").ok_or_else(|| {
+        Rejection::InvalidAliasName(format!(
+            "Alias must start with the prefix \"alias/\": {name}"
+        ))
+    })?;
+    if rest.is_empty()
+        || name.chars().count() > MAX_ALIAS_NAME_CHARS
+        || !rest
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-'))
+    {
+        return Err(Rejection::InvalidAliasName(format!(
+            "Alias {name} must match ^alias/[a-zA-Z0-9/_-]+$ and have at most {MAX_ALIAS_NAME_CHARS} characters"
+        )));
+    }
+    if name.starts_with(RESERVED_ALIAS_PREFIX) {
+        return Err(Rejection::InvalidAliasName(format!(
+            "Alias names starting with {RESERVED_ALIAS_PREFIX} are reserved"
+        )));
+    }
+    Ok(())
+}
+
+/// AWS's tag rules: at most 50 tags; keys 1–128 characters, values 0–256; the
+/// `aws:` prefix is reserved.
+pub fn check_tags(tags: &BTreeMap<String, String>) -> Result<(), Rejection> {
+    if tags.len() > MAX_TAGS {
+        return Err(Rejection::LimitExceeded(format!(
+            "a key can have at most {MAX_TAGS} tags ({} requested)",
+            tags.len()
+        )));
+    }
+    for (k, v) in tags {
+        let n = k.chars().count();
+        if n == 0 || n > MAX_TAG_KEY_CHARS {
+            return Err(Rejection::InvalidTag(format!(
+                "tag keys must have 1 to {MAX_TAG_KEY_CHARS} characters"
+            )));
+        }
+        if v.chars().count() > MAX_TAG_VALUE_CHARS {
+            return Err(Rejection::InvalidTag(format!(
+                "tag values must have at most {MAX_TAG_VALUE_CHARS} characters"
+            )));
+        }
+        if k.to_ascii_lowercase().starts_with("aws:") {
+            return Err(Rejection::InvalidTag(
+                "tag keys starting with aws: are reserved".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub fn require_not_pending_deletion(k: &KeyRecord) -> Result<(), Rejection> {
+    if k.state == KeyState::PendingDeletion {
+        return Err(Rejection::InvalidState(format!(
+            "{} is pending deletion.",
+            arn_free(k)
+        )));
+    }
+    Ok(())
+}
+
+/// Rotation changes need a symmetric key that is enabled.
+pub fn require_usable_for_rotation(k: &KeyRecord) -> Result<(), Rejection> {
+    if !k.spec.rotatable() {
+        return Err(Rejection::Unsupported(format!(
+            "{} has key spec {}; only symmetric encryption keys rotate",
+            arn_free(k),
+            k.spec.as_aws()
+        )));
+    }
+    match k.state {
+        KeyState::Enabled => Ok(()),
+        KeyState::Disabled => Err(Rejection::Disabled(format!("{} is disabled.", arn_free(k)))),
+        KeyState::PendingDeletion => require_not_pending_deletion(k),
+    }
+}
+
+fn arn_free(k: &KeyRecord) -> String {
+    format!("Key '{}'", k.key_id)
+}

@@ -1,0 +1,578 @@
+use super::*;
+use crate::rules::DAY_MS;
+
+fn init() -> Command {
+    Command::InitCluster {
+        info: ClusterInfo {
+            region: "us-east-1".into(),
+            account_id: "111122223333".into(),
+            root_check_value: [1; 16],
+            created_ms: 5,
+        },
+        admin: AccessKeyRecord {
+            access_key_id: "AKIAADMIN".into(),
+            wrapped_secret: vec![1, 2, 3],
+            admin: true,
+            created_ms: 5,
+        },
+    }
+}
+
+fn id(n: u8) -> KeyId {
+    KeyId::from_bytes([n; 16])
+}
+
+fn key(n: u8) -> KeyRecord {
+    KeyRecord::new(
+        id(n),
+        String::new(),
+        KeyUsage::EncryptDecrypt,
+        KeySpec::SymmetricDefault,
+        KeyVersion {
+            version: 1,
+            wrapped: vec![9; 8],
+            created_ms: 10,
+        },
+    )
+}
+
+fn p(command: Command) -> Proposal {
+    Proposal {
+        request_id: None,
+        command,
+    }
+}
+
+/// A state with the cluster initialized and keys 1 and 2.
+fn state() -> State {
+    let mut s = State::default();
+    assert_eq!(s.apply(1, p(init())).0, Outcome::Applied);
+    for n in [1, 2] {
+        assert_eq!(
+            s.apply(2, p(Command::CreateKey { key: key(n) })).0,
+            Outcome::Applied
+        );
+    }
+    s
+}
+
+fn rejected(s: &mut State, cmd: Command) -> Rejection {
+    let before = s.clone();
+    match s.apply(100, p(cmd)) {
+        (Outcome::Rejected(r), t) => {
+            assert!(t.is_empty());
+            assert_eq!(*s, before, "a rejected command changes nothing");
+            r
+        }
+        (o, _) => panic!("expected a rejection, got {o:?}"),
+    }
+}
+
+#[test]
+fn create_key_needs_init_and_is_unique() {
+    let mut s = State::default();
+    assert_eq!(
+        rejected(&mut s, Command::CreateKey { key: key(1) }),
+        Rejection::NotInitialized
+    );
+    let mut s = state();
+    assert_eq!(s.keys[&id(1)].revision, 2);
+    assert!(matches!(
+        rejected(&mut s, Command::CreateKey { key: key(1) }),
+        Rejection::AlreadyExists(_)
+    ));
+    assert_eq!(rejected(&mut s, init()), Rejection::AlreadyInitialized);
+    let mut k = key(3);
+    k.versions.clear();
+    assert!(matches!(
+        rejected(&mut s, Command::CreateKey { key: k }),
+        Rejection::Invalid(_)
+    ));
+}
+
+#[test]
+fn enable_disable_and_description() {
+    let mut s = state();
+    let (o, t) = s.apply(
+        5,
+        p(Command::SetKeyEnabled {
+            key_id: id(1),
+            enabled: false,
+        }),
+    );
+    assert_eq!(o, Outcome::Applied);
+    assert_eq!(t, vec![Touched::Key(id(1))]);
+    assert_eq!(s.keys[&id(1)].state, KeyState::Disabled);
+    assert_eq!(s.keys[&id(1)].revision, 5);
+    s.apply(
+        6,
+        p(Command::SetKeyEnabled {
+            key_id: id(1),
+            enabled: true,
+        }),
+    );
+    assert_eq!(s.keys[&id(1)].state, KeyState::Enabled);
+    s.apply(
+        7,
+        p(Command::UpdateDescription {
+            key_id: id(1),
+            description: "new".into(),
+        }),
+    );
+    assert_eq!(s.keys[&id(1)].description, "new");
+    assert!(matches!(
+        rejected(
+            &mut s,
+            Command::SetKeyEnabled {
+                key_id: id(9),
+                enabled: true
+            }
+        ),
+        Rejection::NotFound(_)
+    ));
+}
+
+#[test]
+fn deletion_schedule_cancel_and_execute() {
+    let mut s = state();
+    let sched = |d| Command::ScheduleDeletion {
+        key_id: id(1),
+        deletion_ms: d,
+        window_days: 7,
+    };
+    assert_eq!(s.apply(5, p(sched(1000))).0, Outcome::Applied);
+    assert_eq!(s.keys[&id(1)].state, KeyState::PendingDeletion);
+    assert!(matches!(
+        rejected(&mut s, sched(2000)),
+        Rejection::InvalidState(_)
+    ));
+    assert!(matches!(
+        rejected(
+            &mut s,
+            Command::SetKeyEnabled {
+                key_id: id(1),
+                enabled: true
+            }
+        ),
+        Rejection::InvalidState(_)
+    ));
+    // Cancel: back to Disabled, as AWS.
+    assert_eq!(
+        s.apply(6, p(Command::CancelDeletion { key_id: id(1) })).0,
+        Outcome::Applied
+    );
+    assert_eq!(s.keys[&id(1)].state, KeyState::Disabled);
+    assert_eq!(s.keys[&id(1)].deletion_ms, None);
+    assert!(matches!(
+        rejected(&mut s, Command::CancelDeletion { key_id: id(1) }),
+        Rejection::InvalidState(_)
+    ));
+    // Window out of range.
+    assert!(matches!(
+        rejected(
+            &mut s,
+            Command::ScheduleDeletion {
+                key_id: id(1),
+                deletion_ms: 1,
+                window_days: 6
+            }
+        ),
+        Rejection::Invalid(_)
+    ));
+    // Deletion only when due; removes the key and its aliases.
+    s.apply(7, p(sched(1000)));
+    s.apply(
+        8,
+        p(Command::CreateAlias {
+            name: "alias/doomed".into(),
+            key_id: id(2),
+            now_ms: 1,
+        }),
+    );
+    s.apply(
+        8,
+        p(Command::UpdateAlias {
+            name: "alias/doomed".into(),
+            key_id: id(2),
+            now_ms: 1,
+        }),
+    );
+    assert_eq!(s.due_deletions(999), vec![]);
+    assert_eq!(s.due_deletions(1000), vec![id(1)]);
+    assert!(matches!(
+        rejected(
+            &mut s,
+            Command::DeleteKey {
+                key_id: id(1),
+                now_ms: 999
+            }
+        ),
+        Rejection::NotDue(_)
+    ));
+    let (o, _) = s.apply(
+        9,
+        p(Command::DeleteKey {
+            key_id: id(1),
+            now_ms: 1000,
+        }),
+    );
+    assert_eq!(o, Outcome::Applied);
+    assert!(!s.keys.contains_key(&id(1)));
+    assert!(
+        s.aliases.contains_key("alias/doomed"),
+        "alias of another key stays"
+    );
+}
+
+#[test]
+fn deleting_a_key_deletes_its_aliases() {
+    let mut s = state();
+    s.apply(
+        3,
+        p(Command::CreateAlias {
+            name: "alias/a".into(),
+            key_id: id(1),
+            now_ms: 1,
+        }),
+    );
+    s.apply(
+        4,
+        p(Command::ScheduleDeletion {
+            key_id: id(1),
+            deletion_ms: 10,
+            window_days: 7,
+        }),
+    );
+    let (o, t) = s.apply(
+        5,
+        p(Command::DeleteKey {
+            key_id: id(1),
+            now_ms: 10,
+        }),
+    );
+    assert_eq!(o, Outcome::Applied);
+    assert!(t.contains(&Touched::Alias("alias/a".into())));
+    assert!(s.aliases.is_empty());
+}
+
+#[test]
+fn alias_rules() {
+    let mut s = state();
+    let create = |n: &str, k| Command::CreateAlias {
+        name: n.into(),
+        key_id: id(k),
+        now_ms: 1,
+    };
+    assert_eq!(s.apply(3, p(create("alias/app", 1))).0, Outcome::Applied);
+    assert!(matches!(
+        rejected(&mut s, create("alias/app", 2)),
+        Rejection::AlreadyExists(_)
+    ));
+    for bad in [
+        "app",
+        "alias/",
+        "alias/has space",
+        "alias/aws/reserved",
+        "alias/ü",
+    ] {
+        assert!(
+            matches!(
+                rejected(&mut s, create(bad, 1)),
+                Rejection::InvalidAliasName(_)
+            ),
+            "{bad}"
+        );
+    }
+    assert!(matches!(
+        rejected(&mut s, create("alias/x", 9)),
+        Rejection::NotFound(_)
+    ));
+    s.apply(
+        4,
+        p(Command::UpdateAlias {
+            name: "alias/app".into(),
+            key_id: id(2),
+            now_ms: 2,
+        }),
+    );
+    assert_eq!(s.aliases["alias/app"].key_id, id(2));
+    assert_eq!(s.aliases["alias/app"].updated_ms, 2);
+    assert!(matches!(
+        rejected(
+            &mut s,
+            Command::UpdateAlias {
+                name: "alias/none".into(),
+                key_id: id(2),
+                now_ms: 2
+            }
+        ),
+        Rejection::NotFound(_)
+    ));
+    s.apply(
+        5,
+        p(Command::DeleteAlias {
+            name: "alias/app".into(),
+        }),
+    );
+    assert!(s.aliases.is_empty());
+    assert!(matches!(
+        rejected(
+            &mut s,
+            Command::DeleteAlias {
+                name: "alias/app".into()
+            }
+        ),
+        Rejection::NotFound(_)
+    ));
+}
+
+#[test]
+fn tag_limits() {
+    let mut s = state();
+    let tags: Vec<(String, String)> = (0..50).map(|i| (format!("k{i}"), "v".into())).collect();
+    assert_eq!(
+        s.apply(
+            3,
+            p(Command::TagKey {
+                key_id: id(1),
+                tags
+            })
+        )
+        .0,
+        Outcome::Applied
+    );
+    assert!(matches!(
+        rejected(
+            &mut s,
+            Command::TagKey {
+                key_id: id(1),
+                tags: vec![("one-more".into(), "v".into())]
+            }
+        ),
+        Rejection::LimitExceeded(_)
+    ));
+    // Overwriting an existing key is not a new tag.
+    assert_eq!(
+        s.apply(
+            4,
+            p(Command::TagKey {
+                key_id: id(1),
+                tags: vec![("k0".into(), "w".into())]
+            })
+        )
+        .0,
+        Outcome::Applied
+    );
+    assert_eq!(s.keys[&id(1)].tags["k0"], "w");
+    for (k, v) in [
+        ("", "v"),
+        ("aws:x", "v"),
+        (&"k".repeat(129)[..], "v"),
+        ("ok", &"v".repeat(257)[..]),
+    ] {
+        assert!(matches!(
+            rejected(
+                &mut s,
+                Command::TagKey {
+                    key_id: id(2),
+                    tags: vec![(k.into(), v.into())]
+                }
+            ),
+            Rejection::InvalidTag(_)
+        ));
+    }
+    s.apply(
+        5,
+        p(Command::UntagKey {
+            key_id: id(1),
+            tag_keys: vec!["k0".into(), "absent".into()],
+        }),
+    );
+    assert_eq!(s.keys[&id(1)].tags.len(), 49);
+}
+
+fn v(n: u32) -> KeyVersion {
+    KeyVersion {
+        version: n,
+        wrapped: vec![n as u8; 8],
+        created_ms: 100,
+    }
+}
+
+#[test]
+fn rotation_on_demand_and_automatic() {
+    let mut s = state();
+    let rotate = |ver, on_demand, now_ms| Command::RotateKey {
+        key_id: id(1),
+        version: v(ver),
+        on_demand,
+        now_ms,
+    };
+    assert_eq!(s.apply(3, p(rotate(2, true, 50))).0, Outcome::Applied);
+    assert_eq!(s.keys[&id(1)].primary().version, 2);
+    // The version must be the next one.
+    assert!(matches!(
+        rejected(&mut s, rotate(2, true, 60)),
+        Rejection::Invalid(_)
+    ));
+    // Automatic: not enabled → not due.
+    assert!(matches!(
+        rejected(&mut s, rotate(3, false, 60)),
+        Rejection::NotDue(_)
+    ));
+    let sched = RotationSchedule {
+        period_days: 90,
+        next_ms: 90 * DAY_MS,
+    };
+    s.apply(
+        4,
+        p(Command::SetRotation {
+            key_id: id(1),
+            schedule: Some(sched),
+        }),
+    );
+    assert_eq!(s.due_rotations(90 * DAY_MS - 1), vec![]);
+    assert_eq!(s.due_rotations(90 * DAY_MS), vec![id(1)]);
+    assert_eq!(
+        s.apply(5, p(rotate(3, false, 90 * DAY_MS))).0,
+        Outcome::Applied
+    );
+    // The period restarts, so the same automatic rotation cannot happen twice.
+    assert_eq!(s.keys[&id(1)].rotation.unwrap().next_ms, 180 * DAY_MS);
+    assert!(matches!(
+        rejected(&mut s, rotate(4, false, 90 * DAY_MS)),
+        Rejection::NotDue(_)
+    ));
+    let k = &s.keys[&id(1)];
+    assert_eq!(k.versions.len(), 3);
+    assert_eq!(k.rotations.len(), 2);
+    assert!(k.rotations[0].on_demand && !k.rotations[1].on_demand);
+    // Period bounds; disabled keys.
+    assert!(matches!(
+        rejected(
+            &mut s,
+            Command::SetRotation {
+                key_id: id(2),
+                schedule: Some(RotationSchedule {
+                    period_days: 89,
+                    next_ms: 0
+                })
+            }
+        ),
+        Rejection::Invalid(_)
+    ));
+    s.apply(
+        6,
+        p(Command::SetKeyEnabled {
+            key_id: id(2),
+            enabled: false,
+        }),
+    );
+    assert!(matches!(
+        rejected(
+            &mut s,
+            Command::RotateKey {
+                key_id: id(2),
+                version: v(2),
+                on_demand: true,
+                now_ms: 1
+            }
+        ),
+        Rejection::Disabled(_)
+    ));
+}
+
+#[test]
+fn on_demand_rotation_limit() {
+    let mut s = state();
+    for n in 0..rules::MAX_ON_DEMAND_ROTATIONS as u32 {
+        let c = Command::RotateKey {
+            key_id: id(1),
+            version: v(n + 2),
+            on_demand: true,
+            now_ms: 1,
+        };
+        assert_eq!(s.apply(3, p(c)).0, Outcome::Applied);
+    }
+    let c = Command::RotateKey {
+        key_id: id(1),
+        version: v(rules::MAX_ON_DEMAND_ROTATIONS as u32 + 2),
+        on_demand: true,
+        now_ms: 1,
+    };
+    assert!(matches!(rejected(&mut s, c), Rejection::LimitExceeded(_)));
+}
+
+#[test]
+fn a_request_id_applies_once() {
+    let mut s = state();
+    let rotate = Proposal {
+        request_id: Some([7; 16]),
+        command: Command::RotateKey {
+            key_id: id(1),
+            version: v(2),
+            on_demand: true,
+            now_ms: 1,
+        },
+    };
+    assert_eq!(s.apply(3, rotate.clone()).0, Outcome::Applied);
+    let after_first = s.clone();
+    // The same proposal again (a retried forward): same outcome, no change.
+    let (o, t) = s.apply(4, rotate);
+    assert_eq!(o, Outcome::Applied);
+    assert!(t.is_empty());
+    assert_eq!(s.dedup.outcomes.len(), 1);
+    assert_eq!(s, after_first);
+    assert_eq!(s.keys[&id(1)].versions.len(), 2);
+}
+
+#[test]
+fn dedup_table_is_bounded() {
+    let mut d = Dedup::default();
+    for i in 0..(DEDUP_CAPACITY as u32 + 10) {
+        let mut id = [0u8; 16];
+        id[..4].copy_from_slice(&i.to_be_bytes());
+        d.record(id, Outcome::Applied);
+    }
+    assert_eq!(d.outcomes.len(), DEDUP_CAPACITY);
+    assert_eq!(d.by_seq.len(), DEDUP_CAPACITY);
+    assert!(!d.outcomes.contains_key(&[0u8; 16]));
+    let rows: Vec<_> = d
+        .outcomes
+        .iter()
+        .map(|(id, (seq, o))| (*id, *seq, o.clone()))
+        .collect();
+    assert_eq!(Dedup::restore(rows), d);
+}
+
+#[test]
+fn replay_is_deterministic() {
+    let cmds = [
+        init(),
+        Command::CreateKey { key: key(1) },
+        Command::SetKeyEnabled {
+            key_id: id(1),
+            enabled: false,
+        },
+        Command::CreateKey { key: key(2) },
+        Command::CreateAlias {
+            name: "alias/x".into(),
+            key_id: id(2),
+            now_ms: 3,
+        },
+    ];
+    let run = || {
+        let mut s = State::default();
+        for (i, c) in cmds.iter().enumerate() {
+            s.apply(i as u64 + 1, p(c.clone()));
+        }
+        s
+    };
+    assert_eq!(run(), run());
+}
+
+#[test]
+fn debug_hides_wrapped_material() {
+    let out = format!("{:?}", key(3));
+    assert!(!out.contains("9, 9"));
+}
