@@ -73,6 +73,10 @@ where
 pub struct Options {
     pub snapshot_every: u64,
     pub keep_after_snapshot: u64,
+    /// Lets tests move node clocks forward (`Cluster::advance_clock`).
+    pub adjustable_clock: bool,
+    pub scheduler_interval_ms: u64,
+    pub stale_bound_ms: u64,
 }
 
 impl Default for Options {
@@ -80,6 +84,9 @@ impl Default for Options {
         Self {
             snapshot_every: 1000,
             keep_after_snapshot: 500,
+            adjustable_clock: false,
+            scheduler_interval_ms: 200,
+            stale_bound_ms: 2000,
         }
     }
 }
@@ -149,6 +156,16 @@ impl NodeProc {
                     panic!("node {} did not stop on SIGTERM", self.id);
                 }
             }
+        }
+    }
+
+    fn signal(&mut self, sig: &str) {
+        if let Some(c) = &self.child {
+            let st = Command::new("kill")
+                .args([&format!("-{sig}"), &c.id().to_string()])
+                .status()
+                .expect("kill");
+            assert!(st.success());
         }
     }
 
@@ -288,12 +305,24 @@ log = "info,openraft=warn"
 [raft]
 snapshot_every = {se}
 keep_after_snapshot = {keep}
+
+[consistency]
+stale_bound_ms = {bound}
+
+[scheduler]
+interval_ms = {sched}
+
+[testing]
+adjustable_clock = {clock}
 "#,
             data = data_dir.display(),
             root = self.root_key_file.display(),
             secret = self.secret_file.display(),
             se = self.opts.snapshot_every,
             keep = self.opts.keep_after_snapshot,
+            bound = self.opts.stale_bound_ms,
+            sched = self.opts.scheduler_interval_ms,
+            clock = self.opts.adjustable_clock,
         );
         std::fs::write(&config, toml).unwrap();
         self.nodes.push(NodeProc {
@@ -416,6 +445,14 @@ keep_after_snapshot = {keep}
         )
     }
 
+    pub fn client_no_retry(&self, i: usize) -> aws_sdk_kms::Client {
+        client_no_retry(
+            &self.nodes[i].endpoint(),
+            &self.creds.access_key_id,
+            &self.creds.secret_access_key,
+        )
+    }
+
     pub fn restart(&mut self, i: usize) {
         self.nodes[i].kill();
         self.nodes[i].spawn();
@@ -424,11 +461,68 @@ keep_after_snapshot = {keep}
     pub fn start_node(&mut self, i: usize) {
         self.nodes[i].spawn();
     }
+
+    /// Calls an `ArcaAdmin` operation on node `i` with the admin key.
+    pub fn admin_call(&self, i: usize, op: &str, body: &Value) -> (u16, Value) {
+        let addr = &self.nodes[i].api_addr;
+        let body = serde_json::to_vec(body).unwrap();
+        let h = signed_headers(
+            addr,
+            &format!("ArcaAdmin.{op}"),
+            &body,
+            &self.creds.access_key_id,
+            &self.creds.secret_access_key,
+            unix_now(),
+        );
+        let (status, text) = http_post(addr, &h, &body).expect("answer");
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Moves the clock of every running node forward by `ms`.
+    pub fn advance_clock(&mut self, ms: u64) {
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].is_running() {
+                let (status, v) =
+                    self.admin_call(i, "AdvanceClock", &serde_json::json!({ "Millis": ms }));
+                assert_eq!(status, 200, "AdvanceClock on node {}: {v}", i + 1);
+            }
+        }
+    }
+
+    /// SIGSTOP: the process freezes (no traffic in or out) until `resume`.
+    pub fn pause(&mut self, i: usize) {
+        self.nodes[i].signal("STOP");
+    }
+
+    /// SIGCONT after `pause`.
+    pub fn resume(&mut self, i: usize) {
+        self.nodes[i].signal("CONT");
+    }
 }
 
 /// An SDK client for an endpoint.
 pub fn client(endpoint: &str, access_key_id: &str, secret: &str) -> aws_sdk_kms::Client {
+    client_with(endpoint, access_key_id, secret, true)
+}
+
+/// An SDK client that does not retry, to see each answer as it is.
+pub fn client_no_retry(endpoint: &str, access_key_id: &str, secret: &str) -> aws_sdk_kms::Client {
+    client_with(endpoint, access_key_id, secret, false)
+}
+
+fn client_with(
+    endpoint: &str,
+    access_key_id: &str,
+    secret: &str,
+    retry: bool,
+) -> aws_sdk_kms::Client {
+    let retry = if retry {
+        aws_sdk_kms::config::retry::RetryConfig::standard()
+    } else {
+        aws_sdk_kms::config::retry::RetryConfig::disabled()
+    };
     let conf = aws_sdk_kms::Config::builder()
+        .retry_config(retry)
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(REGION))
         .endpoint_url(endpoint)

@@ -45,15 +45,9 @@ pub fn check_alias_name(name: &str) -> Result<(), Rejection> {
     Ok(())
 }
 
-/// AWS's tag rules: at most 50 tags; keys 1–128 characters, values 0–256; the
-/// `aws:` prefix is reserved.
+/// AWS's tag rules, content first, then count: keys 1–128 characters, values
+/// 0–256, the `aws:` prefix reserved; at most 50 tags.
 pub fn check_tags(tags: &BTreeMap<String, String>) -> Result<(), Rejection> {
-    if tags.len() > MAX_TAGS {
-        return Err(Rejection::LimitExceeded(format!(
-            "a key can have at most {MAX_TAGS} tags ({} requested)",
-            tags.len()
-        )));
-    }
     for (k, v) in tags {
         let n = k.chars().count();
         if n == 0 || n > MAX_TAG_KEY_CHARS {
@@ -71,6 +65,12 @@ pub fn check_tags(tags: &BTreeMap<String, String>) -> Result<(), Rejection> {
                 "tag keys starting with aws: are reserved".into(),
             ));
         }
+    }
+    if tags.len() > MAX_TAGS {
+        return Err(Rejection::LimitExceeded(format!(
+            "a key can have at most {MAX_TAGS} tags ({} requested)",
+            tags.len()
+        )));
     }
     Ok(())
 }

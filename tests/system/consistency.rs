@@ -1,0 +1,134 @@
+//! The consistency promises of docs/ARCHITECTURE.md, on real 3-node clusters:
+//! an acknowledged DisableKey holds on every node at once, and a node cut off
+//! from the leader stops serving after the stale bound and serves again once it
+//! has caught up.
+
+use std::time::{Duration, Instant};
+
+use arca_system_tests::aws_sdk_kms::primitives::Blob;
+use arca_system_tests::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disable_on_the_leader_then_encrypt_on_each_follower_fails_at_once() {
+    let mut c = Cluster::start(3).await;
+    let leader = c.wait_leader().await;
+    let followers: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    for round in 0..5 {
+        let key = c
+            .client(leader)
+            .create_key()
+            .send()
+            .await
+            .unwrap()
+            .key_metadata()
+            .unwrap()
+            .key_id()
+            .to_string();
+        // Warm every follower's actor for the key, so stale state would show.
+        for f in &followers {
+            c.client_no_retry(*f)
+                .encrypt()
+                .key_id(&key)
+                .plaintext(Blob::new(b"warm".to_vec()))
+                .send()
+                .await
+                .unwrap();
+        }
+        c.client(leader)
+            .disable_key()
+            .key_id(&key)
+            .send()
+            .await
+            .unwrap();
+        // Immediately, with no wait and no retry, on each follower:
+        for f in &followers {
+            let e = c
+                .client_no_retry(*f)
+                .encrypt()
+                .key_id(&key)
+                .plaintext(Blob::new(b"after disable".to_vec()))
+                .send()
+                .await
+                .unwrap_err();
+            assert_eq!(
+                error_code(&e),
+                "DisabledException",
+                "round {round}, node {}",
+                f + 1
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_isolated_follower_stops_serving_after_the_bound_and_recovers() {
+    let bound = Duration::from_millis(2000);
+    let mut c = Cluster::start_with(
+        3,
+        Options {
+            stale_bound_ms: bound.as_millis() as u64,
+            ..Options::default()
+        },
+    )
+    .await;
+    let leader = c.wait_leader().await;
+    let isolated = (leader + 1) % 3;
+    let other = (leader + 2) % 3;
+    let key = c
+        .client(leader)
+        .create_key()
+        .send()
+        .await
+        .unwrap()
+        .key_metadata()
+        .unwrap()
+        .key_id()
+        .to_string();
+    let kms = c.client_no_retry(isolated);
+    let encrypt = |kms: aws_sdk_kms::Client, key: String| async move {
+        kms.encrypt()
+            .key_id(key)
+            .plaintext(Blob::new(b"x".to_vec()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| error_code(&e))
+    };
+    encrypt(kms.clone(), key.clone()).await.unwrap();
+
+    // Freeze both peers: the follower hears from no leader.
+    c.pause(leader);
+    c.pause(other);
+    let cut_at = Instant::now();
+    let refused = wait_for("the isolated follower to refuse crypto", bound * 3, || {
+        let (kms, key) = (kms.clone(), key.clone());
+        async move {
+            match encrypt(kms, key).await {
+                Err(code) => Some(code),
+                Ok(()) => None,
+            }
+        }
+    })
+    .await;
+    let after = cut_at.elapsed();
+    assert_eq!(refused, "DependencyTimeoutException");
+    assert!(
+        after <= bound + Duration::from_millis(1500),
+        "refused only after {after:?}"
+    );
+    // Still refusing while cut off (no flapping).
+    assert_eq!(
+        encrypt(kms.clone(), key.clone()).await.unwrap_err(),
+        "DependencyTimeoutException"
+    );
+
+    // Heal: it serves again once it has caught up.
+    c.resume(leader);
+    c.resume(other);
+    wait_for("the follower to serve again", DEADLINE, || {
+        let (kms, key) = (kms.clone(), key.clone());
+        async move { encrypt(kms, key).await.ok() }
+    })
+    .await;
+    c.wait_ready(isolated).await;
+}
