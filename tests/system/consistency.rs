@@ -102,12 +102,7 @@ async fn an_isolated_follower_stops_serving_after_the_bound_and_recovers() {
     let cut_at = Instant::now();
     let refused = wait_for("the isolated follower to refuse crypto", bound * 3, || {
         let (kms, key) = (kms.clone(), key.clone());
-        async move {
-            match encrypt(kms, key).await {
-                Err(code) => Some(code),
-                Ok(()) => None,
-            }
-        }
+        async move { encrypt(kms, key).await.err() }
     })
     .await;
     let after = cut_at.elapsed();
