@@ -16,6 +16,7 @@ async fn no_key_material_or_plaintext_in_data_dirs_or_logs() {
             // Snapshots too must hold only wrapped material.
             snapshot_every: 10,
             keep_after_snapshot: 5,
+            ..Options::default()
         },
     )
     .await;

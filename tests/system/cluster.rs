@@ -186,6 +186,7 @@ async fn a_node_added_after_many_writes_catches_up_by_snapshot() {
         Options {
             snapshot_every: 20,
             keep_after_snapshot: 0,
+            ..Options::default()
         },
     )
     .await;
