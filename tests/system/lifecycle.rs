@@ -723,6 +723,23 @@ async fn deletion_happens_when_the_clock_passes_the_date_and_leaves_no_material(
         )
         .await;
     }
+    // Each node rewrites its data file once the log no longer needs the deleted key.
+    for i in 0..3 {
+        let log = c.nodes[i].log_path().to_path_buf();
+        wait_for(
+            &format!("node {} to rewrite its data file", i + 1),
+            DEADLINE,
+            || {
+                let log = log.clone();
+                async move {
+                    let text = std::fs::read_to_string(&log).ok()?;
+                    text.contains("data file rewritten after a key deletion")
+                        .then_some(())
+                }
+            },
+        )
+        .await;
+    }
     for n in &mut c.nodes {
         n.stop();
     }

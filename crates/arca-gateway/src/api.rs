@@ -152,9 +152,20 @@ pub(crate) fn key_metadata(k: &KeyInfo) -> Value {
         "KeyManager": "CUSTOMER",
         "CustomerMasterKeySpec": r.spec.as_aws(),
         "KeySpec": r.spec.as_aws(),
-        "EncryptionAlgorithms": r.spec.encryption_algorithms(),
         "MultiRegion": false,
     });
+    let enc = r.spec.encryption_algorithms(r.usage);
+    if !enc.is_empty() {
+        m["EncryptionAlgorithms"] = json!(enc);
+    }
+    let sig = r.spec.signing_algorithms(r.usage);
+    if !sig.is_empty() {
+        m["SigningAlgorithms"] = json!(sig);
+    }
+    let mac = r.spec.mac_algorithms();
+    if !mac.is_empty() {
+        m["MacAlgorithms"] = json!(mac);
+    }
     if let Some(d) = r.deletion_ms {
         m["DeletionDate"] = json!(secs(d));
     }

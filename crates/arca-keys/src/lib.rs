@@ -22,7 +22,7 @@ mod sm2;
 mod spec;
 
 pub use private::{generate, PrivateKey};
-pub use public::{encrypt_with_spki, verify_with_spki, PublicKey};
+pub use public::{encrypt_with_spki, sm2_digest, verify_with_spki, PublicKey};
 pub use spec::{
     digest_len, max_plaintext_len, EncryptionAlgorithm, KeySpec, KeyUsage, MacAlgorithm,
     MessageType, SigningAlgorithm,
@@ -119,6 +119,30 @@ pub(crate) fn check_signing(
     }
 }
 
+/// A DIGEST message as an aws-lc-rs digest of `alg`'s SHA-2 hash.
+pub(crate) fn import_digest(
+    alg: SigningAlgorithm,
+    digest: &[u8],
+) -> Result<aws_lc_rs::digest::Digest, KeyError> {
+    use aws_lc_rs::digest;
+    let algorithm = match alg.hash() {
+        spec::Hash::Sha256 => &digest::SHA256,
+        spec::Hash::Sha384 => &digest::SHA384,
+        spec::Hash::Sha512 => &digest::SHA512,
+        spec::Hash::Sm3 => {
+            return Err(KeyError::UnsupportedAlgorithm {
+                spec: KeySpec::Sm2,
+                alg: alg.as_aws(),
+            })
+        }
+    };
+    digest::Digest::import_less_safe(digest, algorithm).map_err(|_| KeyError::InvalidDigestLength {
+        alg,
+        expected: digest_len(alg),
+        actual: digest.len(),
+    })
+}
+
 /// Checks an encryption algorithm against the spec.
 pub(crate) fn check_encryption(spec: KeySpec, alg: EncryptionAlgorithm) -> Result<(), KeyError> {
     if spec.encryption_algorithms().is_empty() {
@@ -158,4 +182,33 @@ pub(crate) fn check_plaintext(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<PrivateKey>();
+        check::<PublicKey>();
+        check::<KeyError>();
+    }
+
+    #[test]
+    fn errors_name_the_spec_and_algorithm() {
+        let e = KeyError::UnsupportedAlgorithm {
+            spec: KeySpec::EccNistP256,
+            alg: "RSAES_OAEP_SHA_1",
+        };
+        assert_eq!(
+            e.to_string(),
+            "algorithm RSAES_OAEP_SHA_1 is not valid for key spec ECC_NIST_P256"
+        );
+        assert_eq!(
+            KeyError::InvalidCiphertext.to_string(),
+            "the ciphertext is invalid"
+        );
+    }
 }

@@ -1,11 +1,9 @@
 //! ECDSA on NIST P-256/P-384/P-521 through aws-lc-rs (RAW and DIGEST), DER signatures.
 
 use arca_crypto::SecretBytes;
-use aws_lc_rs::digest;
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::signature::{
-    self, EcdsaKeyPair, EcdsaSigningAlgorithm, EcdsaVerificationAlgorithm, KeyPair,
-    ParsedPublicKey,
+    self, EcdsaKeyPair, EcdsaSigningAlgorithm, EcdsaVerificationAlgorithm, KeyPair, ParsedPublicKey,
 };
 
 use crate::{KeyError, KeySpec, MessageType, SigningAlgorithm};
@@ -74,12 +72,7 @@ impl NistPrivate {
         let sig = match kind {
             MessageType::Raw => self.pair.sign(&rng, message),
             MessageType::Digest => {
-                let d = digest::Digest::import_less_safe(message, crate::rsa::digest_algorithm(alg))
-                    .map_err(|_| KeyError::InvalidDigestLength {
-                        alg,
-                        expected: crate::digest_len(alg),
-                        actual: message.len(),
-                    })?;
+                let d = crate::import_digest(alg, message)?;
                 self.pair.sign_digest(&d)
             }
         }
@@ -120,12 +113,10 @@ impl NistPublic {
     ) -> bool {
         match kind {
             MessageType::Raw => self.parsed.verify_sig(message, sig).is_ok(),
-            MessageType::Digest => {
-                match digest::Digest::import_less_safe(message, crate::rsa::digest_algorithm(alg)) {
-                    Ok(d) => self.parsed.verify_digest_sig(&d, sig).is_ok(),
-                    Err(_) => false,
-                }
-            }
+            MessageType::Digest => match crate::import_digest(alg, message) {
+                Ok(d) => self.parsed.verify_digest_sig(&d, sig).is_ok(),
+                Err(_) => false,
+            },
         }
     }
 }

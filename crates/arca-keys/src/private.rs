@@ -1,6 +1,7 @@
 //! Private keys: generation, loading and the private-key operations.
 
 use arca_crypto::SecretBytes;
+use der::Decode;
 
 use crate::nist::NistPrivate;
 use crate::public::{PublicInner, PublicKey};
@@ -53,9 +54,17 @@ impl std::fmt::Debug for PrivateKey {
 }
 
 impl PrivateKey {
-    /// Loads key material of `spec` as [`generate`] returns it. PKCS#8 from OpenSSL
-    /// (`openssl genpkey ... -outform DER`) is accepted too.
+    /// Loads key material of `spec` as [`generate`] returns it. Asymmetric keys must be
+    /// unencrypted PKCS#8 DER (as `openssl pkcs8 -topk8 -nocrypt -outform DER` writes).
     pub fn load(spec: KeySpec, material: &[u8]) -> Result<Self, KeyError> {
+        if let Some(expected) = crate::public::expected_oids(spec) {
+            // One strict DER PrivateKeyInfo of the spec's algorithm, nothing after it.
+            let bad = KeyError::InvalidKeyMaterial { spec };
+            let info = pkcs8::PrivateKeyInfoRef::from_der(material).map_err(|_| bad.clone())?;
+            if info.algorithm.oids().map_err(|_| bad.clone())? != expected {
+                return Err(bad);
+            }
+        }
         let (inner, public) = match spec {
             KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 => {
                 let (k, p) = RsaPrivate::load(spec, material)?;
@@ -195,7 +204,8 @@ impl PrivateKey {
     /// HMAC of `message` (at most 4096 bytes).
     pub fn mac(&self, alg: MacAlgorithm, message: &[u8]) -> Result<Vec<u8>, KeyError> {
         let key = self.mac_key(alg, message)?;
-        crate::hmac::compute(alg, key.expose(), message).ok_or(KeyError::Backend { spec: self.spec })
+        crate::hmac::compute(alg, key.expose(), message)
+            .ok_or(KeyError::Backend { spec: self.spec })
     }
 
     /// Constant-time check of a MAC. A wrong MAC, of any length, is `Ok(false)`.
@@ -209,6 +219,7 @@ impl PrivateKey {
         if mac.len() != alg.output_len() {
             return Ok(false);
         }
-        crate::hmac::verify(alg, key.expose(), message, mac).ok_or(KeyError::Backend { spec: self.spec })
+        crate::hmac::verify(alg, key.expose(), message, mac)
+            .ok_or(KeyError::Backend { spec: self.spec })
     }
 }

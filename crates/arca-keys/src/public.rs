@@ -8,8 +8,8 @@ use crate::rsa::RsaPublic;
 use crate::secp256k1::K256Public;
 use crate::sm2::Sm2Public;
 use crate::{
-    check_encryption, check_plaintext, check_signing, EncryptionAlgorithm, KeyError, KeySpec,
-    MessageType, SigningAlgorithm, MAX_SIGNATURE_LEN,
+    check_plaintext, check_signing, EncryptionAlgorithm, KeyError, KeySpec, MessageType,
+    SigningAlgorithm, MAX_SIGNATURE_LEN,
 };
 
 const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
@@ -21,7 +21,7 @@ const SECP256K1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.10")
 const SM2_CURVE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.156.10197.1.301");
 
 /// The (algorithm, parameters) OIDs a SubjectPublicKeyInfo of `spec` carries.
-fn expected_oids(spec: KeySpec) -> Option<(ObjectIdentifier, Option<ObjectIdentifier>)> {
+pub(crate) fn expected_oids(spec: KeySpec) -> Option<(ObjectIdentifier, Option<ObjectIdentifier>)> {
     Some(match spec {
         KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 => (RSA_ENCRYPTION, None),
         KeySpec::EccNistP256 => (EC_PUBLIC_KEY, Some(SECP256R1)),
@@ -29,9 +29,7 @@ fn expected_oids(spec: KeySpec) -> Option<(ObjectIdentifier, Option<ObjectIdenti
         KeySpec::EccNistP521 => (EC_PUBLIC_KEY, Some(SECP521R1)),
         KeySpec::EccSecgP256k1 => (EC_PUBLIC_KEY, Some(SECP256K1)),
         KeySpec::Sm2 => (EC_PUBLIC_KEY, Some(SM2_CURVE)),
-        KeySpec::Hmac224 | KeySpec::Hmac256 | KeySpec::Hmac384 | KeySpec::Hmac512 => {
-            return None
-        }
+        KeySpec::Hmac224 | KeySpec::Hmac256 | KeySpec::Hmac384 | KeySpec::Hmac512 => return None,
     })
 }
 
@@ -105,6 +103,18 @@ impl PublicKey {
         }
     }
 
+    /// The SM2DSA DIGEST of `message`: SM3(Z || message), where Z is the identity hash of
+    /// this key with the default distinguishing ID. An error for other specs.
+    pub fn sm2_digest(&self, message: &[u8]) -> Result<[u8; 32], KeyError> {
+        match &self.inner {
+            PublicInner::Sm2(k) => Ok(k.digest(message)),
+            _ => Err(KeyError::UnsupportedAlgorithm {
+                spec: self.spec,
+                alg: SigningAlgorithm::Sm2Dsa.as_aws(),
+            }),
+        }
+    }
+
     /// Verifies `signature` over `message` (or its digest, for `MessageType::Digest`).
     /// Invalid input is an `Err`; a wrong or malformed signature is `Ok(false)`.
     pub fn verify(
@@ -128,7 +138,6 @@ impl PublicKey {
 
     /// Encrypts `plaintext` (1 byte up to [`crate::max_plaintext_len`]).
     pub fn encrypt(&self, alg: EncryptionAlgorithm, plaintext: &[u8]) -> Result<Vec<u8>, KeyError> {
-        check_encryption(self.spec, alg)?;
         check_plaintext(self.spec, alg, plaintext)?;
         match &self.inner {
             PublicInner::Rsa(k) => k.encrypt(alg, plaintext),
@@ -165,4 +174,9 @@ pub fn encrypt_with_spki(
 ) -> Result<Vec<u8>, KeyError> {
     check_plaintext(spec, alg, plaintext)?;
     PublicKey::from_spki_der(spec, spki_der)?.encrypt(alg, plaintext)
+}
+
+/// The SM2DSA DIGEST of `message` for an SM2 SubjectPublicKeyInfo: SM3(Z || message).
+pub fn sm2_digest(spki_der: &[u8], message: &[u8]) -> Result<[u8; 32], KeyError> {
+    PublicKey::from_spki_der(KeySpec::Sm2, spki_der)?.sm2_digest(message)
 }

@@ -2,7 +2,6 @@
 //! SHA-256/384/512 (RAW and DIGEST), OAEP with SHA-1 and SHA-256.
 
 use arca_crypto::SecretBytes;
-use aws_lc_rs::digest;
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::{
     KeySize, OaepAlgorithm, OaepPrivateDecryptingKey, OaepPublicEncryptingKey,
@@ -51,14 +50,6 @@ fn verification_params(alg: SigningAlgorithm) -> Option<&'static RsaParameters> 
         S::RsassaPkcs1V15Sha512 => &signature::RSA_PKCS1_2048_8192_SHA512,
         _ => return None,
     })
-}
-
-pub(crate) fn digest_algorithm(alg: SigningAlgorithm) -> &'static digest::Algorithm {
-    match alg.hash() {
-        crate::spec::Hash::Sha384 => &digest::SHA384,
-        crate::spec::Hash::Sha512 => &digest::SHA512,
-        crate::spec::Hash::Sha256 | crate::spec::Hash::Sm3 => &digest::SHA256,
-    }
 }
 
 fn oaep(alg: EncryptionAlgorithm) -> Option<&'static OaepAlgorithm> {
@@ -128,13 +119,7 @@ impl RsaPrivate {
         match kind {
             MessageType::Raw => self.pair.sign(encoding, &rng, message, &mut sig),
             MessageType::Digest => {
-                let d = digest::Digest::import_less_safe(message, digest_algorithm(alg)).map_err(
-                    |_| KeyError::InvalidDigestLength {
-                        alg,
-                        expected: crate::digest_len(alg),
-                        actual: message.len(),
-                    },
-                )?;
+                let d = crate::import_digest(alg, message)?;
                 self.pair.sign_digest(encoding, &d, &mut sig)
             }
         }
@@ -173,8 +158,8 @@ pub(crate) struct RsaPublic {
 impl RsaPublic {
     /// Parses a SubjectPublicKeyInfo whose algorithm was already checked to be rsaEncryption.
     pub(crate) fn from_spki(spec: KeySpec, spki: &[u8]) -> Result<Self, KeyError> {
-        let public = PublicEncryptingKey::from_der(spki)
-            .map_err(|_| KeyError::InvalidPublicKey { spec })?;
+        let public =
+            PublicEncryptingKey::from_der(spki).map_err(|_| KeyError::InvalidPublicKey { spec })?;
         Self::from_parts(spec, spki.to_vec(), public)
     }
 
@@ -217,12 +202,10 @@ impl RsaPublic {
         let key = signature::UnparsedPublicKey::new(params, &self.spki);
         let ok = match kind {
             MessageType::Raw => key.verify(message, sig).is_ok(),
-            MessageType::Digest => {
-                match digest::Digest::import_less_safe(message, digest_algorithm(alg)) {
-                    Ok(d) => key.verify_digest(&d, sig).is_ok(),
-                    Err(_) => false,
-                }
-            }
+            MessageType::Digest => match crate::import_digest(alg, message) {
+                Ok(d) => key.verify_digest(&d, sig).is_ok(),
+                Err(_) => false,
+            },
         };
         Ok(ok)
     }

@@ -8,6 +8,7 @@ use pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey
 use signature::hazmat::{PrehashSigner, PrehashVerifier};
 use signature::{Signer, Verifier};
 use sm2::dsa::{Signature, SigningKey, VerifyingKey};
+use sm2::elliptic_curve::sec1::ToSec1Point;
 use sm2::pke::{DecryptingKey, EncryptingKey};
 
 use crate::{KeyError, KeySpec, MessageType, SM2_DEFAULT_DISTID};
@@ -100,9 +101,58 @@ impl Drop for Sm2Private {
     }
 }
 
+const fn nibble(c: u8) -> u8 {
+    match c {
+        b'0'..=b'9' => c - b'0',
+        b'A'..=b'F' => c - b'A' + 10,
+        _ => panic!("not an upper-case hex digit"),
+    }
+}
+
+const fn hex32(s: &str) -> [u8; 32] {
+    let b = s.as_bytes();
+    assert!(b.len() == 64);
+    let mut out = [0u8; 32];
+    let mut i = 0;
+    while i < 32 {
+        out[i] = (nibble(b[2 * i]) << 4) | nibble(b[2 * i + 1]);
+        i += 1;
+    }
+    out
+}
+
+/// Curve parameters hashed into Z (GB/T 32918.5).
+const CURVE_A: [u8; 32] = hex32("FFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF00000000FFFFFFFFFFFFFFFC");
+const CURVE_B: [u8; 32] = hex32("28E9FA9E9D9F5E344D5A9E4BCF6509A7F39789F515AB8F92DDBCBD414D940E93");
+const GENERATOR_X: [u8; 32] =
+    hex32("32C4AE2C1F1981195F9904466A39C9948FE30BBFF2660BE1715A4589334C74C7");
+const GENERATOR_Y: [u8; 32] =
+    hex32("BC3736A2F4F6779C59BDCEE36B692153D0A9877CC62A474002DF32E52139F0A0");
+
+/// Z = SM3(ENTL || ID || a || b || Gx || Gy || Px || Py) with the default distinguishing ID.
+fn identity_hash(key: &sm2::PublicKey) -> Result<[u8; 32], KeyError> {
+    use sm3::Digest;
+    let point = key.to_sec1_point(false);
+    let (Some(x), Some(y)) = (point.x(), point.y()) else {
+        return Err(KeyError::InvalidPublicKey { spec: SPEC });
+    };
+    let id = SM2_DEFAULT_DISTID.as_bytes();
+    let entl = u16::try_from(id.len() * 8).map_err(|_| KeyError::Backend { spec: SPEC })?;
+    let mut h = sm3::Sm3::new();
+    h.update(entl.to_be_bytes());
+    h.update(id);
+    for part in [&CURVE_A, &CURVE_B, &GENERATOR_X, &GENERATOR_Y] {
+        h.update(part);
+    }
+    h.update(x);
+    h.update(y);
+    Ok(h.finalize().into())
+}
+
 /// An SM2 public key.
 pub(crate) struct Sm2Public {
     spki: Vec<u8>,
+    z: [u8; 32],
     verifying: VerifyingKey,
     encrypting: EncryptingKey,
 }
@@ -123,9 +173,19 @@ impl Sm2Public {
             .map_err(|_| KeyError::InvalidPublicKey { spec: SPEC })?;
         Ok(Self {
             spki,
+            z: identity_hash(&key)?,
             verifying,
             encrypting: EncryptingKey::new(key),
         })
+    }
+
+    /// SM3(Z || message): the DIGEST message for SM2DSA.
+    pub(crate) fn digest(&self, message: &[u8]) -> [u8; 32] {
+        use sm3::Digest;
+        let mut h = sm3::Sm3::new();
+        h.update(self.z);
+        h.update(message);
+        h.finalize().into()
     }
 
     pub(crate) fn spki(&self) -> &[u8] {

@@ -312,6 +312,8 @@ mod tests {
             KeySpec::SymmetricDefault,
             KeyVersion {
                 version: 1,
+                version_id: "v1".into(),
+                public_key: None,
                 wrapped,
                 created_ms: 0,
             },

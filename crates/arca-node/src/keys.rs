@@ -115,6 +115,8 @@ impl Node {
             .wrap(material.expose(), actors::material_context(key_id, version))?;
         Ok(KeyVersion {
             version,
+            version_id: KeyId::from_random(arca_crypto::random::bytes16()?).to_string(),
+            public_key: None,
             wrapped,
             created_ms: now,
         })

@@ -152,14 +152,14 @@ impl Node {
 
         // This data dir's root key and node id, checked before anything is read.
         let kcv = cfg.root_key.check_value();
-        match store::read_local_meta(&db, store::ROOT_CHECK).map_err(st)? {
+        match store::read_local_meta(&db.get(), store::ROOT_CHECK).map_err(st)? {
             Some(found) if found != kcv => {
                 return Err(StartError::WrongRootKey(cfg.data_dir.clone()))
             }
             Some(_) => {}
-            None => store::write_local_meta(&db, store::ROOT_CHECK, &kcv).map_err(st)?,
+            None => store::write_local_meta(&db.get(), store::ROOT_CHECK, &kcv).map_err(st)?,
         }
-        match store::read_local_meta(&db, store::NODE_ID).map_err(st)? {
+        match store::read_local_meta(&db.get(), store::NODE_ID).map_err(st)? {
             Some(found) => {
                 let found = u64::from_be_bytes(found.as_slice().try_into().unwrap_or([0; 8]));
                 if found != cfg.node_id {
@@ -170,7 +170,7 @@ impl Node {
                     });
                 }
             }
-            None => store::write_local_meta(&db, store::NODE_ID, &cfg.node_id.to_be_bytes())
+            None => store::write_local_meta(&db.get(), store::NODE_ID, &cfg.node_id.to_be_bytes())
                 .map_err(st)?,
         }
 

@@ -17,7 +17,8 @@
 use std::fmt::Debug;
 use std::io::Cursor;
 use std::ops::RangeBounds;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use arca_state::{
@@ -71,9 +72,105 @@ fn r<E: std::error::Error + 'static>(e: E) -> StorageError {
     StorageIOError::read(&e).into()
 }
 
+/// Every table, for [`Db::rewrite`].
+const ALL_STR_TABLES: [TableDefinition<&str, &[u8]>; 4] =
+    [META, SM_META, SM_ACCESS_KEYS, SM_ALIASES];
+const ALL_BYTES_TABLES: [TableDefinition<&[u8], &[u8]>; 2] = [SM_KEYS, SM_DEDUP];
+
+/// Log index of a key deletion not yet shredded from the file (local meta).
+const SHRED_AFTER: &str = "shred_after";
+
+/// The node's redb database. Every use holds a read guard for its whole
+/// transaction, so [`Db::rewrite`] (under the write guard) can replace the
+/// file without losing or splitting a transaction.
+pub struct Db {
+    path: PathBuf,
+    inner: RwLock<Database>,
+    /// Log index of the newest applied key deletion whose bytes may still be
+    /// in freed pages of the file; 0 if none.
+    shred_after: AtomicU64,
+}
+
+impl Db {
+    pub fn get(&self) -> RwLockReadGuard<'_, Database> {
+        self.inner.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Notes that a key was deleted at `index`: once the log is purged past
+    /// it, the file is rewritten so no freed page keeps the key's bytes.
+    fn note_deletion(&self, index: u64) {
+        self.shred_after.fetch_max(index, Ordering::SeqCst);
+    }
+
+    /// Copies every table into a new file and puts it in place of the old one.
+    /// redb is copy-on-write: a deleted record stays in freed pages until they
+    /// are reused; a fresh copy holds only live data.
+    pub fn rewrite(&self) -> Result<(), StorageError> {
+        let mut g = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        let tmp = self.path.with_extension("redb.rewrite");
+        let _ = std::fs::remove_file(&tmp);
+        {
+            let new = Database::create(&tmp).map_err(w)?;
+            let src = g.begin_read().map_err(r)?;
+            let dst = new.begin_write().map_err(w)?;
+            for def in ALL_STR_TABLES {
+                if let Ok(t) = src.open_table(def) {
+                    let mut out = dst.open_table(def).map_err(w)?;
+                    for item in t.iter().map_err(r)? {
+                        let (k, v) = item.map_err(r)?;
+                        out.insert(k.value(), v.value()).map_err(w)?;
+                    }
+                }
+            }
+            for def in ALL_BYTES_TABLES {
+                if let Ok(t) = src.open_table(def) {
+                    let mut out = dst.open_table(def).map_err(w)?;
+                    for item in t.iter().map_err(r)? {
+                        let (k, v) = item.map_err(r)?;
+                        out.insert(k.value(), v.value()).map_err(w)?;
+                    }
+                }
+            }
+            if let Ok(t) = src.open_table(LOG) {
+                let mut out = dst.open_table(LOG).map_err(w)?;
+                for item in t.iter().map_err(r)? {
+                    let (k, v) = item.map_err(r)?;
+                    out.insert(k.value(), v.value()).map_err(w)?;
+                }
+            }
+            {
+                let mut m = dst.open_table(META).map_err(w)?;
+                m.remove(SHRED_AFTER).map_err(w)?;
+            }
+            dst.commit().map_err(w)?;
+        }
+        std::fs::rename(&tmp, &self.path).map_err(w)?;
+        if let Some(dir) = self.path.parent() {
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(w)?;
+        }
+        *g = Database::create(&self.path).map_err(w)?;
+        Ok(())
+    }
+}
+
 /// Opens (or creates) the node's database in `dir`.
-pub fn open_database(dir: &Path) -> Result<Arc<Database>, redb::DatabaseError> {
-    Ok(Arc::new(Database::create(dir.join("arca.redb"))?))
+pub fn open_database(dir: &Path) -> Result<Arc<Db>, redb::DatabaseError> {
+    let path = dir.join("arca.redb");
+    let _ = std::fs::remove_file(path.with_extension("redb.rewrite"));
+    let db = Database::create(&path)?;
+    let shred = read_local_meta(&db, SHRED_AFTER)
+        .ok()
+        .flatten()
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_be_bytes)
+        .unwrap_or(0);
+    Ok(Arc::new(Db {
+        path,
+        inner: RwLock::new(db),
+        shred_after: AtomicU64::new(shred),
+    }))
 }
 
 /// Reads a value of the local `meta` table (not replicated).
@@ -110,11 +207,11 @@ async fn blocking<T: Send + 'static>(
 /// The Raft log and vote.
 #[derive(Clone)]
 pub struct LogStore {
-    db: Arc<Database>,
+    db: Arc<Db>,
 }
 
 impl LogStore {
-    pub fn new(db: Arc<Database>) -> Self {
+    pub fn new(db: Arc<Db>) -> Self {
         Self { db }
     }
 
@@ -122,7 +219,7 @@ impl LogStore {
         &self,
         name: &str,
     ) -> Result<Option<T>, StorageError> {
-        read_local_meta(&self.db, name)?
+        read_local_meta(&self.db.get(), name)?
             .map(|b| dec(&b))
             .transpose()
     }
@@ -137,7 +234,8 @@ impl RaftLogReader<TypeConfig> for LogStore {
         let start = range.start_bound().cloned();
         let end = range.end_bound().cloned();
         blocking(move || {
-            let txn = db.begin_read().map_err(r)?;
+            let g = db.get();
+            let txn = g.begin_read().map_err(r)?;
             let table = match txn.open_table(LOG) {
                 Ok(t) => t,
                 Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
@@ -159,7 +257,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
         let last_purged: Option<LogId> = self.get_meta(LAST_PURGED)?;
-        let txn = self.db.begin_read().map_err(r)?;
+        let g = self.db.get();
+        let txn = g.begin_read().map_err(r)?;
         let last = match txn.open_table(LOG) {
             Ok(t) => match t.last().map_err(r)? {
                 Some((_, v)) => Some(dec::<Entry>(v.value())?.log_id),
@@ -181,7 +280,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
         let b = enc(vote)?;
         let db = self.db.clone();
-        blocking(move || write_local_meta(&db, VOTE, &b)).await
+        blocking(move || write_local_meta(&db.get(), VOTE, &b)).await
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
@@ -191,7 +290,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
         let b = enc(&committed)?;
         let db = self.db.clone();
-        blocking(move || write_local_meta(&db, COMMITTED, &b)).await
+        blocking(move || write_local_meta(&db.get(), COMMITTED, &b)).await
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
@@ -213,7 +312,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         }
         let db = self.db.clone();
         let res = blocking(move || {
-            let txn = db.begin_write().map_err(w)?;
+            let g = db.get();
+            let txn = g.begin_write().map_err(w)?;
             {
                 let mut t = txn.open_table(LOG).map_err(w)?;
                 for (i, b) in &rows {
@@ -239,7 +339,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
         let db = self.db.clone();
         blocking(move || {
-            let txn = db.begin_write().map_err(w)?;
+            let g = db.get();
+            let txn = g.begin_write().map_err(w)?;
             {
                 let mut t = txn.open_table(LOG).map_err(w)?;
                 t.retain_in(log_id.index.., |_, _| false).map_err(w)?;
@@ -252,18 +353,40 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         let b = enc(&log_id)?;
         let db = self.db.clone();
-        blocking(move || {
-            let txn = db.begin_write().map_err(w)?;
-            {
-                let mut m = txn.open_table(META).map_err(w)?;
-                m.insert(LAST_PURGED, b.as_slice()).map_err(w)?;
-                let mut t = txn.open_table(LOG).map_err(w)?;
-                t.retain_in(..=log_id.index, |_, _| false).map_err(w)?;
-            }
-            txn.commit().map_err(w)
-        })
-        .await
+        let shred = self.db.shred_after.load(Ordering::SeqCst);
+        if shred != 0 && shred <= log_id.index {
+            // The purge below removes the last log entries that held a deleted
+            // key; the current snapshot is newer than the deletion. Rewrite
+            // the file so no freed page keeps the key's wrapped material.
+            blocking(move || {
+                purge_log(&db.get(), log_id.index, &b)?;
+                db.rewrite()?;
+                let _ =
+                    db.shred_after
+                        .compare_exchange(shred, 0, Ordering::SeqCst, Ordering::SeqCst);
+                tracing::info!(
+                    upto = log_id.index,
+                    "data file rewritten after a key deletion"
+                );
+                Ok(())
+            })
+            .await?;
+            return Ok(());
+        }
+        blocking(move || purge_log(&db.get(), log_id.index, &b)).await
     }
+}
+
+/// Removes log entries up to `upto` and records the last purged log id.
+fn purge_log(db: &Database, upto: u64, last_purged: &[u8]) -> Result<(), StorageError> {
+    let txn = db.begin_write().map_err(w)?;
+    {
+        let mut m = txn.open_table(META).map_err(w)?;
+        m.insert(LAST_PURGED, last_purged).map_err(w)?;
+        let mut t = txn.open_table(LOG).map_err(w)?;
+        t.retain_in(..=upto, |_, _| false).map_err(w)?;
+    }
+    txn.commit().map_err(w)
 }
 
 /// The applied state, shared between the state machine (the writer) and the
@@ -330,14 +453,14 @@ struct StoredSnapshot {
 /// The state machine: an in-memory [`State`] mirrored in redb.
 #[derive(Clone)]
 pub struct StateMachineStore {
-    db: Arc<Database>,
+    db: Arc<Db>,
     shared: Arc<SharedState>,
 }
 
 impl StateMachineStore {
     /// Loads the state machine from the database (empty on a new node).
-    pub fn open(db: Arc<Database>) -> Result<Self, StorageError> {
-        let applied = load_state(&db)?;
+    pub fn open(db: Arc<Db>) -> Result<Self, StorageError> {
+        let applied = load_state(&db.get())?;
         Ok(Self {
             db,
             shared: SharedState::new(applied),
@@ -412,6 +535,8 @@ struct Changes {
     access_keys: Vec<(String, Option<Vec<u8>>)>,
     aliases: Vec<(String, Option<Vec<u8>>)>,
     dedup: Vec<([u8; 16], Option<Vec<u8>>)>,
+    /// Log index of a key deletion in this batch.
+    deleted_at: Option<u64>,
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachineStore {
@@ -448,6 +573,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                                 }
                                 Touched::Key(id) => {
                                     let row = a.state.keys.get(&id).map(enc).transpose()?;
+                                    if row.is_none() {
+                                        changes.deleted_at = Some(entry.log_id.index);
+                                    }
                                     changes.keys.push((id.as_bytes().to_vec(), row));
                                 }
                                 Touched::AccessKey(id) => {
@@ -475,9 +603,18 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let applied_row = enc(&last_applied)?;
         let membership_row = enc(&membership)?;
         let cluster_row = changes.cluster.map(|c| enc(&c)).transpose()?;
+        if let Some(i) = changes.deleted_at {
+            self.db.note_deletion(i);
+        }
+        let shred_row = self.db.shred_after.load(Ordering::SeqCst).to_be_bytes();
         let db = self.db.clone();
         blocking(move || {
-            let txn = db.begin_write().map_err(w)?;
+            let g = db.get();
+            let txn = g.begin_write().map_err(w)?;
+            if changes.deleted_at.is_some() {
+                let mut meta = txn.open_table(META).map_err(w)?;
+                meta.insert(SHRED_AFTER, shred_row.as_slice()).map_err(w)?;
+            }
             {
                 let mut m = txn.open_table(SM_META).map_err(w)?;
                 m.insert(APPLIED, applied_row.as_slice()).map_err(w)?;
@@ -551,7 +688,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let rows = state_rows(&applied)?;
         let db = self.db.clone();
         blocking(move || {
-            let txn = db.begin_write().map_err(w)?;
+            let g = db.get();
+            let txn = g.begin_write().map_err(w)?;
             // Replace the whole state machine: drop every table and write anew.
             txn.delete_table(SM_META).map_err(w)?;
             txn.delete_table(SM_KEYS).map_err(w)?;
@@ -567,11 +705,15 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         })
         .await?;
         self.shared.replace(applied);
+        // The replaced state may have held keys the snapshot no longer has.
+        if let Some(l) = meta.last_log_id {
+            self.db.note_deletion(l.index);
+        }
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
-        let stored: Option<StoredSnapshot> = read_local_meta(&self.db, SNAPSHOT)?
+        let stored: Option<StoredSnapshot> = read_local_meta(&self.db.get(), SNAPSHOT)?
             .map(|b| dec(&b))
             .transpose()?;
         Ok(stored.map(|s| Snapshot {
@@ -671,7 +813,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
             data: data.clone(),
         })?;
         let db = self.db.clone();
-        blocking(move || write_local_meta(&db, SNAPSHOT, &stored)).await?;
+        blocking(move || write_local_meta(&db.get(), SNAPSHOT, &stored)).await?;
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(data)),

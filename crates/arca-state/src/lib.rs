@@ -19,13 +19,27 @@ pub use ids::KeyId;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KeyUsage {
     EncryptDecrypt,
+    SignVerify,
+    GenerateVerifyMac,
 }
 
 impl KeyUsage {
+    pub const ALL: [KeyUsage; 3] = [
+        KeyUsage::EncryptDecrypt,
+        KeyUsage::SignVerify,
+        KeyUsage::GenerateVerifyMac,
+    ];
+
     pub fn as_aws(&self) -> &'static str {
         match self {
             KeyUsage::EncryptDecrypt => "ENCRYPT_DECRYPT",
+            KeyUsage::SignVerify => "SIGN_VERIFY",
+            KeyUsage::GenerateVerifyMac => "GENERATE_VERIFY_MAC",
         }
+    }
+
+    pub fn from_aws(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|u| u.as_aws() == s)
     }
 }
 
@@ -33,18 +47,140 @@ impl KeyUsage {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KeySpec {
     SymmetricDefault,
+    Rsa2048,
+    Rsa3072,
+    Rsa4096,
+    EccNistP256,
+    EccNistP384,
+    EccNistP521,
+    EccSecgP256k1,
+    Sm2,
+    Hmac224,
+    Hmac256,
+    Hmac384,
+    Hmac512,
 }
 
+const RSA_ENC: &[&str] = &["RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256"];
+const RSA_SIGN: &[&str] = &[
+    "RSASSA_PSS_SHA_256",
+    "RSASSA_PSS_SHA_384",
+    "RSASSA_PSS_SHA_512",
+    "RSASSA_PKCS1_V1_5_SHA_256",
+    "RSASSA_PKCS1_V1_5_SHA_384",
+    "RSASSA_PKCS1_V1_5_SHA_512",
+];
+
 impl KeySpec {
+    pub const ALL: [KeySpec; 13] = [
+        KeySpec::SymmetricDefault,
+        KeySpec::Rsa2048,
+        KeySpec::Rsa3072,
+        KeySpec::Rsa4096,
+        KeySpec::EccNistP256,
+        KeySpec::EccNistP384,
+        KeySpec::EccNistP521,
+        KeySpec::EccSecgP256k1,
+        KeySpec::Sm2,
+        KeySpec::Hmac224,
+        KeySpec::Hmac256,
+        KeySpec::Hmac384,
+        KeySpec::Hmac512,
+    ];
+
     pub fn as_aws(&self) -> &'static str {
         match self {
             KeySpec::SymmetricDefault => "SYMMETRIC_DEFAULT",
+            KeySpec::Rsa2048 => "RSA_2048",
+            KeySpec::Rsa3072 => "RSA_3072",
+            KeySpec::Rsa4096 => "RSA_4096",
+            KeySpec::EccNistP256 => "ECC_NIST_P256",
+            KeySpec::EccNistP384 => "ECC_NIST_P384",
+            KeySpec::EccNistP521 => "ECC_NIST_P521",
+            KeySpec::EccSecgP256k1 => "ECC_SECG_P256K1",
+            KeySpec::Sm2 => "SM2",
+            KeySpec::Hmac224 => "HMAC_224",
+            KeySpec::Hmac256 => "HMAC_256",
+            KeySpec::Hmac384 => "HMAC_384",
+            KeySpec::Hmac512 => "HMAC_512",
         }
     }
 
-    pub fn encryption_algorithms(&self) -> &'static [&'static str] {
+    pub fn from_aws(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_aws() == s)
+    }
+
+    /// The usages a key of this spec may be created for (AWS's table).
+    pub fn usages(&self) -> &'static [KeyUsage] {
+        use KeySpec::*;
         match self {
-            KeySpec::SymmetricDefault => &["SYMMETRIC_DEFAULT"],
+            SymmetricDefault => &[KeyUsage::EncryptDecrypt],
+            Rsa2048 | Rsa3072 | Rsa4096 | Sm2 => &[KeyUsage::EncryptDecrypt, KeyUsage::SignVerify],
+            EccNistP256 | EccNistP384 | EccNistP521 | EccSecgP256k1 => &[KeyUsage::SignVerify],
+            Hmac224 | Hmac256 | Hmac384 | Hmac512 => &[KeyUsage::GenerateVerifyMac],
+        }
+    }
+
+    pub fn allows(&self, usage: KeyUsage) -> bool {
+        self.usages().contains(&usage)
+    }
+
+    pub fn is_asymmetric(&self) -> bool {
+        !matches!(
+            self,
+            KeySpec::SymmetricDefault
+                | KeySpec::Hmac224
+                | KeySpec::Hmac256
+                | KeySpec::Hmac384
+                | KeySpec::Hmac512
+        )
+    }
+
+    pub fn is_hmac(&self) -> bool {
+        matches!(
+            self,
+            KeySpec::Hmac224 | KeySpec::Hmac256 | KeySpec::Hmac384 | KeySpec::Hmac512
+        )
+    }
+
+    /// EncryptionAlgorithms as DescribeKey lists them for a key of this spec and usage.
+    pub fn encryption_algorithms(&self, usage: KeyUsage) -> &'static [&'static str] {
+        use KeySpec::*;
+        if usage != KeyUsage::EncryptDecrypt {
+            return &[];
+        }
+        match self {
+            SymmetricDefault => &["SYMMETRIC_DEFAULT"],
+            Rsa2048 | Rsa3072 | Rsa4096 => RSA_ENC,
+            Sm2 => &["SM2PKE"],
+            _ => &[],
+        }
+    }
+
+    /// SigningAlgorithms as DescribeKey lists them for a key of this spec and usage.
+    pub fn signing_algorithms(&self, usage: KeyUsage) -> &'static [&'static str] {
+        use KeySpec::*;
+        if usage != KeyUsage::SignVerify {
+            return &[];
+        }
+        match self {
+            Rsa2048 | Rsa3072 | Rsa4096 => RSA_SIGN,
+            EccNistP256 | EccSecgP256k1 => &["ECDSA_SHA_256"],
+            EccNistP384 => &["ECDSA_SHA_384"],
+            EccNistP521 => &["ECDSA_SHA_512"],
+            Sm2 => &["SM2DSA"],
+            _ => &[],
+        }
+    }
+
+    /// MacAlgorithms as DescribeKey lists them.
+    pub fn mac_algorithms(&self) -> &'static [&'static str] {
+        match self {
+            KeySpec::Hmac224 => &["HMAC_SHA_224"],
+            KeySpec::Hmac256 => &["HMAC_SHA_256"],
+            KeySpec::Hmac384 => &["HMAC_SHA_384"],
+            KeySpec::Hmac512 => &["HMAC_SHA_512"],
+            _ => &[],
         }
     }
 
@@ -75,8 +211,12 @@ impl KeyState {
 /// One version of a key's material, wrapped under the root key.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyVersion {
-    /// 1, 2, 3, … in creation order; named in every ciphertext.
+    /// 1, 2, 3, … in creation order; named in every symmetric ciphertext.
     pub version: u32,
+    /// The version's public id (a UUID), as KeyVersionId in the API.
+    pub version_id: String,
+    /// SubjectPublicKeyInfo DER of an asymmetric version (public; not wrapped).
+    pub public_key: Option<Vec<u8>>,
     /// `RootKey::wrap` output, bound to (key id, version).
     pub wrapped: Vec<u8>,
     pub created_ms: u64,
@@ -163,6 +303,10 @@ impl KeyRecord {
 
     pub fn version(&self, v: u32) -> Option<&KeyVersion> {
         self.versions.iter().find(|x| x.version == v)
+    }
+
+    pub fn version_by_id(&self, id: &str) -> Option<&KeyVersion> {
+        self.versions.iter().find(|x| x.version_id == id)
     }
 
     pub fn on_demand_rotations(&self) -> usize {
@@ -280,6 +424,11 @@ pub enum Command {
         key_id: KeyId,
         schedule: Option<RotationSchedule>,
     },
+    /// A new version (key pair) of an asymmetric key.
+    CreateKeyVersion {
+        key_id: KeyId,
+        version: KeyVersion,
+    },
     /// A new material version. On demand, or automatic (then it applies only
     /// if rotation is enabled and due at `now_ms`, so it never happens twice).
     RotateKey {
@@ -309,6 +458,7 @@ impl Command {
             Command::UntagKey { .. } => "UntagKey",
             Command::SetRotation { .. } => "SetRotation",
             Command::RotateKey { .. } => "RotateKey",
+            Command::CreateKeyVersion { .. } => "CreateKeyVersion",
         }
     }
 }
@@ -487,6 +637,13 @@ impl State {
             Command::CreateKey { mut key } => {
                 if key.versions.is_empty() {
                     return Err(Rejection::Invalid("a key needs key material".into()));
+                }
+                if !key.spec.allows(key.usage) {
+                    return Err(Rejection::Invalid(format!(
+                        "KeyUsage {} is not valid for KeySpec {}",
+                        key.usage.as_aws(),
+                        key.spec.as_aws()
+                    )));
                 }
                 if self.keys.contains_key(&key.key_id) {
                     return Err(Rejection::AlreadyExists(format!(
@@ -685,6 +842,40 @@ impl State {
                     }
                 }
                 k.rotation = schedule;
+                k.revision = index;
+                Ok(vec![Touched::Key(key_id)])
+            }
+            Command::CreateKeyVersion { key_id, version } => {
+                let k = self.key_mut(&key_id)?;
+                if !k.spec.is_asymmetric() {
+                    return Err(Rejection::Unsupported(format!(
+                        "Key '{key_id}' has key spec {}; only asymmetric keys have key versions",
+                        k.spec.as_aws()
+                    )));
+                }
+                match k.state {
+                    KeyState::Enabled => {}
+                    KeyState::Disabled => {
+                        return Err(Rejection::Disabled(format!("Key '{key_id}' is disabled.")))
+                    }
+                    KeyState::PendingDeletion => rules::require_not_pending_deletion(k)?,
+                }
+                if k.versions.len() >= rules::MAX_KEY_VERSIONS {
+                    return Err(Rejection::LimitExceeded(format!(
+                        "Key '{key_id}' has {} versions, the most allowed",
+                        rules::MAX_KEY_VERSIONS
+                    )));
+                }
+                let next = k.primary().version + 1;
+                if version.version != next
+                    || version.wrapped.is_empty()
+                    || version.public_key.is_none()
+                {
+                    return Err(Rejection::Invalid(format!(
+                        "the new version of {key_id} must be {next}, with material and a public key"
+                    )));
+                }
+                k.versions.push(version);
                 k.revision = index;
                 Ok(vec![Touched::Key(key_id)])
             }

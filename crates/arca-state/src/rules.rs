@@ -12,6 +12,8 @@ pub const MIN_ROTATION_DAYS: u32 = 90;
 pub const MAX_ROTATION_DAYS: u32 = 2560;
 pub const DEFAULT_ROTATION_DAYS: u32 = 365;
 pub const MAX_ON_DEMAND_ROTATIONS: usize = 25;
+/// Versions an asymmetric key may have (CreateKeyVersion).
+pub const MAX_KEY_VERSIONS: usize = 100;
 pub const MAX_TAGS: usize = 50;
 pub const MAX_TAG_KEY_CHARS: usize = 128;
 pub const MAX_TAG_VALUE_CHARS: usize = 256;

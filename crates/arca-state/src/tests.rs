@@ -30,6 +30,8 @@ fn key(n: u8) -> KeyRecord {
         KeySpec::SymmetricDefault,
         KeyVersion {
             version: 1,
+            version_id: "v1".into(),
+            public_key: None,
             wrapped: vec![9; 8],
             created_ms: 10,
         },
@@ -394,6 +396,8 @@ fn tag_limits() {
 fn v(n: u32) -> KeyVersion {
     KeyVersion {
         version: n,
+        version_id: format!("v{n}"),
+        public_key: None,
         wrapped: vec![n as u8; 8],
         created_ms: 100,
     }
@@ -575,4 +579,60 @@ fn replay_is_deterministic() {
 fn debug_hides_wrapped_material() {
     let out = format!("{:?}", key(3));
     assert!(!out.contains("9, 9"));
+}
+
+#[test]
+fn spec_and_usage_are_checked_and_versions_are_for_asymmetric_keys() {
+    let mut s = state();
+    let mut k = key(5);
+    k.spec = KeySpec::EccNistP256;
+    k.usage = KeyUsage::EncryptDecrypt;
+    assert!(matches!(
+        rejected(&mut s, Command::CreateKey { key: k.clone() }),
+        Rejection::Invalid(_)
+    ));
+    k.usage = KeyUsage::SignVerify;
+    k.versions[0].public_key = Some(vec![1]);
+    assert_eq!(
+        s.apply(3, p(Command::CreateKey { key: k })).0,
+        Outcome::Applied
+    );
+    let mut nv = v(2);
+    nv.public_key = Some(vec![2]);
+    assert_eq!(
+        s.apply(
+            4,
+            p(Command::CreateKeyVersion {
+                key_id: id(5),
+                version: nv.clone()
+            })
+        )
+        .0,
+        Outcome::Applied
+    );
+    assert_eq!(s.keys[&id(5)].primary().version_id, "v2");
+    assert!(s.keys[&id(5)].version_by_id("v1").is_some());
+    // Symmetric keys rotate instead.
+    assert!(matches!(
+        rejected(
+            &mut s,
+            Command::CreateKeyVersion {
+                key_id: id(1),
+                version: nv
+            }
+        ),
+        Rejection::Unsupported(_)
+    ));
+    for spec in KeySpec::ALL {
+        assert_eq!(KeySpec::from_aws(spec.as_aws()), Some(spec));
+        assert!(!spec.usages().is_empty());
+    }
+    assert_eq!(
+        KeySpec::Rsa2048.signing_algorithms(KeyUsage::EncryptDecrypt),
+        &[] as &[&str]
+    );
+    assert_eq!(
+        KeySpec::Sm2.encryption_algorithms(KeyUsage::EncryptDecrypt),
+        &["SM2PKE"]
+    );
 }
