@@ -9,6 +9,17 @@ command -v cargo >/dev/null || { echo "cargo is required: https://rustup.rs" >&2
 command -v cc >/dev/null || command -v gcc >/dev/null || {
   echo "a C compiler (cc/gcc) is required to build aws-lc-sys" >&2; exit 1; }
 
+# The interoperability tests use the openssl CLI as the counterpart.
+if ! command -v openssl >/dev/null; then
+  echo "==> installing the openssl CLI (interoperability tests)"
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && apt-get install -y -qq openssl >/dev/null
+  else
+    echo "the openssl CLI is required (e.g. apt-get install openssl)" >&2; exit 1
+  fi
+fi
+openssl version
+
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy (warnings denied)"

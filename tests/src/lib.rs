@@ -77,6 +77,8 @@ pub struct Options {
     pub adjustable_clock: bool,
     pub scheduler_interval_ms: u64,
     pub stale_bound_ms: u64,
+    /// Pre-generated RSA keys per size; 0 keeps test nodes from spending CPU on them.
+    pub rsa_pool: usize,
 }
 
 impl Default for Options {
@@ -87,6 +89,7 @@ impl Default for Options {
             adjustable_clock: false,
             scheduler_interval_ms: 200,
             stale_bound_ms: 2000,
+            rsa_pool: 0,
         }
     }
 }
@@ -314,6 +317,9 @@ interval_ms = {sched}
 
 [testing]
 adjustable_clock = {clock}
+
+[keys]
+rsa_pool = {pool}
 "#,
             data = data_dir.display(),
             root = self.root_key_file.display(),
@@ -323,6 +329,7 @@ adjustable_clock = {clock}
             bound = self.opts.stale_bound_ms,
             sched = self.opts.scheduler_interval_ms,
             clock = self.opts.adjustable_clock,
+            pool = self.opts.rsa_pool,
         );
         std::fs::write(&config, toml).unwrap();
         self.nodes.push(NodeProc {
@@ -464,11 +471,17 @@ adjustable_clock = {clock}
 
     /// Calls an `ArcaAdmin` operation on node `i` with the admin key.
     pub fn admin_call(&self, i: usize, op: &str, body: &Value) -> (u16, Value) {
+        self.call(i, &format!("ArcaAdmin.{op}"), body)
+    }
+
+    /// Calls any operation (`TrentService.X`, `ArcaAdmin.X`) on node `i` with a
+    /// signed raw request: for extension fields the SDK does not know.
+    pub fn call(&self, i: usize, target: &str, body: &Value) -> (u16, Value) {
         let addr = &self.nodes[i].api_addr;
         let body = serde_json::to_vec(body).unwrap();
         let h = signed_headers(
             addr,
-            &format!("ArcaAdmin.{op}"),
+            target,
             &body,
             &self.creds.access_key_id,
             &self.creds.secret_access_key,
@@ -660,4 +673,16 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 /// Whether `needle` occurs anywhere in `hay`.
 pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Runs the `openssl` CLI; returns whether it succeeded, and its stderr.
+pub fn openssl(args: &[&str]) -> (bool, String) {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("the openssl command (scripts/test.sh checks for it)");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }

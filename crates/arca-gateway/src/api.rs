@@ -8,7 +8,7 @@ use arca_crypto::symmetric::{MAX_CIPHERTEXT_LEN, MAX_PLAINTEXT_LEN};
 use arca_crypto::SecretBytes;
 use arca_node::keys::KeyInfo;
 use arca_node::{Node, NodeInfo};
-use arca_state::{KeyId, KeyState};
+use arca_state::{KeyId, KeySpec, KeyState, KeyUsage};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde::de::DeserializeOwned;
@@ -26,6 +26,17 @@ pub struct Caller {
 
 /// Every operation Arca serves, as named in `X-Amz-Target`.
 pub const OPERATIONS: &[&str] = &[
+    "Sign",
+    "Verify",
+    "GetPublicKey",
+    "GenerateMac",
+    "VerifyMac",
+    "GenerateDataKeyPair",
+    "GenerateDataKeyPairWithoutPlaintext",
+    "ReEncrypt",
+    "CreateKeyVersion",
+    "ListKeyVersions",
+    "DescribeKeyVersion",
     "CancelKeyDeletion",
     "CreateAlias",
     "DeleteAlias",
@@ -69,7 +80,12 @@ pub(crate) fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         .map_err(|e| ApiError::serialization(format!("could not parse the request: {e}")))
 }
 
-fn blob(field: &str, v: Option<String>, min: usize, max: usize) -> Result<Vec<u8>, ApiError> {
+pub(crate) fn blob(
+    field: &str,
+    v: Option<String>,
+    min: usize,
+    max: usize,
+) -> Result<Vec<u8>, ApiError> {
     let s = v.ok_or_else(|| ApiError::missing(field))?;
     let b = B64
         .decode(s.as_bytes())
@@ -84,7 +100,9 @@ fn blob(field: &str, v: Option<String>, min: usize, max: usize) -> Result<Vec<u8
     Ok(b)
 }
 
-fn context(c: Option<BTreeMap<String, String>>) -> Result<BTreeMap<String, String>, ApiError> {
+pub(crate) fn context(
+    c: Option<BTreeMap<String, String>>,
+) -> Result<BTreeMap<String, String>, ApiError> {
     let c = c.unwrap_or_default();
     let size: usize = c.iter().map(|(k, v)| k.len() + v.len()).sum();
     if size > MAX_CONTEXT_BYTES {
@@ -122,7 +140,7 @@ pub(crate) async fn resolve_key(node: &Node, key_id: Option<&str>) -> Result<Key
     Ok(node.resolve(raw).await?)
 }
 
-fn dry_run(d: Option<bool>) -> Result<(), ApiError> {
+pub(crate) fn dry_run(d: Option<bool>) -> Result<(), ApiError> {
     if d == Some(true) {
         return Err(ApiError::new(
             400,
@@ -210,6 +228,7 @@ struct ListKeysReq {
 #[serde(rename_all = "PascalCase")]
 struct EncryptReq {
     key_id: Option<String>,
+    key_version_id: Option<String>,
     plaintext: Option<String>,
     encryption_context: Option<BTreeMap<String, String>>,
     encryption_algorithm: Option<String>,
@@ -222,6 +241,7 @@ struct EncryptReq {
 #[serde(rename_all = "PascalCase")]
 struct DecryptReq {
     key_id: Option<String>,
+    key_version_id: Option<String>,
     ciphertext_blob: Option<String>,
     encryption_context: Option<BTreeMap<String, String>>,
     encryption_algorithm: Option<String>,
@@ -272,6 +292,9 @@ pub async fn dispatch(node: &Node, ctx: &Ctx, op: &str, body: &[u8]) -> Result<A
     if let Some(a) = crate::lifecycle::dispatch(node, ctx, op, body).await {
         return a;
     }
+    if let Some(a) = crate::asym::dispatch(node, ctx, op, body).await {
+        return a;
+    }
     match op {
         "CreateKey" => create_key(node, ctx, parse(body)?).await,
         "DescribeKey" => {
@@ -319,22 +342,35 @@ async fn create_key(node: &Node, ctx: &Ctx, r: CreateKeyReq) -> Result<Answer, A
             "You cannot specify KeySpec and CustomerMasterKeySpec in the same request",
         ));
     }
-    let spec = r.key_spec.or(r.customer_master_key_spec);
-    match spec.as_deref() {
-        None | Some("SYMMETRIC_DEFAULT") => {}
-        Some(s) => {
-            return Err(ApiError::validation(format!(
-                "KeySpec {s} is not supported; supported: SYMMETRIC_DEFAULT"
-            )))
-        }
-    }
-    match r.key_usage.as_deref() {
-        None | Some("ENCRYPT_DECRYPT") => {}
-        Some(u) => {
-            return Err(ApiError::validation(format!(
-                "KeyUsage {u} is not valid for KeySpec SYMMETRIC_DEFAULT; use ENCRYPT_DECRYPT"
-            )))
-        }
+    let spec_name = r.key_spec.or(r.customer_master_key_spec);
+    let spec = match spec_name.as_deref() {
+        None => KeySpec::SymmetricDefault,
+        Some(s) => KeySpec::from_aws(s).ok_or_else(|| {
+            let all: Vec<&str> = KeySpec::ALL.iter().map(|k| k.as_aws()).collect();
+            ApiError::validation(format!(
+                "1 validation error detected: Value '{s}' at 'keySpec' failed to satisfy constraint: \
+                 Member must satisfy enum value set: [{}]",
+                all.join(", ")
+            ))
+        })?,
+    };
+    let usage = match r.key_usage.as_deref() {
+        None => KeyUsage::EncryptDecrypt,
+        Some(u) => KeyUsage::from_aws(u).ok_or_else(|| {
+            ApiError::validation(format!(
+                "1 validation error detected: Value '{u}' at 'keyUsage' failed to satisfy constraint: \
+                 Member must satisfy enum value set: [ENCRYPT_DECRYPT, SIGN_VERIFY, GENERATE_VERIFY_MAC]"
+            ))
+        })?,
+    };
+    if !spec.allows(usage) {
+        let allowed: Vec<&str> = spec.usages().iter().map(|u| u.as_aws()).collect();
+        return Err(ApiError::validation(format!(
+            "KeyUsage {} is not compatible with KeySpec {}; it allows {}",
+            usage.as_aws(),
+            spec.as_aws(),
+            allowed.join(", ")
+        )));
     }
     match r.origin.as_deref() {
         None | Some("AWS_KMS") => {}
@@ -355,7 +391,7 @@ async fn create_key(node: &Node, ctx: &Ctx, r: CreateKeyReq) -> Result<Answer, A
     }
     let tags = crate::lifecycle::tags(r.tags)?;
     let k = node
-        .create_key(Some(ctx.request_id), description, tags)
+        .create_key(Some(ctx.request_id), description, tags, spec, usage)
         .await?;
     Ok(Answer {
         body: json!({ "KeyMetadata": key_metadata(&k) }),
@@ -396,6 +432,17 @@ async fn encrypt(node: &Node, r: EncryptReq) -> Result<Answer, ApiError> {
     let pt = SecretBytes::new(blob("Plaintext", r.plaintext, 1, MAX_PLAINTEXT_LEN)?);
     let id = resolve_key(node, r.key_id.as_deref()).await?;
     let ctx = context(r.encryption_context)?;
+    if node.spec_of(&id)?.0.is_asymmetric() {
+        dry_run(r.dry_run)?;
+        return crate::asym::encrypt(
+            node,
+            id,
+            pt,
+            r.encryption_algorithm.as_deref(),
+            r.key_version_id,
+        )
+        .await;
+    }
     check_algorithm(r.encryption_algorithm.as_deref())?;
     dry_run(r.dry_run)?;
     let arn = node.key_arn(&id)?;
@@ -417,6 +464,26 @@ async fn decrypt(node: &Node, r: DecryptReq) -> Result<Answer, ApiError> {
         None => None,
     };
     let ctx = context(r.encryption_context)?;
+    if let Some(id) = expected.filter(|id| node.spec_of(id).is_ok_and(|(s, _)| s.is_asymmetric())) {
+        dry_run(r.dry_run)?;
+        let (pt, alg, vid) = crate::asym::decrypt(
+            node,
+            id,
+            ct,
+            r.encryption_algorithm.as_deref(),
+            r.key_version_id,
+        )
+        .await?;
+        return Ok(Answer {
+            body: json!({
+                "KeyId": node.key_arn(&id)?,
+                "Plaintext": B64.encode(pt.expose()),
+                "EncryptionAlgorithm": alg.as_aws(),
+                "KeyVersionId": vid,
+            }),
+            key_id: Some(id),
+        });
+    }
     check_algorithm(r.encryption_algorithm.as_deref())?;
     dry_run(r.dry_run)?;
     let (id, pt) = node.decrypt(ct, ctx, expected).await?;

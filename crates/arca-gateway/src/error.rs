@@ -85,6 +85,9 @@ impl From<NodeError> for ApiError {
             NodeError::InvalidAliasName(_) => ApiError::new(400, "InvalidAliasNameException", msg),
             NodeError::InvalidTag(_) => ApiError::new(400, "TagException", msg),
             NodeError::Unsupported(_) => ApiError::new(400, "UnsupportedOperationException", msg),
+            NodeError::InvalidKeyUsage(_) => ApiError::new(400, "InvalidKeyUsageException", msg),
+            NodeError::InvalidSignature => ApiError::new(400, "KMSInvalidSignatureException", msg),
+            NodeError::InvalidMac => ApiError::new(400, "KMSInvalidMacException", msg),
             // Both are temporary: 503 tells SDKs to retry.
             NodeError::NotInitialized | NodeError::Unavailable(_) => {
                 ApiError::new(503, "DependencyTimeoutException", msg)

@@ -7,6 +7,7 @@
 //! - `GET /health`, `GET /ready`, `GET /metrics`.
 
 pub mod api;
+mod asym;
 pub mod error;
 mod lifecycle;
 pub mod metrics;

@@ -21,7 +21,8 @@ use std::time::Duration;
 use arca_crypto::symmetric::{self, AesKey};
 use arca_crypto::wrap::{RootKey, WrapContext};
 use arca_crypto::SecretBytes;
-use arca_state::{KeyId, KeyState};
+use arca_keys::{EncryptionAlgorithm, MacAlgorithm, MessageType, PrivateKey, SigningAlgorithm};
+use arca_state::{KeyId, KeySpec, KeyState};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::store::SharedState;
@@ -67,9 +68,82 @@ pub enum Request {
         context: Context,
         reply: oneshot::Sender<Result<(SecretBytes, Encrypted), NodeError>>,
     },
+    /// An operation with an asymmetric or HMAC key, on a version (default: the primary).
+    Keys {
+        version_id: Option<String>,
+        op: KeyOp,
+        reply: oneshot::Sender<Result<(KeyOut, String), NodeError>>,
+    },
     /// Makes the actor panic; for testing supervision only.
     #[cfg(test)]
     Panic,
+}
+
+/// Operations of asymmetric and HMAC keys.
+pub enum KeyOp {
+    Sign {
+        alg: SigningAlgorithm,
+        message: Vec<u8>,
+        kind: MessageType,
+    },
+    Verify {
+        alg: SigningAlgorithm,
+        message: Vec<u8>,
+        kind: MessageType,
+        signature: Vec<u8>,
+    },
+    Encrypt {
+        alg: EncryptionAlgorithm,
+        plaintext: SecretBytes,
+    },
+    Decrypt {
+        alg: EncryptionAlgorithm,
+        ciphertext: Vec<u8>,
+    },
+    Mac {
+        alg: MacAlgorithm,
+        message: Vec<u8>,
+    },
+    VerifyMac {
+        alg: MacAlgorithm,
+        message: Vec<u8>,
+        mac: Vec<u8>,
+    },
+}
+
+impl KeyOp {
+    /// Private-key operations take milliseconds (RSA) and run on the blocking pool.
+    fn is_heavy(&self) -> bool {
+        matches!(self, KeyOp::Sign { .. } | KeyOp::Decrypt { .. })
+    }
+
+    fn run(self, key: &PrivateKey) -> Result<KeyOut, NodeError> {
+        let out = match self {
+            KeyOp::Sign { alg, message, kind } => KeyOut::Bytes(key.sign(alg, &message, kind)?),
+            KeyOp::Verify {
+                alg,
+                message,
+                kind,
+                signature,
+            } => KeyOut::Valid(key.verify(alg, &message, kind, &signature)?),
+            KeyOp::Encrypt { alg, plaintext } => {
+                KeyOut::Bytes(key.encrypt(alg, plaintext.expose())?)
+            }
+            KeyOp::Decrypt { alg, ciphertext } => KeyOut::Secret(key.decrypt(alg, &ciphertext)?),
+            KeyOp::Mac { alg, message } => KeyOut::Bytes(key.mac(alg, &message)?),
+            KeyOp::VerifyMac { alg, message, mac } => {
+                KeyOut::Valid(key.verify_mac(alg, &message, &mac)?)
+            }
+        };
+        Ok(out)
+    }
+}
+
+/// What a [`KeyOp`] returns.
+pub enum KeyOut {
+    Bytes(Vec<u8>),
+    Secret(SecretBytes),
+    Valid(bool),
 }
 
 /// A ciphertext and the key version that made it.
@@ -153,10 +227,18 @@ impl Registry {
 }
 
 /// The material of one key, unwrapped, with the revision it was loaded at.
+/// One version's usable key.
+enum Material {
+    Aes(AesKey),
+    Keys(Arc<PrivateKey>),
+}
+
 struct Loaded {
     revision: u64,
     primary: u32,
-    keys: BTreeMap<u32, AesKey>,
+    keys: BTreeMap<u32, Material>,
+    /// Version id → version.
+    ids: HashMap<String, u32>,
 }
 
 struct KeyActor {
@@ -203,20 +285,37 @@ impl KeyActor {
                 NodeError::NotFound(format!("Key '{}' does not exist", self.key_id))
             })?;
             let mut keys = BTreeMap::new();
+            let mut ids = HashMap::new();
             for v in &k.versions {
-                let secret = self
-                    .root
-                    .unwrap_key32(&v.wrapped, material_context(&self.key_id, v.version))
-                    .map_err(|_| {
-                        tracing::error!(key_id = %self.key_id, version = v.version, "key material does not unwrap under this node's root key");
-                        NodeError::Internal("key material could not be unwrapped".into())
+                let unwrap_failed = |_| {
+                    tracing::error!(key_id = %self.key_id, version = v.version, "key material does not unwrap under this node's root key");
+                    NodeError::Internal("key material could not be unwrapped".into())
+                };
+                let ctx = material_context(&self.key_id, v.version);
+                let material = if k.spec == KeySpec::SymmetricDefault {
+                    Material::Aes(AesKey::new(
+                        &self
+                            .root
+                            .unwrap_key32(&v.wrapped, ctx)
+                            .map_err(unwrap_failed)?,
+                    ))
+                } else {
+                    let secret = self.root.unwrap(&v.wrapped, ctx).map_err(unwrap_failed)?;
+                    let spec = crate::keys::keys_spec(k.spec)?;
+                    let pk = PrivateKey::load(spec, secret.expose()).map_err(|e| {
+                        tracing::error!(key_id = %self.key_id, version = v.version, error = %e, "stored key material does not load");
+                        NodeError::Internal("key material could not be loaded".into())
                     })?;
-                keys.insert(v.version, AesKey::new(&secret));
+                    Material::Keys(Arc::new(pk))
+                };
+                keys.insert(v.version, material);
+                ids.insert(v.version_id.clone(), v.version);
             }
             self.loaded = Some(Loaded {
                 revision: k.revision,
                 primary: k.primary().version,
                 keys,
+                ids,
             });
         }
         self.loaded
@@ -255,18 +354,69 @@ impl KeyActor {
                     });
                 let _ = reply.send(r);
             }
+            Request::Keys {
+                version_id,
+                op,
+                reply,
+            } => {
+                let found = self.private_key(version_id.as_deref());
+                match found {
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                    Ok((key, vid)) if op.is_heavy() => {
+                        // Off the async workers; the reply is sent from there.
+                        tokio::task::spawn_blocking(move || {
+                            let _ = reply.send(op.run(&key).map(|o| (o, vid)));
+                        });
+                    }
+                    Ok((key, vid)) => {
+                        let _ = reply.send(op.run(&key).map(|o| (o, vid)));
+                    }
+                }
+            }
             #[cfg(test)]
             Request::Panic => panic!("requested panic"),
+        }
+    }
+
+    /// The private key of a version (by id, or the primary) and that version's id.
+    fn private_key(
+        &mut self,
+        version_id: Option<&str>,
+    ) -> Result<(Arc<PrivateKey>, String), NodeError> {
+        let key_id = self.key_id;
+        let l = self.current()?;
+        let version = match version_id {
+            Some(id) => *l.ids.get(id).ok_or_else(|| {
+                NodeError::NotFound(format!(
+                    "Key version '{id}' of key '{key_id}' does not exist"
+                ))
+            })?,
+            None => l.primary,
+        };
+        let vid = l
+            .ids
+            .iter()
+            .find(|(_, v)| **v == version)
+            .map(|(id, _)| id.clone())
+            .unwrap_or_default();
+        match l.keys.get(&version) {
+            Some(Material::Keys(k)) => Ok((k.clone(), vid)),
+            _ => Err(NodeError::InvalidKeyUsage(format!(
+                "Key '{key_id}' is a symmetric encryption key; the operation needs an asymmetric or HMAC key"
+            ))),
         }
     }
 
     fn encrypt(&mut self, plaintext: &[u8], context: &Context) -> Result<Encrypted, NodeError> {
         let key_id = self.key_id;
         let l = self.current()?;
-        let key = l
-            .keys
-            .get(&l.primary)
-            .ok_or_else(|| NodeError::Internal("primary version missing".into()))?;
+        let Some(Material::Aes(key)) = l.keys.get(&l.primary) else {
+            return Err(NodeError::InvalidKeyUsage(format!(
+                "Key '{key_id}' is not a symmetric encryption key"
+            )));
+        };
         let blob = key.encrypt_blob(*key_id.as_bytes(), l.primary, plaintext, context)?;
         Ok(Encrypted {
             blob,
@@ -280,10 +430,9 @@ impl KeyActor {
             return Err(NodeError::InvalidCiphertext);
         }
         let l = self.current()?;
-        let key = l
-            .keys
-            .get(&header.key_version)
-            .ok_or(NodeError::InvalidCiphertext)?;
+        let Some(Material::Aes(key)) = l.keys.get(&header.key_version) else {
+            return Err(NodeError::InvalidCiphertext);
+        };
         Ok(key.decrypt_blob(blob, context)?)
     }
 }

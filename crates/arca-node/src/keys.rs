@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use arca_crypto::{Secret, SecretBytes};
+use arca_crypto::SecretBytes;
 use arca_state::rules::{self, DAY_MS};
 use arca_state::{
     AliasRecord, ClusterInfo, Command, KeyId, KeyRecord, KeySpec, KeyUsage, KeyVersion, Outcome,
@@ -11,7 +11,9 @@ use arca_state::{
 };
 use tokio::sync::oneshot;
 
-use crate::actors::{self, Context, Encrypted, Request};
+use arca_keys::PrivateKey;
+
+use crate::actors::{self, Context, Encrypted, KeyOp, KeyOut, Request};
 use crate::{Node, NodeError};
 
 /// A key as DescribeKey shows it (the record holds only wrapped material).
@@ -24,6 +26,13 @@ pub struct KeyInfo {
 
 /// Request id of a write, for deduplication of retries (see `arca_state::Proposal`).
 pub type RequestId = Option<[u8; 16]>;
+
+/// The crypto crate's spec for an asymmetric or HMAC state spec.
+pub fn keys_spec(spec: KeySpec) -> Result<arca_keys::KeySpec, NodeError> {
+    arca_keys::KeySpec::from_aws(spec.as_aws()).ok_or_else(|| {
+        NodeError::InvalidKeyUsage(format!("{} keys have no key pair", spec.as_aws()))
+    })
+}
 
 fn applied(o: Outcome) -> Result<(), NodeError> {
     match o {
@@ -102,21 +111,47 @@ impl Node {
         })
     }
 
+    /// New secret material for `spec`, and its public key if asymmetric.
+    /// RSA comes from the pool when it has one; slow generation runs on the
+    /// blocking pool.
+    pub(crate) async fn new_material(
+        &self,
+        spec: KeySpec,
+    ) -> Result<(SecretBytes, Option<Vec<u8>>), NodeError> {
+        if spec == KeySpec::SymmetricDefault {
+            return Ok((SecretBytes::random(32)?, None));
+        }
+        let ks = keys_spec(spec)?;
+        let material = match self.pool.take(ks) {
+            Some(m) => m,
+            None => tokio::task::spawn_blocking(move || arca_keys::generate(ks))
+                .await
+                .map_err(|e| NodeError::Internal(e.to_string()))??,
+        };
+        let public = if spec.is_asymmetric() {
+            Some(PrivateKey::load(ks, material.expose())?.public_key_spki_der()?)
+        } else {
+            None
+        };
+        Ok((material, public))
+    }
+
     /// A new version of a key's material, wrapped for (key, version).
-    pub(crate) fn new_version(
+    pub(crate) async fn new_version(
         &self,
         key_id: &KeyId,
+        spec: KeySpec,
         version: u32,
         now: u64,
     ) -> Result<KeyVersion, NodeError> {
-        let material = Secret::<32>::random()?;
+        let (material, public_key) = self.new_material(spec).await?;
         let wrapped = self
             .root
             .wrap(material.expose(), actors::material_context(key_id, version))?;
         Ok(KeyVersion {
             version,
             version_id: KeyId::from_random(arca_crypto::random::bytes16()?).to_string(),
-            public_key: None,
+            public_key,
             wrapped,
             created_ms: now,
         })
@@ -127,19 +162,22 @@ impl Node {
         rid: RequestId,
         description: String,
         tags: Vec<(String, String)>,
+        spec: KeySpec,
+        usage: KeyUsage,
     ) -> Result<KeyInfo, NodeError> {
         self.require_cluster()?;
+        if !spec.allows(usage) {
+            return Err(NodeError::Validation(format!(
+                "KeyUsage {} is not compatible with KeySpec {}",
+                usage.as_aws(),
+                spec.as_aws()
+            )));
+        }
         let key_id = KeyId::from_random(arca_crypto::random::bytes16()?);
         let now = self.now_ms();
-        let first = self.new_version(&key_id, 1, now)?;
+        let first = self.new_version(&key_id, spec, 1, now).await?;
         let wrapped = first.wrapped.clone();
-        let mut record = KeyRecord::new(
-            key_id,
-            description,
-            KeyUsage::EncryptDecrypt,
-            KeySpec::SymmetricDefault,
-            first,
-        );
+        let mut record = KeyRecord::new(key_id, description, usage, spec, first);
         record.tags = tags.into_iter().collect();
         match self
             .propose(rid, Command::CreateKey { key: record })
@@ -158,8 +196,149 @@ impl Node {
                     .is_some_and(|k| k.versions.first().map(|v| &v.wrapped) == Some(&wrapped)) => {}
             Outcome::Rejected(r) => return Err(r.into()),
         }
-        tracing::info!(key_id = %key_id, "key created");
+        tracing::info!(key_id = %key_id, spec = spec.as_aws(), "key created");
         self.describe_key(&key_id).await
+    }
+
+    /// Adds a version (a new key pair) to an asymmetric key; returns its id.
+    pub async fn create_key_version(
+        &self,
+        rid: RequestId,
+        key_id: KeyId,
+    ) -> Result<String, NodeError> {
+        let (spec, next) = {
+            let a = self.shared.read();
+            let k = a
+                .state
+                .keys
+                .get(&key_id)
+                .ok_or_else(|| not_found(&key_id.to_string()))?;
+            (k.spec, k.primary().version + 1)
+        };
+        if !spec.is_asymmetric() {
+            return Err(NodeError::Unsupported(format!(
+                "Key '{key_id}' has key spec {}; only asymmetric keys have key versions",
+                spec.as_aws()
+            )));
+        }
+        let version = self.new_version(&key_id, spec, next, self.now_ms()).await?;
+        let version_id = version.version_id.clone();
+        applied(
+            self.propose(rid, Command::CreateKeyVersion { key_id, version })
+                .await?,
+        )?;
+        Ok(version_id)
+    }
+
+    /// The public key of a version (default: the primary): SPKI DER and version id.
+    pub async fn public_key(
+        &self,
+        key_id: KeyId,
+        version_id: Option<&str>,
+    ) -> Result<(Vec<u8>, String), NodeError> {
+        self.ensure_serving().await?;
+        let a = self.shared.read();
+        let k = a
+            .state
+            .keys
+            .get(&key_id)
+            .ok_or_else(|| not_found(&key_id.to_string()))?;
+        actors::check_usable(key_id, k.state)?;
+        if !k.spec.is_asymmetric() {
+            return Err(NodeError::Unsupported(format!(
+                "GetPublicKey is not supported for key '{key_id}' with key spec {}",
+                k.spec.as_aws()
+            )));
+        }
+        let v = match version_id {
+            Some(id) => k.version_by_id(id).ok_or_else(|| {
+                NodeError::NotFound(format!(
+                    "Key version '{id}' of key '{key_id}' does not exist"
+                ))
+            })?,
+            None => k.primary(),
+        };
+        let spki = v.public_key.clone().ok_or_else(|| {
+            NodeError::Internal("an asymmetric key version without a public key".into())
+        })?;
+        Ok((spki, v.version_id.clone()))
+    }
+
+    /// Runs an asymmetric or HMAC operation through the key's actor, after
+    /// checking the key's usage. Returns the result and the version used.
+    pub async fn key_op(
+        &self,
+        key_id: KeyId,
+        usage: KeyUsage,
+        version_id: Option<String>,
+        op: KeyOp,
+    ) -> Result<(KeyOut, String), NodeError> {
+        let (have_usage, spec) = {
+            let a = self.shared.read();
+            let k = a
+                .state
+                .keys
+                .get(&key_id)
+                .ok_or_else(|| not_found(&key_id.to_string()))?;
+            (k.usage, k.spec)
+        };
+        if have_usage != usage || spec == KeySpec::SymmetricDefault {
+            return Err(NodeError::InvalidKeyUsage(format!(
+                "Key '{key_id}' has KeyUsage {} and KeySpec {}; the operation needs KeyUsage {}",
+                have_usage.as_aws(),
+                spec.as_aws(),
+                usage.as_aws()
+            )));
+        }
+        self.ask(key_id, |reply| Request::Keys {
+            version_id,
+            op,
+            reply,
+        })
+        .await
+    }
+
+    /// A fresh asymmetric key pair (PKCS#8 private key, SPKI public key).
+    pub async fn new_key_pair(
+        &self,
+        spec: arca_keys::KeySpec,
+    ) -> Result<(SecretBytes, Vec<u8>), NodeError> {
+        let state_spec = KeySpec::from_aws(spec.as_aws())
+            .filter(|s| s.is_asymmetric())
+            .ok_or_else(|| {
+                NodeError::Validation(format!("{} is not a key pair spec", spec.as_aws()))
+            })?;
+        let (private, public) = self.new_material(state_spec).await?;
+        let public =
+            public.ok_or_else(|| NodeError::Internal("a key pair without a public key".into()))?;
+        Ok((private, public))
+    }
+
+    /// Requires a symmetric encryption key (Encrypt, GenerateDataKey and friends).
+    pub fn require_symmetric(&self, key_id: &KeyId) -> Result<(), NodeError> {
+        let a = self.shared.read();
+        let k = a
+            .state
+            .keys
+            .get(key_id)
+            .ok_or_else(|| not_found(&key_id.to_string()))?;
+        if k.spec != KeySpec::SymmetricDefault {
+            return Err(NodeError::InvalidKeyUsage(format!(
+                "Key '{key_id}' has KeySpec {}; the operation needs a symmetric encryption key",
+                k.spec.as_aws()
+            )));
+        }
+        Ok(())
+    }
+
+    /// A key's spec and usage, from this node's replica.
+    pub fn spec_of(&self, key_id: &KeyId) -> Result<(KeySpec, KeyUsage), NodeError> {
+        let a = self.shared.read();
+        a.state
+            .keys
+            .get(key_id)
+            .map(|k| (k.spec, k.usage))
+            .ok_or_else(|| not_found(&key_id.to_string()))
     }
 
     /// A key from this node's replica (after catching up once if unknown).
@@ -481,7 +660,9 @@ impl Node {
             k.primary().version + 1
         };
         let now = self.now_ms();
-        let version = self.new_version(&key_id, next, now)?;
+        let version = self
+            .new_version(&key_id, KeySpec::SymmetricDefault, next, now)
+            .await?;
         let cmd = Command::RotateKey {
             key_id,
             version,

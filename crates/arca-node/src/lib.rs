@@ -12,6 +12,7 @@ pub mod network;
 pub mod node;
 pub mod peer;
 pub mod peer_auth;
+pub mod pool;
 pub mod store;
 mod tasks;
 pub mod types;
@@ -55,6 +56,13 @@ pub enum NodeError {
     InvalidTag(String),
     #[error("{0}")]
     Unsupported(String),
+    /// The key's usage or spec does not fit the operation or algorithm.
+    #[error("{0}")]
+    InvalidKeyUsage(String),
+    #[error("the signature is not valid")]
+    InvalidSignature,
+    #[error("the MAC is not valid")]
+    InvalidMac,
     /// The cluster cannot take the request now (no leader, leader unreachable); retry.
     #[error("{0}")]
     Unavailable(String),
@@ -70,6 +78,24 @@ impl From<CryptoError> for NodeError {
                 NodeError::Validation(format!("{what} is {len} bytes; at most {max} are allowed"))
             }
             e => NodeError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<arca_keys::KeyError> for NodeError {
+    fn from(e: arca_keys::KeyError) -> Self {
+        use arca_keys::KeyError as K;
+        let m = e.to_string();
+        match e {
+            K::UnsupportedAlgorithm { .. } | K::UnsupportedOperation { .. } => {
+                NodeError::InvalidKeyUsage(m)
+            }
+            K::InvalidDigestLength { .. } | K::TooLong { .. } | K::Empty { .. } => {
+                NodeError::Validation(m)
+            }
+            K::InvalidCiphertext => NodeError::InvalidCiphertext,
+            K::InvalidPublicKey { .. } => NodeError::Validation(m),
+            _ => NodeError::Internal(m),
         }
     }
 }

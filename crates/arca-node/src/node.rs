@@ -19,6 +19,7 @@ use crate::credentials::{self, SecretCache};
 use crate::lease::Leases;
 use crate::network::{Network, PeerClient, PeerError};
 use crate::peer_auth::PeerAuth;
+use crate::pool::RsaPool;
 use crate::store::{self, LogStore, SharedState, StateMachineStore};
 use crate::tasks;
 use crate::types::{
@@ -71,6 +72,8 @@ pub struct NodeConfig {
     pub scheduler_interval: Duration,
     /// Allow `ArcaAdmin.AdvanceClock` (tests of scheduled deletion and rotation).
     pub adjustable_clock: bool,
+    /// Pre-generated RSA keys kept per size (0: none).
+    pub rsa_pool: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +128,7 @@ pub struct Node {
     pub(crate) write_timeout: Duration,
     pub(crate) election_max: Duration,
     pub(crate) leases: Leases,
+    pub(crate) pool: Arc<RsaPool>,
     pub(crate) scheduler_interval: Duration,
     adjustable_clock: bool,
     clock_offset_ms: AtomicI64,
@@ -229,11 +233,12 @@ impl Node {
             shared,
             peers,
             peer_auth,
-            root,
+            root: root.clone(),
             secrets: SecretCache::default(),
             write_timeout: cfg.write_timeout,
             election_max: Duration::from_millis(t.election_max_ms),
             leases: Leases::new(cfg.stale_bound),
+            pool: RsaPool::new(cfg.rsa_pool, root.clone()),
             scheduler_interval: cfg.scheduler_interval,
             adjustable_clock: cfg.adjustable_clock,
             clock_offset_ms: AtomicI64::new(0),
@@ -249,10 +254,11 @@ impl Node {
         let root_watch = tokio::spawn(tasks::root_key_watch(node.clone()));
         let leases = tokio::spawn(tasks::lease_loop(node.clone()));
         let scheduler = tokio::spawn(tasks::scheduler_loop(node.clone()));
+        let pool = tokio::spawn(node.pool.clone().refill(node.shutdown.clone()));
         node.tasks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .extend([peer_task, watchdog, root_watch, leases, scheduler]);
+            .extend([peer_task, watchdog, root_watch, leases, scheduler, pool]);
         Ok(node)
     }
 

@@ -319,7 +319,10 @@ pub(crate) async fn scheduler_loop(node: Arc<Node>) {
                 Some(k) => k.primary().version + 1,
                 None => continue,
             };
-            let version = match node.new_version(&key_id, next, now) {
+            let version = match node
+                .new_version(&key_id, arca_state::KeySpec::SymmetricDefault, next, now)
+                .await
+            {
                 Ok(v) => v,
                 Err(e) => {
                     tracing::warn!(key_id = %key_id, error = %e, "cannot make new key material");

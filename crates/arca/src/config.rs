@@ -31,6 +31,15 @@ pub struct FileConfig {
     pub scheduler: SchedulerSection,
     #[serde(default)]
     pub testing: TestingSection,
+    #[serde(default)]
+    pub keys: KeysSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysSection {
+    /// Pre-generated RSA keys kept per size (RSA_2048, RSA_3072, RSA_4096).
+    pub rsa_pool: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -326,6 +326,7 @@ async fn server(a: ServerArgs) -> anyhow::Result<()> {
             file.scheduler.interval_ms.unwrap_or(10_000).max(50),
         ),
         adjustable_clock: file.testing.adjustable_clock,
+        rsa_pool: file.keys.rsa_pool.unwrap_or(2).min(64),
     })
     .await?;
     tracing::info!(node_id, api = %listen, peer = %peer, data_dir = %data_dir.display(), "node started");

@@ -1,0 +1,566 @@
+//! Operations of asymmetric and HMAC keys: Sign, Verify, GetPublicKey,
+//! asymmetric Encrypt/Decrypt, ReEncrypt, GenerateMac, VerifyMac, data key
+//! pairs, and the key-version extension operations.
+
+use std::collections::BTreeMap;
+
+use arca_crypto::symmetric::MAX_CIPHERTEXT_LEN;
+use arca_crypto::SecretBytes;
+use arca_keys::{EncryptionAlgorithm, MacAlgorithm, MessageType, SigningAlgorithm};
+use arca_node::actors::{KeyOp, KeyOut};
+use arca_node::Node;
+use arca_state::{KeyId, KeySpec, KeyUsage};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::api::{blob, context, dry_run, parse, resolve_key, secs, Answer, Ctx};
+use crate::error::ApiError;
+
+/// The largest RAW message Sign and Verify take; DIGEST messages must be a digest.
+const MAX_MESSAGE: usize = 4096;
+
+fn enum_error(field: &str, value: &str, allowed: &[&str]) -> ApiError {
+    ApiError::validation(format!(
+        "1 validation error detected: Value '{value}' at '{field}' failed to satisfy constraint: \
+         Member must satisfy enum value set: [{}]",
+        allowed.join(", ")
+    ))
+}
+
+fn signing_alg(v: Option<String>) -> Result<SigningAlgorithm, ApiError> {
+    let v = v.ok_or_else(|| ApiError::missing("SigningAlgorithm"))?;
+    SigningAlgorithm::from_aws(&v).ok_or_else(|| {
+        let all: Vec<&str> = SigningAlgorithm::ALL.iter().map(|a| a.as_aws()).collect();
+        enum_error("signingAlgorithm", &v, &all)
+    })
+}
+
+pub(crate) fn encryption_alg(v: &str) -> Result<EncryptionAlgorithm, ApiError> {
+    EncryptionAlgorithm::from_aws(v).ok_or_else(|| {
+        enum_error(
+            "encryptionAlgorithm",
+            v,
+            &[
+                "SYMMETRIC_DEFAULT",
+                "RSAES_OAEP_SHA_1",
+                "RSAES_OAEP_SHA_256",
+                "SM2PKE",
+            ],
+        )
+    })
+}
+
+fn mac_alg(v: Option<String>) -> Result<MacAlgorithm, ApiError> {
+    let v = v.ok_or_else(|| ApiError::missing("MacAlgorithm"))?;
+    MacAlgorithm::from_aws(&v).ok_or_else(|| {
+        let all: Vec<&str> = MacAlgorithm::ALL.iter().map(|a| a.as_aws()).collect();
+        enum_error("macAlgorithm", &v, &all)
+    })
+}
+
+fn message_type(v: Option<String>) -> Result<MessageType, ApiError> {
+    match v.as_deref() {
+        None | Some("RAW") => Ok(MessageType::Raw),
+        Some("DIGEST") => Ok(MessageType::Digest),
+        Some(o) => Err(enum_error("messageType", o, &["RAW", "DIGEST"])),
+    }
+}
+
+fn bytes(out: KeyOut) -> Result<Vec<u8>, ApiError> {
+    match out {
+        KeyOut::Bytes(b) => Ok(b),
+        _ => Err(ApiError::internal("unexpected result of a key operation")),
+    }
+}
+
+/// Encrypt with an asymmetric key (called from `api::encrypt`).
+pub(crate) async fn encrypt(
+    node: &Node,
+    id: KeyId,
+    plaintext: SecretBytes,
+    alg: Option<&str>,
+    version_id: Option<String>,
+) -> Result<Answer, ApiError> {
+    let alg = alg.ok_or_else(|| {
+        ApiError::validation("EncryptionAlgorithm is required for an asymmetric key")
+    })?;
+    let alg = encryption_alg(alg)?;
+    let (out, vid) = node
+        .key_op(
+            id,
+            KeyUsage::EncryptDecrypt,
+            version_id,
+            KeyOp::Encrypt { alg, plaintext },
+        )
+        .await?;
+    Ok(Answer {
+        body: json!({
+            "CiphertextBlob": B64.encode(bytes(out)?),
+            "KeyId": node.key_arn(&id)?,
+            "EncryptionAlgorithm": alg.as_aws(),
+            "KeyVersionId": vid,
+        }),
+        key_id: Some(id),
+    })
+}
+
+/// Decrypt with an asymmetric key (called from `api::decrypt`).
+pub(crate) async fn decrypt(
+    node: &Node,
+    id: KeyId,
+    ciphertext: Vec<u8>,
+    alg: Option<&str>,
+    version_id: Option<String>,
+) -> Result<(SecretBytes, EncryptionAlgorithm, String), ApiError> {
+    let alg = alg.ok_or_else(|| {
+        ApiError::validation("EncryptionAlgorithm is required for an asymmetric key")
+    })?;
+    let alg = encryption_alg(alg)?;
+    let (out, vid) = node
+        .key_op(
+            id,
+            KeyUsage::EncryptDecrypt,
+            version_id,
+            KeyOp::Decrypt { alg, ciphertext },
+        )
+        .await?;
+    match out {
+        KeyOut::Secret(s) => Ok((s, alg, vid)),
+        _ => Err(ApiError::internal("unexpected result of a key operation")),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SignReq {
+    key_id: Option<String>,
+    message: Option<String>,
+    message_type: Option<String>,
+    signing_algorithm: Option<String>,
+    signature: Option<String>,
+    key_version_id: Option<String>,
+    #[allow(dead_code)]
+    grant_tokens: Option<Vec<String>>,
+    dry_run: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct MacReq {
+    key_id: Option<String>,
+    message: Option<String>,
+    mac_algorithm: Option<String>,
+    mac: Option<String>,
+    #[allow(dead_code)]
+    grant_tokens: Option<Vec<String>>,
+    dry_run: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct PublicKeyReq {
+    key_id: Option<String>,
+    key_version_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct PairReq {
+    key_id: Option<String>,
+    key_pair_spec: Option<String>,
+    encryption_context: Option<BTreeMap<String, String>>,
+    dry_run: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ReEncryptReq {
+    ciphertext_blob: Option<String>,
+    source_encryption_context: Option<BTreeMap<String, String>>,
+    source_key_id: Option<String>,
+    source_encryption_algorithm: Option<String>,
+    source_key_version_id: Option<String>,
+    destination_key_id: Option<String>,
+    destination_encryption_context: Option<BTreeMap<String, String>>,
+    destination_encryption_algorithm: Option<String>,
+    dry_run: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct VersionReq {
+    key_id: Option<String>,
+    key_version_id: Option<String>,
+    limit: Option<i64>,
+    marker: Option<String>,
+}
+
+pub const OPERATIONS: &[&str] = &[
+    "Sign",
+    "Verify",
+    "GetPublicKey",
+    "GenerateMac",
+    "VerifyMac",
+    "GenerateDataKeyPair",
+    "GenerateDataKeyPairWithoutPlaintext",
+    "ReEncrypt",
+    "CreateKeyVersion",
+    "ListKeyVersions",
+    "DescribeKeyVersion",
+];
+
+/// Runs one of [`OPERATIONS`]; `None` for any other operation.
+pub async fn dispatch(
+    node: &Node,
+    ctx: &Ctx,
+    op: &str,
+    body: &[u8],
+) -> Option<Result<Answer, ApiError>> {
+    if !OPERATIONS.contains(&op) {
+        return None;
+    }
+    Some(run(node, ctx, op, body).await)
+}
+
+async fn run(node: &Node, ctx: &Ctx, op: &str, body: &[u8]) -> Result<Answer, ApiError> {
+    match op {
+        "Sign" => {
+            let r: SignReq = parse(body)?;
+            let message = blob("Message", r.message, 1, MAX_MESSAGE)?;
+            let kind = message_type(r.message_type)?;
+            let alg = signing_alg(r.signing_algorithm)?;
+            let id = resolve_key(node, r.key_id.as_deref()).await?;
+            dry_run(r.dry_run)?;
+            let (out, vid) = node
+                .key_op(
+                    id,
+                    KeyUsage::SignVerify,
+                    r.key_version_id,
+                    KeyOp::Sign { alg, message, kind },
+                )
+                .await?;
+            Ok(Answer {
+                body: json!({
+                    "KeyId": node.key_arn(&id)?,
+                    "Signature": B64.encode(bytes(out)?),
+                    "SigningAlgorithm": alg.as_aws(),
+                    "KeyVersionId": vid,
+                }),
+                key_id: Some(id),
+            })
+        }
+        "Verify" => {
+            let r: SignReq = parse(body)?;
+            let message = blob("Message", r.message, 1, MAX_MESSAGE)?;
+            let signature = blob("Signature", r.signature, 1, 6144)?;
+            let kind = message_type(r.message_type)?;
+            let alg = signing_alg(r.signing_algorithm)?;
+            let id = resolve_key(node, r.key_id.as_deref()).await?;
+            dry_run(r.dry_run)?;
+            let op = KeyOp::Verify {
+                alg,
+                message,
+                kind,
+                signature,
+            };
+            let (out, vid) = node
+                .key_op(id, KeyUsage::SignVerify, r.key_version_id, op)
+                .await?;
+            match out {
+                KeyOut::Valid(true) => Ok(Answer {
+                    body: json!({
+                        "KeyId": node.key_arn(&id)?,
+                        "SignatureValid": true,
+                        "SigningAlgorithm": alg.as_aws(),
+                        "KeyVersionId": vid,
+                    }),
+                    key_id: Some(id),
+                }),
+                _ => Err(arca_node::NodeError::InvalidSignature.into()),
+            }
+        }
+        "GetPublicKey" => {
+            let r: PublicKeyReq = parse(body)?;
+            let id = resolve_key(node, r.key_id.as_deref()).await?;
+            let (spki, vid) = node.public_key(id, r.key_version_id.as_deref()).await?;
+            let (spec, usage) = node.spec_of(&id)?;
+            let mut body = json!({
+                "KeyId": node.key_arn(&id)?,
+                "PublicKey": B64.encode(spki),
+                "CustomerMasterKeySpec": spec.as_aws(),
+                "KeySpec": spec.as_aws(),
+                "KeyUsage": usage.as_aws(),
+                "KeyVersionId": vid,
+            });
+            let enc = spec.encryption_algorithms(usage);
+            if !enc.is_empty() {
+                body["EncryptionAlgorithms"] = json!(enc);
+            }
+            let sig = spec.signing_algorithms(usage);
+            if !sig.is_empty() {
+                body["SigningAlgorithms"] = json!(sig);
+            }
+            Ok(Answer {
+                body,
+                key_id: Some(id),
+            })
+        }
+        "GenerateMac" | "VerifyMac" => {
+            let r: MacReq = parse(body)?;
+            let message = blob("Message", r.message, 1, arca_keys::MAX_MAC_MESSAGE_LEN)?;
+            let alg = mac_alg(r.mac_algorithm)?;
+            let verify_mac = if op == "VerifyMac" {
+                Some(blob("Mac", r.mac, 1, 6144)?)
+            } else {
+                None
+            };
+            let id = resolve_key(node, r.key_id.as_deref()).await?;
+            dry_run(r.dry_run)?;
+            let arn = node.key_arn(&id)?;
+            match verify_mac {
+                None => {
+                    let (out, _) = node
+                        .key_op(
+                            id,
+                            KeyUsage::GenerateVerifyMac,
+                            None,
+                            KeyOp::Mac { alg, message },
+                        )
+                        .await?;
+                    Ok(Answer {
+                        body: json!({
+                            "Mac": B64.encode(bytes(out)?),
+                            "MacAlgorithm": alg.as_aws(),
+                            "KeyId": arn,
+                        }),
+                        key_id: Some(id),
+                    })
+                }
+                Some(mac) => {
+                    let op = KeyOp::VerifyMac { alg, message, mac };
+                    let (out, _) = node
+                        .key_op(id, KeyUsage::GenerateVerifyMac, None, op)
+                        .await?;
+                    match out {
+                        KeyOut::Valid(true) => Ok(Answer {
+                            body: json!({ "KeyId": arn, "MacValid": true, "MacAlgorithm": alg.as_aws() }),
+                            key_id: Some(id),
+                        }),
+                        _ => Err(arca_node::NodeError::InvalidMac.into()),
+                    }
+                }
+            }
+        }
+        "GenerateDataKeyPair" | "GenerateDataKeyPairWithoutPlaintext" => {
+            let r: PairReq = parse(body)?;
+            let spec_name = r
+                .key_pair_spec
+                .ok_or_else(|| ApiError::missing("KeyPairSpec"))?;
+            let pair_spec = arca_keys::KeySpec::from_aws(&spec_name)
+                .filter(|s| s.is_asymmetric())
+                .ok_or_else(|| {
+                    enum_error(
+                        "keyPairSpec",
+                        &spec_name,
+                        &[
+                            "RSA_2048",
+                            "RSA_3072",
+                            "RSA_4096",
+                            "ECC_NIST_P256",
+                            "ECC_NIST_P384",
+                            "ECC_NIST_P521",
+                            "ECC_SECG_P256K1",
+                            "SM2",
+                        ],
+                    )
+                })?;
+            let ctx_map = context(r.encryption_context)?;
+            let id = resolve_key(node, r.key_id.as_deref()).await?;
+            dry_run(r.dry_run)?;
+            node.require_symmetric(&id)?;
+            let (private, public) = node.new_key_pair(pair_spec).await?;
+            let enc = node.encrypt(id, private.duplicate(), ctx_map).await?;
+            let mut body = json!({
+                "PrivateKeyCiphertextBlob": B64.encode(&enc.blob),
+                "PublicKey": B64.encode(public),
+                "KeyId": node.key_arn(&id)?,
+                "KeyPairSpec": pair_spec.as_aws(),
+            });
+            if op == "GenerateDataKeyPair" {
+                body["PrivateKeyPlaintext"] = json!(B64.encode(private.expose()));
+            }
+            Ok(Answer {
+                body,
+                key_id: Some(id),
+            })
+        }
+        "ReEncrypt" => re_encrypt(node, parse(body)?).await,
+        "CreateKeyVersion" => {
+            let r: VersionReq = parse(body)?;
+            let id = resolve_key(node, r.key_id.as_deref()).await?;
+            let vid = node.create_key_version(Some(ctx.request_id), id).await?;
+            Ok(Answer {
+                body: json!({ "KeyId": node.key_arn(&id)?, "KeyVersionId": vid }),
+                key_id: Some(id),
+            })
+        }
+        "ListKeyVersions" => {
+            let r: VersionReq = parse(body)?;
+            let limit = r.limit.unwrap_or(100);
+            if !(1..=1000).contains(&limit) {
+                return Err(ApiError::validation("Limit must be between 1 and 1000"));
+            }
+            let from: usize = match r.marker {
+                None => 0,
+                Some(m) => m.parse().map_err(|_| {
+                    ApiError::new(400, "InvalidMarkerException", "The Marker is not valid")
+                })?,
+            };
+            let id = resolve_key(node, r.key_id.as_deref()).await?;
+            let k = node.describe_key(&id).await?;
+            let all = &k.record.versions;
+            let page: Vec<Value> = all
+                .iter()
+                .skip(from)
+                .take(limit as usize)
+                .map(|v| version_json(&k.arn, v, k.record.primary().version == v.version))
+                .collect();
+            let truncated = from + page.len() < all.len();
+            let mut body = json!({ "KeyVersions": page, "Truncated": truncated });
+            if truncated {
+                body["NextMarker"] = json!((from + limit as usize).to_string());
+            }
+            Ok(Answer {
+                body,
+                key_id: Some(id),
+            })
+        }
+        _ => {
+            // DescribeKeyVersion
+            let r: VersionReq = parse(body)?;
+            let vid = r
+                .key_version_id
+                .ok_or_else(|| ApiError::missing("KeyVersionId"))?;
+            let id = resolve_key(node, r.key_id.as_deref()).await?;
+            let k = node.describe_key(&id).await?;
+            let v = k.record.version_by_id(&vid).ok_or_else(|| {
+                ApiError::new(
+                    400,
+                    "NotFoundException",
+                    format!("Key version '{vid}' of key '{id}' does not exist"),
+                )
+            })?;
+            let primary = k.record.primary().version == v.version;
+            Ok(Answer {
+                body: json!({ "KeyVersion": version_json(&k.arn, v, primary) }),
+                key_id: Some(id),
+            })
+        }
+    }
+}
+
+fn version_json(arn: &str, v: &arca_state::KeyVersion, primary: bool) -> Value {
+    json!({
+        "KeyId": arn,
+        "KeyVersionId": v.version_id,
+        "CreationDate": secs(v.created_ms),
+        "Primary": primary,
+    })
+}
+
+async fn re_encrypt(node: &Node, r: ReEncryptReq) -> Result<Answer, ApiError> {
+    let ct = blob("CiphertextBlob", r.ciphertext_blob, 1, MAX_CIPHERTEXT_LEN)?;
+    let dest_ref = r
+        .destination_key_id
+        .ok_or_else(|| ApiError::missing("DestinationKeyId"))?;
+    let src_ctx = context(r.source_encryption_context)?;
+    let dst_ctx = context(r.destination_encryption_context)?;
+    dry_run(r.dry_run)?;
+    // Source: asymmetric if a SourceKeyId names an asymmetric key, else the blob's own key.
+    let source = match r.source_key_id.as_deref() {
+        Some(s) => Some(resolve_key(node, Some(s)).await?),
+        None => None,
+    };
+    let source_asym = match source {
+        Some(s) => node.spec_of(&s)?.0.is_asymmetric(),
+        None => false,
+    };
+    let (source_id, plaintext, source_alg) = if source_asym {
+        let s = source.ok_or_else(|| ApiError::missing("SourceKeyId"))?;
+        let (pt, alg, _) = decrypt(
+            node,
+            s,
+            ct,
+            r.source_encryption_algorithm.as_deref(),
+            r.source_key_version_id,
+        )
+        .await?;
+        (s, pt, alg.as_aws())
+    } else {
+        if let Some(a) = r.source_encryption_algorithm.as_deref() {
+            if a != "SYMMETRIC_DEFAULT" {
+                return Err(ApiError::new(
+                    400,
+                    "InvalidKeyUsageException",
+                    "SourceEncryptionAlgorithm does not match the source key",
+                ));
+            }
+        }
+        let (s, pt) = node.decrypt(ct, src_ctx, source).await?;
+        (s, pt, "SYMMETRIC_DEFAULT")
+    };
+    let dest = resolve_key(node, Some(&dest_ref)).await?;
+    let (dest_spec, _) = node.spec_of(&dest)?;
+    let (blob_out, dest_alg) = if dest_spec.is_asymmetric() {
+        let a = encrypt(
+            node,
+            dest,
+            plaintext,
+            r.destination_encryption_algorithm.as_deref(),
+            None,
+        )
+        .await?;
+        let b = a.body["CiphertextBlob"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        (
+            b,
+            a.body["EncryptionAlgorithm"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        )
+    } else {
+        if dest_spec != KeySpec::SymmetricDefault {
+            return Err(ApiError::new(
+                400,
+                "InvalidKeyUsageException",
+                "the destination key cannot encrypt",
+            ));
+        }
+        if let Some(a) = r.destination_encryption_algorithm.as_deref() {
+            if a != "SYMMETRIC_DEFAULT" {
+                return Err(ApiError::new(
+                    400,
+                    "InvalidKeyUsageException",
+                    "DestinationEncryptionAlgorithm does not match the destination key",
+                ));
+            }
+        }
+        let e = node.encrypt(dest, plaintext, dst_ctx).await?;
+        (B64.encode(&e.blob), "SYMMETRIC_DEFAULT".to_string())
+    };
+    Ok(Answer {
+        body: json!({
+            "CiphertextBlob": blob_out,
+            "SourceKeyId": node.key_arn(&source_id)?,
+            "KeyId": node.key_arn(&dest)?,
+            "SourceEncryptionAlgorithm": source_alg,
+            "DestinationEncryptionAlgorithm": dest_alg,
+        }),
+        key_id: Some(dest),
+    })
+}
