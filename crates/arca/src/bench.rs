@@ -20,6 +20,21 @@ use crate::client::{authority, signed_request, ApiClient, Credentials};
 pub enum BenchCmd {
     /// Encrypt with one symmetric key over N connections.
     Encrypt(EncryptArgs),
+    /// Sign with one asymmetric key over N connections.
+    Sign(SignArgs),
+    /// In-process crypto speed per algorithm, next to `openssl speed`.
+    Crypto(crate::bench_crypto::CryptoArgs),
+}
+
+#[derive(Args)]
+pub struct SignArgs {
+    #[command(flatten)]
+    common: EncryptArgs,
+    /// Key spec of the key to create.
+    #[arg(long, default_value = "ECC_NIST_P256")]
+    key_spec: String,
+    #[arg(long, default_value = "ECDSA_SHA_256")]
+    signing_algorithm: String,
 }
 
 #[derive(Args)]
@@ -38,7 +53,7 @@ pub struct EncryptArgs {
     /// Seconds to run (after a one-second warm-up).
     #[arg(long, default_value_t = 10)]
     seconds: u64,
-    /// Plaintext size in bytes (1..=4096).
+    /// Plaintext (or message) size in bytes (1..=4096).
     #[arg(long, default_value_t = 256)]
     plaintext_bytes: usize,
     /// Use this key instead of creating one.
@@ -49,12 +64,47 @@ pub struct EncryptArgs {
 pub async fn run(cmd: BenchCmd) -> anyhow::Result<()> {
     match cmd {
         BenchCmd::Encrypt(a) => encrypt(a).await,
+        BenchCmd::Sign(a) => sign(a).await,
+        BenchCmd::Crypto(a) => crate::bench_crypto::run(a),
     }
 }
 
 struct ConnResult {
     latencies_us: Vec<u32>,
     errors: u64,
+}
+
+async fn sign(s: SignArgs) -> anyhow::Result<()> {
+    let a = &s.common;
+    let creds = Credentials {
+        access_key_id: a.access_key_id.clone(),
+        secret_access_key: a.secret_access_key.clone(),
+        region: a.region.clone(),
+    };
+    let key_id = match a.key_id.clone() {
+        Some(k) => k,
+        None => {
+            let c = ApiClient::new(&a.endpoint, creds.clone())?;
+            let r = c
+                .call(
+                    "TrentService.CreateKey",
+                    json!({"Description": "arca bench", "KeySpec": s.key_spec, "KeyUsage": "SIGN_VERIFY"}),
+                    Duration::from_secs(60),
+                )
+                .await?;
+            r["KeyMetadata"]["KeyId"]
+                .as_str()
+                .context("CreateKey returned no KeyId")?
+                .to_string()
+        }
+    };
+    let body = serde_json::to_vec(&json!({
+        "KeyId": key_id,
+        "Message": B64.encode(vec![0x42u8; a.plaintext_bytes]),
+        "SigningAlgorithm": s.signing_algorithm,
+    }))?;
+    let what = format!("Sign {} {}", s.key_spec, s.signing_algorithm);
+    load(a, &creds, "TrentService.Sign", body, &what).await
 }
 
 async fn encrypt(a: EncryptArgs) -> anyhow::Result<()> {
@@ -90,6 +140,20 @@ async fn encrypt(a: EncryptArgs) -> anyhow::Result<()> {
         "KeyId": key_id,
         "Plaintext": B64.encode(vec![0x42u8; a.plaintext_bytes]),
     }))?;
+    load(&a, &creds, "TrentService.Encrypt", body, "Encrypt").await
+}
+
+/// Runs `target` with `body` over the connections of `a`; prints throughput and latency.
+async fn load(
+    a: &EncryptArgs,
+    creds: &Credentials,
+    target: &'static str,
+    body: Vec<u8>,
+    what: &str,
+) -> anyhow::Result<()> {
+    if a.connections == 0 || a.connections > 10_000 {
+        bail!("--connections must be between 1 and 10000");
+    }
     let auth = authority(&a.endpoint)?;
     let warmup = Duration::from_secs(1);
     let start = Instant::now();
@@ -99,7 +163,7 @@ async fn encrypt(a: EncryptArgs) -> anyhow::Result<()> {
     for _ in 0..a.connections {
         let (auth, creds, body) = (auth.clone(), creds.clone(), body.clone());
         tasks.push(tokio::spawn(async move {
-            connection(&auth, &creds, &body, measure_from, end).await
+            connection(&auth, &creds, target, &body, measure_from, end).await
         }));
     }
     let mut lat = Vec::new();
@@ -119,7 +183,7 @@ async fn encrypt(a: EncryptArgs) -> anyhow::Result<()> {
     };
     let secs = a.seconds as f64;
     println!(
-        "Encrypt: {} connections, {} s, {}-byte plaintext",
+        "{what}: {} connections, {} s, {}-byte input",
         a.connections, a.seconds, a.plaintext_bytes
     );
     println!(
@@ -144,6 +208,7 @@ async fn encrypt(a: EncryptArgs) -> anyhow::Result<()> {
 async fn connection(
     auth: &str,
     creds: &Credentials,
+    target: &str,
     body: &[u8],
     measure_from: Instant,
     end: Instant,
@@ -161,7 +226,7 @@ async fn connection(
         if now >= end {
             break;
         }
-        let req = signed_request(auth, creds, "TrentService.Encrypt", body)?;
+        let req = signed_request(auth, creds, target, body)?;
         sender.ready().await?;
         let t0 = Instant::now();
         let resp = sender.send_request(req).await?;

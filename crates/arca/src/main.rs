@@ -1,6 +1,7 @@
 //! `arca`: the server, the cluster admin CLI and the load generator.
 
 mod bench;
+mod bench_crypto;
 mod client;
 mod config;
 

@@ -1,0 +1,233 @@
+//! `arca bench crypto`: in-process operations per second for each algorithm,
+//! on one thread, next to `openssl speed` run on the same machine in the same
+//! invocation, with the ratio.
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use arca_crypto::symmetric::AesKey;
+use arca_crypto::{Secret, SecretBytes};
+use arca_keys::{
+    EncryptionAlgorithm as E, KeySpec as K, MacAlgorithm, MessageType, PrivateKey,
+    SigningAlgorithm as S,
+};
+use clap::Args;
+
+#[derive(Args)]
+pub struct CryptoArgs {
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 2)]
+    seconds: u64,
+    /// Also run `openssl speed` and print the ratio.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    openssl: bool,
+}
+
+/// Calls `f` repeatedly for `d`; returns calls per second.
+fn rate(d: Duration, mut f: impl FnMut()) -> f64 {
+    // Warm up briefly, then measure.
+    let warm = Instant::now();
+    while warm.elapsed() < Duration::from_millis(100) {
+        f();
+    }
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < d {
+        f();
+        n += 1;
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// `openssl speed` name and column for a row (sign or verify), if OpenSSL has one.
+fn openssl_row(spec: K, op: &str) -> Option<(&'static str, &'static str)> {
+    let name = match spec {
+        K::Rsa2048 => "rsa2048",
+        K::Rsa3072 => "rsa3072",
+        K::Rsa4096 => "rsa4096",
+        K::EccNistP256 => "ecdsap256",
+        K::EccNistP384 => "ecdsap384",
+        K::EccNistP521 => "ecdsap521",
+        _ => return None,
+    };
+    match op {
+        "sign" | "decrypt" => Some((name, "sign")),
+        "verify" | "encrypt" => Some((name, "verify")),
+        _ => None,
+    }
+}
+
+/// Runs `openssl speed` for RSA and ECDSA; returns (name, sign/s, verify/s).
+fn openssl_speed(seconds: u64) -> anyhow::Result<BTreeMap<&'static str, (f64, f64)>> {
+    let names = [
+        "rsa2048",
+        "rsa3072",
+        "rsa4096",
+        "ecdsap256",
+        "ecdsap384",
+        "ecdsap521",
+    ];
+    let out = Command::new("openssl")
+        .args(["speed", "-seconds", &seconds.to_string()])
+        .args(names)
+        .output()
+        .context("running openssl speed")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut m = BTreeMap::new();
+    for line in text.lines() {
+        let nums: Vec<f64> = line
+            .split_whitespace()
+            .filter_map(|w| w.parse::<f64>().ok())
+            .collect();
+        let key = if line.starts_with("rsa 2048") {
+            "rsa2048"
+        } else if line.starts_with("rsa 3072") {
+            "rsa3072"
+        } else if line.starts_with("rsa 4096") {
+            "rsa4096"
+        } else if line.contains("(nistp256)") {
+            "ecdsap256"
+        } else if line.contains("(nistp384)") {
+            "ecdsap384"
+        } else if line.contains("(nistp521)") {
+            "ecdsap521"
+        } else {
+            continue;
+        };
+        // … sign-time verify-time sign/s verify/s (the last two numbers).
+        if nums.len() >= 2 {
+            m.insert(key, (nums[nums.len() - 2], nums[nums.len() - 1]));
+        }
+    }
+    Ok(m)
+}
+
+pub fn run(a: CryptoArgs) -> anyhow::Result<()> {
+    let d = Duration::from_secs(a.seconds.max(1));
+    let msg = vec![0x5au8; 256];
+    let mut rows: Vec<(String, &'static str, f64, Option<(K, &'static str)>)> = Vec::new();
+
+    let aes = AesKey::new(&Secret::<32>::random()?);
+    let ctx = BTreeMap::new();
+    let pt4k = vec![7u8; 4096];
+    rows.push((
+        "AES-256-GCM 4 KiB".into(),
+        "encrypt",
+        rate(d, || {
+            black_box(aes.encrypt_blob([1; 16], 1, &pt4k, &ctx).ok());
+        }),
+        None,
+    ));
+
+    let signing: [(K, S); 8] = [
+        (K::Rsa2048, S::RsassaPssSha256),
+        (K::Rsa3072, S::RsassaPssSha256),
+        (K::Rsa4096, S::RsassaPssSha256),
+        (K::EccNistP256, S::EcdsaSha256),
+        (K::EccNistP384, S::EcdsaSha384),
+        (K::EccNistP521, S::EcdsaSha512),
+        (K::EccSecgP256k1, S::EcdsaSha256),
+        (K::Sm2, S::Sm2Dsa),
+    ];
+    for (spec, alg) in signing {
+        let material = arca_keys::generate(spec)?;
+        let key = PrivateKey::load(spec, material.expose())?;
+        let sig = key.sign(alg, &msg, MessageType::Raw)?;
+        let name = format!("{} {}", spec.as_aws(), alg.as_aws());
+        rows.push((
+            name.clone(),
+            "sign",
+            rate(d, || {
+                black_box(key.sign(alg, &msg, MessageType::Raw).ok());
+            }),
+            Some((spec, "sign")),
+        ));
+        rows.push((
+            name,
+            "verify",
+            rate(d, || {
+                black_box(key.verify(alg, &msg, MessageType::Raw, &sig).ok());
+            }),
+            Some((spec, "verify")),
+        ));
+    }
+    let encryption: [(K, E); 4] = [
+        (K::Rsa2048, E::RsaesOaepSha256),
+        (K::Rsa3072, E::RsaesOaepSha256),
+        (K::Rsa4096, E::RsaesOaepSha256),
+        (K::Sm2, E::Sm2Pke),
+    ];
+    for (spec, alg) in encryption {
+        let material = arca_keys::generate(spec)?;
+        let key = PrivateKey::load(spec, material.expose())?;
+        let ct = key.encrypt(alg, &msg[..64])?;
+        let name = format!("{} {}", spec.as_aws(), alg.as_aws());
+        rows.push((
+            name.clone(),
+            "encrypt",
+            rate(d, || {
+                black_box(key.encrypt(alg, &msg[..64]).ok());
+            }),
+            Some((spec, "encrypt")),
+        ));
+        rows.push((
+            name,
+            "decrypt",
+            rate(d, || {
+                black_box(key.decrypt(alg, &ct).ok());
+            }),
+            Some((spec, "decrypt")),
+        ));
+    }
+    let hmac = PrivateKey::load(K::Hmac256, arca_keys::generate(K::Hmac256)?.expose())?;
+    rows.push((
+        "HMAC_256 64 B".into(),
+        "mac",
+        rate(d, || {
+            black_box(hmac.mac(MacAlgorithm::HmacSha256, &msg[..64]).ok());
+        }),
+        None,
+    ));
+    for spec in [
+        K::Rsa2048,
+        K::Rsa4096,
+        K::EccNistP256,
+        K::EccSecgP256k1,
+        K::Sm2,
+    ] {
+        rows.push((
+            spec.as_aws().to_string(),
+            "generate",
+            rate(d, || {
+                let k: Option<SecretBytes> = arca_keys::generate(spec).ok();
+                black_box(k);
+            }),
+            None,
+        ));
+    }
+
+    let speed = if a.openssl {
+        openssl_speed(a.seconds.max(1))?
+    } else {
+        BTreeMap::new()
+    };
+    println!("| algorithm | operation | Arca ops/s | openssl speed ops/s | openssl / Arca |");
+    println!("|---|---|---:|---:|---:|");
+    for (name, op, ops, cmp) in rows {
+        let theirs = cmp
+            .and_then(|(spec, op)| openssl_row(spec, op))
+            .and_then(|(n, col)| {
+                speed
+                    .get(n)
+                    .map(|(s, v)| if col == "sign" { *s } else { *v })
+            });
+        match theirs {
+            Some(t) => println!("| {name} | {op} | {ops:.0} | {t:.0} | {:.2} |", t / ops),
+            None => println!("| {name} | {op} | {ops:.0} | — | — |"),
+        }
+    }
+    Ok(())
+}
