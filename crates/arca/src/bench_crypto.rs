@@ -105,10 +105,13 @@ fn openssl_speed(seconds: u64) -> anyhow::Result<BTreeMap<&'static str, (f64, f6
     Ok(m)
 }
 
+/// (algorithm, operation, ops/s, the openssl speed row to compare with)
+type Row = (String, &'static str, f64, Option<(K, &'static str)>);
+
 pub fn run(a: CryptoArgs) -> anyhow::Result<()> {
     let d = Duration::from_secs(a.seconds.max(1));
     let msg = vec![0x5au8; 256];
-    let mut rows: Vec<(String, &'static str, f64, Option<(K, &'static str)>)> = Vec::new();
+    let mut rows: Vec<Row> = Vec::new();
 
     let aes = AesKey::new(&Secret::<32>::random()?);
     let ctx = BTreeMap::new();
