@@ -375,6 +375,29 @@ rsa_pool = {pool}
         i
     }
 
+    /// Starts one more node and has it join from its own config file
+    /// (`arca cluster join`). Returns its index.
+    pub async fn join_node(&mut self) -> usize {
+        let i = self.new_node();
+        self.nodes[i].spawn();
+        self.wait_healthy(i).await;
+        let via = self.any_running().expect("a running node");
+        let endpoint = self.nodes[via].endpoint();
+        let config = self.nodes[i].config.to_str().unwrap().to_string();
+        run_cli(
+            &[
+                "cluster",
+                "join",
+                "--endpoint",
+                &endpoint,
+                "--config",
+                &config,
+            ],
+            Some(&self.creds),
+        );
+        i
+    }
+
     fn any_running(&mut self) -> Option<usize> {
         (0..self.nodes.len()).find(|i| self.nodes[*i].is_running())
     }

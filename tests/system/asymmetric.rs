@@ -244,8 +244,14 @@ async fn openssl_encrypts_with_public_keys_and_arca_decrypts() {
             KeySpec::Rsa2048,
             &["RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256"],
         ),
-        (KeySpec::Rsa3072, &["RSAES_OAEP_SHA_256"]),
-        (KeySpec::Rsa4096, &["RSAES_OAEP_SHA_1"]),
+        (
+            KeySpec::Rsa3072,
+            &["RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256"],
+        ),
+        (
+            KeySpec::Rsa4096,
+            &["RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256"],
+        ),
         (KeySpec::Sm2, &["SM2PKE"]),
     ];
     for (n, (spec, algs)) in cases.into_iter().enumerate() {
@@ -475,6 +481,14 @@ async fn data_key_pairs_are_keys_openssl_can_use() {
         let sig = std::fs::read(&sig).unwrap();
         assert!(
             openssl_verifies(&files, &public, alg, &msg, &sig),
+            "{spec:?}"
+        );
+        // And Arca's verification code accepts OpenSSL's signature with the pair's public key.
+        let ks = arca_keys::KeySpec::from_aws(spec.as_str()).unwrap();
+        let sa = arca_keys::SigningAlgorithm::from_aws(alg).unwrap();
+        assert!(
+            arca_keys::verify_with_spki(ks, &public, sa, &msg, arca_keys::MessageType::Raw, &sig)
+                .unwrap(),
             "{spec:?}"
         );
         // Without plaintext.

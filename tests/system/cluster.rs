@@ -205,7 +205,8 @@ async fn a_node_added_after_many_writes_catches_up_by_snapshot() {
     .await;
     assert!(purged > 10);
 
-    let n4 = c.add_node().await;
+    // The newcomer joins from its own config file (`arca cluster join`).
+    let n4 = c.join_node().await;
     c.wait_ready(n4).await;
     let mut have = local_keys(&c, n4).await;
     have.sort();
@@ -216,6 +217,29 @@ async fn a_node_added_after_many_writes_catches_up_by_snapshot() {
         "the new node holds a snapshot"
     );
     assert_eq!(decrypt(&c, n4, &ct).await, b"early key");
+
+    // Remove it again: the status lists three voters, and writes go on.
+    let id4 = c.nodes[n4].id.to_string();
+    let via = c.nodes[0].endpoint();
+    c.cli(&[
+        "cluster",
+        "remove-node",
+        "--endpoint",
+        &via,
+        "--node-id",
+        &id4,
+    ]);
+    let via = c.nodes[1].endpoint();
+    let out = c.cli(&["cluster", "status", "--endpoint", &via, "--json"]);
+    let s: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let members: Vec<u64> = s["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["node_id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(members, [1, 2, 3]);
+    create(&c, 1, "after removal").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
