@@ -25,35 +25,9 @@ pub struct Caller {
 }
 
 /// Every operation Arca serves, as named in `X-Amz-Target`.
+/// The key and symmetric crypto operations served here (the others are in
+/// `lifecycle::OPERATIONS` and `asym::OPERATIONS`).
 pub const OPERATIONS: &[&str] = &[
-    "Sign",
-    "Verify",
-    "GetPublicKey",
-    "GenerateMac",
-    "VerifyMac",
-    "GenerateDataKeyPair",
-    "GenerateDataKeyPairWithoutPlaintext",
-    "ReEncrypt",
-    "CreateKeyVersion",
-    "ListKeyVersions",
-    "DescribeKeyVersion",
-    "CancelKeyDeletion",
-    "CreateAlias",
-    "DeleteAlias",
-    "DisableKey",
-    "DisableKeyRotation",
-    "EnableKey",
-    "EnableKeyRotation",
-    "GetKeyRotationStatus",
-    "ListAliases",
-    "ListKeyRotations",
-    "ListResourceTags",
-    "RotateKeyOnDemand",
-    "ScheduleKeyDeletion",
-    "TagResource",
-    "UntagResource",
-    "UpdateAlias",
-    "UpdateKeyDescription",
     "CreateKey",
     "DescribeKey",
     "ListKeys",
@@ -63,6 +37,16 @@ pub const OPERATIONS: &[&str] = &[
     "GenerateDataKeyWithoutPlaintext",
     "GenerateRandom",
 ];
+
+/// The fixed name of a `TrentService` operation Arca serves.
+pub fn known_operation(op: &str) -> Option<&'static str> {
+    OPERATIONS
+        .iter()
+        .chain(crate::lifecycle::OPERATIONS)
+        .chain(crate::asym::OPERATIONS)
+        .find(|o| **o == op)
+        .copied()
+}
 
 pub const ADMIN_OPERATIONS: &[&str] = &["AddNode", "RemoveNode", "ClusterStatus", "AdvanceClock"];
 

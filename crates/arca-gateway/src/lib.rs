@@ -7,9 +7,9 @@
 //! - `GET /health`, `GET /ready`, `GET /metrics`.
 
 pub mod api;
-mod asym;
+pub mod asym;
 pub mod error;
-mod lifecycle;
+pub mod lifecycle;
 pub mod metrics;
 
 use std::sync::Arc;
@@ -262,7 +262,7 @@ fn invocation_id(headers: &http::HeaderMap, caller: &Caller, target: &str) -> [u
 /// labels stay a bounded set whatever clients send.
 fn operation(target: &str) -> (&'static str, bool) {
     if let Some(op) = target.strip_prefix("TrentService.") {
-        if let Some(known) = api::OPERATIONS.iter().find(|o| **o == op) {
+        if let Some(known) = api::known_operation(op) {
             return (known, false);
         }
     }
@@ -277,4 +277,35 @@ fn text(status: StatusCode, body: String) -> Resp {
     let mut r = hyper::Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operation_names_are_a_fixed_set() {
+        assert_eq!(operation("TrentService.Encrypt"), ("Encrypt", false));
+        assert_eq!(
+            operation("TrentService.ScheduleKeyDeletion"),
+            ("ScheduleKeyDeletion", false)
+        );
+        assert_eq!(operation("TrentService.Sign"), ("Sign", false));
+        assert_eq!(operation("TrentService.Nope"), ("unknown", false));
+        assert_eq!(
+            operation("ArcaAdmin.ClusterStatus"),
+            ("ClusterStatus", true)
+        );
+        assert_eq!(operation("ArcaAdmin.Nope"), ("unknown", true));
+        assert_eq!(operation(""), ("unknown", false));
+        // The three lists do not overlap.
+        let all: Vec<&str> = api::OPERATIONS
+            .iter()
+            .chain(lifecycle::OPERATIONS)
+            .chain(asym::OPERATIONS)
+            .copied()
+            .collect();
+        let unique: std::collections::BTreeSet<&str> = all.iter().copied().collect();
+        assert_eq!(unique.len(), all.len());
+    }
 }

@@ -142,6 +142,27 @@ async fn target(node: &Node, t: Option<String>) -> Result<arca_state::KeyId, Api
     resolve_key(node, Some(&t)).await
 }
 
+/// The lifecycle operations served here.
+pub const OPERATIONS: &[&str] = &[
+    "EnableKey",
+    "DisableKey",
+    "UpdateKeyDescription",
+    "ScheduleKeyDeletion",
+    "CancelKeyDeletion",
+    "CreateAlias",
+    "UpdateAlias",
+    "DeleteAlias",
+    "ListAliases",
+    "TagResource",
+    "UntagResource",
+    "ListResourceTags",
+    "EnableKeyRotation",
+    "DisableKeyRotation",
+    "GetKeyRotationStatus",
+    "RotateKeyOnDemand",
+    "ListKeyRotations",
+];
+
 /// Runs a lifecycle operation; `None` if `op` is not one.
 pub async fn dispatch(
     node: &Node,
@@ -375,26 +396,7 @@ pub async fn dispatch(
             _ => Err(ApiError::unknown_operation(op)),
         }
     };
-    const OPS: &[&str] = &[
-        "EnableKey",
-        "DisableKey",
-        "UpdateKeyDescription",
-        "ScheduleKeyDeletion",
-        "CancelKeyDeletion",
-        "CreateAlias",
-        "UpdateAlias",
-        "DeleteAlias",
-        "ListAliases",
-        "TagResource",
-        "UntagResource",
-        "ListResourceTags",
-        "EnableKeyRotation",
-        "DisableKeyRotation",
-        "GetKeyRotationStatus",
-        "RotateKeyOnDemand",
-        "ListKeyRotations",
-    ];
-    if OPS.contains(&op) {
+    if OPERATIONS.contains(&op) {
         Some(r.await)
     } else {
         None

@@ -61,6 +61,31 @@ pub struct EncryptArgs {
     key_id: Option<String>,
 }
 
+impl EncryptArgs {
+    fn credentials(&self) -> Credentials {
+        Credentials {
+            access_key_id: self.access_key_id.clone(),
+            secret_access_key: self.secret_access_key.clone(),
+            region: self.region.clone(),
+        }
+    }
+
+    /// `--key-id`, or a new key created with `create` (a CreateKey body).
+    async fn key(&self, creds: &Credentials, create: serde_json::Value) -> anyhow::Result<String> {
+        if let Some(k) = &self.key_id {
+            return Ok(k.clone());
+        }
+        let c = ApiClient::new(&self.endpoint, creds.clone())?;
+        let r = c
+            .call("TrentService.CreateKey", create, Duration::from_secs(60))
+            .await?;
+        Ok(r["KeyMetadata"]["KeyId"]
+            .as_str()
+            .context("CreateKey returned no KeyId")?
+            .to_string())
+    }
+}
+
 pub async fn run(cmd: BenchCmd) -> anyhow::Result<()> {
     match cmd {
         BenchCmd::Encrypt(a) => encrypt(a).await,
@@ -76,28 +101,13 @@ struct ConnResult {
 
 async fn sign(s: SignArgs) -> anyhow::Result<()> {
     let a = &s.common;
-    let creds = Credentials {
-        access_key_id: a.access_key_id.clone(),
-        secret_access_key: a.secret_access_key.clone(),
-        region: a.region.clone(),
-    };
-    let key_id = match a.key_id.clone() {
-        Some(k) => k,
-        None => {
-            let c = ApiClient::new(&a.endpoint, creds.clone())?;
-            let r = c
-                .call(
-                    "TrentService.CreateKey",
-                    json!({"Description": "arca bench", "KeySpec": s.key_spec, "KeyUsage": "SIGN_VERIFY"}),
-                    Duration::from_secs(60),
-                )
-                .await?;
-            r["KeyMetadata"]["KeyId"]
-                .as_str()
-                .context("CreateKey returned no KeyId")?
-                .to_string()
-        }
-    };
+    let creds = a.credentials();
+    let key_id = a
+        .key(
+            &creds,
+            json!({"Description": "arca bench", "KeySpec": s.key_spec, "KeyUsage": "SIGN_VERIFY"}),
+        )
+        .await?;
     let body = serde_json::to_vec(&json!({
         "KeyId": key_id,
         "Message": B64.encode(vec![0x42u8; a.plaintext_bytes]),
@@ -111,31 +121,8 @@ async fn encrypt(a: EncryptArgs) -> anyhow::Result<()> {
     if !(1..=4096).contains(&a.plaintext_bytes) {
         bail!("--plaintext-bytes must be between 1 and 4096");
     }
-    if a.connections == 0 || a.connections > 10_000 {
-        bail!("--connections must be between 1 and 10000");
-    }
-    let creds = Credentials {
-        access_key_id: a.access_key_id.clone(),
-        secret_access_key: a.secret_access_key.clone(),
-        region: a.region.clone(),
-    };
-    let key_id = match a.key_id.clone() {
-        Some(k) => k,
-        None => {
-            let c = ApiClient::new(&a.endpoint, creds.clone())?;
-            let r = c
-                .call(
-                    "TrentService.CreateKey",
-                    json!({"Description": "arca bench"}),
-                    Duration::from_secs(30),
-                )
-                .await?;
-            r["KeyMetadata"]["KeyId"]
-                .as_str()
-                .context("CreateKey returned no KeyId")?
-                .to_string()
-        }
-    };
+    let creds = a.credentials();
+    let key_id = a.key(&creds, json!({"Description": "arca bench"})).await?;
     let body = serde_json::to_vec(&json!({
         "KeyId": key_id,
         "Plaintext": B64.encode(vec![0x42u8; a.plaintext_bytes]),
