@@ -14,7 +14,9 @@
 //!   was elected less than `bound / 2` ago, or a majority of voters pulled a
 //!   lease within `bound / 2`. It serves crypto requests under the same rule.
 //! - **Write barrier**: before a write is acknowledged, the leader makes every
-//!   other member either confirm it has applied the write, or be provably out
+//!   other member either confirm it has applied the write, or report (in its
+//!   next lease request) that its lease names a commit index at least the
+//!   write's — it then waits to apply it before serving — or be provably out
 //!   of lease: its last grant (from this leader) is older than `bound`, or —
 //!   with no grant from this leader — this leader has led for longer than
 //!   `1.5 × bound` (a deposed leader stops granting `bound / 2` after it lost
@@ -33,6 +35,8 @@ use crate::types::NodeId;
 pub struct LeaseRequest {
     pub node_id: NodeId,
     pub term: u64,
+    /// The commit index named by the lease the follower holds now (0: none).
+    pub held_commit: u64,
 }
 
 /// The leader's answer.
@@ -69,6 +73,8 @@ struct Leading {
     term: u64,
     since: Instant,
     grants: HashMap<NodeId, Instant>,
+    /// The commit index each follower last said its held lease names.
+    held: HashMap<NodeId, u64>,
 }
 
 /// Lease bookkeeping for one node, in both roles.
@@ -125,6 +131,7 @@ impl Leases {
                 term,
                 since: now,
                 grants: HashMap::new(),
+                held: HashMap::new(),
             });
         }
         slot.as_mut().expect("just set")
@@ -162,10 +169,27 @@ impl Leases {
         fresh * 2 > voters.len()
     }
 
-    /// Records a grant to `node` (the caller has checked leadership and quorum).
-    pub fn record_grant(&self, term: u64, node: NodeId, now: Instant) {
+    /// Records a grant to `node` (the caller has checked leadership and
+    /// quorum), and the commit index of the lease it held when it asked.
+    pub fn record_grant(&self, term: u64, node: NodeId, held_commit: u64, now: Instant) {
         let mut l = self.leading.lock().unwrap_or_else(|p| p.into_inner());
-        Self::leading(&mut l, term, now).grants.insert(node, now);
+        let l = Self::leading(&mut l, term, now);
+        l.grants.insert(node, now);
+        l.held.insert(node, held_commit);
+    }
+
+    /// Whether `node` said it holds a lease of this term naming at least
+    /// `index`: it then serves nothing older than `index`.
+    pub fn holds_at_least(&self, term: u64, node: NodeId, index: u64, now: Instant) -> bool {
+        let mut l = self.leading.lock().unwrap_or_else(|p| p.into_inner());
+        let l = Self::leading(&mut l, term, now);
+        l.held.get(&node).is_some_and(|h| *h >= index)
+    }
+
+    /// The commit index of the lease this follower holds in `term` (0: none).
+    pub fn held_commit(&self, term: u64) -> u64 {
+        let h = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        h.filter(|h| h.term == term).map_or(0, |h| h.commit_index)
     }
 
     /// Whether `node` can no longer hold a lease that lets it serve state
@@ -179,9 +203,11 @@ impl Leases {
         }
     }
 
-    /// The longest a barrier can have to wait for `out_of_lease`.
+    /// The longest a barrier can have to wait: `out_of_lease` holds at the
+    /// latest `1.5 × bound` after this leader took over, or `bound` after a
+    /// member's last grant; a margin covers the RPC in flight.
     pub fn max_barrier_wait(&self) -> Duration {
-        self.bound * 3 / 2 + Duration::from_millis(100)
+        self.bound * 2 + Duration::from_secs(1)
     }
 }
 
@@ -217,7 +243,7 @@ mod tests {
             !l.leader_has_quorum(5, 1, &voters, later),
             "no grants for a while"
         );
-        l.record_grant(5, 2, later);
+        l.record_grant(5, 2, 0, later);
         assert!(l.leader_has_quorum(5, 1, &voters, later + B / 4));
         assert!(!l.leader_has_quorum(5, 1, &voters, later + B / 2));
         assert!(
@@ -236,7 +262,9 @@ mod tests {
             "no grant: wait 1.5 bound from election"
         );
         assert!(l.out_of_lease(7, 2, t0 + B * 3 / 2 + Duration::from_millis(1)));
-        l.record_grant(7, 3, t0 + B);
+        l.record_grant(7, 3, 9, t0 + B);
+        assert!(l.holds_at_least(7, 3, 9, t0 + B));
+        assert!(!l.holds_at_least(7, 3, 10, t0 + B));
         assert!(!l.out_of_lease(7, 3, t0 + B * 2));
         assert!(l.out_of_lease(7, 3, t0 + B * 2 + Duration::from_millis(1)));
         // A new term starts over.

@@ -138,7 +138,8 @@ impl Node {
             .with_raft_state(|s| s.committed.map(|c| c.index).unwrap_or(0))
             .await
             .unwrap_or(0);
-        self.leases.record_grant(term, req.node_id, now);
+        self.leases
+            .record_grant(term, req.node_id, req.held_commit, now);
         LeaseResponse::Granted {
             term,
             commit_index: commit,
@@ -148,7 +149,7 @@ impl Node {
     /// Answers the leader's barrier (peer port): waits briefly to apply `index`.
     pub async fn barrier_reply(&self, req: BarrierRequest) -> BarrierResponse {
         let _ = self
-            .wait_applied(req.index, Instant::now() + Duration::from_secs(1))
+            .wait_applied(req.index, Instant::now() + Duration::from_millis(500))
             .await;
         BarrierResponse {
             applied: *self.shared.applied_index().borrow(),
@@ -184,6 +185,7 @@ pub(crate) async fn lease_loop(node: Arc<Node>) {
         let req = LeaseRequest {
             node_id: node.id,
             term,
+            held_commit: node.leases.held_commit(term),
         };
         let timeout = node.leases.pull_interval();
         match node
@@ -226,7 +228,9 @@ pub(crate) async fn barrier(node: &Node, index: u64) {
     let waits = members.into_iter().map(|(id, addr)| async move {
         loop {
             let now = Instant::now();
-            if node.leases.out_of_lease(term, id, now) {
+            if node.leases.out_of_lease(term, id, now)
+                || node.leases.holds_at_least(term, id, index, now)
+            {
                 return;
             }
             if now >= deadline {
@@ -239,7 +243,7 @@ pub(crate) async fn barrier(node: &Node, index: u64) {
             }
             let left = deadline
                 .saturating_duration_since(now)
-                .min(Duration::from_millis(1500));
+                .min(Duration::from_millis(600));
             match node
                 .peers
                 .call::<_, BarrierResponse>(&addr, PATH_BARRIER, &BarrierRequest { index }, left)
