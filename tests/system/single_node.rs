@@ -521,3 +521,66 @@ async fn a_wrong_or_bad_root_key_stops_start_up_with_a_clear_error() {
     let keys = c.client(0).list_keys().send().await.unwrap();
     assert_eq!(keys.keys().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_is_audited_without_secrets() {
+    let c = Cluster::start(1).await;
+    let kms = c.client(0);
+    let key = kms.create_key().send().await.unwrap();
+    let key_id = key.key_metadata().unwrap().key_id().to_string();
+    kms.encrypt()
+        .key_id(&key_id)
+        .plaintext(Blob::new(b"audited plaintext".to_vec()))
+        .send()
+        .await
+        .unwrap();
+    let unknown = client(&c.nodes[0].endpoint(), "AKIAUNKNOWNUNKNOWN00", "whatever");
+    unknown
+        .generate_random()
+        .number_of_bytes(8)
+        .send()
+        .await
+        .unwrap_err();
+    let e = kms
+        .describe_key()
+        .key_id("alias/none")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&e), "NotFoundException");
+
+    let path = c.nodes[0].data_dir.join("audit.jsonl");
+    let records: Vec<Value> = wait_for("the audit records", DEADLINE, || {
+        let path = path.clone();
+        async move {
+            let text = std::fs::read_to_string(&path).ok()?;
+            let recs: Vec<Value> = text
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect();
+            (recs.len() >= 4).then_some(recs)
+        }
+    })
+    .await;
+    let find = |op: &str, outcome: &str| {
+        records
+            .iter()
+            .find(|r| r["operation"] == op && r["outcome"] == outcome)
+            .unwrap_or_else(|| panic!("no {op} {outcome} record in {records:?}"))
+    };
+    let enc = find("Encrypt", "OK");
+    assert_eq!(enc["key_id"], key_id.as_str());
+    assert_eq!(enc["principal"], c.creds.access_key_id.as_str());
+    assert_eq!(enc["status"], 200);
+    assert!(enc["request_id"].as_str().unwrap().len() == 36);
+    assert!(enc["source"].as_str().unwrap().starts_with("127.0.0.1:"));
+    let denied = find("GenerateRandom", "UnrecognizedClientException");
+    assert!(
+        denied["principal"].is_null(),
+        "an unverified caller is not named"
+    );
+    find("DescribeKey", "NotFoundException");
+    find("CreateKey", "OK");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(!text.contains("audited plaintext") && !text.contains("YXVkaXRlZCBwbGFpbnRleHQ"));
+}

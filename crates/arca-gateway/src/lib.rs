@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod asym;
+pub mod audit;
 pub mod error;
 pub mod lifecycle;
 pub mod metrics;
@@ -40,6 +41,7 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Gateway {
     node: Arc<Node>,
     metrics: Metrics,
+    audit: Option<audit::AuditLog>,
 }
 
 type Resp = hyper::Response<Full<Bytes>>;
@@ -58,10 +60,12 @@ fn request_id() -> String {
 }
 
 impl Gateway {
-    pub fn new(node: Arc<Node>) -> Arc<Self> {
+    /// A gateway for `node`, recording every API request in `audit`.
+    pub fn new(node: Arc<Node>, audit: Option<audit::AuditLog>) -> Arc<Self> {
         Arc::new(Self {
             node,
             metrics: Metrics::default(),
+            audit,
         })
     }
 
@@ -70,7 +74,7 @@ impl Gateway {
     pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: CancellationToken) {
         let graceful = GracefulShutdown::new();
         loop {
-            let (stream, _) = tokio::select! {
+            let (stream, remote) = tokio::select! {
                 r = listener.accept() => match r {
                     Ok(x) => x,
                     Err(e) => {
@@ -82,9 +86,11 @@ impl Gateway {
             };
             let _ = stream.set_nodelay(true);
             let gw = self.clone();
+            let source: Arc<str> = remote.to_string().into();
             let svc = service_fn(move |req| {
                 let gw = gw.clone();
-                async move { Ok::<_, std::convert::Infallible>(gw.handle(req).await) }
+                let source = source.clone();
+                async move { Ok::<_, std::convert::Infallible>(gw.handle(req, &source).await) }
             });
             let conn = http1::Builder::new()
                 .keep_alive(true)
@@ -105,7 +111,7 @@ impl Gateway {
         }
     }
 
-    async fn handle(&self, req: hyper::Request<Incoming>) -> Resp {
+    async fn handle(&self, req: hyper::Request<Incoming>, source: &str) -> Resp {
         match (req.method(), req.uri().path()) {
             (&Method::GET, "/health") => text(StatusCode::OK, "ok\n".into()),
             (&Method::GET, "/ready") => match self.node.ready().await {
@@ -117,9 +123,11 @@ impl Gateway {
             },
             (&Method::GET, "/metrics") => {
                 let view = self.node.raft_view().await;
+                let dropped = self.audit.as_ref().map_or(0, |a| a.dropped());
                 let mut r = text(
                     StatusCode::OK,
-                    self.metrics.render(&view, self.node.active_key_actors()),
+                    self.metrics
+                        .render(&view, self.node.active_key_actors(), dropped),
                 );
                 r.headers_mut().insert(
                     http::header::CONTENT_TYPE,
@@ -127,12 +135,12 @@ impl Gateway {
                 );
                 r
             }
-            (&Method::POST, "/") => self.api(req).await,
+            (&Method::POST, "/") => self.api(req, source).await,
             _ => text(StatusCode::NOT_FOUND, "not found\n".into()),
         }
     }
 
-    async fn api(&self, req: hyper::Request<Incoming>) -> Resp {
+    async fn api(&self, req: hyper::Request<Incoming>, source: &str) -> Resp {
         let started = Instant::now();
         let rid = request_id();
         let (parts, body) = req.into_parts();
@@ -144,6 +152,8 @@ impl Gateway {
             .to_string();
         let (op_name, admin) = operation(&target);
         let span = tracing::info_span!("request", request_id = %rid, operation = op_name, key_id = tracing::field::Empty);
+        let mut principal: Option<String> = None;
+        let mut audited_key: Option<String> = None;
         let result = async {
             let body = match Limited::new(body, MAX_BODY).collect().await {
                 Ok(b) => b.to_bytes(),
@@ -154,6 +164,7 @@ impl Gateway {
                 }
             };
             let caller = self.authenticate(&parts, &body)?;
+            principal = Some(caller.access_key_id.clone());
             let suffix = target.split_once('.').map(|(_, op)| op).unwrap_or("");
             let ctx = api::Ctx {
                 request_id: invocation_id(&parts.headers, &caller, &target),
@@ -168,6 +179,7 @@ impl Gateway {
             };
             if let Some(k) = answer.key_id {
                 tracing::Span::current().record("key_id", tracing::field::display(k));
+                audited_key = Some(k.to_string());
             }
             Ok(answer.body)
         }
@@ -187,6 +199,23 @@ impl Gateway {
             }
         };
         self.metrics.record(op_name, code, elapsed);
+        if let Some(a) = &self.audit {
+            a.record(&audit::Record {
+                time_ms: self.node.now_ms(),
+                request_id: &rid,
+                node_id: self.node.id,
+                source,
+                principal: principal.as_deref(),
+                operation: if op_name == "unknown" {
+                    &target
+                } else {
+                    op_name
+                },
+                key_id: audited_key,
+                outcome: code,
+                status,
+            });
+        }
         let mut r = hyper::Response::new(Full::new(Bytes::from(body)));
         *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let h = r.headers_mut();

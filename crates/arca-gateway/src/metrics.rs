@@ -45,7 +45,7 @@ impl Metrics {
         }
     }
 
-    pub fn render(&self, raft: &RaftView, active_actors: usize) -> String {
+    pub fn render(&self, raft: &RaftView, active_actors: usize, audit_dropped: u64) -> String {
         let mut out = String::new();
         let m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         out.push_str("# HELP arca_requests_total API requests by operation and result code.\n");
@@ -142,6 +142,9 @@ impl Metrics {
             "Running key actors.",
             Some(active_actors as u64),
         );
+        out.push_str("# HELP arca_audit_dropped_total Audit records dropped because the writer was behind.\n");
+        out.push_str("# TYPE arca_audit_dropped_total counter\n");
+        let _ = writeln!(out, "arca_audit_dropped_total {audit_dropped}");
         out
     }
 }

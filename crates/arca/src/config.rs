@@ -20,6 +20,8 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     pub root_key_file: Option<PathBuf>,
     pub cluster_secret_file: Option<PathBuf>,
+    /// The audit log file (default: <data_dir>/audit.jsonl).
+    pub audit_log: Option<PathBuf>,
     pub log: Option<String>,
     #[serde(default)]
     pub raft: RaftSection,

@@ -82,6 +82,9 @@ struct ServerArgs {
     /// File holding the cluster secret that authenticates nodes to each other.
     #[arg(long, env = "ARCA_CLUSTER_SECRET_FILE")]
     cluster_secret_file: Option<PathBuf>,
+    /// Audit log file, one JSON line per API request (default: <data_dir>/audit.jsonl).
+    #[arg(long, env = "ARCA_AUDIT_LOG")]
+    audit_log: Option<PathBuf>,
     /// Log filter (e.g. `info`, `arca_node=debug`); RUST_LOG wins if set.
     #[arg(long, env = "ARCA_LOG")]
     log: Option<String>,
@@ -335,8 +338,15 @@ async fn server(a: ServerArgs) -> anyhow::Result<()> {
         tracing::warn!("[testing] adjustable_clock is on: admins can move this node's clock. Never in production.");
     }
 
+    let audit_path = a
+        .audit_log
+        .or(file.audit_log)
+        .unwrap_or_else(|| data_dir.join("audit.jsonl"));
+    let (audit, audit_writer) = arca_gateway::audit::AuditLog::open(&audit_path)
+        .with_context(|| format!("cannot open the audit log {}", audit_path.display()))?;
+    tracing::info!(path = %audit_path.display(), "audit log");
     let shutdown = CancellationToken::new();
-    let gateway = arca_gateway::Gateway::new(node.clone());
+    let gateway = arca_gateway::Gateway::new(node.clone(), Some(audit));
     let serving = tokio::spawn(gateway.serve(api_listener, shutdown.clone()));
 
     if dev {
@@ -347,6 +357,14 @@ async fn server(a: ServerArgs) -> anyhow::Result<()> {
     tracing::info!("shutting down: no new requests; finishing those in flight");
     shutdown.cancel();
     let _ = serving.await;
+    // The gateway (and with it the audit log's sender) is gone: the writer
+    // drains what it holds, flushes and syncs.
+    if tokio::time::timeout(Duration::from_secs(5), audit_writer)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the audit log writer did not finish within 5 s");
+    }
     node.shutdown().await;
     tracing::info!("stopped");
     Ok(())
