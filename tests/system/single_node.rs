@@ -584,3 +584,60 @@ async fn every_request_is_audited_without_secrets() {
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(!text.contains("audited plaintext") && !text.contains("YXVkaXRlZCBwbGFpbnRleHQ"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_keys_are_created_limited_and_revoked() {
+    let c = Cluster::start(1).await;
+    let endpoint = c.nodes[0].endpoint();
+    let out = c.cli(&["access-key", "create", "--endpoint", &endpoint, "--json"]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let (id, secret) = (
+        v["AccessKeyId"].as_str().unwrap().to_string(),
+        v["SecretAccessKey"].as_str().unwrap().to_string(),
+    );
+    assert_ne!(id, c.creds.access_key_id);
+    // The new key works for the KMS API...
+    let app = client(&endpoint, &id, &secret);
+    let k = app.create_key().send().await.unwrap();
+    let key_id = k.key_metadata().unwrap().key_id().to_string();
+    app.encrypt()
+        .key_id(&key_id)
+        .plaintext(Blob::new(b"x".to_vec()))
+        .send()
+        .await
+        .unwrap();
+    // ...but not for cluster administration.
+    let body = b"{}";
+    let h = signed_headers(
+        &c.nodes[0].api_addr,
+        "ArcaAdmin.ClusterStatus",
+        body,
+        &id,
+        &secret,
+        unix_now(),
+    );
+    let (status, text) = http_post(&c.nodes[0].api_addr, &h, body).unwrap();
+    let err: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        (status, err["__type"].as_str()),
+        (400, Some("AccessDeniedException"))
+    );
+    // Revoked: its requests fail at once.
+    c.cli(&[
+        "access-key",
+        "delete",
+        "--endpoint",
+        &endpoint,
+        "--access-key",
+        &id,
+    ]);
+    let e = app.describe_key().key_id(&key_id).send().await.unwrap_err();
+    assert_eq!(error_code(&e), "UnrecognizedClientException");
+    // The last admin key cannot be deleted.
+    let body = serde_json::json!({"AccessKeyId": c.creds.access_key_id});
+    let (status, v) = c.admin_call(0, "DeleteAccessKey", &body);
+    assert_eq!(
+        (status, v["__type"].as_str()),
+        (400, Some("KMSInvalidStateException"))
+    );
+}

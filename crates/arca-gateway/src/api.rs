@@ -48,7 +48,14 @@ pub fn known_operation(op: &str) -> Option<&'static str> {
         .copied()
 }
 
-pub const ADMIN_OPERATIONS: &[&str] = &["AddNode", "RemoveNode", "ClusterStatus", "AdvanceClock"];
+pub const ADMIN_OPERATIONS: &[&str] = &[
+    "AddNode",
+    "RemoveNode",
+    "ClusterStatus",
+    "AdvanceClock",
+    "CreateAccessKey",
+    "DeleteAccessKey",
+];
 
 /// Keys and values of an encryption context, as AWS KMS bounds them.
 const MAX_CONTEXT_BYTES: usize = 8192;
@@ -535,6 +542,13 @@ struct AddNodeReq {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
+struct AccessKeyReq {
+    admin: Option<bool>,
+    access_key_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
 struct AdvanceClockReq {
     millis: Option<u64>,
 }
@@ -585,6 +599,25 @@ pub async fn dispatch_admin(
             let r: RemoveNodeReq = parse(body)?;
             let node_id = r.node_id.ok_or_else(|| ApiError::missing("NodeId"))?;
             node.remove_node(node_id).await?;
+            Ok(answer(json!({})))
+        }
+        "CreateAccessKey" => {
+            let r: AccessKeyReq = parse(body)?;
+            let k = node
+                .create_access_key(None, r.admin.unwrap_or(false))
+                .await?;
+            Ok(answer(json!({
+                "AccessKeyId": k.access_key_id,
+                "SecretAccessKey": String::from_utf8_lossy(k.secret_access_key.expose()),
+                "Admin": r.admin.unwrap_or(false),
+            })))
+        }
+        "DeleteAccessKey" => {
+            let r: AccessKeyReq = parse(body)?;
+            let id = r
+                .access_key_id
+                .ok_or_else(|| ApiError::missing("AccessKeyId"))?;
+            node.delete_access_key(None, id).await?;
             Ok(answer(json!({})))
         }
         "AdvanceClock" => {

@@ -678,6 +678,44 @@ impl Node {
 
     // ---- Credentials ----
 
+    /// Creates an access key; its secret is returned once and kept only wrapped.
+    pub async fn create_access_key(
+        &self,
+        rid: Option<[u8; 16]>,
+        admin: bool,
+    ) -> Result<NewAccessKey, NodeError> {
+        let cluster = self.cluster_info().ok_or(NodeError::NotInitialized)?;
+        let (rec, secret) = credentials::generate(&self.root, admin, self.now_ms())?;
+        let access_key_id = rec.access_key_id.clone();
+        match self
+            .propose(rid, Command::CreateAccessKey { key: rec })
+            .await?
+        {
+            Outcome::Applied => Ok(NewAccessKey {
+                access_key_id,
+                secret_access_key: secret,
+                region: cluster.region,
+                account_id: cluster.account_id,
+            }),
+            Outcome::Rejected(r) => Err(r.into()),
+        }
+    }
+
+    /// Deletes an access key: requests signed with it fail from then on.
+    pub async fn delete_access_key(
+        &self,
+        rid: Option<[u8; 16]>,
+        access_key_id: String,
+    ) -> Result<(), NodeError> {
+        match self
+            .propose(rid, Command::DeleteAccessKey { access_key_id })
+            .await?
+        {
+            Outcome::Applied => Ok(()),
+            Outcome::Rejected(r) => Err(r.into()),
+        }
+    }
+
     /// The secret of an access key, for signature checks; `None` if unknown.
     pub fn access_key_secret(
         &self,

@@ -374,6 +374,9 @@ pub enum Command {
     CreateAccessKey {
         key: AccessKeyRecord,
     },
+    DeleteAccessKey {
+        access_key_id: String,
+    },
     CreateKey {
         key: KeyRecord,
     },
@@ -445,6 +448,7 @@ impl Command {
         match self {
             Command::InitCluster { .. } => "InitCluster",
             Command::CreateAccessKey { .. } => "CreateAccessKey",
+            Command::DeleteAccessKey { .. } => "DeleteAccessKey",
             Command::CreateKey { .. } => "CreateKey",
             Command::SetKeyEnabled { .. } => "SetKeyEnabled",
             Command::UpdateDescription { .. } => "UpdateDescription",
@@ -633,6 +637,19 @@ impl State {
                 let id = key.access_key_id.clone();
                 self.access_keys.insert(id.clone(), key);
                 Ok(vec![Touched::AccessKey(id)])
+            }
+            Command::DeleteAccessKey { access_key_id } => {
+                let rec = self.access_keys.get(&access_key_id).ok_or_else(|| {
+                    Rejection::NotFound(format!("Access key {access_key_id} does not exist"))
+                })?;
+                let admins = self.access_keys.values().filter(|a| a.admin).count();
+                if rec.admin && admins == 1 {
+                    return Err(Rejection::InvalidState(
+                        "the last admin access key cannot be deleted".into(),
+                    ));
+                }
+                self.access_keys.remove(&access_key_id);
+                Ok(vec![Touched::AccessKey(access_key_id)])
             }
             Command::CreateKey { mut key } => {
                 if key.versions.is_empty() {

@@ -636,3 +636,44 @@ fn spec_and_usage_are_checked_and_versions_are_for_asymmetric_keys() {
         &["SM2PKE"]
     );
 }
+
+#[test]
+fn access_keys_can_be_added_and_removed_but_not_the_last_admin() {
+    let mut s = state();
+    let k = AccessKeyRecord {
+        access_key_id: "AKIAAPP".into(),
+        wrapped_secret: vec![1],
+        admin: false,
+        created_ms: 1,
+    };
+    assert_eq!(
+        s.apply(3, p(Command::CreateAccessKey { key: k })).0,
+        Outcome::Applied
+    );
+    assert!(matches!(
+        rejected(
+            &mut s,
+            Command::DeleteAccessKey {
+                access_key_id: "AKIAADMIN".into()
+            }
+        ),
+        Rejection::InvalidState(_)
+    ));
+    let (o, t) = s.apply(
+        4,
+        p(Command::DeleteAccessKey {
+            access_key_id: "AKIAAPP".into(),
+        }),
+    );
+    assert_eq!(o, Outcome::Applied);
+    assert_eq!(t, vec![Touched::AccessKey("AKIAAPP".into())]);
+    assert!(matches!(
+        rejected(
+            &mut s,
+            Command::DeleteAccessKey {
+                access_key_id: "AKIAAPP".into()
+            }
+        ),
+        Rejection::NotFound(_)
+    ));
+}

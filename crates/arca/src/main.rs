@@ -41,6 +41,9 @@ enum Cmd {
     /// Administer a cluster.
     #[command(subcommand)]
     Cluster(ClusterCmd),
+    /// API access keys.
+    #[command(subcommand, name = "access-key")]
+    AccessKey(AccessKeyCmd),
     /// Root key utilities.
     #[command(subcommand, name = "root-key")]
     RootKey(RootKeyCmd),
@@ -174,6 +177,27 @@ enum ClusterCmd {
 }
 
 #[derive(Subcommand)]
+enum AccessKeyCmd {
+    /// Create an access key and print its secret (shown once).
+    Create {
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// May run `arca cluster` operations and manage access keys.
+        #[arg(long = "admin")]
+        is_admin: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete an access key; requests signed with it fail from then on.
+    Delete {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[arg(long = "access-key")]
+        access_key: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum RootKeyCmd {
     /// Write a new random root key to a file (mode 0600; refuses to overwrite).
     Generate {
@@ -191,6 +215,7 @@ fn main() -> anyhow::Result<()> {
         match cli.cmd {
             Cmd::Server(a) => server(a).await,
             Cmd::Cluster(c) => cluster(c).await,
+            Cmd::AccessKey(c) => access_key(c).await,
             Cmd::RootKey(RootKeyCmd::Generate { out }) => {
                 let (_, text) = RootKey::generate()?;
                 write_secret_file(&out, text.expose())?;
@@ -423,6 +448,53 @@ async fn dev_bootstrap(node: &Arc<Node>, data_dir: &Path, listen: &str) -> anyho
         creds_file.display()
     );
     Ok(())
+}
+
+async fn access_key(c: AccessKeyCmd) -> anyhow::Result<()> {
+    let timeout = Duration::from_secs(60);
+    match c {
+        AccessKeyCmd::Create {
+            admin,
+            is_admin,
+            json,
+        } => {
+            let r = admin
+                .client()?
+                .call(
+                    "ArcaAdmin.CreateAccessKey",
+                    json!({ "Admin": is_admin }),
+                    timeout,
+                )
+                .await?;
+            if json {
+                println!("{r}");
+            } else {
+                println!("Access key created (the secret is shown once; store it now):");
+                println!(
+                    "  aws_access_key_id     = {}",
+                    r["AccessKeyId"].as_str().unwrap_or("")
+                );
+                println!(
+                    "  aws_secret_access_key = {}",
+                    r["SecretAccessKey"].as_str().unwrap_or("")
+                );
+                println!("  admin                 = {is_admin}");
+            }
+            Ok(())
+        }
+        AccessKeyCmd::Delete { admin, access_key } => {
+            admin
+                .client()?
+                .call(
+                    "ArcaAdmin.DeleteAccessKey",
+                    json!({ "AccessKeyId": access_key }),
+                    timeout,
+                )
+                .await?;
+            println!("access key {access_key} deleted");
+            Ok(())
+        }
+    }
 }
 
 fn random_account_id() -> anyhow::Result<String> {
