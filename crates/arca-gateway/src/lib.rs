@@ -46,13 +46,6 @@ pub struct Gateway {
 
 type Resp = hyper::Response<Full<Bytes>>;
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 fn request_id() -> String {
     arca_crypto::random::bytes16()
         .map(|b| arca_state::KeyId::from_random(b).to_string())
@@ -231,7 +224,7 @@ impl Gateway {
 
     /// Verifies the SigV4 signature against the access key's secret.
     fn authenticate(&self, parts: &http::request::Parts, body: &[u8]) -> Result<Caller, ApiError> {
-        let auth = arca_sigv4::parse(&parts.headers, "kms", unix_now())?;
+        let auth = arca_sigv4::parse(&parts.headers, "kms", arca_node::network::unix_now())?;
         let unknown = || {
             ApiError::new(
                 400,

@@ -17,13 +17,6 @@ pub struct Credentials {
     pub region: String,
 }
 
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 /// Host and port of an endpoint URL like `http://127.0.0.1:7700`.
 pub fn authority(endpoint: &str) -> anyhow::Result<String> {
     let uri: http::Uri = endpoint
@@ -61,7 +54,7 @@ pub fn signed_request(
         creds.secret_access_key.as_bytes(),
         &creds.region,
         "kms",
-        unix_now(),
+        arca_node::network::unix_now(),
     )
     .map_err(|e| anyhow!("cannot sign the request: {e}"))?;
     let mut req = http::Request::post(format!("http://{endpoint_authority}/"))
