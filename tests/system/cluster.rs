@@ -240,6 +240,24 @@ async fn a_node_added_after_many_writes_catches_up_by_snapshot() {
         .collect();
     assert_eq!(members, [1, 2, 3]);
     create(&c, 1, "after removal").await;
+    // The removed node, still running, gets no serving lease and stops serving.
+    let removed = c.client_no_retry(n4);
+    let k = keys[0].clone();
+    let code = wait_for("the removed node to stop serving", DEADLINE, || {
+        let (removed, k) = (removed.clone(), k.clone());
+        async move {
+            removed
+                .encrypt()
+                .key_id(k)
+                .plaintext(Blob::new(b"x".to_vec()))
+                .send()
+                .await
+                .err()
+                .map(|e| error_code(&e))
+        }
+    })
+    .await;
+    assert_eq!(code, "DependencyTimeoutException");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -120,14 +120,18 @@ impl Node {
 
     /// Answers a follower's lease request (peer port).
     pub async fn grant_lease(&self, req: LeaseRequest) -> LeaseResponse {
-        let (state, term, voters) = {
+        let (state, term, voters, member) = {
             let m = self.raft.metrics();
             let m = m.borrow();
-            let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
-            (m.state, m.current_term, voters)
+            let membership = m.membership_config.membership();
+            let voters: Vec<NodeId> = membership.voter_ids().collect();
+            let member = membership.get_node(&req.node_id).is_some();
+            (m.state, m.current_term, voters, member)
         };
         let now = Instant::now();
+        // A node removed from the cluster gets no lease, so it stops serving.
         if state != ServerState::Leader
+            || !member
             || req.term != term
             || !self.leases.leader_has_quorum(term, self.id, &voters, now)
         {
