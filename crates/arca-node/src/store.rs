@@ -686,6 +686,12 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             data: bytes,
         })?;
         let rows = state_rows(&applied)?;
+        // The replaced state may have held keys the snapshot no longer has:
+        // rewrite the file once the log is purged past the snapshot.
+        if let Some(l) = meta.last_log_id {
+            self.db.note_deletion(l.index);
+        }
+        let shred_row = self.db.shred_after.load(Ordering::SeqCst).to_be_bytes();
         let db = self.db.clone();
         blocking(move || {
             let g = db.get();
@@ -700,15 +706,12 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             {
                 let mut m = txn.open_table(META).map_err(w)?;
                 m.insert(SNAPSHOT, stored.as_slice()).map_err(w)?;
+                m.insert(SHRED_AFTER, shred_row.as_slice()).map_err(w)?;
             }
             txn.commit().map_err(w)
         })
         .await?;
         self.shared.replace(applied);
-        // The replaced state may have held keys the snapshot no longer has.
-        if let Some(l) = meta.last_log_id {
-            self.db.note_deletion(l.index);
-        }
         Ok(())
     }
 
