@@ -297,7 +297,7 @@ pub async fn dispatch(node: &Node, ctx: &Ctx, op: &str, body: &[u8]) -> Result<A
                 key_id: Some(id),
             })
         }
-        "ListKeys" => list_keys(node, parse(body)?),
+        "ListKeys" => list_keys(node, parse(body)?).await,
         "Encrypt" => encrypt(node, parse(body)?).await,
         "Decrypt" => decrypt(node, parse(body)?).await,
         "GenerateDataKey" => data_key(node, parse(body)?, true).await,
@@ -390,7 +390,7 @@ async fn create_key(node: &Node, ctx: &Ctx, r: CreateKeyReq) -> Result<Answer, A
     })
 }
 
-fn list_keys(node: &Node, r: ListKeysReq) -> Result<Answer, ApiError> {
+async fn list_keys(node: &Node, r: ListKeysReq) -> Result<Answer, ApiError> {
     let limit = r.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::validation(format!(
@@ -404,7 +404,7 @@ fn list_keys(node: &Node, r: ListKeysReq) -> Result<Answer, ApiError> {
             ApiError::new(400, "InvalidMarkerException", "The Marker is not valid")
         })?),
     };
-    let (page, truncated) = node.list_keys(after, limit as usize)?;
+    let (page, truncated) = node.list_keys(after, limit as usize).await?;
     let keys: Vec<Value> = page
         .iter()
         .map(|(id, arn)| json!({ "KeyId": id.to_string(), "KeyArn": arn }))

@@ -256,7 +256,7 @@ pub async fn dispatch(
                     Some(k) => Some(resolve_key(node, Some(k)).await?),
                     None => None,
                 };
-                let (page, truncated) = node.list_aliases(key, r.marker.as_deref(), limit)?;
+                let (page, truncated) = node.list_aliases(key, r.marker.as_deref(), limit).await?;
                 let aliases: Vec<Value> = page
                     .iter()
                     .map(|(a, arn)| {

@@ -97,7 +97,11 @@ impl Node {
     /// Resolves a `KeyId` parameter — key id, key ARN, alias name or alias
     /// ARN — to a key that exists. A name unknown here is looked up again after
     /// catching up with the leader, so one created on another node is found.
+    ///
+    /// Like crypto requests, it first makes sure this node may serve from its
+    /// replica (`ensure_serving`): every write acknowledged before is applied.
     pub async fn resolve(&self, key_ref: &str) -> Result<KeyId, NodeError> {
+        self.ensure_serving().await?;
         if let Some(id) = self.resolve_local(key_ref)? {
             return Ok(id);
         }
@@ -357,12 +361,14 @@ impl Node {
     }
 
     /// Keys in id order after `after` (exclusive), at most `limit`, and
-    /// whether more follow. Served from this node's replica.
-    pub fn list_keys(
+    /// whether more follow. Served from this node's replica, once it holds
+    /// every acknowledged write.
+    pub async fn list_keys(
         &self,
         after: Option<KeyId>,
         limit: usize,
     ) -> Result<(Vec<(KeyId, String)>, bool), NodeError> {
+        self.ensure_serving().await?;
         let a = self.shared.read();
         let c = a.state.cluster.as_ref().ok_or(NodeError::NotInitialized)?;
         let range = a
@@ -578,12 +584,13 @@ impl Node {
 
     /// Aliases in name order after `after`, optionally of one key; at most
     /// `limit`, and whether more follow.
-    pub fn list_aliases(
+    pub async fn list_aliases(
         &self,
         key: Option<KeyId>,
         after: Option<&str>,
         limit: usize,
     ) -> Result<(Vec<(AliasRecord, String)>, bool), NodeError> {
+        self.ensure_serving().await?;
         let a = self.shared.read();
         let c = a.state.cluster.as_ref().ok_or(NodeError::NotInitialized)?;
         let start = after.map_or(std::ops::Bound::Unbounded, |m| {
