@@ -109,7 +109,7 @@ impl Node {
         }
         match self.leases.follower_commit(term, now) {
             Some(commit) => {
-                self.wait_applied(commit, now + self.leases.bound() / 4).await
+                self.wait_applied(commit, now + self.leases.bound() / 2).await
             }
             None => Err(NodeError::Unavailable(format!(
                 "this node has not heard from the Raft leader within {} ms, so its key state may be stale; retry",
