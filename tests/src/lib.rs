@@ -475,6 +475,19 @@ rsa_pool = {pool}
         )
     }
 
+    /// Creates a symmetric key through node `i`; returns its id.
+    pub async fn new_key(&self, i: usize) -> String {
+        self.client(i)
+            .create_key()
+            .send()
+            .await
+            .expect("CreateKey")
+            .key_metadata()
+            .expect("KeyMetadata")
+            .key_id()
+            .to_string()
+    }
+
     pub fn client_no_retry(&self, i: usize) -> aws_sdk_kms::Client {
         client_no_retry(
             &self.nodes[i].endpoint(),

@@ -413,16 +413,7 @@ async fn data_key_pairs_are_keys_openssl_can_use() {
     let mut c = Cluster::start(3).await;
     c.wait_leader().await;
     let files = Files::new();
-    let wrapping = c
-        .client(0)
-        .create_key()
-        .send()
-        .await
-        .unwrap()
-        .key_metadata()
-        .unwrap()
-        .key_id()
-        .to_string();
+    let wrapping = c.new_key(0).await;
     let specs = [
         (DataKeyPairSpec::Rsa2048, "RSASSA_PKCS1_V1_5_SHA_256"),
         (DataKeyPairSpec::Rsa3072, "RSASSA_PSS_SHA_384"),
@@ -844,16 +835,7 @@ async fn asymmetric_key_versions() {
     // Unknown versions; symmetric keys rotate instead of taking versions.
     let (st, e) = sign(&c, f, Some("00000000-0000-4000-8000-000000000000"));
     assert_eq!((st, e["__type"].as_str()), (400, Some("NotFoundException")));
-    let sym = c
-        .client(0)
-        .create_key()
-        .send()
-        .await
-        .unwrap()
-        .key_metadata()
-        .unwrap()
-        .key_id()
-        .to_string();
+    let sym = c.new_key(0).await;
     let (st, e) = c.call(0, "TrentService.CreateKeyVersion", &json!({"KeyId": sym}));
     assert_eq!(
         (st, e["__type"].as_str()),

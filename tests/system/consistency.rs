@@ -14,16 +14,7 @@ async fn disable_on_the_leader_then_encrypt_on_each_follower_fails_at_once() {
     let leader = c.wait_leader().await;
     let followers: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
     for round in 0..5 {
-        let key = c
-            .client(leader)
-            .create_key()
-            .send()
-            .await
-            .unwrap()
-            .key_metadata()
-            .unwrap()
-            .key_id()
-            .to_string();
+        let key = c.new_key(leader).await;
         // Warm every follower's actor for the key, so stale state would show.
         for f in &followers {
             c.client_no_retry(*f)
@@ -74,16 +65,7 @@ async fn an_isolated_follower_stops_serving_after_the_bound_and_recovers() {
     let leader = c.wait_leader().await;
     let isolated = (leader + 1) % 3;
     let other = (leader + 2) % 3;
-    let key = c
-        .client(leader)
-        .create_key()
-        .send()
-        .await
-        .unwrap()
-        .key_metadata()
-        .unwrap()
-        .key_id()
-        .to_string();
+    let key = c.new_key(leader).await;
     let kms = c.client_no_retry(isolated);
     let encrypt = |kms: aws_sdk_kms::Client, key: String| async move {
         kms.encrypt()

@@ -17,16 +17,7 @@ const ELECTION_DEADLINE: Duration = Duration::from_secs(10);
 async fn the_leader_is_killed_and_restarted_twenty_times() {
     let mut c = Cluster::start(3).await;
     let first = c.wait_leader().await;
-    let key = c
-        .client(first)
-        .create_key()
-        .send()
-        .await
-        .unwrap()
-        .key_metadata()
-        .unwrap()
-        .key_id()
-        .to_string();
+    let key = c.new_key(first).await;
     let mut slowest = Duration::ZERO;
     for round in 0..ROUNDS {
         let leader = c.wait_leader().await;

@@ -9,18 +9,6 @@ use serde_json::Value;
 
 const DAY_MS: u64 = 24 * 60 * 60 * 1000;
 
-async fn new_key(c: &Cluster, via: usize) -> String {
-    c.client(via)
-        .create_key()
-        .send()
-        .await
-        .unwrap()
-        .key_metadata()
-        .unwrap()
-        .key_id()
-        .to_string()
-}
-
 async fn encrypt(c: &Cluster, via: usize, key: &str, pt: &[u8]) -> Result<Blob, String> {
     c.client_no_retry(via)
         .encrypt()
@@ -63,7 +51,7 @@ async fn state_transitions_and_their_errors() {
     let leader = c.wait_leader().await;
     let f = (leader + 1) % 3;
     let kms = c.client(f);
-    let key = new_key(&c, f).await;
+    let key = c.new_key(f).await;
     let ct = encrypt(&c, f, &key, b"pt").await.unwrap();
 
     // Disable: crypto refused with DisabledException on every node; enable again.
@@ -184,8 +172,8 @@ async fn aliases_resolve_in_every_operation() {
     let leader = c.wait_leader().await;
     let f = (leader + 1) % 3;
     let kms = c.client(f);
-    let key = new_key(&c, leader).await;
-    let other = new_key(&c, leader).await;
+    let key = c.new_key(leader).await;
+    let other = c.new_key(leader).await;
     kms.create_alias()
         .alias_name("alias/app/prod")
         .target_key_id(&key)
@@ -454,7 +442,7 @@ async fn rotation_keeps_old_ciphertexts_decryptable_on_every_node() {
     .await;
     let leader = c.wait_leader().await;
     let kms = c.client(leader);
-    let key = new_key(&c, leader).await;
+    let key = c.new_key(leader).await;
     let before = encrypt(&c, leader, &key, b"version one").await.unwrap();
 
     // On demand.
@@ -555,7 +543,7 @@ async fn rotation_keeps_old_ciphertexts_decryptable_on_every_node() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retried_invocation_applies_once() {
     let c = Cluster::start(1).await;
-    let key = new_key(&c, 0).await;
+    let key = c.new_key(0).await;
     let addr = c.nodes[0].api_addr.clone();
     let body = serde_json::to_vec(&serde_json::json!({ "KeyId": key })).unwrap();
     let invocation = "5f0c3b52-7b7a-4c39-9c38-3a8a1f1c2d11";
@@ -620,8 +608,8 @@ async fn deletion_happens_when_the_clock_passes_the_date_and_leaves_no_material(
     )
     .await;
     let leader = c.wait_leader().await;
-    let doomed = new_key(&c, leader).await;
-    let kept = new_key(&c, leader).await;
+    let doomed = c.new_key(leader).await;
+    let kept = c.new_key(leader).await;
     let kms = c.client(leader);
     kms.create_alias()
         .alias_name("alias/doomed")
