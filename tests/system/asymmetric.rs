@@ -490,7 +490,24 @@ async fn data_key_pairs_are_keys_openssl_can_use() {
             .send()
             .await
             .unwrap();
-        assert!(np.private_key_ciphertext_blob().is_some() && np.public_key().is_some());
+        // Its encrypted private key decrypts to the private half of its public key.
+        let private = c
+            .client((n + 2) % 3)
+            .decrypt()
+            .ciphertext_blob(np.private_key_ciphertext_blob().unwrap().clone())
+            .send()
+            .await
+            .unwrap()
+            .plaintext()
+            .unwrap()
+            .as_ref()
+            .to_vec();
+        let loaded = arca_keys::PrivateKey::load(ks, &private).unwrap();
+        assert_eq!(
+            loaded.public_key_spki_der().unwrap(),
+            np.public_key().unwrap().as_ref(),
+            "{spec:?}"
+        );
     }
     // A pair needs a symmetric wrapping key.
     let signer = create(&c, 0, KeySpec::EccNistP256, KeyUsageType::SignVerify).await;

@@ -439,8 +439,13 @@ async fn malformed_requests_are_refused_and_the_node_serves_on() {
     // An oversized body.
     let big = vec![b' '; 70_000];
     let h = sign("TrentService.Encrypt", &big);
-    let (status, _) = http_post(&addr, &h, &big).expect("answer");
-    assert_eq!(status, 400);
+    let (status, text) = http_post(&addr, &h, &big).expect("answer");
+    let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    assert_eq!(
+        (status, v["__type"].as_str()),
+        (400, Some("ValidationException")),
+        "{text}"
+    );
 
     // Still serving.
     let kms = c.client(0);

@@ -75,6 +75,14 @@ fn bytes(out: KeyOut) -> Result<Vec<u8>, ApiError> {
     }
 }
 
+/// The EncryptionAlgorithm an asymmetric key needs: present and known.
+fn asymmetric_alg(alg: Option<&str>) -> Result<EncryptionAlgorithm, ApiError> {
+    let alg = alg.ok_or_else(|| {
+        ApiError::validation("EncryptionAlgorithm is required for an asymmetric key")
+    })?;
+    encryption_alg(alg)
+}
+
 /// Encrypt with an asymmetric key (called from `api::encrypt`).
 pub(crate) async fn encrypt(
     node: &Node,
@@ -83,10 +91,7 @@ pub(crate) async fn encrypt(
     alg: Option<&str>,
     version_id: Option<String>,
 ) -> Result<Answer, ApiError> {
-    let alg = alg.ok_or_else(|| {
-        ApiError::validation("EncryptionAlgorithm is required for an asymmetric key")
-    })?;
-    let alg = encryption_alg(alg)?;
+    let alg = asymmetric_alg(alg)?;
     let (out, vid) = node
         .key_op(
             id,
@@ -114,10 +119,7 @@ pub(crate) async fn decrypt(
     alg: Option<&str>,
     version_id: Option<String>,
 ) -> Result<(SecretBytes, EncryptionAlgorithm, String), ApiError> {
-    let alg = alg.ok_or_else(|| {
-        ApiError::validation("EncryptionAlgorithm is required for an asymmetric key")
-    })?;
-    let alg = encryption_alg(alg)?;
+    let alg = asymmetric_alg(alg)?;
     let (out, vid) = node
         .key_op(
             id,

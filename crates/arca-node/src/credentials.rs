@@ -61,6 +61,12 @@ pub struct SecretCache {
 }
 
 impl SecretCache {
+    /// The cached secret of an access key, if it was unwrapped before.
+    pub fn get(&self, access_key_id: &str) -> Option<Arc<SecretBytes>> {
+        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(access_key_id).cloned()
+    }
+
     pub fn get_or_unwrap(
         &self,
         root: &RootKey,

@@ -721,9 +721,17 @@ impl Node {
         &self,
         access_key_id: &str,
     ) -> Result<Option<(Arc<SecretBytes>, bool)>, NodeError> {
-        let rec = match self.shared.read().state.access_keys.get(access_key_id) {
-            Some(r) => r.clone(),
-            None => return Ok(None),
+        // The state decides whether the key exists (a deleted key is refused at
+        // once); the cache spares an unwrap, and a record copy, per request.
+        let rec = {
+            let a = self.shared.read();
+            match a.state.access_keys.get(access_key_id) {
+                None => return Ok(None),
+                Some(r) => match self.secrets.get(access_key_id) {
+                    Some(s) => return Ok(Some((s, r.admin))),
+                    None => r.clone(),
+                },
+            }
         };
         let s = self.secrets.get_or_unwrap(&self.root, &rec)?;
         Ok(Some((s, rec.admin)))

@@ -94,7 +94,12 @@ impl Node {
         let (state, term, voters) = {
             let m = self.raft.metrics();
             let m = m.borrow();
-            let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
+            // Voters matter only to a leader; followers skip the allocation.
+            let voters: Vec<NodeId> = if m.state == ServerState::Leader {
+                m.membership_config.membership().voter_ids().collect()
+            } else {
+                Vec::new()
+            };
             (m.state, m.current_term, voters)
         };
         let now = Instant::now();

@@ -301,10 +301,6 @@ impl KeyRecord {
             .expect("a key always has at least one version")
     }
 
-    pub fn version(&self, v: u32) -> Option<&KeyVersion> {
-        self.versions.iter().find(|x| x.version == v)
-    }
-
     pub fn version_by_id(&self, id: &str) -> Option<&KeyVersion> {
         self.versions.iter().find(|x| x.version_id == id)
     }
@@ -440,31 +436,6 @@ pub enum Command {
         on_demand: bool,
         now_ms: u64,
     },
-}
-
-impl Command {
-    /// A short name for logs and metrics.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Command::InitCluster { .. } => "InitCluster",
-            Command::CreateAccessKey { .. } => "CreateAccessKey",
-            Command::DeleteAccessKey { .. } => "DeleteAccessKey",
-            Command::CreateKey { .. } => "CreateKey",
-            Command::SetKeyEnabled { .. } => "SetKeyEnabled",
-            Command::UpdateDescription { .. } => "UpdateDescription",
-            Command::ScheduleDeletion { .. } => "ScheduleDeletion",
-            Command::CancelDeletion { .. } => "CancelDeletion",
-            Command::DeleteKey { .. } => "DeleteKey",
-            Command::CreateAlias { .. } => "CreateAlias",
-            Command::UpdateAlias { .. } => "UpdateAlias",
-            Command::DeleteAlias { .. } => "DeleteAlias",
-            Command::TagKey { .. } => "TagKey",
-            Command::UntagKey { .. } => "UntagKey",
-            Command::SetRotation { .. } => "SetRotation",
-            Command::RotateKey { .. } => "RotateKey",
-            Command::CreateKeyVersion { .. } => "CreateKeyVersion",
-        }
-    }
 }
 
 /// What is proposed to Raft: a command and, optionally, the id of the client
