@@ -31,6 +31,7 @@ pub const PATH_FORWARD: &str = "/forward";
 pub const PATH_INIT: &str = "/cluster/init";
 pub const PATH_LEASE: &str = "/lease";
 pub const PATH_BARRIER: &str = "/barrier";
+pub const PATH_CONFIRM: &str = "/lease/confirm";
 
 /// Why a peer call failed.
 #[derive(Debug, thiserror::Error)]

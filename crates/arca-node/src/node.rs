@@ -253,12 +253,15 @@ impl Node {
         let watchdog = tokio::spawn(tasks::election_watchdog(node.clone()));
         let root_watch = tokio::spawn(tasks::root_key_watch(node.clone()));
         let leases = tokio::spawn(tasks::lease_loop(node.clone()));
+        let leading = tokio::spawn(tasks::leader_loop(node.clone()));
         let scheduler = tokio::spawn(tasks::scheduler_loop(node.clone()));
         let pool = tokio::spawn(node.pool.clone().refill(node.shutdown.clone()));
         node.tasks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .extend([peer_task, watchdog, root_watch, leases, scheduler, pool]);
+            .extend([
+                peer_task, watchdog, root_watch, leases, leading, scheduler, pool,
+            ]);
         Ok(node)
     }
 
@@ -425,6 +428,7 @@ impl Node {
                     let _ = tokio::time::timeout(Duration::from_millis(50), rx.changed()).await;
                 }
                 ForwardResponse::Failed(m) => return Err(NodeError::Internal(m)),
+                ForwardResponse::Unavailable(m) => return Err(NodeError::Unavailable(m)),
                 other => return Ok(other),
             }
         }
@@ -445,11 +449,13 @@ impl Node {
         match req {
             ForwardRequest::Write(p) => match self.raft.client_write(p).await {
                 Ok(r) => {
-                    // Acknowledge only when no node in contact can serve older state.
-                    tasks::barrier(self, r.log_id.index).await;
-                    ForwardResponse::Written {
-                        outcome: r.data,
-                        log_index: r.log_id.index,
+                    // Acknowledge only when no node can serve older state.
+                    match tasks::barrier(self, r.log_id.leader_id.term, r.log_id.index).await {
+                        Ok(()) => ForwardResponse::Written {
+                            outcome: r.data,
+                            log_index: r.log_id.index,
+                        },
+                        Err(e) => ForwardResponse::Unavailable(e.to_string()),
                     }
                 }
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {

@@ -7,8 +7,11 @@ use std::time::{Duration, Instant};
 use arca_state::{Command, Outcome, Rejection};
 use openraft::ServerState;
 
-use crate::lease::{BarrierRequest, BarrierResponse, LeaseRequest, LeaseResponse};
-use crate::network::{PATH_BARRIER, PATH_LEASE};
+use crate::lease::{
+    BarrierRequest, BarrierResponse, ConfirmRequest, ConfirmResponse, LeaseRequest, LeaseResponse,
+    NotServing,
+};
+use crate::network::{PATH_BARRIER, PATH_CONFIRM, PATH_LEASE};
 use crate::types::NodeId;
 use crate::{Node, NodeError};
 
@@ -87,59 +90,67 @@ pub(crate) async fn election_watchdog(node: Arc<Node>) {
 }
 
 impl Node {
-    /// Whether this node may answer crypto requests now, from its replica
-    /// (see [`crate::lease`]). A follower whose lease asks for a commit index it
-    /// has not applied yet waits for it briefly.
+    /// Whether this node may answer requests now, from its replica (see
+    /// [`crate::lease`]). A node whose lease or read floor asks for an index
+    /// it has not applied yet waits for it briefly.
     pub async fn ensure_serving(&self) -> Result<(), NodeError> {
-        let (state, term, voters) = {
+        let now = Instant::now();
+        let (state, term, leader) = {
             let m = self.raft.metrics();
             let m = m.borrow();
-            // Voters matter only to a leader; followers skip the allocation.
-            let voters: Vec<NodeId> = if m.state == ServerState::Leader {
-                m.membership_config.membership().voter_ids().collect()
-            } else {
-                Vec::new()
-            };
-            (m.state, m.current_term, voters)
+            let leader = (m.state == ServerState::Leader).then(|| {
+                self.leases.leader_floor(
+                    m.current_term,
+                    self.id,
+                    m.membership_config.membership().get_joint_config(),
+                    now,
+                )
+            });
+            (m.state, m.current_term, leader)
         };
-        let now = Instant::now();
-        if state == ServerState::Leader {
-            if self.leases.leader_has_quorum(term, self.id, &voters, now) {
-                return Ok(());
+        let floor = match leader {
+            Some(Ok(floor)) => floor,
+            Some(Err(why)) => {
+                return Err(NodeError::Unavailable(format!(
+                    "this node leads term {term} but {}; retry",
+                    match why {
+                        NotServing::NotLeading | NotServing::NoQuorum =>
+                            "cannot prove that a quorum still follows it",
+                        NotServing::NoReadFloor => "has not yet applied an entry committed in its term",
+                    }
+                )))
             }
-            return Err(NodeError::Unavailable(
-                "this node has lost contact with a quorum of the cluster; retry on another node"
-                    .into(),
-            ));
-        }
-        match self.leases.follower_commit(term, now) {
-            Some(commit) => {
-                self.wait_applied(commit, now + self.leases.bound() / 2).await
-            }
-            None => Err(NodeError::Unavailable(format!(
-                "this node has not heard from the Raft leader within {} ms, so its key state may be stale; retry",
-                self.leases.bound().as_millis()
-            ))),
-        }
+            None => match self.leases.follower_commit(term, now) {
+                Some(commit) => commit,
+                None => {
+                    return Err(NodeError::Unavailable(format!(
+                        "this node ({state:?}) has not heard from the Raft leader within {} ms, so its key state may be stale; retry",
+                        self.leases.bound().as_millis()
+                    )))
+                }
+            },
+        };
+        self.wait_applied(floor, now + self.leases.bound() / 2)
+            .await
     }
 
     /// Answers a follower's lease request (peer port).
     pub async fn grant_lease(&self, req: LeaseRequest) -> LeaseResponse {
-        let (state, term, voters, member) = {
+        let now = Instant::now();
+        let may_grant = {
             let m = self.raft.metrics();
             let m = m.borrow();
             let membership = m.membership_config.membership();
-            let voters: Vec<NodeId> = membership.voter_ids().collect();
-            let member = membership.get_node(&req.node_id).is_some();
-            (m.state, m.current_term, voters, member)
+            // A node removed from the cluster gets no lease, so it stops serving.
+            m.state == ServerState::Leader
+                && req.term == m.current_term
+                && membership.get_node(&req.node_id).is_some()
+                && self
+                    .leases
+                    .leader_floor(req.term, self.id, membership.get_joint_config(), now)
+                    .is_ok()
         };
-        let now = Instant::now();
-        // A node removed from the cluster gets no lease, so it stops serving.
-        if state != ServerState::Leader
-            || !member
-            || req.term != term
-            || !self.leases.leader_has_quorum(term, self.id, &voters, now)
-        {
+        if !may_grant {
             return LeaseResponse::Refused;
         }
         let commit = self
@@ -148,9 +159,9 @@ impl Node {
             .await
             .unwrap_or(0);
         self.leases
-            .record_grant(term, req.node_id, req.held_commit, now);
+            .record_grant(req.term, req.node_id, req.held_commit, now);
         LeaseResponse::Granted {
-            term,
+            term: req.term,
             commit_index: commit,
         }
     }
@@ -162,6 +173,106 @@ impl Node {
             .await;
         BarrierResponse {
             applied: *self.shared.applied_index().borrow(),
+        }
+    }
+
+    /// Answers a leader's confirmation request (peer port) with this node's
+    /// term. The term comes from the durable vote, so it never goes back.
+    pub fn confirm_reply(&self, _req: ConfirmRequest) -> ConfirmResponse {
+        ConfirmResponse {
+            term: self.raft.metrics().borrow().current_term,
+        }
+    }
+
+    /// Sets the read floor of `term` once an entry of `term` is committed and
+    /// applied here.
+    async fn try_read_floor(&self, term: u64) {
+        let committed = self
+            .raft
+            .with_raft_state(|s| s.committed)
+            .await
+            .ok()
+            .flatten();
+        if let Some(c) = committed.filter(|c| c.leader_id.term == term) {
+            if *self.shared.applied_index().borrow() >= c.index {
+                self.leases.set_floor(term, c.index);
+            }
+        }
+    }
+
+    /// One confirmation round of `term`: asks every other voter for its term
+    /// and records, per voter that is still in `term` (or older), the time
+    /// this round was sent.
+    async fn confirm_round(&self, term: u64) {
+        let targets: Vec<(NodeId, String)> = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            let membership = m.membership_config.membership();
+            membership
+                .voter_ids()
+                .filter(|v| *v != self.id)
+                .filter_map(|v| membership.get_node(&v).map(|n| (v, n.peer_addr.clone())))
+                .collect()
+        };
+        let sent = Instant::now();
+        let timeout = self.leases.confirm_interval();
+        let req = ConfirmRequest { term };
+        let calls = targets.into_iter().map(|(id, addr)| {
+            let req = req.clone();
+            async move {
+                match self
+                    .peers
+                    .call::<_, ConfirmResponse>(&addr, PATH_CONFIRM, &req, timeout)
+                    .await
+                {
+                    Ok(r) if r.term <= term => self.leases.record_confirmed(term, id, sent),
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::debug!(node_id = id, error = %e, "leadership confirmation failed")
+                    }
+                }
+            }
+        });
+        futures_join_all(calls).await;
+    }
+}
+
+/// The leader's side of the leases: notices when this node becomes leader of
+/// a term (the only event that starts a term's lease bookkeeping), sets its
+/// read floor, and runs a confirmation round every `bound / 8` while it
+/// leads.
+pub(crate) async fn leader_loop(node: Arc<Node>) {
+    let mut rx = node.raft.metrics();
+    loop {
+        let (state, term) = {
+            let m = rx.borrow_and_update();
+            (m.state, m.current_term)
+        };
+        if state != ServerState::Leader {
+            tokio::select! {
+                r = rx.changed() => if r.is_err() { return },
+                _ = node.shutdown.cancelled() => return,
+            }
+            continue;
+        }
+        let round = Instant::now();
+        node.leases.begin_leading(term, round);
+        node.confirm_round(term).await;
+        let next = round + node.leases.confirm_interval();
+        // Until the floor is set (right after an election), look often.
+        while !node.leases.has_floor(term) && Instant::now() < next {
+            node.try_read_floor(term).await;
+            if node.leases.has_floor(term) {
+                break;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+                _ = node.shutdown.cancelled() => return,
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(next.into()) => {}
+            _ = node.shutdown.cancelled() => return,
         }
     }
 }
@@ -181,7 +292,6 @@ pub(crate) async fn lease_loop(node: Arc<Node>) {
             (m.state, m.current_term, m.current_leader)
         };
         if state == ServerState::Leader {
-            node.leases.note_leading(term, Instant::now());
             continue;
         }
         let Some(leader) = leader.filter(|l| *l != node.id) else {
@@ -214,41 +324,39 @@ pub(crate) async fn lease_loop(node: Arc<Node>) {
     }
 }
 
-/// Called by the leader after a write at `index` is applied here: returns once
-/// every other member has applied it or can no longer be serving (its lease
-/// from this leader has run out). Bounded by `Leases::max_barrier_wait`.
-pub(crate) async fn barrier(node: &Node, index: u64) {
-    let (term, members) = {
+/// Called by the leader of `term` after a write at `index` is applied here:
+/// returns once every other member has applied it, or reported a lease that
+/// names it, or provably holds no lease that lets it serve older state.
+/// When that cannot be proven within `Leases::max_barrier_wait`, the write
+/// is not acknowledged: the error is retriable, and a retry with the same
+/// request id returns the write's outcome once the barrier passes.
+pub(crate) async fn barrier(node: &Node, term: u64, index: u64) -> Result<(), NodeError> {
+    let members: Vec<(NodeId, String)> = {
         let m = node.raft.metrics();
         let m = m.borrow();
-        let members: Vec<(NodeId, String)> = m
-            .membership_config
+        m.membership_config
             .membership()
             .nodes()
             .filter(|(id, _)| **id != node.id)
             .map(|(id, n)| (*id, n.peer_addr.clone()))
-            .collect();
-        (m.current_term, members)
+            .collect()
     };
-    if members.is_empty() {
-        return;
-    }
     let deadline = Instant::now() + node.leases.max_barrier_wait();
     let waits = members.into_iter().map(|(id, addr)| async move {
         loop {
             let now = Instant::now();
             if node.leases.out_of_lease(term, id, now)
-                || node.leases.holds_at_least(term, id, index, now)
+                || node.leases.holds_at_least(term, id, index)
             {
-                return;
+                return Ok(());
             }
             if now >= deadline {
                 tracing::warn!(
                     node_id = id,
                     index,
-                    "write barrier gave up waiting for a member"
+                    "write barrier: cannot prove a member has the write or is out of lease; the write is not acknowledged"
                 );
-                return;
+                return Err(id);
             }
             let left = deadline
                 .saturating_duration_since(now)
@@ -258,7 +366,7 @@ pub(crate) async fn barrier(node: &Node, index: u64) {
                 .call::<_, BarrierResponse>(&addr, PATH_BARRIER, &BarrierRequest { index }, left)
                 .await
             {
-                Ok(r) if r.applied >= index => return,
+                Ok(r) if r.applied >= index => return Ok(()),
                 Ok(_) => {}
                 // Unreachable: try again shortly, or until its lease runs out.
                 Err(_) => {
@@ -269,21 +377,45 @@ pub(crate) async fn barrier(node: &Node, index: u64) {
             }
         }
     });
-    futures_join_all(waits).await;
+    let failed: Vec<NodeId> = futures_join_all(waits)
+        .await
+        .into_iter()
+        .filter_map(Result::err)
+        .collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(NodeError::Unavailable(format!(
+            "the write was committed, but nodes {failed:?} could not be shown to have it in time; retry with the same request to get its outcome"
+        )))
+    }
 }
 
-/// Runs futures concurrently and waits for all of them.
-async fn futures_join_all<F: std::future::Future<Output = ()>>(futs: impl Iterator<Item = F>) {
-    let mut pending: Vec<std::pin::Pin<Box<F>>> = futs.map(Box::pin).collect();
+/// Runs futures concurrently and returns their outputs, in order.
+async fn futures_join_all<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut pending: Vec<Option<std::pin::Pin<Box<F>>>> = futs.map(|f| Some(Box::pin(f))).collect();
+    let mut out: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
     std::future::poll_fn(|cx| {
-        pending.retain_mut(|f| f.as_mut().poll(cx).is_pending());
-        if pending.is_empty() {
-            std::task::Poll::Ready(())
-        } else {
+        let mut busy = false;
+        for (slot, done) in pending.iter_mut().zip(out.iter_mut()) {
+            if let Some(f) = slot {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => {
+                        *done = Some(v);
+                        *slot = None;
+                    }
+                    std::task::Poll::Pending => busy = true,
+                }
+            }
+        }
+        if busy {
             std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
         }
     })
-    .await
+    .await;
+    out.into_iter().flatten().collect()
 }
 
 /// The leader proposes deletions whose date has passed and automatic

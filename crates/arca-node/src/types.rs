@@ -72,6 +72,9 @@ pub enum ForwardResponse {
     NotLeader {
         leader: Option<NodeId>,
     },
+    /// The leader cannot complete the request now (e.g. a write committed
+    /// but not yet provably visible everywhere); retriable.
+    Unavailable(String),
     Failed(String),
 }
 
