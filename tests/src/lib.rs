@@ -16,6 +16,8 @@ use serde_json::Value;
 
 pub use aws_sdk_kms;
 
+pub mod chaos;
+
 pub const REGION: &str = "us-east-1";
 pub const ACCOUNT: &str = "111122223333";
 
@@ -27,8 +29,14 @@ pub fn arca_bin() -> PathBuf {
         return PathBuf::from(p);
     }
     let exe = std::env::current_exe().expect("current exe");
-    // target/<profile>/deps/<test>-<hash> → target/<profile>/arca
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    // target/<profile>/deps/<test>-<hash> → target/<profile>/arca; a binary of
+    // this crate (arca-chaos) sits in target/<profile>/ itself.
+    let dir = exe.parent().expect("target dir");
+    let dir = if dir.ends_with("deps") {
+        dir.parent().expect("target dir")
+    } else {
+        dir
+    };
     let bin = dir.join("arca");
     assert!(
         bin.exists(),
@@ -76,7 +84,8 @@ pub struct Options {
     /// Lets tests move node clocks forward (`Cluster::advance_clock`).
     pub adjustable_clock: bool,
     pub scheduler_interval_ms: u64,
-    pub stale_bound_ms: u64,
+    /// `[consistency] stale_bound_ms`; `None`: the server's default.
+    pub stale_bound_ms: Option<u64>,
     /// Pre-generated RSA keys per size; 0 keeps test nodes from spending CPU on them.
     pub rsa_pool: usize,
 }
@@ -88,7 +97,7 @@ impl Default for Options {
             keep_after_snapshot: 500,
             adjustable_clock: false,
             scheduler_interval_ms: 200,
-            stale_bound_ms: 2000,
+            stale_bound_ms: None,
             rsa_pool: 0,
         }
     }
@@ -308,9 +317,7 @@ log = "info,openraft=warn"
 [raft]
 snapshot_every = {se}
 keep_after_snapshot = {keep}
-
-[consistency]
-stale_bound_ms = {bound}
+{bound}
 
 [scheduler]
 interval_ms = {sched}
@@ -326,7 +333,11 @@ rsa_pool = {pool}
             secret = self.secret_file.display(),
             se = self.opts.snapshot_every,
             keep = self.opts.keep_after_snapshot,
-            bound = self.opts.stale_bound_ms,
+            bound = self
+                .opts
+                .stale_bound_ms
+                .map(|b| format!("\n[consistency]\nstale_bound_ms = {b}\n"))
+                .unwrap_or_default(),
             sched = self.opts.scheduler_interval_ms,
             clock = self.opts.adjustable_clock,
             pool = self.opts.rsa_pool,
@@ -513,9 +524,26 @@ rsa_pool = {pool}
     /// Calls any operation (`TrentService.X`, `ArcaAdmin.X`) on node `i` with a
     /// signed raw request: for extension fields the SDK does not know.
     pub fn call(&self, i: usize, target: &str, body: &Value) -> (u16, Value) {
+        self.call_as(i, target, body, None)
+    }
+
+    /// Like [`Cluster::call`], with the `amz-sdk-invocation-id` header an AWS
+    /// SDK sends (the same on every retry of one call).
+    pub fn call_as(
+        &self,
+        i: usize,
+        target: &str,
+        body: &Value,
+        invocation_id: Option<&str>,
+    ) -> (u16, Value) {
         let addr = &self.nodes[i].api_addr;
         let body = serde_json::to_vec(body).unwrap();
-        let h = signed_headers(
+        let mut h = http::HeaderMap::new();
+        if let Some(inv) = invocation_id {
+            h.insert("amz-sdk-invocation-id", inv.parse().unwrap());
+        }
+        sign_into(
+            &mut h,
             addr,
             target,
             &body,
@@ -661,6 +689,20 @@ pub fn signed_headers(
     unix_time: i64,
 ) -> http::HeaderMap {
     let mut h = http::HeaderMap::new();
+    sign_into(&mut h, addr, target, body, access_key_id, secret, unix_time);
+    h
+}
+
+/// Adds the request headers to `h` (keeping those already there) and signs.
+fn sign_into(
+    h: &mut http::HeaderMap,
+    addr: &str,
+    target: &str,
+    body: &[u8],
+    access_key_id: &str,
+    secret: &str,
+    unix_time: i64,
+) {
     h.insert("host", addr.parse().unwrap());
     h.insert(
         "content-type",
@@ -671,7 +713,7 @@ pub fn signed_headers(
         &http::Method::POST,
         "/",
         "",
-        &mut h,
+        h,
         body,
         access_key_id,
         secret.as_bytes(),
@@ -679,7 +721,6 @@ pub fn signed_headers(
         "kms",
         unix_time,
     );
-    h
 }
 
 pub fn unix_now() -> i64 {

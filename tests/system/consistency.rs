@@ -57,7 +57,7 @@ async fn an_isolated_follower_stops_serving_after_the_bound_and_recovers() {
     let mut c = Cluster::start_with(
         3,
         Options {
-            stale_bound_ms: bound.as_millis() as u64,
+            stale_bound_ms: Some(bound.as_millis() as u64),
             ..Options::default()
         },
     )

@@ -274,8 +274,8 @@ fn answer(body: Value) -> Answer {
 /// What the gateway knows about a request besides its body.
 pub struct Ctx {
     pub caller: Caller,
-    /// Identifies the client's invocation, so retries of it apply once.
-    pub request_id: [u8; 16],
+    /// Identifies the client's request, so retries of it apply once.
+    pub request: arca_state::RequestKey,
 }
 
 /// Runs a `TrentService` operation.
@@ -382,7 +382,7 @@ async fn create_key(node: &Node, ctx: &Ctx, r: CreateKeyReq) -> Result<Answer, A
     }
     let tags = crate::lifecycle::tags(r.tags)?;
     let k = node
-        .create_key(Some(ctx.request_id), description, tags, spec, usage)
+        .create_key(Some(ctx.request), description, tags, spec, usage)
         .await?;
     Ok(Answer {
         body: json!({ "KeyMetadata": key_metadata(&k) }),
@@ -562,10 +562,11 @@ struct RemoveNodeReq {
 /// Runs an `ArcaAdmin` operation; the caller must hold an admin access key.
 pub async fn dispatch_admin(
     node: &Node,
-    caller: &Caller,
+    ctx: &Ctx,
     op: &str,
     body: &[u8],
 ) -> Result<Answer, ApiError> {
+    let caller = &ctx.caller;
     if !ADMIN_OPERATIONS.contains(&op) {
         return Err(ApiError::unknown_operation(op));
     }
@@ -604,7 +605,7 @@ pub async fn dispatch_admin(
         "CreateAccessKey" => {
             let r: AccessKeyReq = parse(body)?;
             let k = node
-                .create_access_key(None, r.admin.unwrap_or(false))
+                .create_access_key(Some(ctx.request), r.admin.unwrap_or(false))
                 .await?;
             Ok(answer(json!({
                 "AccessKeyId": k.access_key_id,
@@ -617,7 +618,7 @@ pub async fn dispatch_admin(
             let id = r
                 .access_key_id
                 .ok_or_else(|| ApiError::missing("AccessKeyId"))?;
-            node.delete_access_key(None, id).await?;
+            node.delete_access_key(Some(ctx.request), id).await?;
             Ok(answer(json!({})))
         }
         "AdvanceClock" => {

@@ -402,7 +402,7 @@ async fn run(node: &Node, ctx: &Ctx, op: &str, body: &[u8]) -> Result<Answer, Ap
         "CreateKeyVersion" => {
             let r: VersionReq = parse(body)?;
             let id = resolve_key(node, r.key_id.as_deref()).await?;
-            let vid = node.create_key_version(Some(ctx.request_id), id).await?;
+            let vid = node.create_key_version(Some(ctx.request), id).await?;
             Ok(Answer {
                 body: json!({ "KeyId": node.key_arn(&id)?, "KeyVersionId": vid }),
                 key_id: Some(id),

@@ -160,11 +160,11 @@ impl Gateway {
             principal = Some(caller.access_key_id.clone());
             let suffix = target.split_once('.').map(|(_, op)| op).unwrap_or("");
             let ctx = api::Ctx {
-                request_id: invocation_id(&parts.headers, &caller, &target),
+                request: request_key(&parts.headers, &caller, &target, &body),
                 caller,
             };
             let answer = if admin {
-                api::dispatch_admin(&self.node, &ctx.caller, suffix, &body).await?
+                api::dispatch_admin(&self.node, &ctx, suffix, &body).await?
             } else if target.starts_with("TrentService.") {
                 api::dispatch(&self.node, &ctx, suffix, &body).await?
             } else {
@@ -252,31 +252,45 @@ impl Gateway {
     }
 }
 
-/// The id under which a write is deduplicated. AWS SDKs send the same
-/// `amz-sdk-invocation-id` on every retry of one call, so a retried call
-/// (after a timeout, say) applies once; other clients get a fresh id per
-/// request, which still protects the node's own forwarding retries.
-fn invocation_id(headers: &http::HeaderMap, caller: &Caller, target: &str) -> [u8; 16] {
-    match headers.get("amz-sdk-invocation-id").map(|v| v.as_bytes()) {
+/// The identity under which a write is deduplicated: the principal and the
+/// client's `amz-sdk-invocation-id` (AWS SDKs send the same one on every retry
+/// of one call), with a fingerprint of the operation and body that a retry
+/// must match. Without an invocation id the id is random: such requests are
+/// never deduplicated, except against the node's own forwarding retries.
+fn request_key(
+    headers: &http::HeaderMap,
+    caller: &Caller,
+    target: &str,
+    body: &[u8],
+) -> arca_state::RequestKey {
+    fn digest(parts: &[&[u8]]) -> [u8; 16] {
+        let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        for part in parts {
+            ctx.update(&(part.len() as u32).to_be_bytes());
+            ctx.update(part);
+        }
+        let d = ctx.finish();
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&d.as_ref()[..16]);
+        id
+    }
+    let id = match headers.get("amz-sdk-invocation-id").map(|v| v.as_bytes()) {
         Some(inv) if !inv.is_empty() && inv.len() <= 128 => {
-            let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-            for part in [caller.access_key_id.as_bytes(), target.as_bytes(), inv] {
-                ctx.update(&(part.len() as u32).to_be_bytes());
-                ctx.update(part);
-            }
-            let d = ctx.finish();
-            let mut id = [0u8; 16];
-            id.copy_from_slice(&d.as_ref()[..16]);
-            id
+            digest(&[b"invocation", caller.access_key_id.as_bytes(), inv])
         }
         _ => arca_crypto::random::bytes16().unwrap_or_else(|_| {
-            // Without randomness, skip deduplication rather than collide.
+            // Without randomness, a digest of the request and the time; never
+            // a fixed value that would collide.
             let n = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_nanos())
                 .unwrap_or(0);
-            n.to_be_bytes()
+            digest(&[b"fallback", &n.to_be_bytes(), target.as_bytes(), body])
         }),
+    };
+    arca_state::RequestKey {
+        id,
+        fingerprint: digest(&[b"request", target.as_bytes(), body]),
     }
 }
 

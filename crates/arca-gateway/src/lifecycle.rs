@@ -170,7 +170,7 @@ pub async fn dispatch(
     op: &str,
     body: &[u8],
 ) -> Option<Result<Answer, ApiError>> {
-    let rid = Some(ctx.request_id);
+    let rid = Some(ctx.request);
     let r = async {
         match op {
             "EnableKey" | "DisableKey" => {

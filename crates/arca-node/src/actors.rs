@@ -5,7 +5,9 @@
 //!   [`NodeError::Throttled`] for the caller, never a growing queue.
 //! - Before each request the actor compares the key's `revision` in the applied
 //!   state with the one it loaded; if the key changed, it reloads first. A state
-//!   change is therefore seen by every request that starts after it was applied.
+//!   change is therefore seen by every request that starts after it was applied
+//!   — and settled: a revision above the node's settled index is not served
+//!   (see `SharedState::safe_index`).
 //! - An actor idle for `idle_timeout` stops; its material is zeroized on drop.
 //! - If an actor panics, its callers get an internal error, and the registry
 //!   starts a new actor for the key on the next request.
@@ -280,6 +282,14 @@ impl KeyActor {
             })?;
             (k.revision, k.state)
         };
+        // A change whose write is not settled yet is not shown (the caller
+        // waited for it; one applied since then makes this a retry).
+        if revision > self.shared.safe_index() {
+            return Err(NodeError::Unavailable(format!(
+                "Key '{}' is being changed; retry",
+                self.key_id
+            )));
+        }
         check_usable(self.key_id, state)?;
         if self.loaded.as_ref().map(|l| l.revision) != Some(revision) {
             self.loaded = None;

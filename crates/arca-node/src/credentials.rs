@@ -54,6 +54,11 @@ pub fn generate(
     ))
 }
 
+/// The secret of an access key, unwrapped from its record.
+pub fn unwrap_secret(root: &RootKey, record: &AccessKeyRecord) -> Result<SecretBytes, CryptoError> {
+    root.unwrap(&record.wrapped_secret, ctx(&record.access_key_id))
+}
+
 /// Unwrapped access-key secrets, kept for signature checks.
 #[derive(Default)]
 pub struct SecretCache {
@@ -76,7 +81,7 @@ impl SecretCache {
         if let Some(s) = map.get(&record.access_key_id) {
             return Ok(s.clone());
         }
-        let s = Arc::new(root.unwrap(&record.wrapped_secret, ctx(&record.access_key_id))?);
+        let s = Arc::new(unwrap_secret(root, record)?);
         // Bounded by the number of access keys in the state.
         map.insert(record.access_key_id.clone(), s.clone());
         Ok(s)

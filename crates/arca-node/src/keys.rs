@@ -7,7 +7,7 @@ use arca_crypto::SecretBytes;
 use arca_state::rules::{self, DAY_MS};
 use arca_state::{
     AliasRecord, ClusterInfo, Command, KeyId, KeyRecord, KeySpec, KeyUsage, KeyVersion, Outcome,
-    Rejection, RotationEvent, RotationSchedule,
+    RotationEvent, RotationSchedule,
 };
 use tokio::sync::oneshot;
 
@@ -24,8 +24,9 @@ pub struct KeyInfo {
     pub record: KeyRecord,
 }
 
-/// Request id of a write, for deduplication of retries (see `arca_state::Proposal`).
-pub type RequestId = Option<[u8; 16]>;
+/// The identity of a client's write, so that its retries take effect once
+/// (see `arca_state::Proposal`).
+pub type RequestId = Option<arca_state::RequestKey>;
 
 /// The crypto crate's spec for an asymmetric or HMAC state spec.
 pub fn keys_spec(spec: KeySpec) -> Result<arca_keys::KeySpec, NodeError> {
@@ -34,10 +35,12 @@ pub fn keys_spec(spec: KeySpec) -> Result<arca_keys::KeySpec, NodeError> {
     })
 }
 
-fn applied(o: Outcome) -> Result<(), NodeError> {
-    match o {
+/// A write's outcome as a result (a repeat counts as its first outcome).
+pub(crate) fn applied(o: Outcome) -> Result<(), NodeError> {
+    match o.first().0 {
         Outcome::Applied => Ok(()),
         Outcome::Rejected(r) => Err(r.into()),
+        Outcome::Repeated { .. } => Err(NodeError::Internal("nested repeat".into())),
     }
 }
 
@@ -180,27 +183,23 @@ impl Node {
         let key_id = KeyId::from_random(arca_crypto::random::bytes16()?);
         let now = self.now_ms();
         let first = self.new_version(&key_id, spec, 1, now).await?;
-        let wrapped = first.wrapped.clone();
         let mut record = KeyRecord::new(key_id, description, usage, spec, first);
         record.tags = tags.into_iter().collect();
-        match self
-            .propose(rid, Command::CreateKey { key: record })
-            .await?
-        {
-            Outcome::Applied => {}
-            // A retried proposal that had already been applied: the key is ours
-            // if it holds the material we generated.
-            Outcome::Rejected(Rejection::AlreadyExists(_))
-                if self
-                    .shared
-                    .read()
-                    .state
-                    .keys
-                    .get(&key_id)
-                    .is_some_and(|k| k.versions.first().map(|v| &v.wrapped) == Some(&wrapped)) => {}
-            Outcome::Rejected(r) => return Err(r.into()),
-        }
-        tracing::info!(key_id = %key_id, spec = spec.as_aws(), "key created");
+        let (outcome, created) = self
+            .propose_created(rid, Command::CreateKey { key: record })
+            .await?;
+        applied(outcome)?;
+        // A retry of a request applied before answers with the first
+        // attempt's key; this attempt's material was never stored.
+        let key_id = match created {
+            Some(first) => first
+                .parse()
+                .map_err(|_| NodeError::Internal(format!("bad key id {first}")))?,
+            None => {
+                tracing::info!(key_id = %key_id, spec = spec.as_aws(), "key created");
+                key_id
+            }
+        };
         self.describe_key(&key_id).await
     }
 
@@ -227,11 +226,11 @@ impl Node {
         }
         let version = self.new_version(&key_id, spec, next, self.now_ms()).await?;
         let version_id = version.version_id.clone();
-        applied(
-            self.propose(rid, Command::CreateKeyVersion { key_id, version })
-                .await?,
-        )?;
-        Ok(version_id)
+        let (outcome, created) = self
+            .propose_created(rid, Command::CreateKeyVersion { key_id, version })
+            .await?;
+        applied(outcome)?;
+        Ok(created.unwrap_or(version_id))
     }
 
     /// The public key of a version (default: the primary): SPKI DER and version id.
@@ -348,6 +347,7 @@ impl Node {
     /// A key from this node's replica (after catching up once if unknown).
     pub async fn describe_key(&self, key_id: &KeyId) -> Result<KeyInfo, NodeError> {
         let cluster = self.require_cluster()?;
+        self.ensure_settled(key_id).await?;
         if let Some(k) = self.shared.read().state.keys.get(key_id) {
             return Ok(Self::info_of(k, &cluster));
         }
@@ -393,6 +393,7 @@ impl Node {
         make: impl FnOnce(oneshot::Sender<Result<T, NodeError>>) -> Request,
     ) -> Result<T, NodeError> {
         self.ensure_serving().await?;
+        self.ensure_settled(&key_id).await?;
         let (tx, rx) = oneshot::channel();
         self.registry.send(key_id, make(tx))?;
         rx.await.map_err(|_| {

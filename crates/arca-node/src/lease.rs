@@ -12,26 +12,46 @@
 //!   answered, which was after the request was *sent*. When a quorum (of each
 //!   configuration, during a membership change) has answered requests sent at
 //!   `s` or later, no newer leader can have been elected before `s`. The
-//!   leader serves, and grants leases, only until `s + bound / 2` — evidence
-//!   gathered by this process in this term; neither being elected nor being
-//!   restored as leader at start-up counts.
+//!   leader serves only until `s + bound` — evidence gathered by this process
+//!   in this term; neither being elected nor being restored as leader at
+//!   start-up counts.
 //! - **Leader read floor.** Before it serves or grants anything in term `T`,
 //!   the leader must know an entry of `T` committed (every entry an earlier
 //!   leader acknowledged comes before it) and have applied that index.
-//! - **Followers** pull a lease from the leader every `bound / 4`. A lease
-//!   taken at local time `t0` (before the request was sent) is valid until
-//!   `t0 + bound`, only in the term it was granted in, and names the leader's
-//!   commit index: the follower serves only once it has applied that index.
+//! - **Followers** pull a lease from the leader every `bound / 4`. The leader
+//!   grants it only while it has evidence, for what is left of its evidence
+//!   (at most `bound`): `valid = s + bound - now`. A lease taken at local time
+//!   `t0` (before the request was sent) is valid until `t0 + valid`, only in
+//!   the term it was granted in, and names the leader's commit index: the
+//!   follower serves only once it has applied that index. So no lease outlives
+//!   the leader's own evidence: everything served in a term on the strength
+//!   of evidence sent at `s` ends by `s + bound`.
 //! - **Write barrier.** Before a write at index `i` is acknowledged, every
 //!   other member must confirm it has applied `i`, or have reported (in its
 //!   latest lease request) a lease that names an index `>= i`, or be provably
-//!   out of lease: its last grant `g` from this leader satisfies
-//!   `now > g + drift(bound)`, or — with no grant from this process in this
-//!   term — `now > since + drift(1.5 × bound)`, where `since` is when this
+//!   out of lease: its last grant from this leader, at `g` for `valid`,
+//!   satisfies `now > g + drift(valid)`, or — with no grant from this process
+//!   in this term — `now > since + drift(bound)`, where `since` is when this
 //!   process saw itself become leader of the term. Any lease or leader
 //!   evidence of an older term rests on evidence sent before a quorum moved
-//!   to a newer term, so before `since`; it ends at most `bound / 2 + bound`
-//!   later.
+//!   to a newer term, so before `since`, and ends at most `bound` after it.
+//!   A leader elected in this process can do better: each voter reports how
+//!   long ago it last confirmed an older term (a *quiet report*); once a
+//!   quorum has reported, older evidence cannot be newer than the latest of
+//!   those confirmations (an older leader's evidence needed a quorum too, and
+//!   two quorums share a voter), so everything older ends `drift(bound)`
+//!   after it — usually the moment the old leader died, not the later moment
+//!   of the election.
+//! - **Settled index.** Once the barrier passed for `i`, every entry up to `i`
+//!   is *settled*: no node serves state older than it. A node shows a key
+//!   whose last change is at a revision above its settled index only after
+//!   learning that the revision settled (from the write's answer, a lease
+//!   grant, a barrier request, or the leader's notice after each barrier), so
+//!   once one node has shown a change, no node shows the state before it —
+//!   not even while the write is still waiting for its acknowledgement. The
+//!   leader also settles entries whose writes failed or were never
+//!   acknowledged (its first entries after an election, say) in the
+//!   background.
 //!
 //! State changes only when this node's leadership changes
 //! ([`Leases::begin_leading`]); every query about another term answers
@@ -60,6 +80,11 @@ pub enum LeaseResponse {
     Granted {
         term: u64,
         commit_index: u64,
+        /// The leader's settled index (see `SharedState::safe_index`).
+        safe_index: u64,
+        /// How long the lease lasts, from the follower's send time (what is
+        /// left of the leader's own evidence; at most the bound).
+        valid_ms: u64,
     },
     /// Not the leader of that term, or without evidence of a quorum.
     Refused,
@@ -68,6 +93,14 @@ pub enum LeaseResponse {
 /// A follower's request to confirm it has applied `index`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BarrierRequest {
+    pub index: u64,
+    /// The leader's settled index.
+    pub safe_index: u64,
+}
+
+/// The leader's notice that every entry up to `index` is settled.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SettledNotice {
     pub index: u64,
 }
 
@@ -86,6 +119,23 @@ pub struct ConfirmRequest {
 pub struct ConfirmResponse {
     /// The voter's current term (its durable vote's term).
     pub term: u64,
+}
+
+/// A new leader's question to a voter: "how long ago did you last confirm a
+/// leader of a term older than mine?"
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QuietRequest {
+    pub term: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QuietResponse {
+    /// The voter's current term; the answer counts only if it is at least the
+    /// asker's (then the voter confirms no older term any more).
+    pub term: u64,
+    /// Milliseconds since it last confirmed an older term — or since its
+    /// process started, if it has not confirmed one since.
+    pub quiet_ms: u64,
 }
 
 /// `d` plus the margin for clock-rate differences between nodes (2 %, far
@@ -112,15 +162,33 @@ struct Held {
     expires: Instant,
 }
 
+/// The confirmations this node has answered (as a voter), for quiet reports.
+#[derive(Debug, Default)]
+struct Answered {
+    /// The newest term answered, and when it was last answered.
+    term: u64,
+    last: Option<Instant>,
+    /// When a term older than `term` was last answered.
+    older: Option<Instant>,
+}
+
 #[derive(Debug)]
 struct Leading {
     term: u64,
     since: Instant,
+    /// Won by an election in this process (not restored at start-up).
+    elected: bool,
+    /// Per voter: the latest time it can have confirmed an older term.
+    quiet: HashMap<NodeId, Instant>,
+    /// When every lease and leader evidence of an older term has ended, once
+    /// a quorum's quiet reports prove it.
+    old_end: Option<Instant>,
     /// Per voter: the send time of the newest confirmation it answered.
     confirmed: HashMap<NodeId, Instant>,
     /// The index of an entry of this term known committed and applied here.
     floor: Option<u64>,
-    grants: HashMap<NodeId, Instant>,
+    /// Per member: when its latest lease from this process provably ends.
+    granted_until: HashMap<NodeId, Instant>,
     /// The commit index each follower last said its held lease names.
     held: HashMap<NodeId, u64>,
 }
@@ -129,21 +197,35 @@ struct Leading {
 #[derive(Debug)]
 pub struct Leases {
     bound: Duration,
+    /// When this process started: no confirmation it gave before can be later.
+    started: Instant,
     held: Mutex<Option<Held>>,
     leading: Mutex<Option<Leading>>,
+    answered: Mutex<Answered>,
 }
 
 impl Leases {
     pub fn new(bound: Duration) -> Self {
+        Self::started_at(bound, Instant::now())
+    }
+
+    fn started_at(bound: Duration, started: Instant) -> Self {
         Self {
             bound,
+            started,
             held: Mutex::new(None),
             leading: Mutex::new(None),
+            answered: Mutex::new(Answered::default()),
         }
     }
 
     pub fn bound(&self) -> Duration {
         self.bound
+    }
+
+    /// When this process started.
+    pub fn started(&self) -> Instant {
+        self.started
     }
 
     /// How often followers pull.
@@ -158,13 +240,14 @@ impl Leases {
 
     // ---- follower side ----
 
-    /// Records a lease granted for a request sent at `sent`.
-    pub fn hold(&self, term: u64, commit_index: u64, sent: Instant) {
+    /// Records a lease granted for `valid` (at most the bound) for a request
+    /// sent at `sent`.
+    pub fn hold(&self, term: u64, commit_index: u64, sent: Instant, valid: Duration) {
         let mut h = self.held.lock().unwrap_or_else(|p| p.into_inner());
         *h = Some(Held {
             term,
             commit_index,
-            expires: sent + self.bound,
+            expires: sent + valid.min(self.bound),
         });
     }
 
@@ -182,6 +265,35 @@ impl Leases {
         h.filter(|h| h.term == term).map_or(0, |h| h.commit_index)
     }
 
+    // ---- voter side ----
+
+    /// This node answered a confirmation of `term` in a way that counts as
+    /// evidence for it (its own term was not newer).
+    pub fn note_answered(&self, term: u64, now: Instant) {
+        let mut a = self.answered.lock().unwrap_or_else(|p| p.into_inner());
+        if term > a.term {
+            a.older = a.older.max(a.last);
+            a.term = term;
+            a.last = Some(now);
+        } else if term == a.term {
+            a.last = Some(now);
+        } else {
+            a.older = Some(now);
+        }
+    }
+
+    /// The latest time this node can have confirmed a term older than
+    /// `term`, in this process or before it started.
+    pub fn quiet_since(&self, term: u64) -> Instant {
+        let a = self.answered.lock().unwrap_or_else(|p| p.into_inner());
+        let last_older = if a.term < term {
+            a.older.max(a.last)
+        } else {
+            a.older
+        };
+        last_older.map_or(self.started, |t| t.max(self.started))
+    }
+
     // ---- leader side ----
 
     fn with_term<R>(&self, term: u64, f: impl FnOnce(&mut Leading) -> R) -> Option<R> {
@@ -189,22 +301,70 @@ impl Leases {
         l.as_mut().filter(|l| l.term == term).map(f)
     }
 
-    /// This process has seen itself become leader of `term` at `now`. The
-    /// only call that starts a new term's bookkeeping; repeated calls for the
-    /// same term change nothing. An older term never replaces a newer one.
-    pub fn begin_leading(&self, term: u64, now: Instant) {
+    /// This process has seen itself become leader of `term` at `now`, by an
+    /// election (`elected`) or restored at start-up. The only call that
+    /// starts a new term's bookkeeping; repeated calls for the same term
+    /// change nothing, and an older term never replaces a newer one. Returns
+    /// whether it started a new term.
+    pub fn begin_leading(&self, term: u64, elected: bool, now: Instant) -> bool {
         let mut l = self.leading.lock().unwrap_or_else(|p| p.into_inner());
         if l.as_ref().is_some_and(|l| l.term >= term) {
-            return;
+            return false;
         }
         *l = Some(Leading {
             term,
             since: now,
+            elected,
+            quiet: HashMap::new(),
+            old_end: None,
             confirmed: HashMap::new(),
             floor: None,
-            grants: HashMap::new(),
+            granted_until: HashMap::new(),
             held: HashMap::new(),
         });
+        true
+    }
+
+    /// A voter's quiet report: it cannot have confirmed an older term after
+    /// `latest`. Once a quorum (of each configuration) has reported, every
+    /// older lease and leader evidence ends by the latest of them plus
+    /// `drift(bound)`: any older leader's evidence needed a quorum,
+    /// which shares a voter with the reporters. Only for a term won by an
+    /// election in this process: leases this leader granted in the same
+    /// term before a restart are not covered.
+    pub fn record_quiet(
+        &self,
+        term: u64,
+        voter: NodeId,
+        latest: Instant,
+        configs: &[BTreeSet<NodeId>],
+    ) {
+        let bound = self.bound;
+        self.with_term(term, |l| {
+            if !l.elected || l.old_end.is_some() {
+                return;
+            }
+            l.quiet.insert(voter, latest);
+            let quorum = !configs.is_empty()
+                && configs
+                    .iter()
+                    .all(|c| c.iter().filter(|v| l.quiet.contains_key(v)).count() * 2 > c.len());
+            if quorum {
+                let newest = l
+                    .quiet
+                    .iter()
+                    .filter(|(v, _)| configs.iter().any(|c| c.contains(v)))
+                    .map(|(_, t)| *t)
+                    .max();
+                l.old_end = newest.map(|t| t + drift(bound));
+            }
+        });
+    }
+
+    /// Whether the quiet reports of `term` have proven when older leases end.
+    pub fn old_end_known(&self, term: u64) -> bool {
+        self.with_term(term, |l| l.old_end.is_some())
+            .unwrap_or(false)
     }
 
     /// `voter` answered a confirmation of `term` sent at `sent`, from a term
@@ -228,41 +388,64 @@ impl Leases {
     }
 
     /// Whether this process, leading `term`, may serve from its replica now;
-    /// if so, the index it must have applied first. `configs` are the voter
-    /// sets (two during a membership change; a quorum of each is needed).
+    /// if so, the index it must have applied first and how long its evidence
+    /// lasts from `now`. `configs` are the voter sets (two during a membership
+    /// change; a quorum of each is needed).
     pub fn leader_floor(
         &self,
         term: u64,
         me: NodeId,
         configs: &[BTreeSet<NodeId>],
         now: Instant,
-    ) -> Result<u64, NotServing> {
+    ) -> Result<(u64, Duration), NotServing> {
         let l = self.leading.lock().unwrap_or_else(|p| p.into_inner());
         let l = l
             .as_ref()
             .filter(|l| l.term == term)
             .ok_or(NotServing::NotLeading)?;
-        let fresh = |v: &NodeId| {
-            *v == me
-                || l.confirmed
-                    .get(v)
-                    .is_some_and(|s| now.saturating_duration_since(*s) < self.bound / 2)
-        };
-        let quorum = !configs.is_empty()
-            && configs
+        // Per configuration, the newest send time a majority has confirmed;
+        // the evidence is the oldest of those.
+        let mut evidence: Option<Instant> = None;
+        for c in configs {
+            let mut times: Vec<Instant> = c
                 .iter()
-                .all(|c| c.iter().filter(|v| fresh(v)).count() * 2 > c.len());
-        if !quorum {
+                .filter_map(|v| {
+                    if *v == me {
+                        Some(now)
+                    } else {
+                        l.confirmed.get(v).copied()
+                    }
+                })
+                .collect();
+            let need = c.len() / 2 + 1;
+            if times.len() < need {
+                return Err(NotServing::NoQuorum);
+            }
+            times.sort_unstable_by(|a, b| b.cmp(a));
+            let t = times[need - 1];
+            evidence = Some(evidence.map_or(t, |e| e.min(t)));
+        }
+        let left = evidence
+            .map(|s| (s + self.bound).saturating_duration_since(now))
+            .unwrap_or_default();
+        if left.is_zero() {
             return Err(NotServing::NoQuorum);
         }
-        l.floor.ok_or(NotServing::NoReadFloor)
+        l.floor.map(|f| (f, left)).ok_or(NotServing::NoReadFloor)
     }
 
-    /// Records a grant to `node` (the caller has checked that it may grant),
-    /// and the commit index of the lease it held when it asked.
-    pub fn record_grant(&self, term: u64, node: NodeId, held_commit: u64, now: Instant) {
+    /// Records a grant to `node` for `valid` (the caller has checked that it
+    /// may grant), and the commit index of the lease it held when it asked.
+    pub fn record_grant(
+        &self,
+        term: u64,
+        node: NodeId,
+        held_commit: u64,
+        now: Instant,
+        valid: Duration,
+    ) {
         self.with_term(term, |l| {
-            l.grants.insert(node, now);
+            l.granted_until.insert(node, now + drift(valid));
             l.held.insert(node, held_commit);
         });
     }
@@ -279,19 +462,22 @@ impl Leases {
     /// `false` whenever it cannot be proven, e.g. for a term this process
     /// does not lead (any more).
     pub fn out_of_lease(&self, term: u64, node: NodeId, now: Instant) -> bool {
-        self.with_term(term, |l| match l.grants.get(&node) {
-            Some(g) => now.saturating_duration_since(*g) > drift(self.bound),
-            None => now.saturating_duration_since(l.since) > drift(self.bound * 3 / 2),
+        self.with_term(term, |l| match l.granted_until.get(&node) {
+            Some(until) => now > *until,
+            None => {
+                now.saturating_duration_since(l.since) > drift(self.bound)
+                    || l.old_end.is_some_and(|end| now > end)
+            }
         })
         .unwrap_or(false)
     }
 
     /// The longest a barrier can have to wait: `out_of_lease` holds at the
-    /// latest `drift(1.5 × bound)` after this leader took over, or
-    /// `drift(bound)` after a member's last grant; a margin covers the RPC in
-    /// flight. Past it, the write is reported as not acknowledged (retriable).
+    /// latest `drift(bound)` after this leader took over, or after a member's
+    /// last grant; a margin covers the RPC in flight. Past it, the write is
+    /// reported as not acknowledged (retriable).
     pub fn max_barrier_wait(&self) -> Duration {
-        drift(self.bound * 3 / 2) + self.bound / 2
+        drift(self.bound) + self.bound / 2
     }
 }
 
@@ -315,7 +501,7 @@ mod tests {
         let l = Leases::new(B);
         let t0 = Instant::now();
         assert_eq!(l.follower_commit(3, t0), None);
-        l.hold(3, 42, t0);
+        l.hold(3, 42, t0, B);
         assert_eq!(l.follower_commit(3, t0 + B / 2), Some(42));
         assert_eq!(
             l.follower_commit(4, t0 + B / 2),
@@ -323,13 +509,17 @@ mod tests {
             "a new term voids it"
         );
         assert_eq!(l.follower_commit(3, t0 + B), None, "expired");
+        l.hold(3, 43, t0, B / 4);
+        assert_eq!(l.follower_commit(3, t0 + B / 4), None, "granted for less");
+        l.hold(3, 44, t0, B * 5);
+        assert_eq!(l.follower_commit(3, t0 + B), None, "never past the bound");
     }
 
     #[test]
     fn becoming_leader_is_not_evidence() {
         let l = Leases::new(B);
         let t0 = Instant::now();
-        l.begin_leading(5, t0);
+        l.begin_leading(5, true, t0);
         l.set_floor(5, 10);
         assert_eq!(
             l.leader_floor(5, 1, &three(), t0),
@@ -337,33 +527,40 @@ mod tests {
             "elected or restored: no confirmation yet"
         );
         l.record_confirmed(5, 2, t0 + MS);
-        assert_eq!(l.leader_floor(5, 1, &three(), t0 + MS), Ok(10));
+        assert_eq!(l.leader_floor(5, 1, &three(), t0 + MS), Ok((10, B)));
     }
 
     #[test]
-    fn evidence_runs_from_the_send_time_for_half_the_bound() {
+    fn evidence_runs_from_the_send_time_for_the_bound() {
         let l = Leases::new(B);
         let t0 = Instant::now();
-        l.begin_leading(5, t0);
+        l.begin_leading(5, true, t0);
         l.set_floor(5, 1);
         l.record_confirmed(5, 3, t0);
-        assert!(l.leader_floor(5, 1, &three(), t0 + B / 2 - MS).is_ok());
+        assert_eq!(l.leader_floor(5, 1, &three(), t0 + B - MS), Ok((1, MS)));
         assert_eq!(
-            l.leader_floor(5, 1, &three(), t0 + B / 2),
+            l.leader_floor(5, 1, &three(), t0 + B),
             Err(NotServing::NoQuorum),
             "a paused leader that resumes has no evidence"
         );
         // An older confirmation never moves the evidence back.
         l.record_confirmed(5, 3, t0 + B);
         l.record_confirmed(5, 3, t0);
-        assert!(l.leader_floor(5, 1, &three(), t0 + B + B / 4).is_ok());
+        assert!(l.leader_floor(5, 1, &three(), t0 + B + B / 2).is_ok());
+        // The quorum's evidence is the newest time a majority confirmed.
+        l.record_confirmed(5, 2, t0 + B * 2);
+        assert_eq!(
+            l.leader_floor(5, 1, &three(), t0 + B * 2),
+            Ok((1, B)),
+            "with itself, one newer voter makes the majority"
+        );
     }
 
     #[test]
     fn no_read_floor_no_service() {
         let l = Leases::new(B);
         let t0 = Instant::now();
-        l.begin_leading(5, t0);
+        l.begin_leading(5, true, t0);
         l.record_confirmed(5, 2, t0);
         assert_eq!(
             l.leader_floor(5, 1, &three(), t0),
@@ -371,20 +568,20 @@ mod tests {
         );
         l.set_floor(5, 7);
         l.set_floor(5, 9);
-        assert_eq!(l.leader_floor(5, 1, &three(), t0), Ok(7), "set once");
+        assert_eq!(l.leader_floor(5, 1, &three(), t0), Ok((7, B)), "set once");
     }
 
     #[test]
     fn a_single_voter_is_its_own_quorum_and_joint_configs_need_both() {
         let l = Leases::new(B);
         let t0 = Instant::now();
-        l.begin_leading(2, t0);
+        l.begin_leading(2, true, t0);
         l.set_floor(2, 1);
-        assert_eq!(l.leader_floor(2, 1, &[cfg(&[1])], t0 + B * 10), Ok(1));
+        assert_eq!(l.leader_floor(2, 1, &[cfg(&[1])], t0 + B * 10), Ok((1, B)));
         let joint = vec![cfg(&[1]), cfg(&[1, 2, 3])];
         assert_eq!(l.leader_floor(2, 1, &joint, t0), Err(NotServing::NoQuorum));
         l.record_confirmed(2, 3, t0);
-        assert_eq!(l.leader_floor(2, 1, &joint, t0), Ok(1));
+        assert_eq!(l.leader_floor(2, 1, &joint, t0), Ok((1, B)));
         assert_eq!(
             l.leader_floor(2, 4, &three(), t0),
             Err(NotServing::NoQuorum),
@@ -396,7 +593,7 @@ mod tests {
     fn queries_about_another_term_change_nothing() {
         let l = Leases::new(B);
         let t0 = Instant::now();
-        l.begin_leading(7, t0);
+        l.begin_leading(7, true, t0);
         l.set_floor(7, 3);
         l.record_confirmed(7, 2, t0);
         // A stale barrier or grant of term 6 (or a future 8) proves nothing
@@ -407,16 +604,16 @@ mod tests {
         );
         assert!(!l.out_of_lease(6, 3, t0 + B * 10));
         assert!(!l.holds_at_least(8, 3, 0));
-        l.record_grant(6, 3, 100, t0);
+        l.record_grant(6, 3, 100, t0, B);
         l.record_confirmed(8, 3, t0);
         assert!(!l.holds_at_least(7, 3, 100));
-        assert!(l.out_of_lease(7, 3, t0 + drift(B * 3 / 2) + MS));
+        assert!(l.out_of_lease(7, 3, t0 + drift(B) + MS));
         // Only a newer term replaces the bookkeeping; an older one never does.
-        l.begin_leading(6, t0 + B * 10);
-        assert!(l.out_of_lease(7, 3, t0 + drift(B * 3 / 2) + MS));
-        l.begin_leading(7, t0 + B * 10);
-        assert!(l.out_of_lease(7, 3, t0 + drift(B * 3 / 2) + MS));
-        l.begin_leading(8, t0 + B * 10);
+        assert!(!l.begin_leading(6, true, t0 + B * 10));
+        assert!(l.out_of_lease(7, 3, t0 + drift(B) + MS));
+        assert!(!l.begin_leading(7, true, t0 + B * 10));
+        assert!(l.out_of_lease(7, 3, t0 + drift(B) + MS));
+        assert!(l.begin_leading(8, true, t0 + B * 10));
         assert!(!l.out_of_lease(7, 3, t0 + B * 20));
         assert_eq!(
             l.leader_floor(8, 1, &three(), t0 + B * 10),
@@ -428,16 +625,67 @@ mod tests {
     fn out_of_lease_is_proven_by_arithmetic_with_a_drift_margin() {
         let l = Leases::new(B);
         let t0 = Instant::now();
-        l.begin_leading(7, t0);
-        assert!(!l.out_of_lease(7, 2, t0 + B * 3 / 2), "no grant: 1.5 bound");
-        assert!(!l.out_of_lease(7, 2, t0 + drift(B * 3 / 2)));
-        assert!(l.out_of_lease(7, 2, t0 + drift(B * 3 / 2) + MS));
-        l.record_grant(7, 3, 9, t0 + B);
+        l.begin_leading(7, true, t0);
+        assert!(!l.out_of_lease(7, 2, t0 + B), "no grant: the bound");
+        assert!(!l.out_of_lease(7, 2, t0 + drift(B)));
+        assert!(l.out_of_lease(7, 2, t0 + drift(B) + MS));
+        l.record_grant(7, 3, 9, t0 + B, B / 2);
         assert!(l.holds_at_least(7, 3, 9));
         assert!(!l.holds_at_least(7, 3, 10));
-        assert!(!l.out_of_lease(7, 3, t0 + B * 2), "exactly the bound");
-        assert!(!l.out_of_lease(7, 3, t0 + B + drift(B)));
-        assert!(l.out_of_lease(7, 3, t0 + B + drift(B) + MS));
-        assert!(l.max_barrier_wait() > drift(B * 3 / 2));
+        assert!(!l.out_of_lease(7, 3, t0 + B + B / 2), "exactly the grant");
+        assert!(!l.out_of_lease(7, 3, t0 + B + drift(B / 2)));
+        assert!(l.out_of_lease(7, 3, t0 + B + drift(B / 2) + MS));
+        assert!(l.max_barrier_wait() > drift(B));
+    }
+
+    #[test]
+    fn quiet_reports_track_confirmations_of_older_terms() {
+        let t0 = Instant::now();
+        let l = Leases::started_at(B, t0);
+        assert_eq!(l.quiet_since(5), t0, "nothing answered: the start");
+        l.note_answered(4, t0 + B);
+        assert_eq!(l.quiet_since(5), t0 + B);
+        assert_eq!(l.quiet_since(4), t0, "term 4 itself is not older than 4");
+        l.note_answered(5, t0 + B * 2);
+        assert_eq!(l.quiet_since(5), t0 + B);
+        assert_eq!(l.quiet_since(6), t0 + B * 2);
+        // A late answer to an older term counts as older than the newest.
+        l.note_answered(3, t0 + B * 3);
+        assert_eq!(l.quiet_since(5), t0 + B * 3);
+    }
+
+    #[test]
+    fn a_quorum_of_quiet_reports_ends_older_leases_early() {
+        let l = Leases::new(B);
+        let t0 = Instant::now();
+        let cfg = three();
+        assert!(l.begin_leading(9, true, t0 + B));
+        assert!(
+            !l.begin_leading(9, true, t0 + B * 2),
+            "same term: no change"
+        );
+        l.record_quiet(9, 1, t0, &cfg);
+        assert!(!l.old_end_known(9), "one of three");
+        assert!(!l.out_of_lease(9, 3, t0 + drift(B) + MS));
+        l.record_quiet(9, 2, t0 + MS, &cfg);
+        assert!(l.old_end_known(9));
+        // The latest report plus drift(bound), not since + drift(bound).
+        assert!(!l.out_of_lease(9, 3, t0 + MS + drift(B)));
+        assert!(l.out_of_lease(9, 3, t0 + MS * 2 + drift(B)));
+        // A member with a grant still needs its own expiry.
+        l.record_grant(9, 2, 0, t0 + B * 2, B);
+        assert!(!l.out_of_lease(9, 2, t0 + B * 3));
+    }
+
+    #[test]
+    fn a_restored_leader_ignores_quiet_reports() {
+        let l = Leases::new(B);
+        let t0 = Instant::now();
+        let cfg = three();
+        l.begin_leading(9, false, t0 + B);
+        l.record_quiet(9, 1, t0, &cfg);
+        l.record_quiet(9, 2, t0, &cfg);
+        assert!(!l.old_end_known(9));
+        assert!(!l.out_of_lease(9, 3, t0 + drift(B) + MS));
     }
 }

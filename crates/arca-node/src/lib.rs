@@ -114,6 +114,7 @@ impl From<Rejection> for NodeError {
             Rejection::InvalidTag(m) => NodeError::InvalidTag(m),
             Rejection::Unsupported(m) => NodeError::Unsupported(m),
             Rejection::Invalid(m) => NodeError::Validation(m),
+            Rejection::Busy(_) => NodeError::Throttled,
         }
     }
 }

@@ -32,6 +32,8 @@ pub const PATH_INIT: &str = "/cluster/init";
 pub const PATH_LEASE: &str = "/lease";
 pub const PATH_BARRIER: &str = "/barrier";
 pub const PATH_CONFIRM: &str = "/lease/confirm";
+pub const PATH_SETTLED: &str = "/lease/settled";
+pub const PATH_QUIET: &str = "/lease/quiet";
 
 /// Why a peer call failed.
 #[derive(Debug, thiserror::Error)]

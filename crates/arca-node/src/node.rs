@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use arca_crypto::wrap::RootKey;
 use arca_crypto::SecretBytes;
-use arca_state::{ClusterInfo, Command, Outcome, Proposal};
+use arca_state::{ClusterInfo, Command, Outcome, Proposal, RequestKey};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{ChangeMembers, ServerState, SnapshotPolicy};
 use tokio_util::sync::CancellationToken;
@@ -41,10 +41,12 @@ pub struct RaftTuning {
 
 impl Default for RaftTuning {
     fn default() -> Self {
+        // Failover in about a second (docs/ARCHITECTURE.md, "Timings"): a
+        // follower campaigns 450–600 ms after the leader's last heartbeat.
         Self {
-            heartbeat_ms: 100,
-            election_min_ms: 400,
-            election_max_ms: 800,
+            heartbeat_ms: 50,
+            election_min_ms: 150,
+            election_max_ms: 300,
             snapshot_every: 1000,
             keep_after_snapshot: 500,
         }
@@ -128,6 +130,9 @@ pub struct Node {
     pub(crate) write_timeout: Duration,
     pub(crate) election_max: Duration,
     pub(crate) leases: Leases,
+    /// The term of the vote this process started with (a newer term it leads
+    /// was won by an election in this process).
+    pub(crate) startup_term: u64,
     pub(crate) pool: Arc<RsaPool>,
     pub(crate) scheduler_interval: Duration,
     adjustable_clock: bool,
@@ -203,6 +208,9 @@ impl Node {
         let network = Network {
             client: peers.clone(),
         };
+        // The term this process starts in: a newer term it leads was won by
+        // an election here, never restored (see `lease.rs`).
+        let startup_term = store::stored_vote_term(&db.get()).map_err(st)?;
         let raft = Raft::new(
             cfg.node_id,
             Arc::new(raft_config),
@@ -238,6 +246,7 @@ impl Node {
             write_timeout: cfg.write_timeout,
             election_max: Duration::from_millis(t.election_max_ms),
             leases: Leases::new(cfg.stale_bound),
+            startup_term,
             pool: RsaPool::new(cfg.rsa_pool, root.clone()),
             scheduler_interval: cfg.scheduler_interval,
             adjustable_clock: cfg.adjustable_clock,
@@ -254,13 +263,15 @@ impl Node {
         let root_watch = tokio::spawn(tasks::root_key_watch(node.clone()));
         let leases = tokio::spawn(tasks::lease_loop(node.clone()));
         let leading = tokio::spawn(tasks::leader_loop(node.clone()));
+        let settle = tokio::spawn(tasks::settle_loop(node.clone()));
+        let notices = tokio::spawn(tasks::settled_notice_loop(node.clone()));
         let scheduler = tokio::spawn(tasks::scheduler_loop(node.clone()));
         let pool = tokio::spawn(node.pool.clone().refill(node.shutdown.clone()));
         node.tasks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .extend([
-                peer_task, watchdog, root_watch, leases, leading, scheduler, pool,
+                peer_task, watchdog, root_watch, leases, leading, settle, notices, scheduler, pool,
             ]);
         Ok(node)
     }
@@ -404,11 +415,21 @@ impl Node {
                 match self.leader_info(leader) {
                     Some(info) => {
                         let left = deadline.saturating_duration_since(Instant::now());
-                        match self.peers.forward(&info, &req, left).await {
-                            Ok(r) => r,
-                            Err(e) => {
-                                tracing::debug!(error = %e, leader, "forward to leader failed");
-                                last_err = e.to_string();
+                        // A leader that stalls (paused, partitioned) is given up
+                        // as soon as another is known; a write it may still
+                        // apply is deduplicated by its request identity.
+                        let mut rx = self.raft.metrics();
+                        tokio::select! {
+                            r = self.peers.forward(&info, &req, left) => match r {
+                                Ok(r) => r,
+                                Err(e) => {
+                                    tracing::debug!(error = %e, leader, "forward to leader failed");
+                                    last_err = e.to_string();
+                                    ForwardResponse::NotLeader { leader: None }
+                                }
+                            },
+                            _ = rx.wait_for(|m| m.current_leader != Some(leader)) => {
+                                last_err = format!("node {leader} stopped leading");
                                 ForwardResponse::NotLeader { leader: None }
                             }
                         }
@@ -447,24 +468,31 @@ impl Node {
             }
         }
         match req {
-            ForwardRequest::Write(p) => match self.raft.client_write(p).await {
-                Ok(r) => {
-                    // Acknowledge only when no node can serve older state.
-                    match tasks::barrier(self, r.log_id.leader_id.term, r.log_id.index).await {
-                        Ok(()) => ForwardResponse::Written {
-                            outcome: r.data,
-                            log_index: r.log_id.index,
-                        },
-                        Err(e) => ForwardResponse::Unavailable(e.to_string()),
+            ForwardRequest::Write(mut p) => {
+                // The leader's clock stamps the entry; the proposer's is not trusted.
+                p.stamp_ms = self.now_ms();
+                match self.raft.client_write(p).await {
+                    Ok(r) => {
+                        // Acknowledge only when no node can serve older state.
+                        match tasks::barrier(self, r.log_id.leader_id.term, r.log_id.index).await {
+                            Ok(()) => {
+                                self.shared.raise_safe(r.log_id.index);
+                                ForwardResponse::Written {
+                                    outcome: r.data,
+                                    log_index: r.log_id.index,
+                                }
+                            }
+                            Err(e) => ForwardResponse::Unavailable(e.to_string()),
+                        }
                     }
-                }
-                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                    ForwardResponse::NotLeader {
-                        leader: f.leader_id,
+                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                        ForwardResponse::NotLeader {
+                            leader: f.leader_id,
+                        }
                     }
+                    Err(e) => ForwardResponse::Failed(e.to_string()),
                 }
-                Err(e) => ForwardResponse::Failed(e.to_string()),
-            },
+            }
             ForwardRequest::ReadIndex => match self.raft.ensure_linearizable().await {
                 Ok(Some(l)) => ForwardResponse::ReadIndex(l.index),
                 Ok(None) => ForwardResponse::ReadIndex(0),
@@ -577,23 +605,34 @@ impl Node {
         }
     }
 
-    /// Proposes `cmd` through the leader; returns once this node has applied it.
+    /// Proposes `cmd` through the leader; returns once this node has applied
+    /// it. A retry of a request applied before returns the first outcome.
     pub(crate) async fn propose(
         &self,
-        request_id: Option<[u8; 16]>,
+        request: Option<RequestKey>,
         command: Command,
     ) -> Result<Outcome, NodeError> {
+        Ok(self.propose_created(request, command).await?.0)
+    }
+
+    /// Like [`Node::propose`]; also returns what the first attempt of a
+    /// repeated request created (its key id, access key id or version id),
+    /// which the caller reports instead of what this attempt would have.
+    pub(crate) async fn propose_created(
+        &self,
+        request: Option<RequestKey>,
+        command: Command,
+    ) -> Result<(Outcome, Option<String>), NodeError> {
         let started = Instant::now();
-        let p = Proposal {
-            request_id,
-            command,
-        };
+        let p = Proposal::new(request, command);
         match self.on_leader(ForwardRequest::Write(p)).await? {
             ForwardResponse::Written { outcome, log_index } => {
+                // The leader's barrier passed for it: it is settled.
+                self.shared.raise_safe(log_index);
                 // Read your writes: a later request to this node sees the change.
                 self.wait_applied(log_index, started + self.write_timeout)
                     .await?;
-                Ok(outcome)
+                Ok(outcome.first())
             }
             other => Err(NodeError::Internal(format!(
                 "unexpected answer to a write: {other:?}"
@@ -648,18 +687,16 @@ impl Node {
             root_check_value: self.root.check_value(),
             created_ms: now,
         };
-        match self
-            .propose(None, Command::InitCluster { info, admin })
-            .await?
-        {
-            Outcome::Applied => Ok(NewAccessKey {
-                access_key_id,
-                secret_access_key: secret,
-                region,
-                account_id,
-            }),
-            Outcome::Rejected(r) => Err(r.into()),
-        }
+        crate::keys::applied(
+            self.propose(None, Command::InitCluster { info, admin })
+                .await?,
+        )?;
+        Ok(NewAccessKey {
+            access_key_id,
+            secret_access_key: secret,
+            region,
+            account_id,
+        })
     }
 
     pub async fn add_node(&self, node_id: NodeId, info: NodeInfo) -> Result<(), NodeError> {
@@ -687,39 +724,58 @@ impl Node {
     /// Creates an access key; its secret is returned once and kept only wrapped.
     pub async fn create_access_key(
         &self,
-        rid: Option<[u8; 16]>,
+        rid: Option<RequestKey>,
         admin: bool,
     ) -> Result<NewAccessKey, NodeError> {
         let cluster = self.cluster_info().ok_or(NodeError::NotInitialized)?;
         let (rec, secret) = credentials::generate(&self.root, admin, self.now_ms())?;
         let access_key_id = rec.access_key_id.clone();
-        match self
-            .propose(rid, Command::CreateAccessKey { key: rec })
-            .await?
-        {
-            Outcome::Applied => Ok(NewAccessKey {
+        let (outcome, created) = self
+            .propose_created(rid, Command::CreateAccessKey { key: rec })
+            .await?;
+        match (outcome, created) {
+            (Outcome::Applied, None) => Ok(NewAccessKey {
                 access_key_id,
                 secret_access_key: secret,
                 region: cluster.region,
                 account_id: cluster.account_id,
             }),
-            Outcome::Rejected(r) => Err(r.into()),
+            // A retry: the key the first attempt created, its secret unwrapped
+            // from the replicated record.
+            (Outcome::Applied, Some(first)) => {
+                let rec = self
+                    .shared
+                    .read()
+                    .state
+                    .access_keys
+                    .get(&first)
+                    .cloned()
+                    .ok_or_else(|| {
+                        NodeError::NotFound(format!("Access key {first} does not exist"))
+                    })?;
+                let secret = credentials::unwrap_secret(&self.root, &rec)?;
+                Ok(NewAccessKey {
+                    access_key_id: first,
+                    secret_access_key: secret,
+                    region: cluster.region,
+                    account_id: cluster.account_id,
+                })
+            }
+            (Outcome::Rejected(r), _) => Err(r.into()),
+            (Outcome::Repeated { .. }, _) => Err(NodeError::Internal("nested repeat".into())),
         }
     }
 
     /// Deletes an access key: requests signed with it fail from then on.
     pub async fn delete_access_key(
         &self,
-        rid: Option<[u8; 16]>,
+        rid: Option<RequestKey>,
         access_key_id: String,
     ) -> Result<(), NodeError> {
-        match self
-            .propose(rid, Command::DeleteAccessKey { access_key_id })
-            .await?
-        {
-            Outcome::Applied => Ok(()),
-            Outcome::Rejected(r) => Err(r.into()),
-        }
+        crate::keys::applied(
+            self.propose(rid, Command::DeleteAccessKey { access_key_id })
+                .await?,
+        )
     }
 
     /// The secret of an access key, for signature checks; `None` if unknown.

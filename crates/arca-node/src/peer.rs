@@ -15,10 +15,10 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::lease::{BarrierRequest, ConfirmRequest, LeaseRequest};
+use crate::lease::{BarrierRequest, ConfirmRequest, LeaseRequest, QuietRequest, SettledNotice};
 use crate::network::{
     unix_now, PATH_APPEND, PATH_BARRIER, PATH_CONFIRM, PATH_FORWARD, PATH_INIT, PATH_LEASE,
-    PATH_SNAPSHOT, PATH_VOTE,
+    PATH_QUIET, PATH_SETTLED, PATH_SNAPSHOT, PATH_VOTE,
 };
 use crate::peer_auth::HEADER;
 use crate::types::ForwardRequest;
@@ -125,6 +125,11 @@ async fn handle(node: Arc<Node>, req: Request<Incoming>) -> Response<Full<Bytes>
         PATH_LEASE => postcard_reply(&node.grant_lease(decode!(LeaseRequest)).await),
         PATH_BARRIER => postcard_reply(&node.barrier_reply(decode!(BarrierRequest)).await),
         PATH_CONFIRM => postcard_reply(&node.confirm_reply(decode!(ConfirmRequest))),
+        PATH_QUIET => postcard_reply(&node.quiet_reply(decode!(QuietRequest))),
+        PATH_SETTLED => {
+            node.settled_notice(decode!(SettledNotice));
+            postcard_reply(&())
+        }
         PATH_FORWARD => {
             let req: ForwardRequest = decode!(ForwardRequest);
             postcard_reply(&node.handle_forward(req).await)

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use arca_state::{
-    AccessKeyRecord, AliasRecord, ClusterInfo, Dedup, KeyRecord, Outcome, State, Touched,
+    AccessKeyRecord, AliasRecord, ClusterInfo, Dedup, DedupEntry, KeyRecord, State, Touched,
 };
 use openraft::storage::{LogFlushed, RaftLogStorage, RaftStateMachine};
 use openraft::{
@@ -50,6 +50,8 @@ const LAST_PURGED: &str = "last_purged";
 const APPLIED: &str = "applied";
 const MEMBERSHIP: &str = "membership";
 const CLUSTER: &str = "cluster";
+/// The dedup table's clock (`Dedup::newest_ms`).
+const DEDUP_CLOCK: &str = "dedup_clock";
 const SNAPSHOT: &str = "snapshot";
 /// The check value of the root key this data directory was written under.
 pub const ROOT_CHECK: &str = "root_check";
@@ -174,6 +176,12 @@ pub fn open_database(dir: &Path) -> Result<Arc<Db>, redb::DatabaseError> {
 }
 
 /// Reads a value of the local `meta` table (not replicated).
+/// The term of the vote stored in `db` (0: none yet).
+pub fn stored_vote_term(db: &Database) -> Result<u64, StorageError> {
+    let vote: Option<Vote> = read_local_meta(db, VOTE)?.map(|b| dec(&b)).transpose()?;
+    Ok(vote.map_or(0, |v| v.leader_id.term))
+}
+
 pub fn read_local_meta(db: &Database, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
     let txn = db.begin_read().map_err(r)?;
     let table = match txn.open_table(META) {
@@ -394,6 +402,10 @@ fn purge_log(db: &Database, upto: u64, last_purged: &[u8]) -> Result<(), Storage
 pub struct SharedState {
     inner: RwLock<Applied>,
     applied_tx: watch::Sender<u64>,
+    /// The highest log index known to be *settled*: the leader's write
+    /// barrier passed for it, so no node serves state older than it (see
+    /// `lease.rs`). A key changed at a later index is not shown until then.
+    safe_tx: watch::Sender<u64>,
 }
 
 /// The state machine's in-memory copy.
@@ -410,6 +422,7 @@ impl SharedState {
         Arc::new(Self {
             inner: RwLock::new(applied),
             applied_tx: watch::Sender::new(idx),
+            safe_tx: watch::Sender::new(0),
         })
     }
 
@@ -425,8 +438,30 @@ impl SharedState {
         self.applied_tx.subscribe()
     }
 
+    /// The highest log index known to be settled (never goes back).
+    pub fn safe_index(&self) -> u64 {
+        *self.safe_tx.borrow()
+    }
+
+    /// Learns that every entry up to `index` is settled.
+    pub fn raise_safe(&self, index: u64) {
+        self.safe_tx.send_if_modified(|s| {
+            let raise = index > *s;
+            if raise {
+                *s = index;
+            }
+            raise
+        });
+    }
+
+    /// The settled index, as a watch.
+    pub fn safe_watch(&self) -> watch::Receiver<u64> {
+        self.safe_tx.subscribe()
+    }
+
     #[cfg(test)]
     pub(crate) fn insert_for_test(&self, k: KeyRecord) {
+        self.raise_safe(k.revision);
         let mut a = self.inner.write().unwrap_or_else(|p| p.into_inner());
         a.state.keys.insert(k.key_id, k);
     }
@@ -511,6 +546,13 @@ fn load_state(db: &Database) -> Result<Applied, StorageError> {
             applied.state.aliases.insert(a.name.clone(), a);
         }
     }
+    let newest_ms: u64 = match txn.open_table(SM_META) {
+        Ok(t) => match t.get(DEDUP_CLOCK).map_err(r)? {
+            Some(v) => dec(v.value())?,
+            None => 0,
+        },
+        Err(_) => 0,
+    };
     if let Ok(t) = txn.open_table(SM_DEDUP) {
         let mut rows = Vec::new();
         for item in t.iter().map_err(r)? {
@@ -519,10 +561,10 @@ fn load_state(db: &Database) -> Result<Applied, StorageError> {
                 .value()
                 .try_into()
                 .map_err(|_| r(std::io::Error::other("bad dedup id")))?;
-            let (seq, o): (u64, Outcome) = dec(v.value())?;
-            rows.push((id, seq, o));
+            let e: DedupEntry = dec(v.value())?;
+            rows.push((id, e));
         }
-        applied.state.dedup = Dedup::restore(rows);
+        applied.state.dedup = Dedup::restore(rows, newest_ms);
     }
     Ok(applied)
 }
@@ -554,7 +596,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     {
         let mut outcomes = Vec::new();
         let mut changes = Changes::default();
-        let (last_applied, membership) = {
+        let (last_applied, membership, dedup_clock) = {
             let mut a = self.shared.inner.write().unwrap_or_else(|p| p.into_inner());
             for entry in entries {
                 a.last_applied = Some(entry.log_id);
@@ -588,7 +630,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                                 }
                                 Touched::DedupAdded(id) => {
                                     let row =
-                                        a.state.dedup.outcomes.get(&id).map(enc).transpose()?;
+                                        a.state.dedup.entries.get(&id).map(enc).transpose()?;
                                     changes.dedup.push((id, row));
                                 }
                                 Touched::DedupEvicted(id) => changes.dedup.push((id, None)),
@@ -598,9 +640,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     }
                 }
             }
-            (a.last_applied, a.membership.clone())
+            (
+                a.last_applied,
+                a.membership.clone(),
+                a.state.dedup.newest_ms,
+            )
         };
         let applied_row = enc(&last_applied)?;
+        let dedup_clock_row = enc(&dedup_clock)?;
         let membership_row = enc(&membership)?;
         let cluster_row = changes.cluster.map(|c| enc(&c)).transpose()?;
         if let Some(i) = changes.deleted_at {
@@ -619,6 +666,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 let mut m = txn.open_table(SM_META).map_err(w)?;
                 m.insert(APPLIED, applied_row.as_slice()).map_err(w)?;
                 m.insert(MEMBERSHIP, membership_row.as_slice()).map_err(w)?;
+                m.insert(DEDUP_CLOCK, dedup_clock_row.as_slice())
+                    .map_err(w)?;
                 if let Some(c) = &cluster_row {
                     m.insert(CLUSTER, c.as_slice()).map_err(w)?;
                 }
@@ -741,6 +790,7 @@ fn state_rows(a: &Applied) -> Result<StateRows, StorageError> {
             (APPLIED, enc(&a.last_applied)?),
             (MEMBERSHIP, enc(&a.membership)?),
             (CLUSTER, enc(&a.state.cluster)?),
+            (DEDUP_CLOCK, enc(&a.state.dedup.newest_ms)?),
         ],
         keys: a
             .state
@@ -763,7 +813,7 @@ fn state_rows(a: &Applied) -> Result<StateRows, StorageError> {
         dedup: a
             .state
             .dedup
-            .outcomes
+            .entries
             .iter()
             .map(|(id, row)| Ok((*id, enc(row)?)))
             .collect::<Result<_, StorageError>>()?,

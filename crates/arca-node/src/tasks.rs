@@ -9,9 +9,9 @@ use openraft::ServerState;
 
 use crate::lease::{
     BarrierRequest, BarrierResponse, ConfirmRequest, ConfirmResponse, LeaseRequest, LeaseResponse,
-    NotServing,
+    NotServing, QuietRequest, QuietResponse, SettledNotice,
 };
-use crate::network::{PATH_BARRIER, PATH_CONFIRM, PATH_LEASE};
+use crate::network::{PATH_BARRIER, PATH_CONFIRM, PATH_LEASE, PATH_QUIET, PATH_SETTLED};
 use crate::types::NodeId;
 use crate::{Node, NodeError};
 
@@ -109,7 +109,7 @@ impl Node {
             (m.state, m.current_term, leader)
         };
         let floor = match leader {
-            Some(Ok(floor)) => floor,
+            Some(Ok((floor, _))) => floor,
             Some(Err(why)) => {
                 return Err(NodeError::Unavailable(format!(
                     "this node leads term {term} but {}; retry",
@@ -137,37 +137,44 @@ impl Node {
     /// Answers a follower's lease request (peer port).
     pub async fn grant_lease(&self, req: LeaseRequest) -> LeaseResponse {
         let now = Instant::now();
-        let may_grant = {
+        let valid = {
             let m = self.raft.metrics();
             let m = m.borrow();
             let membership = m.membership_config.membership();
             // A node removed from the cluster gets no lease, so it stops serving.
-            m.state == ServerState::Leader
-                && req.term == m.current_term
-                && membership.get_node(&req.node_id).is_some()
-                && self
-                    .leases
-                    .leader_floor(req.term, self.id, membership.get_joint_config(), now)
-                    .is_ok()
+            if m.state != ServerState::Leader
+                || req.term != m.current_term
+                || membership.get_node(&req.node_id).is_none()
+            {
+                return LeaseResponse::Refused;
+            }
+            match self
+                .leases
+                .leader_floor(req.term, self.id, membership.get_joint_config(), now)
+            {
+                // No lease outlives the leader's own evidence.
+                Ok((_, left)) => left.min(self.leases.bound()),
+                Err(_) => return LeaseResponse::Refused,
+            }
         };
-        if !may_grant {
-            return LeaseResponse::Refused;
-        }
         let commit = self
             .raft
             .with_raft_state(|s| s.committed.map(|c| c.index).unwrap_or(0))
             .await
             .unwrap_or(0);
         self.leases
-            .record_grant(req.term, req.node_id, req.held_commit, now);
+            .record_grant(req.term, req.node_id, req.held_commit, now, valid);
         LeaseResponse::Granted {
             term: req.term,
             commit_index: commit,
+            safe_index: self.shared.safe_index(),
+            valid_ms: valid.as_millis() as u64,
         }
     }
 
     /// Answers the leader's barrier (peer port): waits briefly to apply `index`.
     pub async fn barrier_reply(&self, req: BarrierRequest) -> BarrierResponse {
+        self.shared.raise_safe(req.safe_index);
         let _ = self
             .wait_applied(req.index, Instant::now() + Duration::from_millis(500))
             .await;
@@ -178,9 +185,109 @@ impl Node {
 
     /// Answers a leader's confirmation request (peer port) with this node's
     /// term. The term comes from the durable vote, so it never goes back.
-    pub fn confirm_reply(&self, _req: ConfirmRequest) -> ConfirmResponse {
-        ConfirmResponse {
-            term: self.raft.metrics().borrow().current_term,
+    pub fn confirm_reply(&self, req: ConfirmRequest) -> ConfirmResponse {
+        let term = self.raft.metrics().borrow().current_term;
+        if term <= req.term {
+            self.leases.note_answered(req.term, Instant::now());
+        }
+        ConfirmResponse { term }
+    }
+
+    /// Answers a new leader's quiet request (peer port).
+    pub fn quiet_reply(&self, req: QuietRequest) -> QuietResponse {
+        let term = self.raft.metrics().borrow().current_term;
+        let since = self.leases.quiet_since(req.term);
+        QuietResponse {
+            term,
+            quiet_ms: since.elapsed().as_millis() as u64,
+        }
+    }
+
+    /// After an election won in this process: asks every voter how long ago
+    /// it last confirmed an older term, until a quorum has answered from a
+    /// term at least `term` (or this node no longer leads it).
+    async fn quiet_round(&self, term: u64) {
+        let deadline = Instant::now() + self.leases.bound() * 2;
+        while Instant::now() < deadline && !self.leases.old_end_known(term) {
+            let (leading, configs, targets) = {
+                let m = self.raft.metrics();
+                let m = m.borrow();
+                let membership = m.membership_config.membership();
+                let targets: Vec<(NodeId, String)> = membership
+                    .voter_ids()
+                    .filter(|v| *v != self.id)
+                    .filter_map(|v| membership.get_node(&v).map(|n| (v, n.peer_addr.clone())))
+                    .collect();
+                (
+                    m.state == ServerState::Leader && m.current_term == term,
+                    membership.get_joint_config().clone(),
+                    targets,
+                )
+            };
+            if !leading {
+                return;
+            }
+            self.leases
+                .record_quiet(term, self.id, self.leases.quiet_since(term), &configs);
+            let timeout = self.leases.confirm_interval();
+            let calls = targets.into_iter().map(|(id, addr)| {
+                let configs = &configs;
+                async move {
+                    if let Ok(r) = self
+                        .peers
+                        .call::<_, QuietResponse>(
+                            &addr,
+                            PATH_QUIET,
+                            &QuietRequest { term },
+                            timeout,
+                        )
+                        .await
+                    {
+                        if r.term >= term {
+                            // Received now, so the voter's confirmation was
+                            // at least quiet_ms ago (less a drift margin).
+                            let ago = Duration::from_millis(r.quiet_ms - r.quiet_ms / 50);
+                            let latest = Instant::now()
+                                .checked_sub(ago)
+                                .unwrap_or(self.leases.started());
+                            self.leases.record_quiet(term, id, latest, configs);
+                        }
+                    }
+                }
+            });
+            futures_join_all(calls).await;
+            if !self.leases.old_end_known(term) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+
+    /// The leader's notice of its settled index (peer port).
+    pub fn settled_notice(&self, n: SettledNotice) {
+        self.shared.raise_safe(n.index);
+    }
+
+    /// Waits until the last change of `key_id` is settled here, so that no
+    /// node can still serve the key's state from before it. A key this node
+    /// does not hold has nothing to wait for.
+    pub(crate) async fn ensure_settled(&self, key_id: &arca_state::KeyId) -> Result<(), NodeError> {
+        let revision = match self.shared.read().state.keys.get(key_id) {
+            Some(k) => k.revision,
+            None => return Ok(()),
+        };
+        if self.shared.safe_index() >= revision {
+            return Ok(());
+        }
+        let mut rx = self.shared.safe_watch();
+        let wait = self.leases.max_barrier_wait() + self.leases.bound() / 2;
+        let settled = tokio::time::timeout(wait, rx.wait_for(|s| *s >= revision))
+            .await
+            .is_ok_and(|r| r.is_ok());
+        match settled {
+            true => Ok(()),
+            false => Err(NodeError::Unavailable(format!(
+                "Key '{key_id}' is being changed and the change is not yet settled on every node; retry"
+            ))),
         }
     }
 
@@ -256,7 +363,13 @@ pub(crate) async fn leader_loop(node: Arc<Node>) {
             continue;
         }
         let round = Instant::now();
-        node.leases.begin_leading(term, round);
+        // A term newer than the vote this process started with was won by an
+        // election here; an equal one may have been restored at start-up.
+        let elected = term > node.startup_term;
+        if node.leases.begin_leading(term, elected, round) && elected {
+            let node = node.clone();
+            tokio::spawn(async move { node.quiet_round(term).await });
+        }
         node.confirm_round(term).await;
         let next = round + node.leases.confirm_interval();
         // Until the floor is set (right after an election), look often.
@@ -315,8 +428,12 @@ pub(crate) async fn lease_loop(node: Arc<Node>) {
             Ok(LeaseResponse::Granted {
                 term: t,
                 commit_index,
+                safe_index,
+                valid_ms,
             }) if t == term => {
-                node.leases.hold(t, commit_index, sent);
+                node.leases
+                    .hold(t, commit_index, sent, Duration::from_millis(valid_ms));
+                node.shared.raise_safe(safe_index);
             }
             Ok(_) => {}
             Err(e) => tracing::debug!(error = %e, "lease request failed"),
@@ -342,15 +459,19 @@ pub(crate) async fn barrier(node: &Node, term: u64, index: u64) -> Result<(), No
             .collect()
     };
     let deadline = Instant::now() + node.leases.max_barrier_wait();
+    let proven = |id: NodeId| {
+        node.leases.out_of_lease(term, id, Instant::now())
+            || node.leases.holds_at_least(term, id, index)
+    };
     let waits = members.into_iter().map(|(id, addr)| async move {
         loop {
-            let now = Instant::now();
-            if node.leases.out_of_lease(term, id, now)
-                || node.leases.holds_at_least(term, id, index)
-            {
+            if proven(id) {
                 return Ok(());
             }
-            if now >= deadline {
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(600));
+            if left.is_zero() {
                 tracing::warn!(
                     node_id = id,
                     index,
@@ -358,18 +479,31 @@ pub(crate) async fn barrier(node: &Node, term: u64, index: u64) -> Result<(), No
                 );
                 return Err(id);
             }
-            let left = deadline
-                .saturating_duration_since(now)
-                .min(Duration::from_millis(600));
-            match node
+            let req = BarrierRequest {
+                index,
+                safe_index: node.shared.safe_index(),
+            };
+            let call = node
                 .peers
-                .call::<_, BarrierResponse>(&addr, PATH_BARRIER, &BarrierRequest { index }, left)
-                .await
-            {
-                Ok(r) if r.applied >= index => return Ok(()),
-                Ok(_) => {}
+                .call::<_, BarrierResponse>(&addr, PATH_BARRIER, &req, left);
+            tokio::pin!(call);
+            // While the member is silent (paused, partitioned), its lease may
+            // run out: look every 20 ms without giving up on its answer.
+            let answer = loop {
+                tokio::select! {
+                    r = &mut call => break Some(r),
+                    _ = tokio::time::sleep(Duration::from_millis(20)) => {
+                        if proven(id) {
+                            return Ok(());
+                        }
+                    }
+                }
+            };
+            match answer {
+                Some(Ok(r)) if r.applied >= index => return Ok(()),
+                Some(Ok(_)) | None => {}
                 // Unreachable: try again shortly, or until its lease runs out.
-                Err(_) => {
+                Some(Err(_)) => {
                     let pause = Duration::from_millis(50)
                         .min(deadline.saturating_duration_since(Instant::now()));
                     tokio::time::sleep(pause).await;
@@ -388,6 +522,78 @@ pub(crate) async fn barrier(node: &Node, term: u64, index: u64) -> Result<(), No
         Err(NodeError::Unavailable(format!(
             "the write was committed, but nodes {failed:?} could not be shown to have it in time; retry with the same request to get its outcome"
         )))
+    }
+}
+
+/// The leader settles what its writes did not: entries whose barrier failed,
+/// and an election's first entries (written by an earlier leader that may
+/// have died before its barrier passed). While it leads with a read floor,
+/// it runs the barrier for its applied index whenever that is above the
+/// settled index.
+pub(crate) async fn settle_loop(node: Arc<Node>) {
+    let mut applied = node.shared.applied_index();
+    loop {
+        let (state, term) = {
+            let m = node.raft.metrics();
+            let m = m.borrow();
+            (m.state, m.current_term)
+        };
+        let target = *applied.borrow_and_update();
+        if state == ServerState::Leader
+            && node.leases.has_floor(term)
+            && target > node.shared.safe_index()
+        {
+            match barrier(&node, term, target).await {
+                Ok(()) => node.shared.raise_safe(target),
+                Err(e) => {
+                    tracing::debug!(index = target, error = %e, "settling failed; will retry")
+                }
+            }
+            continue;
+        }
+        tokio::select! {
+            _ = applied.changed() => {}
+            _ = tokio::time::sleep(node.leases.confirm_interval()) => {}
+            _ = node.shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// The leader tells every member each time its settled index grows
+/// (coalesced: the newest value, at most every 5 ms; fire and forget — lease
+/// grants and barrier requests carry it too).
+pub(crate) async fn settled_notice_loop(node: Arc<Node>) {
+    let mut rx = node.shared.safe_watch();
+    loop {
+        tokio::select! {
+            r = rx.changed() => if r.is_err() { return },
+            _ = node.shutdown.cancelled() => return,
+        }
+        let index = *rx.borrow_and_update();
+        let members: Vec<String> = {
+            let m = node.raft.metrics();
+            let m = m.borrow();
+            if m.state != ServerState::Leader {
+                continue;
+            }
+            m.membership_config
+                .membership()
+                .nodes()
+                .filter(|(id, _)| **id != node.id)
+                .map(|(_, n)| n.peer_addr.clone())
+                .collect()
+        };
+        for addr in members {
+            let node = node.clone();
+            tokio::spawn(async move {
+                let timeout = node.leases.pull_interval();
+                let _ = node
+                    .peers
+                    .call::<_, ()>(&addr, PATH_SETTLED, &SettledNotice { index }, timeout)
+                    .await;
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
@@ -450,7 +656,8 @@ pub(crate) async fn scheduler_loop(node: Arc<Node>) {
                 Ok(Outcome::Applied) => {
                     tracing::info!(key_id = %key_id, "key deleted: its deletion date passed")
                 }
-                Ok(Outcome::Rejected(Rejection::NotDue(_) | Rejection::NotFound(_))) => {}
+                Ok(Outcome::Rejected(Rejection::NotDue(_) | Rejection::NotFound(_)))
+                | Ok(Outcome::Repeated { .. }) => {}
                 Ok(Outcome::Rejected(r)) => {
                     tracing::warn!(key_id = %key_id, reason = %r, "scheduled deletion refused")
                 }
@@ -484,7 +691,8 @@ pub(crate) async fn scheduler_loop(node: Arc<Node>) {
                 Ok(Outcome::Applied) => {
                     tracing::info!(key_id = %key_id, version = next, "key rotated automatically")
                 }
-                Ok(Outcome::Rejected(Rejection::NotDue(_) | Rejection::NotFound(_))) => {}
+                Ok(Outcome::Rejected(Rejection::NotDue(_) | Rejection::NotFound(_)))
+                | Ok(Outcome::Repeated { .. }) => {}
                 Ok(Outcome::Rejected(r)) => {
                     tracing::warn!(key_id = %key_id, reason = %r, "automatic rotation refused")
                 }

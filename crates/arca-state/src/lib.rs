@@ -438,13 +438,56 @@ pub enum Command {
     },
 }
 
-/// What is proposed to Raft: a command and, optionally, the id of the client
-/// request it came from. A request id seen before (a retried forward, an SDK
-/// retry of the same invocation) returns the first outcome and changes nothing.
+impl Command {
+    /// What applying this command creates that its proposer reports back: a
+    /// retry of the request is answered with the first attempt's.
+    pub fn created(&self) -> Option<String> {
+        match self {
+            Command::CreateKey { key } => Some(key.key_id.to_string()),
+            Command::CreateAccessKey { key } => Some(key.access_key_id.clone()),
+            Command::CreateKeyVersion { version, .. } => Some(version.version_id.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// Identifies a client request, so that its retries take effect once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestKey {
+    /// A digest of the principal and the client's invocation id (random when
+    /// the client sent none, so such requests are never deduplicated against
+    /// each other — only against the node's own forwarding retries).
+    pub id: [u8; 16],
+    /// A digest of the operation and the request body: a retry must match it.
+    pub fingerprint: [u8; 16],
+}
+
+/// What is proposed to Raft: a command and, optionally, the identity of the
+/// client request it came from. An identity seen within [`DEDUP_WINDOW_MS`]
+/// returns the first outcome and changes nothing; with another fingerprint it
+/// is refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Proposal {
-    pub request_id: Option<[u8; 16]>,
+    pub request: Option<RequestKey>,
+    /// The leader's clock (ms since the Unix epoch) when it appended the
+    /// entry; the leader sets it, whatever the proposer sent.
+    pub stamp_ms: u64,
     pub command: Command,
+}
+
+impl Proposal {
+    pub fn new(request: Option<RequestKey>, command: Command) -> Self {
+        Self {
+            request,
+            stamp_ms: 0,
+            command,
+        }
+    }
+
+    pub fn with_stamp(mut self, stamp_ms: u64) -> Self {
+        self.stamp_ms = stamp_ms;
+        self
+    }
 }
 
 /// The outcome of applying one command.
@@ -452,6 +495,23 @@ pub struct Proposal {
 pub enum Outcome {
     Applied,
     Rejected(Rejection),
+    /// A retry of a request applied before: the first attempt's outcome, and
+    /// what it created (a key id, access key id or key version id). This
+    /// entry changed nothing.
+    Repeated {
+        first: Box<Outcome>,
+        created: Option<String>,
+    },
+}
+
+impl Outcome {
+    /// The outcome that counts for the client: a repeat's first outcome.
+    pub fn first(self) -> (Outcome, Option<String>) {
+        match self {
+            Outcome::Repeated { first, created } => (*first, created),
+            o => (o, None),
+        }
+    }
 }
 
 /// Why a command changed nothing. Deterministic: every node rejects alike.
@@ -464,6 +524,9 @@ pub enum Rejection {
     NotInitialized,
     #[error("{0}")]
     NotFound(String),
+    /// Too many distinct requests within the deduplication window; retry later.
+    #[error("{0}")]
+    Busy(String),
     #[error("{0}")]
     AlreadyExists(String),
     /// The key's state does not allow the change (KMSInvalidStateException).
@@ -501,45 +564,90 @@ pub enum Touched {
     DedupEvicted([u8; 16]),
 }
 
-/// How many request ids are remembered for deduplication (oldest forgotten first).
-pub const DEDUP_CAPACITY: usize = 10_000;
+/// How long a request identity is remembered: far longer than any SDK's
+/// retry schedule (the AWS SDKs give up within about a minute).
+pub const DEDUP_WINDOW_MS: u64 = 10 * 60 * 1000;
 
-/// Recently applied request ids and their outcomes, forgotten oldest first.
+/// The most identities remembered at once. Identities are never forgotten
+/// inside their window to make room: when the table is full, new requests
+/// with an identity are refused (retriable) until old ones expire.
+pub const DEDUP_CAPACITY: usize = 1_000_000;
+
+/// One remembered request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DedupEntry {
+    /// The log index that first applied it (orders the table).
+    pub seq: u64,
+    pub fingerprint: [u8; 16],
+    /// The leader's stamp of the entry that first applied it.
+    pub at_ms: u64,
+    pub outcome: Outcome,
+    pub created: Option<String>,
+}
+
+/// Recently applied request identities and their outcomes, forgotten when
+/// older than [`DEDUP_WINDOW_MS`] by the newest stamp seen.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Dedup {
-    /// request id → (sequence number, outcome)
-    pub outcomes: BTreeMap<[u8; 16], (u64, Outcome)>,
-    /// sequence number → request id, to forget the oldest.
+    /// request id → entry
+    pub entries: BTreeMap<[u8; 16], DedupEntry>,
+    /// log index → request id, oldest first.
     pub by_seq: BTreeMap<u64, [u8; 16]>,
-    pub next_seq: u64,
+    /// The newest leader stamp applied (stamps from different leaders'
+    /// clocks need not be ordered; the maximum is).
+    pub newest_ms: u64,
 }
 
 impl Dedup {
-    /// Records an outcome; returns the ids forgotten to stay within capacity.
-    fn record(&mut self, id: [u8; 16], outcome: Outcome) -> Vec<[u8; 16]> {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        if let Some((old_seq, _)) = self.outcomes.insert(id, (seq, outcome)) {
-            self.by_seq.remove(&old_seq);
-        }
-        self.by_seq.insert(seq, id);
+    /// Moves the clock to `stamp_ms` and forgets expired identities; returns them.
+    fn advance(&mut self, stamp_ms: u64) -> Vec<[u8; 16]> {
+        self.newest_ms = self.newest_ms.max(stamp_ms);
         let mut evicted = Vec::new();
-        while self.by_seq.len() > DEDUP_CAPACITY {
-            if let Some((_, old)) = self.by_seq.pop_first() {
-                self.outcomes.remove(&old);
-                evicted.push(old);
+        while let Some((&seq, &id)) = self.by_seq.first_key_value() {
+            let expired = self
+                .entries
+                .get(&id)
+                .is_none_or(|e| e.at_ms.saturating_add(DEDUP_WINDOW_MS) < self.newest_ms);
+            if !expired {
+                break;
             }
+            self.by_seq.remove(&seq);
+            self.entries.remove(&id);
+            evicted.push(id);
         }
         evicted
     }
 
-    /// Rebuilds the table from stored rows `(id, sequence, outcome)`.
-    pub fn restore(rows: impl IntoIterator<Item = ([u8; 16], u64, Outcome)>) -> Self {
-        let mut d = Dedup::default();
-        for (id, seq, o) in rows {
-            d.outcomes.insert(id, (seq, o));
-            d.by_seq.insert(seq, id);
-            d.next_seq = d.next_seq.max(seq + 1);
+    fn record(
+        &mut self,
+        key: RequestKey,
+        seq: u64,
+        at_ms: u64,
+        outcome: Outcome,
+        created: Option<String>,
+    ) {
+        let entry = DedupEntry {
+            seq,
+            fingerprint: key.fingerprint,
+            at_ms,
+            outcome,
+            created,
+        };
+        if let Some(old) = self.entries.insert(key.id, entry) {
+            self.by_seq.remove(&old.seq);
+        }
+        self.by_seq.insert(seq, key.id);
+    }
+
+    /// Rebuilds the table from stored rows, with the newest stamp.
+    pub fn restore(rows: impl IntoIterator<Item = ([u8; 16], DedupEntry)>, newest_ms: u64) -> Self {
+        let mut d = Dedup {
+            newest_ms,
+            ..Dedup::default()
+        };
+        for (id, e) in rows {
+            d.by_seq.insert(e.seq, id);
+            d.entries.insert(id, e);
         }
         d
     }
@@ -561,21 +669,51 @@ fn key_not_found(id: &KeyId) -> Rejection {
 
 impl State {
     /// Applies a proposal committed at log `index`. Either the whole change is
-    /// made or nothing is (`Outcome::Rejected`).
+    /// made or nothing is (`Outcome::Rejected`, `Outcome::Repeated`).
     pub fn apply(&mut self, index: u64, p: Proposal) -> (Outcome, Vec<Touched>) {
-        if let Some(id) = p.request_id {
-            if let Some((_, o)) = self.dedup.outcomes.get(&id) {
-                return (o.clone(), Vec::new());
+        let mut touched: Vec<Touched> = self
+            .dedup
+            .advance(p.stamp_ms)
+            .into_iter()
+            .map(Touched::DedupEvicted)
+            .collect();
+        if let Some(key) = p.request {
+            if let Some(e) = self.dedup.entries.get(&key.id) {
+                let outcome = if e.fingerprint == key.fingerprint {
+                    Outcome::Repeated {
+                        first: Box::new(e.outcome.clone()),
+                        created: e.created.clone(),
+                    }
+                } else {
+                    Outcome::Rejected(Rejection::Invalid(
+                        "this invocation id (amz-sdk-invocation-id) was already used for a different request; send a new request with a new id".into(),
+                    ))
+                };
+                return (outcome, touched);
+            }
+            if self.dedup.entries.len() >= DEDUP_CAPACITY {
+                return (
+                    Outcome::Rejected(Rejection::Busy(format!(
+                        "more than {DEDUP_CAPACITY} distinct writes in the last {} minutes; retry later",
+                        DEDUP_WINDOW_MS / 60_000
+                    ))),
+                    touched,
+                );
             }
         }
-        let (outcome, mut touched) = match self.try_apply(index, p.command) {
-            Ok(t) => (Outcome::Applied, t),
-            Err(r) => (Outcome::Rejected(r), Vec::new()),
+        let created = p.command.created();
+        let outcome = match self.try_apply(index, p.command) {
+            Ok(t) => {
+                touched.extend(t);
+                Outcome::Applied
+            }
+            Err(r) => Outcome::Rejected(r),
         };
-        if let Some(id) = p.request_id {
-            let evicted = self.dedup.record(id, outcome.clone());
-            touched.push(Touched::DedupAdded(id));
-            touched.extend(evicted.into_iter().map(Touched::DedupEvicted));
+        if let Some(key) = p.request {
+            let created = created.filter(|_| outcome == Outcome::Applied);
+            self.dedup
+                .record(key, index, p.stamp_ms, outcome.clone(), created);
+            touched.push(Touched::DedupAdded(key.id));
         }
         (outcome, touched)
     }

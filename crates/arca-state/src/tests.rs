@@ -39,8 +39,20 @@ fn key(n: u8) -> KeyRecord {
 }
 
 fn p(command: Command) -> Proposal {
+    Proposal::new(None, command)
+}
+
+fn req(id: u8, fingerprint: u8) -> Option<RequestKey> {
+    Some(RequestKey {
+        id: [id; 16],
+        fingerprint: [fingerprint; 16],
+    })
+}
+
+fn stamped(request: Option<RequestKey>, stamp_ms: u64, command: Command) -> Proposal {
     Proposal {
-        request_id: None,
+        request,
+        stamp_ms,
         command,
     }
 }
@@ -508,45 +520,143 @@ fn on_demand_rotation_limit() {
 }
 
 #[test]
-fn a_request_id_applies_once() {
+fn a_request_applies_once() {
     let mut s = state();
-    let rotate = Proposal {
-        request_id: Some([7; 16]),
-        command: Command::RotateKey {
+    let rotate = stamped(
+        req(7, 1),
+        1_000,
+        Command::RotateKey {
             key_id: id(1),
             version: v(2),
             on_demand: true,
             now_ms: 1,
         },
-    };
+    );
     assert_eq!(s.apply(3, rotate.clone()).0, Outcome::Applied);
     let after_first = s.clone();
-    // The same proposal again (a retried forward): same outcome, no change.
+    // The same request again (an SDK retry, a retried forward): the first
+    // outcome, and no change.
     let (o, t) = s.apply(4, rotate);
-    assert_eq!(o, Outcome::Applied);
+    assert_eq!(
+        o,
+        Outcome::Repeated {
+            first: Box::new(Outcome::Applied),
+            created: None
+        }
+    );
     assert!(t.is_empty());
-    assert_eq!(s.dedup.outcomes.len(), 1);
+    assert_eq!(s.dedup.entries.len(), 1);
     assert_eq!(s, after_first);
     assert_eq!(s.keys[&id(1)].versions.len(), 2);
 }
 
 #[test]
-fn dedup_table_is_bounded() {
-    let mut d = Dedup::default();
-    for i in 0..(DEDUP_CAPACITY as u32 + 10) {
-        let mut id = [0u8; 16];
-        id[..4].copy_from_slice(&i.to_be_bytes());
-        d.record(id, Outcome::Applied);
+fn a_retried_create_reports_what_the_first_attempt_created() {
+    let mut s = state();
+    let first = stamped(req(9, 2), 1_000, Command::CreateKey { key: key(5) });
+    assert_eq!(s.apply(3, first).0, Outcome::Applied);
+    // The retry was prepared with other material and another key id.
+    let retry = stamped(req(9, 2), 2_000, Command::CreateKey { key: key(6) });
+    let (o, _) = s.apply(4, retry);
+    assert_eq!(
+        o.first(),
+        (Outcome::Applied, Some(id(5).to_string())),
+        "the key the first attempt created"
+    );
+    assert!(!s.keys.contains_key(&id(6)), "nothing else was created");
+}
+
+#[test]
+fn the_same_id_with_another_request_is_refused() {
+    let mut s = state();
+    let disable = |key: u8, fp: u8| {
+        stamped(
+            req(3, fp),
+            1_000,
+            Command::SetKeyEnabled {
+                key_id: id(key),
+                enabled: false,
+            },
+        )
+    };
+    assert_eq!(s.apply(3, disable(1, 1)).0, Outcome::Applied);
+    let (o, t) = s.apply(4, disable(2, 2));
+    assert!(matches!(o, Outcome::Rejected(Rejection::Invalid(m)) if m.contains("invocation id")));
+    assert!(t.is_empty());
+    assert_eq!(
+        s.keys[&id(2)].state,
+        KeyState::Enabled,
+        "not silently dropped"
+    );
+}
+
+#[test]
+fn identities_last_the_window_and_then_expire() {
+    let mut s = state();
+    let enable = |stamp: u64| {
+        stamped(
+            req(4, 4),
+            stamp,
+            Command::SetKeyEnabled {
+                key_id: id(1),
+                enabled: true,
+            },
+        )
+    };
+    assert_eq!(s.apply(3, enable(1_000)).0, Outcome::Applied);
+    // Other clients' traffic inside the window evicts nothing.
+    for i in 0..100u8 {
+        let other = stamped(
+            Some(RequestKey {
+                id: [i; 16],
+                fingerprint: [0; 16],
+            }),
+            1_000 + u64::from(i),
+            Command::SetKeyEnabled {
+                key_id: id(2),
+                enabled: true,
+            },
+        );
+        s.apply(10 + u64::from(i), other);
     }
-    assert_eq!(d.outcomes.len(), DEDUP_CAPACITY);
-    assert_eq!(d.by_seq.len(), DEDUP_CAPACITY);
-    assert!(!d.outcomes.contains_key(&[0u8; 16]));
-    let rows: Vec<_> = d
-        .outcomes
+    let (o, _) = s.apply(200, enable(1_000 + DEDUP_WINDOW_MS));
+    assert!(
+        matches!(o, Outcome::Repeated { .. }),
+        "still inside the window"
+    );
+    // Past the window (by the newest stamp), it is forgotten and applies anew.
+    let (o, t) = s.apply(
+        201,
+        p(Command::UpdateDescription {
+            key_id: id(2),
+            description: "tick".into(),
+        })
+        .with_stamp(1_001 + DEDUP_WINDOW_MS + 100),
+    );
+    assert_eq!(o, Outcome::Applied);
+    assert!(t.contains(&Touched::DedupEvicted([4; 16])));
+    assert!(!s.dedup.entries.contains_key(&[4; 16]));
+    let rows: Vec<_> = s
+        .dedup
+        .entries
         .iter()
-        .map(|(id, (seq, o))| (*id, *seq, o.clone()))
+        .map(|(id, e)| (*id, e.clone()))
         .collect();
-    assert_eq!(Dedup::restore(rows), d);
+    assert_eq!(Dedup::restore(rows, s.dedup.newest_ms), s.dedup);
+}
+
+#[test]
+fn requests_without_identity_are_never_deduplicated() {
+    let mut s = state();
+    let tag = |v: &str| {
+        p(Command::TagKey {
+            key_id: id(1),
+            tags: vec![("k".into(), v.into())],
+        })
+    };
+    assert_eq!(s.apply(3, tag("a")).0, Outcome::Applied);
+    assert_eq!(s.apply(4, tag("a")).0, Outcome::Applied);
+    assert!(s.dedup.entries.is_empty());
 }
 
 #[test]

@@ -348,7 +348,7 @@ async fn server(a: ServerArgs) -> anyhow::Result<()> {
         stale_bound: Duration::from_millis(
             file.consistency
                 .stale_bound_ms
-                .unwrap_or(2000)
+                .unwrap_or(1000)
                 .clamp(200, 60_000),
         ),
         scheduler_interval: Duration::from_millis(
