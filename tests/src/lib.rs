@@ -88,6 +88,9 @@ pub struct Options {
     pub stale_bound_ms: Option<u64>,
     /// Pre-generated RSA keys per size; 0 keeps test nodes from spending CPU on them.
     pub rsa_pool: usize,
+    /// How long the operator pauses between bootstrap steps (after `init`,
+    /// and between `add-node`s), as a person following the runbook would.
+    pub bootstrap_pause: Duration,
 }
 
 impl Default for Options {
@@ -99,6 +102,7 @@ impl Default for Options {
             scheduler_interval_ms: 200,
             stale_bound_ms: None,
             rsa_pool: 0,
+            bootstrap_pause: Duration::ZERO,
         }
     }
 }
@@ -287,6 +291,9 @@ impl Cluster {
             secret_access_key: v["SecretAccessKey"].as_str().unwrap().to_string(),
         };
         for _ in 1..n {
+            // The operator's pause is part of the scenario, not a wait for a
+            // condition.
+            tokio::time::sleep(c.opts.bootstrap_pause).await;
             c.add_node().await;
         }
         for i in 0..n {

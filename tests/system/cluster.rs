@@ -132,6 +132,27 @@ async fn writes_through_followers_and_crypto_on_every_node() {
     assert!(s["commit_index"].as_u64().unwrap() >= 3);
 }
 
+/// The runbook's bootstrap with a person's pauses between the steps (init,
+/// then add-node, add-node): every node becomes ready and serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_with_pauses_between_the_steps() {
+    let mut c = Cluster::start_with(
+        3,
+        Options {
+            bootstrap_pause: std::time::Duration::from_secs(3),
+            ..Options::default()
+        },
+    )
+    .await;
+    let leader = c.wait_leader().await;
+    let key = create(&c, (leader + 1) % 3, "after a slow bootstrap").await;
+    for i in 0..3 {
+        c.wait_ready(i).await;
+        let ct = encrypt(&c, i, &key, b"ready").await;
+        assert_eq!(decrypt(&c, (i + 1) % 3, &ct).await, b"ready");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_killed_new_leader_elected_old_leader_catches_up() {
     let mut c = Cluster::start(3).await;
