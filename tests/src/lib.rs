@@ -91,6 +91,8 @@ pub struct Options {
     /// How long the operator pauses between bootstrap steps (after `init`,
     /// and between `add-node`s), as a person following the runbook would.
     pub bootstrap_pause: Duration,
+    /// More TOML appended to every node's configuration (whole sections).
+    pub extra_config: String,
 }
 
 impl Default for Options {
@@ -103,6 +105,7 @@ impl Default for Options {
             stale_bound_ms: None,
             rsa_pool: 0,
             bootstrap_pause: Duration::ZERO,
+            extra_config: String::new(),
         }
     }
 }
@@ -334,6 +337,7 @@ adjustable_clock = {clock}
 
 [keys]
 rsa_pool = {pool}
+{extra}
 "#,
             data = data_dir.display(),
             root = self.root_key_file.display(),
@@ -348,6 +352,7 @@ rsa_pool = {pool}
             sched = self.opts.scheduler_interval_ms,
             clock = self.opts.adjustable_clock,
             pool = self.opts.rsa_pool,
+            extra = self.opts.extra_config,
         );
         std::fs::write(&config, toml).unwrap();
         self.nodes.push(NodeProc {

@@ -16,6 +16,7 @@ pub mod metrics;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arca_node::limits::{Acceptor, PortLimits};
 use arca_node::Node;
 use bytes::Bytes;
 use http::{HeaderValue, Method, StatusCode};
@@ -23,7 +24,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -42,6 +43,9 @@ pub struct Gateway {
     node: Arc<Node>,
     metrics: Metrics,
     audit: Option<audit::AuditLog>,
+    limits: PortLimits,
+    /// The API port's acceptor once serving (for /metrics).
+    acceptor: std::sync::OnceLock<Arc<Acceptor>>,
 }
 
 type Resp = hyper::Response<Full<Bytes>>;
@@ -53,12 +57,15 @@ fn request_id() -> String {
 }
 
 impl Gateway {
-    /// A gateway for `node`, recording every API request in `audit`.
-    pub fn new(node: Arc<Node>, audit: Option<audit::AuditLog>) -> Arc<Self> {
+    /// A gateway for `node` within `limits`, recording every API request in
+    /// `audit`.
+    pub fn new(node: Arc<Node>, audit: Option<audit::AuditLog>, limits: PortLimits) -> Arc<Self> {
         Arc::new(Self {
             node,
             metrics: Metrics::default(),
             audit,
+            limits,
+            acceptor: std::sync::OnceLock::new(),
         })
     }
 
@@ -66,18 +73,10 @@ impl Gateway {
     /// in-flight requests finish (at most [`DRAIN_TIMEOUT`]).
     pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: CancellationToken) {
         let graceful = GracefulShutdown::new();
-        loop {
-            let (stream, remote) = tokio::select! {
-                r = listener.accept() => match r {
-                    Ok(x) => x,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        continue;
-                    }
-                },
-                _ = shutdown.cancelled() => break,
-            };
-            let _ = stream.set_nodelay(true);
+        let limits = self.limits;
+        let acceptor = Arc::new(Acceptor::new(listener, &limits, "api"));
+        let _ = self.acceptor.set(acceptor.clone());
+        while let Some((stream, remote, permit)) = acceptor.accept(&shutdown).await {
             let gw = self.clone();
             let source: Arc<str> = remote.to_string().into();
             let svc = service_fn(move |req| {
@@ -87,15 +86,18 @@ impl Gateway {
             });
             let conn = http1::Builder::new()
                 .keep_alive(true)
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_timeout)
                 .serve_connection(TokioIo::new(stream), svc);
             let conn = graceful.watch(conn);
             tokio::spawn(async move {
+                let _permit = permit;
                 if let Err(e) = conn.await {
                     tracing::debug!(error = %e, "connection ended with an error");
                 }
             });
         }
-        drop(listener);
+        drop(acceptor);
         if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
             .await
             .is_err()
@@ -117,11 +119,18 @@ impl Gateway {
             (&Method::GET, "/metrics") => {
                 let view = self.node.raft_view().await;
                 let dropped = self.audit.as_ref().map_or(0, |a| a.dropped());
-                let mut r = text(
-                    StatusCode::OK,
-                    self.metrics
-                        .render(&view, self.node.active_key_actors(), dropped),
-                );
+                let mut body = self
+                    .metrics
+                    .render(&view, self.node.active_key_actors(), dropped);
+                if let Some(a) = self.acceptor.get() {
+                    metrics::render_connections(
+                        &mut body,
+                        a.open(&self.limits),
+                        a.refused(),
+                        a.accept_errors(),
+                    );
+                }
+                let mut r = text(StatusCode::OK, body);
                 r.headers_mut().insert(
                     http::header::CONTENT_TYPE,
                     HeaderValue::from_static("text/plain; version=0.0.4"),
@@ -148,14 +157,28 @@ impl Gateway {
         let mut principal: Option<String> = None;
         let mut audited_key: Option<String> = None;
         let result = async {
-            let body = match Limited::new(body, MAX_BODY).collect().await {
-                Ok(b) => b.to_bytes(),
-                Err(_) => {
-                    return Err(ApiError::validation(format!(
-                        "the request body is larger than {MAX_BODY} bytes"
-                    )))
-                }
-            };
+            let body_timeout = self.limits.body_timeout;
+            let body =
+                match tokio::time::timeout(body_timeout, Limited::new(body, MAX_BODY).collect())
+                    .await
+                {
+                    Ok(Ok(b)) => b.to_bytes(),
+                    Ok(Err(_)) => {
+                        return Err(ApiError::validation(format!(
+                            "the request body is larger than {MAX_BODY} bytes"
+                        )))
+                    }
+                    Err(_) => {
+                        return Err(ApiError::new(
+                            408,
+                            "RequestTimeoutException",
+                            format!(
+                                "the request body was not received within {} ms",
+                                body_timeout.as_millis()
+                            ),
+                        ))
+                    }
+                };
             let caller = self.authenticate(&parts, &body)?;
             principal = Some(caller.access_key_id.clone());
             let suffix = target.split_once('.').map(|(_, op)| op).unwrap_or("");

@@ -148,3 +148,18 @@ impl Metrics {
         out
     }
 }
+
+/// The API port's connection counters.
+pub fn render_connections(out: &mut String, open: usize, refused: u64, accept_errors: u64) {
+    out.push_str("# HELP arca_api_connections Open API connections.\n");
+    out.push_str("# TYPE arca_api_connections gauge\n");
+    let _ = writeln!(out, "arca_api_connections {open}");
+    out.push_str("# HELP arca_api_connections_refused_total API connections closed at once because the port was at [limits] max_connections.\n");
+    out.push_str("# TYPE arca_api_connections_refused_total counter\n");
+    let _ = writeln!(out, "arca_api_connections_refused_total {refused}");
+    out.push_str(
+        "# HELP arca_api_accept_errors_total Failed accepts on the API port (each backs off).\n",
+    );
+    out.push_str("# TYPE arca_api_accept_errors_total counter\n");
+    let _ = writeln!(out, "arca_api_accept_errors_total {accept_errors}");
+}

@@ -25,7 +25,7 @@ use arca_crypto::wrap::{RootKey, WrapContext};
 use arca_crypto::SecretBytes;
 use arca_keys::{EncryptionAlgorithm, MacAlgorithm, MessageType, PrivateKey, SigningAlgorithm};
 use arca_state::{KeyId, KeySpec, KeyState};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::store::SharedState;
 use crate::NodeError;
@@ -169,23 +169,37 @@ pub struct Registry {
     root: Arc<RootKey>,
     mailbox: usize,
     idle_timeout: Duration,
+    heavy: Arc<Semaphore>,
 }
 
 impl Registry {
+    /// `mailbox` (at least 1) bounds each key's queue; `heavy` (at least 1)
+    /// bounds RSA and SM2 private-key operations and key generations in
+    /// flight across all keys.
     pub fn new(
         shared: Arc<SharedState>,
         root: Arc<RootKey>,
         mailbox: usize,
         idle_timeout: Duration,
+        heavy: usize,
     ) -> Self {
-        assert!(mailbox > 0, "an actor mailbox holds at least one request");
         Self {
             actors: Mutex::new(HashMap::new()),
             shared,
             root,
-            mailbox,
+            mailbox: mailbox.max(1),
             idle_timeout,
+            heavy: Arc::new(Semaphore::new(heavy.max(1))),
         }
+    }
+
+    /// A slot for heavy crypto (RSA, SM2, key generation), or `Throttled`
+    /// when all are taken.
+    pub fn heavy_permit(&self) -> Result<OwnedSemaphorePermit, NodeError> {
+        self.heavy
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| NodeError::Throttled)
     }
 
     /// The number of running actors.
@@ -207,6 +221,7 @@ impl Registry {
             key_id,
             shared: self.shared.clone(),
             root: self.root.clone(),
+            heavy: self.heavy.clone(),
             loaded: None,
         };
         tokio::spawn(actor.run(rx, self.idle_timeout));
@@ -250,6 +265,7 @@ struct KeyActor {
     key_id: KeyId,
     shared: Arc<SharedState>,
     root: Arc<RootKey>,
+    heavy: Arc<Semaphore>,
     loaded: Option<Loaded>,
 }
 
@@ -378,10 +394,19 @@ impl KeyActor {
                         let _ = reply.send(Err(e));
                     }
                     Ok((key, vid)) if op.is_heavy(key.spec()) => {
-                        // Off the async workers; the reply is sent from there.
-                        tokio::task::spawn_blocking(move || {
-                            let _ = reply.send(op.run(&key).map(|o| (o, vid)));
-                        });
+                        // Off the async workers, within the heavy-crypto bound;
+                        // the reply is sent from there.
+                        match self.heavy.clone().try_acquire_owned() {
+                            Ok(permit) => {
+                                tokio::task::spawn_blocking(move || {
+                                    let _ = reply.send(op.run(&key).map(|o| (o, vid)));
+                                    drop(permit);
+                                });
+                            }
+                            Err(_) => {
+                                let _ = reply.send(Err(NodeError::Throttled));
+                            }
+                        }
                     }
                     Ok((key, vid)) => {
                         let _ = reply.send(op.run(&key).map(|o| (o, vid)));
@@ -480,7 +505,7 @@ mod tests {
                 created_ms: 0,
             },
         ));
-        let reg = Registry::new(sm.shared(), root, mailbox, idle);
+        let reg = Registry::new(sm.shared(), root, mailbox, idle, 4);
         (dir, reg, id)
     }
 

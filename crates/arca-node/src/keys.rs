@@ -131,9 +131,18 @@ impl Node {
         let ks = keys_spec(spec)?;
         let material = match self.pool.take(ks) {
             Some(m) => m,
-            None => tokio::task::spawn_blocking(move || arca_keys::generate(ks))
-                .await
-                .map_err(|e| NodeError::Internal(e.to_string()))??,
+            None => {
+                // RSA generation takes up to seconds: within the heavy bound.
+                let permit = match ks.rsa_bits() {
+                    Some(_) => Some(self.registry.heavy_permit()?),
+                    None => None,
+                };
+                let m = tokio::task::spawn_blocking(move || arca_keys::generate(ks))
+                    .await
+                    .map_err(|e| NodeError::Internal(e.to_string()))??;
+                drop(permit);
+                m
+            }
         };
         let public = if spec.is_asymmetric() {
             Some(PrivateKey::load(ks, material.expose())?.public_key_spki_der()?)

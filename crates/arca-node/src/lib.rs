@@ -8,6 +8,7 @@ pub mod actors;
 pub mod credentials;
 pub mod keys;
 pub mod lease;
+pub mod limits;
 pub mod network;
 pub mod node;
 pub mod peer;

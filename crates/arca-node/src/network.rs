@@ -68,7 +68,7 @@ impl PeerClient {
         conn.set_nodelay(true);
         conn.set_connect_timeout(Some(Duration::from_secs(2)));
         let http = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_idle_timeout(crate::limits::PEER_POOL_IDLE)
             .build(conn);
         Self { http, auth }
     }

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::actors::Registry;
 use crate::credentials::{self, SecretCache};
 use crate::lease::Leases;
+use crate::limits::{Acceptor, PortLimits};
 use crate::network::{Network, PeerClient, PeerError};
 use crate::peer_auth::PeerAuth;
 use crate::pool::RsaPool;
@@ -76,6 +77,11 @@ pub struct NodeConfig {
     pub adjustable_clock: bool,
     /// Pre-generated RSA keys kept per size (0: none).
     pub rsa_pool: usize,
+    /// Connections and timeouts of the peer port.
+    pub peer_limits: PortLimits,
+    /// RSA and SM2 private-key operations and key generations in flight at
+    /// most; more are refused with `ThrottlingException`.
+    pub heavy_crypto: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -135,6 +141,7 @@ pub struct Node {
     pub(crate) startup_term: u64,
     pub(crate) pool: Arc<RsaPool>,
     pub(crate) scheduler_interval: Duration,
+    pub(crate) peer_limits: PortLimits,
     adjustable_clock: bool,
     clock_offset_ms: AtomicI64,
     pub(crate) shutdown: CancellationToken,
@@ -237,6 +244,7 @@ impl Node {
                 root.clone(),
                 cfg.actor_mailbox,
                 cfg.actor_idle,
+                cfg.heavy_crypto,
             ),
             shared,
             peers,
@@ -249,13 +257,14 @@ impl Node {
             startup_term,
             pool: RsaPool::new(cfg.rsa_pool, root.clone()),
             scheduler_interval: cfg.scheduler_interval,
+            peer_limits: cfg.peer_limits,
             adjustable_clock: cfg.adjustable_clock,
             clock_offset_ms: AtomicI64::new(0),
             shutdown: CancellationToken::new(),
             tasks: Default::default(),
         });
         let peer_task = tokio::spawn(crate::peer::serve(
-            listener,
+            Acceptor::new(listener, &cfg.peer_limits, "peer"),
             node.clone(),
             node.shutdown.clone(),
         ));

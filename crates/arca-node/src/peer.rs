@@ -10,12 +10,12 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::{Deserialize, Serialize};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::lease::{BarrierRequest, ConfirmRequest, LeaseRequest, QuietRequest, SettledNotice};
+use crate::limits::Acceptor;
 use crate::network::{
     unix_now, PATH_APPEND, PATH_BARRIER, PATH_CONFIRM, PATH_FORWARD, PATH_INIT, PATH_LEASE,
     PATH_QUIET, PATH_SETTLED, PATH_SNAPSHOT, PATH_VOTE,
@@ -43,27 +43,21 @@ pub struct InitResponse {
     pub account_id: String,
 }
 
-pub async fn serve(listener: TcpListener, node: Arc<Node>, shutdown: CancellationToken) {
-    loop {
-        let (stream, _) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "peer accept failed");
-                    continue;
-                }
-            },
-            _ = shutdown.cancelled() => return,
-        };
-        let _ = stream.set_nodelay(true);
+pub async fn serve(acceptor: Acceptor, node: Arc<Node>, shutdown: CancellationToken) {
+    let limits = node.peer_limits;
+    while let Some((stream, _, permit)) = acceptor.accept(&shutdown).await {
         let node = node.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let svc = service_fn(move |req| {
                 let node = node.clone();
                 async move { Ok::<_, std::convert::Infallible>(handle(node, req).await) }
             });
-            let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_timeout)
+                .serve_connection(TokioIo::new(stream), svc);
             tokio::select! {
                 _ = conn => {}
                 _ = shutdown.cancelled() => {}
@@ -96,14 +90,39 @@ async fn handle(node: Arc<Node>, req: Request<Incoming>) -> Response<Full<Bytes>
         .get(HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let body = match Limited::new(req.into_body(), MAX_PEER_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => return reply(StatusCode::PAYLOAD_TOO_LARGE, b"body too large".to_vec()),
+    let content_length = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    // Authenticate the head before reading a byte of the body.
+    let head = match node.peer_auth.verify_head(
+        auth.as_deref(),
+        &method,
+        &path,
+        unix_now(),
+        content_length,
+        MAX_PEER_BODY as u64,
+    ) {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::warn!(path, error = %e, "peer request refused");
+            return reply(StatusCode::UNAUTHORIZED, e.to_string().into_bytes());
+        }
     };
-    if let Err(e) = node
-        .peer_auth
-        .verify(auth.as_deref(), &method, &path, unix_now(), &body)
-    {
+    let limit = usize::try_from(head.len()).unwrap_or(MAX_PEER_BODY);
+    let read = Limited::new(req.into_body(), limit).collect();
+    let body = match tokio::time::timeout(node.peer_limits.body_timeout, read).await {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(_)) => return reply(StatusCode::PAYLOAD_TOO_LARGE, b"body too large".to_vec()),
+        Err(_) => {
+            return reply(
+                StatusCode::REQUEST_TIMEOUT,
+                b"body not received in time".to_vec(),
+            )
+        }
+    };
+    if let Err(e) = node.peer_auth.verify_body(&head, &method, &path, &body) {
         tracing::warn!(path, error = %e, "peer request refused");
         return reply(StatusCode::UNAUTHORIZED, e.to_string().into_bytes());
     }

@@ -35,6 +35,26 @@ pub struct FileConfig {
     pub testing: TestingSection,
     #[serde(default)]
     pub keys: KeysSection,
+    #[serde(default)]
+    pub limits: LimitsSection,
+}
+
+/// Bounds on what clients and peers can hold.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    /// Open API connections at most (more are closed at once).
+    pub max_connections: Option<usize>,
+    /// Time to receive a request's headers; also how long an idle kept-alive
+    /// API connection stays open.
+    pub header_timeout_ms: Option<u64>,
+    /// Time to receive a request's body.
+    pub body_timeout_ms: Option<u64>,
+    /// Open peer connections at most.
+    pub peer_max_connections: Option<usize>,
+    /// RSA and SM2 private-key operations and RSA key generations in flight
+    /// at most; more get ThrottlingException.
+    pub heavy_crypto: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

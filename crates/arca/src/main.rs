@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use arca_crypto::wrap::RootKey;
 use arca_crypto::SecretBytes;
+use arca_node::limits::PortLimits;
 use arca_node::network::{PeerClient, PATH_INIT};
 use arca_node::peer::{InitRequest, InitResponse};
 use arca_node::peer_auth::PeerAuth;
@@ -331,6 +332,39 @@ async fn server(a: ServerArgs) -> anyhow::Result<()> {
         snapshot_every: r.snapshot_every.unwrap_or(d.snapshot_every),
         keep_after_snapshot: r.keep_after_snapshot.unwrap_or(d.keep_after_snapshot),
     };
+    let l = &file.limits;
+    let positive = |name: &str, v: Option<usize>, default: usize| -> anyhow::Result<usize> {
+        match v {
+            Some(0) => anyhow::bail!("{name} must be at least 1"),
+            Some(n) => Ok(n),
+            None => Ok(default),
+        }
+    };
+    let api_limits = PortLimits {
+        max_connections: positive(
+            "[limits] max_connections",
+            l.max_connections,
+            PortLimits::API_DEFAULT.max_connections,
+        )?,
+        header_timeout: l.header_timeout_ms.map_or(
+            PortLimits::API_DEFAULT.header_timeout,
+            Duration::from_millis,
+        ),
+        body_timeout: l
+            .body_timeout_ms
+            .map_or(PortLimits::API_DEFAULT.body_timeout, Duration::from_millis),
+    };
+    let peer_limits = PortLimits {
+        max_connections: positive(
+            "[limits] peer_max_connections",
+            l.peer_max_connections,
+            PortLimits::PEER_DEFAULT.max_connections,
+        )?,
+        ..PortLimits::PEER_DEFAULT
+    };
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let heavy_crypto = positive("[limits] heavy_crypto", l.heavy_crypto, cores * 2)?;
+    let actor_mailbox = positive("[actors] mailbox", file.actors.mailbox, 1024)?;
     let api_listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -342,7 +376,7 @@ async fn server(a: ServerArgs) -> anyhow::Result<()> {
         root_key,
         cluster_secret,
         raft: tuning,
-        actor_mailbox: file.actors.mailbox.unwrap_or(1024),
+        actor_mailbox,
         actor_idle: Duration::from_secs(file.actors.idle_secs.unwrap_or(300)),
         write_timeout: Duration::from_millis(r.write_timeout_ms.unwrap_or(10_000)),
         stale_bound: Duration::from_millis(
@@ -356,6 +390,8 @@ async fn server(a: ServerArgs) -> anyhow::Result<()> {
         ),
         adjustable_clock: file.testing.adjustable_clock,
         rsa_pool: file.keys.rsa_pool.unwrap_or(2).min(64),
+        peer_limits,
+        heavy_crypto,
     })
     .await?;
     tracing::info!(node_id, api = %listen, peer = %peer, data_dir = %data_dir.display(), "node started");
@@ -371,7 +407,7 @@ async fn server(a: ServerArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open the audit log {}", audit_path.display()))?;
     tracing::info!(path = %audit_path.display(), "audit log");
     let shutdown = CancellationToken::new();
-    let gateway = arca_gateway::Gateway::new(node.clone(), Some(audit));
+    let gateway = arca_gateway::Gateway::new(node.clone(), Some(audit), api_limits);
     let serving = tokio::spawn(gateway.serve(api_listener, shutdown.clone()));
 
     if dev {
