@@ -279,6 +279,65 @@ async fn a_node_added_after_many_writes_catches_up_by_snapshot() {
     })
     .await;
     assert_eq!(code, "DependencyTimeoutException");
+    // It learns that it was removed, says so on /ready and in its log, and
+    // stops campaigning: the cluster's term stays put.
+    let addr = c.nodes[n4].api_addr.clone();
+    let why = wait_for("the removed node to say so on /ready", DEADLINE, || {
+        let addr = addr.clone();
+        async move {
+            http_get(&addr, "/ready")
+                .filter(|(s, b)| *s == 503 && b.contains("removed from the cluster"))
+                .map(|(_, b)| b)
+        }
+    })
+    .await;
+    assert!(why.contains("stop it"), "{why}");
+    assert!(c.nodes[n4]
+        .log_text()
+        .contains("was removed from the cluster"));
+    assert_eq!(http_get(&addr, "/health").map(|r| r.0), Some(200));
+    let term = c.metric(0, "arca_raft_term").unwrap();
+    let key = create(&c, 2, "terms settle").await;
+    encrypt(&c, 0, &key, b"still one leader").await;
+    assert_eq!(
+        c.metric(0, "arca_raft_term").unwrap(),
+        term,
+        "no elections from the removed node"
+    );
+
+    // The status, from the leader's view: every member reachable, with its
+    // last contact.
+    let s: serde_json::Value =
+        serde_json::from_str(&c.cli(&["cluster", "status", "--endpoint", &via, "--json"])).unwrap();
+    for m in s["members"].as_array().unwrap() {
+        assert_eq!(m["reachable"], true, "{m}");
+        assert!(m["last_contact_ms"].as_u64().unwrap() < 5_000, "{m}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_without_a_leader_answers_at_once_with_what_the_node_knows() {
+    let mut c = Cluster::start(3).await;
+    let leader = c.wait_leader().await;
+    let (a, b) = ((leader + 1) % 3, (leader + 2) % 3);
+    c.nodes[leader].kill();
+    c.nodes[b].kill();
+    let via = c.nodes[a].endpoint();
+    let started = std::time::Instant::now();
+    let out = c.cli(&["cluster", "status", "--endpoint", &via]);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(out.contains("own view"), "{out}");
+    // /ready says why it is not ready.
+    let (status, why) = http_get(&c.nodes[a].api_addr, "/ready").unwrap();
+    assert_eq!(status, 503);
+    assert!(
+        why.contains("no leader known") || why.contains("has not heard"),
+        "{why}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -108,7 +108,13 @@ impl Gateway {
 
     async fn handle(&self, req: hyper::Request<Incoming>, source: &str) -> Resp {
         match (req.method(), req.uri().path()) {
-            (&Method::GET, "/health") => text(StatusCode::OK, "ok\n".into()),
+            (&Method::GET, "/health") => match self.node.health() {
+                Ok(()) => text(StatusCode::OK, "ok\n".into()),
+                Err(why) => text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("unhealthy: {why}\n"),
+                ),
+            },
             (&Method::GET, "/ready") => match self.node.ready().await {
                 Ok(()) => text(StatusCode::OK, "ready\n".into()),
                 Err(why) => text(

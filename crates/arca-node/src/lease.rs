@@ -88,6 +88,9 @@ pub enum LeaseResponse {
     },
     /// Not the leader of that term, or without evidence of a quorum.
     Refused,
+    /// The current leader (with evidence of a quorum) does not count the
+    /// requester among the cluster's members: it was removed.
+    NotAMember,
 }
 
 /// A follower's request to confirm it has applied `index`.
@@ -189,6 +192,9 @@ struct Leading {
     floor: Option<u64>,
     /// Per member: when its latest lease from this process provably ends.
     granted_until: HashMap<NodeId, Instant>,
+    /// Per member: when this process last heard from it (a confirmation
+    /// answered or a lease request).
+    heard: HashMap<NodeId, Instant>,
     /// The commit index each follower last said its held lease names.
     held: HashMap<NodeId, u64>,
 }
@@ -320,6 +326,7 @@ impl Leases {
             confirmed: HashMap::new(),
             floor: None,
             granted_until: HashMap::new(),
+            heard: HashMap::new(),
             held: HashMap::new(),
         });
         true
@@ -373,7 +380,14 @@ impl Leases {
         self.with_term(term, |l| {
             let t = l.confirmed.entry(voter).or_insert(sent);
             *t = (*t).max(sent);
+            l.heard.insert(voter, Instant::now());
         });
+    }
+
+    /// When the leader of `term` (this process) last heard from `node`.
+    pub fn last_heard(&self, term: u64, node: NodeId) -> Option<Instant> {
+        self.with_term(term, |l| l.heard.get(&node).copied())
+            .flatten()
     }
 
     /// An entry of `term` at `index` is committed and applied here.
@@ -446,6 +460,7 @@ impl Leases {
     ) {
         self.with_term(term, |l| {
             l.granted_until.insert(node, now + drift(valid));
+            l.heard.insert(node, now);
             l.held.insert(node, held_commit);
         });
     }

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -122,6 +122,28 @@ pub struct RaftView {
     pub purged_index: Option<u64>,
 }
 
+/// A node behind its commit index whose applied index has not moved for this
+/// long is reported as stuck rather than catching up.
+const STUCK_AFTER: Duration = Duration::from_secs(10);
+
+/// When the applied index last moved, as `/ready` saw it.
+#[derive(Default)]
+struct Progress(std::sync::Mutex<Option<(u64, Instant)>>);
+
+impl Progress {
+    /// How long `applied` has been the applied index.
+    fn stalled_for(&self, applied: u64) -> Duration {
+        let mut p = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match *p {
+            Some((a, since)) if a == applied => since.elapsed(),
+            _ => {
+                *p = Some((applied, Instant::now()));
+                Duration::ZERO
+            }
+        }
+    }
+}
+
 /// A running node.
 pub struct Node {
     pub id: NodeId,
@@ -144,6 +166,9 @@ pub struct Node {
     pub(crate) peer_limits: PortLimits,
     adjustable_clock: bool,
     clock_offset_ms: AtomicI64,
+    /// Set once the leader said this node is not a member.
+    removed: AtomicBool,
+    progress: Progress,
     pub(crate) shutdown: CancellationToken,
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -260,6 +285,8 @@ impl Node {
             peer_limits: cfg.peer_limits,
             adjustable_clock: cfg.adjustable_clock,
             clock_offset_ms: AtomicI64::new(0),
+            removed: AtomicBool::new(false),
+            progress: Progress::default(),
             shutdown: CancellationToken::new(),
             tasks: Default::default(),
         });
@@ -352,22 +379,66 @@ impl Node {
         }
     }
 
-    /// Ready: the node knows a leader and has applied all it knows is committed.
-    pub async fn ready(&self) -> Result<(), String> {
-        let v = self.raft_view().await;
-        if v.leader.is_none() {
-            return Err("no leader known".into());
+    /// Live: the process runs and its Raft core has not stopped (a removed
+    /// node is live; `/ready` says it was removed).
+    pub fn health(&self) -> Result<(), String> {
+        if self.removed.load(Ordering::Relaxed) {
+            return Ok(());
         }
-        if self.cluster_info().is_none() {
+        match &self.raft.metrics().borrow().running_state {
+            Ok(()) => Ok(()),
+            Err(e) => Err(format!("the Raft core has stopped: {e}")),
+        }
+    }
+
+    /// Ready: the node knows a leader, has applied all it knows is committed,
+    /// and may serve. The reason says which is missing, and tells a node
+    /// catching up (its applied index moves) from one that is stuck.
+    pub async fn ready(&self) -> Result<(), String> {
+        if self.removed.load(Ordering::Relaxed) {
+            return Err("removed from the cluster: this node no longer takes part; stop it".into());
+        }
+        self.health()?;
+        let v = self.raft_view().await;
+        if self.cluster_info().is_none() && v.leader.is_none() {
             return Err("cluster not initialized".into());
         }
-        if v.applied_index < v.commit_index {
-            return Err(format!(
-                "applied index {:?} behind commit index {:?}",
-                v.applied_index, v.commit_index
-            ));
+        if v.leader.is_none() {
+            return Err(format!("no leader known (term {}, {})", v.term, v.state));
+        }
+        let (applied, commit) = (v.applied_index.unwrap_or(0), v.commit_index.unwrap_or(0));
+        if applied < commit {
+            let still = self.progress.stalled_for(applied);
+            return Err(if still > STUCK_AFTER {
+                format!(
+                    "stuck: applied index {applied} has not moved for {} s, {} entries behind commit index {commit}",
+                    still.as_secs(),
+                    commit - applied
+                )
+            } else {
+                format!(
+                    "catching up: applied index {applied}, {} entries behind commit index {commit}",
+                    commit - applied
+                )
+            });
         }
         self.ensure_serving().await.map_err(|e| e.to_string())
+    }
+
+    /// The leader's answer says this node is not a member any more: stop
+    /// taking part (no more campaigns), and say so.
+    pub(crate) fn mark_removed(self: &Arc<Self>) {
+        if self.removed.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        tracing::error!(
+            node_id = self.id,
+            "this node was removed from the cluster: it stops taking part in Raft and refuses requests; stop the process"
+        );
+        let node = self.clone();
+        tokio::spawn(async move {
+            let _ = node.raft.shutdown().await;
+        });
     }
 
     pub(crate) fn leader_info(&self, leader: NodeId) -> Option<NodeInfo> {
@@ -414,7 +485,15 @@ impl Node {
     /// Runs `req` on the leader: here if this node leads, else forwarded.
     /// Retries across elections until the write timeout.
     async fn on_leader(&self, req: ForwardRequest) -> Result<ForwardResponse, NodeError> {
-        let deadline = Instant::now() + self.write_timeout;
+        self.on_leader_until(req, Instant::now() + self.write_timeout)
+            .await
+    }
+
+    async fn on_leader_until(
+        &self,
+        req: ForwardRequest,
+        deadline: Instant,
+    ) -> Result<ForwardResponse, NodeError> {
         let mut last_err = String::from("no leader");
         loop {
             let leader = self.wait_leader(deadline).await?;
@@ -580,6 +659,14 @@ impl Node {
                     None if *id == self.id => leader_last,
                     None => None,
                 };
+                let leading = v.leader == Some(self.id);
+                let contact = if *id == self.id {
+                    leading.then(Instant::now)
+                } else if leading {
+                    self.leases.last_heard(v.term, *id)
+                } else {
+                    None
+                };
                 let lag = if v.leader == Some(self.id) {
                     Some(
                         leader_last
@@ -600,6 +687,8 @@ impl Node {
                         None
                     },
                     lag,
+                    last_contact_ms: contact.map(|t| t.elapsed().as_millis() as u64),
+                    reachable: contact.map(|t| t.elapsed() < self.leases.bound()),
                 }
             })
             .collect();
@@ -720,9 +809,11 @@ impl Node {
             .map(|_| ())
     }
 
-    /// The leader's view of the cluster (this node's if no leader answers).
+    /// The leader's view of the cluster; this node's own view if no leader
+    /// answers within a second.
     pub async fn cluster_status(&self) -> ClusterStatus {
-        match self.on_leader(ForwardRequest::Status).await {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        match self.on_leader_until(ForwardRequest::Status, deadline).await {
             Ok(ForwardResponse::Status(s)) => s,
             _ => self.local_status().await,
         }

@@ -71,6 +71,9 @@ pub(crate) async fn election_watchdog(node: Arc<Node>) {
                     _ = tokio::time::sleep(Duration::from_millis(jitter)) => {}
                     _ = node.shutdown.cancelled() => return,
                 }
+                if removed_from_cluster(&node).await {
+                    return;
+                }
                 if rx.borrow().current_leader.is_none() {
                     tracing::info!(
                         node_id = node.id,
@@ -141,17 +144,28 @@ impl Node {
             let m = self.raft.metrics();
             let m = m.borrow();
             let membership = m.membership_config.membership();
-            // A node removed from the cluster gets no lease, so it stops serving.
-            if m.state != ServerState::Leader
-                || req.term != m.current_term
-                || membership.get_node(&req.node_id).is_none()
-            {
+            if m.state != ServerState::Leader {
                 return LeaseResponse::Refused;
             }
-            match self
-                .leases
-                .leader_floor(req.term, self.id, membership.get_joint_config(), now)
-            {
+            let evidence = self.leases.leader_floor(
+                m.current_term,
+                self.id,
+                membership.get_joint_config(),
+                now,
+            );
+            // A node the current leader does not count as a member was
+            // removed: it is told so, and stops taking part.
+            if membership.get_node(&req.node_id).is_none() {
+                return if evidence.is_ok() {
+                    LeaseResponse::NotAMember
+                } else {
+                    LeaseResponse::Refused
+                };
+            }
+            if req.term != m.current_term {
+                return LeaseResponse::Refused;
+            }
+            match evidence {
                 // No lease outlives the leader's own evidence.
                 Ok((_, left)) => left.min(self.leases.bound()),
                 Err(_) => return LeaseResponse::Refused,
@@ -435,10 +449,50 @@ pub(crate) async fn lease_loop(node: Arc<Node>) {
                     .hold(t, commit_index, sent, Duration::from_millis(valid_ms));
                 node.shared.raise_safe(safe_index);
             }
+            Ok(LeaseResponse::NotAMember) => {
+                node.mark_removed();
+                return;
+            }
             Ok(_) => {}
             Err(e) => tracing::debug!(error = %e, "lease request failed"),
         }
     }
+}
+
+/// Asks every other member for a lease, as a node that has lost its leader
+/// does before it campaigns: a leader that no longer counts this node among
+/// its members says so. Returns whether this node was removed.
+async fn removed_from_cluster(node: &Arc<Node>) -> bool {
+    let (term, targets): (u64, Vec<String>) = {
+        let m = node.raft.metrics();
+        let m = m.borrow();
+        let targets = m
+            .membership_config
+            .membership()
+            .nodes()
+            .filter(|(id, _)| **id != node.id)
+            .map(|(_, n)| n.peer_addr.clone())
+            .collect();
+        (m.current_term, targets)
+    };
+    let req = LeaseRequest {
+        node_id: node.id,
+        term,
+        held_commit: 0,
+    };
+    let timeout = node.leases.confirm_interval();
+    let calls = targets.iter().map(|addr| {
+        node.peers
+            .call::<_, LeaseResponse>(addr, PATH_LEASE, &req, timeout)
+    });
+    let removed = futures_join_all(calls)
+        .await
+        .into_iter()
+        .any(|r| matches!(r, Ok(LeaseResponse::NotAMember)));
+    if removed {
+        node.mark_removed();
+    }
+    removed
 }
 
 /// Called by the leader of `term` after a write at `index` is applied here:

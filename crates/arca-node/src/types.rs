@@ -102,4 +102,10 @@ pub struct MemberStatus {
     pub matched_index: Option<u64>,
     /// Entries this node is behind the leader's log (leader's view only).
     pub lag: Option<u64>,
+    /// Milliseconds since the leader last heard from it (leader's view only).
+    #[serde(default)]
+    pub last_contact_ms: Option<u64>,
+    /// Heard from within the stale bound (leader's view only).
+    #[serde(default)]
+    pub reachable: Option<bool>,
 }

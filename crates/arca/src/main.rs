@@ -5,6 +5,7 @@ mod bench_crypto;
 mod client;
 mod config;
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -627,7 +628,11 @@ async fn cluster(c: ClusterCmd) -> anyhow::Result<()> {
                     .map(|x| x.to_string())
                     .unwrap_or_else(|| "-".into())
             };
-            println!(
+            // Written, not printed: a closed pipe (`| head -1`) ends the
+            // output quietly instead of panicking.
+            let mut out = String::new();
+            let _ = writeln!(
+                out,
                 "leader: {}   term: {}   commit index: {}   applied index: {} (as seen by node {})",
                 opt(&s["leader"]),
                 opt(&s["term"]),
@@ -635,9 +640,10 @@ async fn cluster(c: ClusterCmd) -> anyhow::Result<()> {
                 opt(&s["applied_index"]),
                 opt(&s["node_id"]),
             );
-            println!(
-                "{:>6}  {:<8} {:<22} {:<22} {:>8} {:>6}",
-                "NODE", "ROLE", "API", "PEER", "MATCHED", "LAG"
+            let _ = writeln!(
+                out,
+                "{:>6}  {:<8} {:<22} {:<22} {:>8} {:>6} {:>10} {:>9}",
+                "NODE", "ROLE", "API", "PEER", "MATCHED", "LAG", "CONTACT", "REACHABLE"
             );
             for m in s["members"].as_array().into_iter().flatten() {
                 let role = if m["node_id"] == s["leader"] {
@@ -647,16 +653,35 @@ async fn cluster(c: ClusterCmd) -> anyhow::Result<()> {
                 } else {
                     "learner"
                 };
-                println!(
-                    "{:>6}  {:<8} {:<22} {:<22} {:>8} {:>6}",
+                let contact = m["last_contact_ms"]
+                    .as_u64()
+                    .map_or_else(|| "-".into(), |ms| format!("{ms} ms"));
+                let reachable = match m["reachable"].as_bool() {
+                    Some(true) => "yes",
+                    Some(false) => "NO",
+                    None => "-",
+                };
+                let _ = writeln!(
+                    out,
+                    "{:>6}  {:<8} {:<22} {:<22} {:>8} {:>6} {:>10} {:>9}",
                     opt(&m["node_id"]),
                     role,
                     m["api_addr"].as_str().unwrap_or("-"),
                     m["peer_addr"].as_str().unwrap_or("-"),
                     opt(&m["matched_index"]),
                     opt(&m["lag"]),
+                    contact,
+                    reachable,
                 );
             }
+            if s["leader"].is_null() {
+                let _ = writeln!(
+                    out,
+                    "no leader answered: this is node {}'s own view",
+                    opt(&s["node_id"])
+                );
+            }
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
             Ok(())
         }
     }
