@@ -1,6 +1,7 @@
 //! The chaos suite: a real cluster, concurrent clients on every node, and one
 //! fault per round — SIGKILL of the leader or of a follower followed by a
-//! restart, or SIGSTOP/SIGCONT of either. A ledger keeps what was
+//! restart, SIGSTOP/SIGCONT of either, or (with network namespaces, as root)
+//! a network partition that isolates either. A ledger keeps what was
 //! acknowledged; at the end every acknowledged key must exist on every node in
 //! its last acknowledged state, every acknowledged ciphertext must decrypt on
 //! every node, and each key's observed state history must be linearizable.
@@ -46,6 +47,10 @@ pub struct ChaosOptions {
     /// A fault lasts a random time in this range before it is healed.
     pub fault_min: Duration,
     pub fault_max: Duration,
+    /// Also cut nodes off the network (each node in its own network
+    /// namespace); skipped, and said so in the report, where the machine
+    /// does not allow namespaces.
+    pub partitions: bool,
 }
 
 impl Default for ChaosOptions {
@@ -58,6 +63,7 @@ impl Default for ChaosOptions {
             readers_per_node: 2,
             fault_min: Duration::from_millis(500),
             fault_max: Duration::from_millis(2500),
+            partitions: true,
         }
     }
 }
@@ -68,14 +74,18 @@ pub enum Fault {
     KillFollower,
     PauseLeader,
     PauseFollower,
+    PartitionLeader,
+    PartitionFollower,
 }
 
 impl Fault {
-    const ALL: [Fault; 4] = [
+    const ALL: [Fault; 6] = [
         Fault::KillLeader,
         Fault::KillFollower,
         Fault::PauseLeader,
         Fault::PauseFollower,
+        Fault::PartitionLeader,
+        Fault::PartitionFollower,
     ];
 
     fn name(self) -> &'static str {
@@ -84,6 +94,8 @@ impl Fault {
             Fault::KillFollower => "kill_follower",
             Fault::PauseLeader => "pause_leader",
             Fault::PauseFollower => "pause_follower",
+            Fault::PartitionLeader => "partition_leader",
+            Fault::PartitionFollower => "partition_follower",
         }
     }
 }
@@ -160,6 +172,14 @@ struct Ledger {
     unexpected: Mutex<BTreeMap<String, u64>>,
     wrong_plaintexts: AtomicU64,
     ops: AtomicU64,
+    /// The node under a fault now (`usize::MAX`: none).
+    faulted: std::sync::atomic::AtomicUsize,
+    /// Encrypt reads answered / refused (503 or unreachable) by the node
+    /// under a fault, and refused by the other nodes.
+    faulted_answered: AtomicU64,
+    faulted_refused: AtomicU64,
+    healthy_refused: AtomicU64,
+    healthy_why: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Ledger {
@@ -295,6 +315,26 @@ async fn reader(
             .await;
         let end = Instant::now();
         ledger.ops.fetch_add(1, Ordering::Relaxed);
+        let on_faulted = ledger.faulted.load(Ordering::Relaxed) == node;
+        let answered = !matches!(&r, Err(e) if retriable(&error_code(e)));
+        match (on_faulted, answered) {
+            (true, true) => ledger.faulted_answered.fetch_add(1, Ordering::Relaxed),
+            (true, false) => ledger.faulted_refused.fetch_add(1, Ordering::Relaxed),
+            (false, false) => {
+                if let Err(e) = &r {
+                    use aws_sdk_kms::error::ProvideErrorMetadata;
+                    let m: String = e
+                        .message()
+                        .unwrap_or("unreachable")
+                        .chars()
+                        .take(70)
+                        .collect();
+                    *ledger.healthy_why.lock().unwrap().entry(m).or_default() += 1;
+                }
+                ledger.healthy_refused.fetch_add(1, Ordering::Relaxed)
+            }
+            (false, true) => 0,
+        };
         let value = match r {
             Ok(_) => Some(KeyState::Enabled),
             Err(e) => match error_code(&e).as_str() {
@@ -462,10 +502,25 @@ fn check_history(key: &str, h: &History) -> Vec<String> {
 /// Runs the suite on a fresh 3-node cluster and returns the JSON report.
 pub async fn run(opts: ChaosOptions) -> Value {
     let started = Instant::now();
-    let mut c = Cluster::start(3).await;
+    let partitions = opts.partitions && crate::netns::Netns::available();
+    let mut c = Cluster::start_with(
+        3,
+        crate::Options {
+            netns: partitions,
+            ..crate::Options::default()
+        },
+    )
+    .await;
     let n = c.nodes.len();
+    let faults: Vec<Fault> = Fault::ALL
+        .into_iter()
+        .filter(|f| partitions || !matches!(f, Fault::PartitionLeader | Fault::PartitionFollower))
+        .collect();
     let clients: Vec<_> = (0..n).map(|i| c.client(i)).collect();
-    let ledger = Arc::new(Ledger::default());
+    let ledger = Arc::new(Ledger {
+        faulted: std::sync::atomic::AtomicUsize::new(usize::MAX),
+        ..Ledger::default()
+    });
     let stop = Arc::new(AtomicBool::new(false));
     let mut rng = Rng::new(opts.seed);
 
@@ -532,17 +587,21 @@ pub async fn run(opts: ChaosOptions) -> Value {
     let mut resumption: BTreeMap<Fault, Vec<u64>> = BTreeMap::new();
     let mut rounds = Vec::new();
     for round in 0..opts.rounds {
-        let fault = Fault::ALL[round % Fault::ALL.len()];
+        let fault = faults[round % faults.len()];
         let leader = c.wait_leader().await;
         let target = match fault {
-            Fault::KillLeader | Fault::PauseLeader => leader,
-            Fault::KillFollower | Fault::PauseFollower => (leader + 1 + rng.below(n - 1)) % n,
+            Fault::KillLeader | Fault::PauseLeader | Fault::PartitionLeader => leader,
+            Fault::KillFollower | Fault::PauseFollower | Fault::PartitionFollower => {
+                (leader + 1 + rng.below(n - 1)) % n
+            }
         };
         let hold = rng.between(opts.fault_min, opts.fault_max);
         let at = Instant::now();
+        ledger.faulted.store(target, Ordering::Relaxed);
         match fault {
             Fault::KillLeader | Fault::KillFollower => c.nodes[target].kill(),
             Fault::PauseLeader | Fault::PauseFollower => c.pause(target),
+            Fault::PartitionLeader | Fault::PartitionFollower => c.partition(target),
         }
         let others: Vec<_> = (0..n)
             .filter(|i| *i != target)
@@ -560,10 +619,12 @@ pub async fn run(opts: ChaosOptions) -> Value {
         match fault {
             Fault::KillLeader | Fault::KillFollower => c.start_node(target),
             Fault::PauseLeader | Fault::PauseFollower => c.resume(target),
+            Fault::PartitionLeader | Fault::PartitionFollower => c.heal(target),
         }
         for i in 0..n {
             c.wait_ready(i).await;
         }
+        ledger.faulted.store(usize::MAX, Ordering::Relaxed);
         rounds.push(json!({
             "round": round,
             "fault": fault.name(),
@@ -637,6 +698,8 @@ pub async fn run(opts: ChaosOptions) -> Value {
     json!({
         "seed": opts.seed,
         "rounds": opts.rounds,
+        "faults": faults.iter().map(|f| f.name()).collect::<Vec<_>>(),
+        "partitions": if partitions { "on" } else { "skipped: network namespaces need root and iproute2" },
         "seconds": started.elapsed().as_secs(),
         "operations": ledger.ops.load(Ordering::Relaxed),
         "acknowledged_creates": created.len(),
@@ -647,6 +710,12 @@ pub async fn run(opts: ChaosOptions) -> Value {
         "wrong_final_state": wrong_state,
         "undecryptable": undecryptable,
         "wrong_plaintexts": ledger.wrong_plaintexts.load(Ordering::Relaxed),
+        "reads_on_faulted_node": {
+            "answered": ledger.faulted_answered.load(Ordering::Relaxed),
+            "refused": ledger.faulted_refused.load(Ordering::Relaxed),
+        },
+        "reads_refused_on_other_nodes": ledger.healthy_refused.load(Ordering::Relaxed),
+        "reads_refused_on_other_nodes_why": ledger.healthy_why.lock().unwrap().clone(),
         "stale_reads": stale,
         "unexpected_errors": unexpected,
         "write_resumption": stats(&all),
@@ -710,8 +779,12 @@ pub fn summary(r: &Value) -> String {
         .as_object()
         .map_or(0, |m| m.values().filter_map(Value::as_u64).sum());
     format!(
-        "chaos: {} rounds, {} ops, {} acknowledged creates, {} state writes, {} state reads: {} lost, {} wrong final state, {} undecryptable, {} stale reads, {} unexpected errors; write resumption p50 {} ms, p99 {} ms, max {} ms",
+        "chaos: {} rounds ({}), {} ops, {} acknowledged creates, {} state writes, {} state reads: {} lost, {} wrong final state, {} undecryptable, {} stale reads, {} unexpected errors; write resumption p50 {} ms, p99 {} ms, max {} ms",
         r["rounds"],
+        r["faults"]
+            .as_array()
+            .map(|f| f.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "))
+            .unwrap_or_default(),
         r["operations"],
         r["acknowledged_creates"],
         r["state_writes"],

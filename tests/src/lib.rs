@@ -17,6 +17,9 @@ use serde_json::Value;
 pub use aws_sdk_kms;
 
 pub mod chaos;
+pub mod netns;
+
+use crate::netns::Netns;
 
 pub const REGION: &str = "us-east-1";
 pub const ACCOUNT: &str = "111122223333";
@@ -93,6 +96,9 @@ pub struct Options {
     pub bootstrap_pause: Duration,
     /// More TOML appended to every node's configuration (whole sections).
     pub extra_config: String,
+    /// Run each node in its own network namespace, so that
+    /// `Cluster::partition` can cut it off (needs root; see `netns.rs`).
+    pub netns: bool,
 }
 
 impl Default for Options {
@@ -106,12 +112,15 @@ impl Default for Options {
             rsa_pool: 0,
             bootstrap_pause: Duration::ZERO,
             extra_config: String::new(),
+            netns: false,
         }
     }
 }
 
 pub struct NodeProc {
     pub id: u64,
+    /// The network namespace it runs in (`Options::netns`).
+    ns: Option<String>,
     pub api_addr: String,
     pub peer_addr: String,
     pub data_dir: PathBuf,
@@ -131,7 +140,17 @@ impl NodeProc {
             .append(true)
             .open(&self.log)
             .expect("log file");
-        let child = Command::new(arca_bin())
+        let mut cmd = match &self.ns {
+            // `ip netns exec` enters the namespace and execs, so the child's
+            // pid is the node's (kill and pause reach it).
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(arca_bin());
+                c
+            }
+            None => Command::new(arca_bin()),
+        };
+        let child = cmd
             .args(["server", "--config"])
             .arg(&self.config)
             .stdin(Stdio::null())
@@ -212,6 +231,8 @@ pub struct AdminCreds {
 pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub nodes: Vec<NodeProc>,
+    /// The nodes' network namespaces (dropped after the nodes).
+    pub net: Option<Netns>,
     pub creds: AdminCreds,
     pub root_key_file: PathBuf,
     pub secret_file: PathBuf,
@@ -258,9 +279,13 @@ impl Cluster {
             &["cluster-secret", "--out", secret_file.to_str().unwrap()],
             None,
         );
+        let net = opts
+            .netns
+            .then(|| Netns::create(8).expect("network namespaces (run as root with iproute2)"));
         let mut c = Cluster {
             dir,
             nodes: Vec::new(),
+            net,
             creds: AdminCreds {
                 access_key_id: String::new(),
                 secret_access_key: String::new(),
@@ -313,8 +338,21 @@ impl Cluster {
         let config = self.dir.path().join(format!("node{id}/arca.toml"));
         let log = self.dir.path().join(format!("node{id}/arca.log"));
         std::fs::create_dir_all(&data_dir).unwrap();
-        let api_addr = format!("127.0.0.1:{}", ports[0]);
-        let peer_addr = format!("127.0.0.1:{}", ports[1]);
+        let (api_addr, peer_addr, ns) = match &self.net {
+            Some(net) => {
+                let i = self.nodes.len();
+                (
+                    format!("{}:7700", net.client_ip(i)),
+                    format!("{}:7701", net.peer_ip(i)),
+                    Some(net.node_ns(i)),
+                )
+            }
+            None => (
+                format!("127.0.0.1:{}", ports[0]),
+                format!("127.0.0.1:{}", ports[1]),
+                None,
+            ),
+        };
         let toml = format!(
             r#"node_id = {id}
 listen_addr = "{api_addr}"
@@ -357,6 +395,7 @@ rsa_pool = {pool}
         std::fs::write(&config, toml).unwrap();
         self.nodes.push(NodeProc {
             id,
+            ns,
             api_addr,
             peer_addr,
             data_dir,
@@ -586,6 +625,17 @@ rsa_pool = {pool}
     /// SIGCONT after `pause`.
     pub fn resume(&mut self, i: usize) {
         self.nodes[i].signal("CONT");
+    }
+
+    /// Cuts node `i` off from the other nodes while it runs on and clients
+    /// still reach it; needs `Options::netns`.
+    pub fn partition(&self, i: usize) {
+        self.net.as_ref().expect("a cluster with netns").cut(i);
+    }
+
+    /// Ends `partition`.
+    pub fn heal(&self, i: usize) {
+        self.net.as_ref().expect("a cluster with netns").heal(i);
     }
 }
 

@@ -305,18 +305,37 @@ impl Node {
         }
     }
 
-    /// Sets the read floor of `term` once an entry of `term` is committed and
-    /// applied here.
-    async fn try_read_floor(&self, term: u64) {
-        let committed = self
-            .raft
-            .with_raft_state(|s| s.committed)
-            .await
-            .ok()
-            .flatten();
-        if let Some(c) = committed.filter(|c| c.leader_id.term == term) {
-            if *self.shared.applied_index().borrow() >= c.index {
-                self.leases.set_floor(term, c.index);
+    /// Sets the read floor of `term` as soon as an entry of `term` is
+    /// committed and applied here (right after an election: the leader's
+    /// blank entry), looking again at every applied entry; gives up when this
+    /// node stops leading the term.
+    async fn find_read_floor(&self, term: u64) {
+        let mut applied = self.shared.applied_index();
+        while !self.leases.has_floor(term) {
+            let leading = {
+                let m = self.raft.metrics();
+                let m = m.borrow();
+                m.state == ServerState::Leader && m.current_term == term
+            };
+            if !leading {
+                return;
+            }
+            let committed = self
+                .raft
+                .with_raft_state(|s| s.committed)
+                .await
+                .ok()
+                .flatten();
+            if let Some(c) = committed.filter(|c| c.leader_id.term == term) {
+                if *applied.borrow_and_update() >= c.index {
+                    self.leases.set_floor(term, c.index);
+                    return;
+                }
+            }
+            tokio::select! {
+                _ = applied.changed() => {}
+                _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+                _ = self.shutdown.cancelled() => return,
             }
         }
     }
@@ -380,23 +399,16 @@ pub(crate) async fn leader_loop(node: Arc<Node>) {
         // A term newer than the vote this process started with was won by an
         // election here; an equal one may have been restored at start-up.
         let elected = term > node.startup_term;
-        if node.leases.begin_leading(term, elected, round) && elected {
-            let node = node.clone();
-            tokio::spawn(async move { node.quiet_round(term).await });
+        if node.leases.begin_leading(term, elected, round) {
+            let n = node.clone();
+            tokio::spawn(async move { n.find_read_floor(term).await });
+            if elected {
+                let n = node.clone();
+                tokio::spawn(async move { n.quiet_round(term).await });
+            }
         }
         node.confirm_round(term).await;
         let next = round + node.leases.confirm_interval();
-        // Until the floor is set (right after an election), look often.
-        while !node.leases.has_floor(term) && Instant::now() < next {
-            node.try_read_floor(term).await;
-            if node.leases.has_floor(term) {
-                break;
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(5)) => {}
-                _ = node.shutdown.cancelled() => return,
-            }
-        }
         tokio::select! {
             _ = tokio::time::sleep_until(next.into()) => {}
             _ = node.shutdown.cancelled() => return,
@@ -404,27 +416,44 @@ pub(crate) async fn leader_loop(node: Arc<Node>) {
     }
 }
 
-/// Followers pull a serving lease from the leader every `bound / 4`.
+/// Followers pull a serving lease from the leader every `bound / 4` — at
+/// once when the leader or term changes, and again within 20 ms when a pull
+/// fails (a new leader refuses until it has evidence and its read floor), so
+/// that a failover leaves as short a gap between leases as it can.
 pub(crate) async fn lease_loop(node: Arc<Node>) {
-    let mut tick = tokio::time::interval(node.leases.pull_interval());
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut rx = node.raft.metrics();
+    let mut next = Instant::now();
+    let mut seen: (u64, Option<NodeId>) = (0, None);
     loop {
         tokio::select! {
-            _ = tick.tick() => {}
+            _ = tokio::time::sleep_until(next.into()) => {}
+            r = rx.changed() => {
+                if r.is_err() {
+                    return;
+                }
+                let now = {
+                    let m = rx.borrow_and_update();
+                    (m.current_term, m.current_leader)
+                };
+                if now == seen {
+                    continue;
+                }
+            }
             _ = node.shutdown.cancelled() => return,
         }
         let (state, term, leader) = {
-            let m = node.raft.metrics();
-            let m = m.borrow();
+            let m = rx.borrow_and_update();
             (m.state, m.current_term, m.current_leader)
         };
+        seen = (term, leader);
+        next = Instant::now() + node.leases.pull_interval();
         if state == ServerState::Leader {
             continue;
         }
-        let Some(leader) = leader.filter(|l| *l != node.id) else {
-            continue;
-        };
-        let Some(info) = node.leader_info(leader) else {
+        let Some(info) = leader
+            .filter(|l| *l != node.id)
+            .and_then(|l| node.leader_info(l))
+        else {
             continue;
         };
         let sent = Instant::now();
@@ -448,13 +477,17 @@ pub(crate) async fn lease_loop(node: Arc<Node>) {
                 node.leases
                     .hold(t, commit_index, sent, Duration::from_millis(valid_ms));
                 node.shared.raise_safe(safe_index);
+                next = sent + node.leases.pull_interval();
             }
             Ok(LeaseResponse::NotAMember) => {
                 node.mark_removed();
                 return;
             }
-            Ok(_) => {}
-            Err(e) => tracing::debug!(error = %e, "lease request failed"),
+            Ok(_) => next = Instant::now() + Duration::from_millis(20),
+            Err(e) => {
+                tracing::debug!(error = %e, "lease request failed");
+                next = Instant::now() + Duration::from_millis(20);
+            }
         }
     }
 }
