@@ -6,7 +6,7 @@
 # stale read (a per-key linearizability check), every ciphertext decrypts on
 # every node — and write-resumption times per fault. See docs/chaos.md.
 #
-#   scripts/chaos.sh [--rounds N] [--seed S] [--out FILE] [--release]
+#   scripts/chaos.sh [--rounds N] [--seed S] [--out FILE] [--faults NAME,...] [--release]
 #
 # Prints a one-line summary, writes the JSON report (default
 # chaos-report.json), and exits non-zero if anything was lost or stale.

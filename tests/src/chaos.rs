@@ -51,6 +51,8 @@ pub struct ChaosOptions {
     /// namespace); skipped, and said so in the report, where the machine
     /// does not allow namespaces.
     pub partitions: bool,
+    /// Only these faults, by name (`kill_leader`, …); empty: all.
+    pub only: Vec<String>,
 }
 
 impl Default for ChaosOptions {
@@ -64,6 +66,7 @@ impl Default for ChaosOptions {
             fault_min: Duration::from_millis(500),
             fault_max: Duration::from_millis(2500),
             partitions: true,
+            only: Vec::new(),
         }
     }
 }

@@ -99,6 +99,11 @@ pub struct Options {
     /// Run each node in its own network namespace, so that
     /// `Cluster::partition` can cut it off (needs root; see `netns.rs`).
     pub netns: bool,
+    /// `[raft] write_timeout_ms`; `None`: the server's default.
+    pub write_timeout_ms: Option<u64>,
+    /// Put each node's data directory on a tmpfs of this many MiB, so a test
+    /// can fill the disk (needs root).
+    pub tmpfs_data_mib: Option<u64>,
 }
 
 impl Default for Options {
@@ -113,6 +118,8 @@ impl Default for Options {
             bootstrap_pause: Duration::ZERO,
             extra_config: String::new(),
             netns: false,
+            write_timeout_ms: None,
+            tmpfs_data_mib: None,
         }
     }
 }
@@ -121,6 +128,8 @@ pub struct NodeProc {
     pub id: u64,
     /// The network namespace it runs in (`Options::netns`).
     ns: Option<String>,
+    /// Its data directory is a tmpfs mount (`Options::tmpfs_data_mib`).
+    mounted: bool,
     pub api_addr: String,
     pub peer_addr: String,
     pub data_dir: PathBuf,
@@ -219,6 +228,9 @@ impl NodeProc {
 impl Drop for NodeProc {
     fn drop(&mut self) {
         self.kill();
+        if self.mounted {
+            let _ = Command::new("umount").arg(&self.data_dir).status();
+        }
     }
 }
 
@@ -365,6 +377,7 @@ log = "info,openraft=warn"
 [raft]
 snapshot_every = {se}
 keep_after_snapshot = {keep}
+{write_timeout}
 {bound}
 
 [scheduler]
@@ -391,11 +404,32 @@ rsa_pool = {pool}
             clock = self.opts.adjustable_clock,
             pool = self.opts.rsa_pool,
             extra = self.opts.extra_config,
+            write_timeout = self
+                .opts
+                .write_timeout_ms
+                .map(|t| format!("write_timeout_ms = {t}"))
+                .unwrap_or_default(),
         );
+        let mounted = self.opts.tmpfs_data_mib.is_some_and(|mib| {
+            let st = Command::new("mount")
+                .args([
+                    "-t",
+                    "tmpfs",
+                    "-o",
+                    &format!("size={mib}m,mode=0700"),
+                    "tmpfs",
+                ])
+                .arg(&data_dir)
+                .status()
+                .expect("mount");
+            assert!(st.success(), "mounting a tmpfs needs root");
+            true
+        });
         std::fs::write(&config, toml).unwrap();
         self.nodes.push(NodeProc {
             id,
             ns,
+            mounted,
             api_addr,
             peer_addr,
             data_dir,

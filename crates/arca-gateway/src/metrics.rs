@@ -142,6 +142,12 @@ impl Metrics {
             "Running key actors.",
             Some(active_actors as u64),
         );
+        gauge(
+            &mut out,
+            "arca_storage_disk_full",
+            "1 while a write waits for space on the data directory's disk.",
+            Some(u64::from(raft.disk_full)),
+        );
         out.push_str("# HELP arca_audit_dropped_total Audit records dropped because the writer was behind.\n");
         out.push_str("# TYPE arca_audit_dropped_total counter\n");
         let _ = writeln!(out, "arca_audit_dropped_total {audit_dropped}");

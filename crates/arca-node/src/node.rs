@@ -120,6 +120,8 @@ pub struct RaftView {
     pub snapshot_index: Option<u64>,
     /// Last log index removed from this node's log.
     pub purged_index: Option<u64>,
+    /// A write is waiting for space on the data directory's disk.
+    pub disk_full: bool,
 }
 
 /// A node behind its commit index whose applied index has not moved for this
@@ -168,6 +170,7 @@ pub struct Node {
     clock_offset_ms: AtomicI64,
     /// Set once the leader said this node is not a member.
     removed: AtomicBool,
+    db: Arc<store::Db>,
     progress: Progress,
     pub(crate) shutdown: CancellationToken,
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -247,7 +250,7 @@ impl Node {
             cfg.node_id,
             Arc::new(raft_config),
             network,
-            LogStore::new(db),
+            LogStore::new(db.clone()),
             sm,
         )
         .await
@@ -286,6 +289,7 @@ impl Node {
             adjustable_clock: cfg.adjustable_clock,
             clock_offset_ms: AtomicI64::new(0),
             removed: AtomicBool::new(false),
+            db: db.clone(),
             progress: Progress::default(),
             shutdown: CancellationToken::new(),
             tasks: Default::default(),
@@ -315,6 +319,8 @@ impl Node {
     /// Stops the peer server and Raft; data is already durable.
     pub async fn shutdown(&self) {
         self.shutdown.cancel();
+        // A write waiting for disk space gives up, so Raft can stop.
+        self.db.stop();
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(error = %e, "raft shutdown");
         }
@@ -376,6 +382,7 @@ impl Node {
             applied_index: m.last_applied.map(|l| l.index),
             snapshot_index: m.snapshot.map(|l| l.index),
             purged_index: m.purged.map(|l| l.index),
+            disk_full: self.db.waiting_for_space(),
         }
     }
 
@@ -399,6 +406,11 @@ impl Node {
             return Err("removed from the cluster: this node no longer takes part; stop it".into());
         }
         self.health()?;
+        if self.db.waiting_for_space() {
+            return Err(
+                "the disk holding the data directory is full: writes wait for space; free some and this node continues".into(),
+            );
+        }
         let v = self.raft_view().await;
         if self.cluster_info().is_none() && v.leader.is_none() {
             return Err("cluster not initialized".into());
@@ -498,7 +510,17 @@ impl Node {
         loop {
             let leader = self.wait_leader(deadline).await?;
             let resp = if leader == self.id {
-                self.handle_forward(req.clone()).await
+                let left = deadline.saturating_duration_since(Instant::now());
+                match tokio::time::timeout(left, self.handle_forward(req.clone())).await {
+                    Ok(r) => r,
+                    // Stalled (a full disk, say): the write may still apply;
+                    // a retry with the same identity gets its outcome.
+                    Err(_) => {
+                        return Err(NodeError::Unavailable(
+                            "the write did not complete in time; retry".into(),
+                        ))
+                    }
+                }
             } else {
                 match self.leader_info(leader) {
                     Some(info) => {

@@ -18,8 +18,9 @@ use std::fmt::Debug;
 use std::io::Cursor;
 use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::time::Duration;
 
 use arca_state::{
     AccessKeyRecord, AliasRecord, ClusterInfo, Dedup, DedupEntry, KeyRecord, State, Touched,
@@ -91,11 +92,101 @@ pub struct Db {
     /// Log index of the newest applied key deletion whose bytes may still be
     /// in freed pages of the file; 0 if none.
     shred_after: AtomicU64,
+    /// A write is waiting for disk space (see [`Db::durable`]).
+    disk_full: AtomicBool,
+    /// The node is stopping: writes stop waiting for space.
+    stopping: AtomicBool,
+}
+
+/// Whether a storage error means the disk is full — or that redb saw an I/O
+/// error before, which is how a full disk shows on the next call — so that
+/// waiting for space and trying again can succeed.
+fn disk_full(e: &StorageError) -> bool {
+    let m = e.to_string();
+    m.contains("No space left on device")
+        || m.contains("os error 28")
+        || m.contains("Previous I/O error")
 }
 
 impl Db {
     pub fn get(&self) -> RwLockReadGuard<'_, Database> {
         self.inner.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs a write, waiting out a full disk. On "no space" it closes and
+    /// reopens the database (redb refuses every call after an I/O error until
+    /// then; opening repairs the file, which needs space too), waits — 100 ms,
+    /// doubling to 2 s — and tries again, until the write succeeds or the node
+    /// stops. Nothing is acknowledged meanwhile, because Raft waits for the
+    /// write; every other error is returned at once.
+    pub fn durable<T>(
+        &self,
+        f: impl Fn(&Database) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let res = f(&self.get());
+            match res {
+                Err(e) if disk_full(&e) && !self.stopping.load(Ordering::SeqCst) => {
+                    if !self.disk_full.swap(true, Ordering::SeqCst) {
+                        tracing::error!(
+                            path = %self.path.display(),
+                            error = %e,
+                            "the disk holding the data directory is full: writes wait for space (free some, and this node continues by itself)"
+                        );
+                    }
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    self.reopen();
+                }
+                other => {
+                    if other.is_ok() && self.disk_full.swap(false, Ordering::SeqCst) {
+                        tracing::warn!("the disk has space again: writes continue");
+                    }
+                    return other;
+                }
+            }
+        }
+    }
+
+    /// Whether a write is waiting for disk space.
+    pub fn waiting_for_space(&self) -> bool {
+        self.disk_full.load(Ordering::SeqCst)
+    }
+
+    /// Stops waiting for disk space (the node is shutting down).
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    /// Closes and reopens the database file, holding every reader off until
+    /// a database on the file is in place again (never a stand-in).
+    fn reopen(&self) {
+        let mut g = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        // Release the file (and its lock) before opening it again.
+        let placeholder =
+            match Database::builder().create_with_backend(redb::backends::InMemoryBackend::new()) {
+                Ok(db) => db,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot reopen the database yet");
+                    return;
+                }
+            };
+        drop(std::mem::replace(&mut *g, placeholder));
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match Database::create(&self.path) {
+                Ok(db) => {
+                    *g = db;
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot reopen the database yet; retrying");
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
     }
 
     /// Notes that a key was deleted at `index`: once the log is purged past
@@ -172,6 +263,8 @@ pub fn open_database(dir: &Path) -> Result<Arc<Db>, redb::DatabaseError> {
         path,
         inner: RwLock::new(db),
         shred_after: AtomicU64::new(shred),
+        disk_full: AtomicBool::new(false),
+        stopping: AtomicBool::new(false),
     }))
 }
 
@@ -242,19 +335,20 @@ impl RaftLogReader<TypeConfig> for LogStore {
         let start = range.start_bound().cloned();
         let end = range.end_bound().cloned();
         blocking(move || {
-            let g = db.get();
-            let txn = g.begin_read().map_err(r)?;
-            let table = match txn.open_table(LOG) {
-                Ok(t) => t,
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-                Err(e) => return Err(r(e)),
-            };
-            let mut out = Vec::new();
-            for item in table.range::<u64>((start, end)).map_err(r)? {
-                let (_, v) = item.map_err(r)?;
-                out.push(dec::<Entry>(v.value())?);
-            }
-            Ok(out)
+            db.durable(|g| {
+                let txn = g.begin_read().map_err(r)?;
+                let table = match txn.open_table(LOG) {
+                    Ok(t) => t,
+                    Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                    Err(e) => return Err(r(e)),
+                };
+                let mut out = Vec::new();
+                for item in table.range::<u64>((start, end)).map_err(r)? {
+                    let (_, v) = item.map_err(r)?;
+                    out.push(dec::<Entry>(v.value())?);
+                }
+                Ok(out)
+            })
         })
         .await
     }
@@ -288,7 +382,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
         let b = enc(vote)?;
         let db = self.db.clone();
-        blocking(move || write_local_meta(&db.get(), VOTE, &b)).await
+        blocking(move || db.durable(|g| write_local_meta(g, VOTE, &b))).await
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
@@ -298,7 +392,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
         let b = enc(&committed)?;
         let db = self.db.clone();
-        blocking(move || write_local_meta(&db.get(), COMMITTED, &b)).await
+        blocking(move || db.durable(|g| write_local_meta(g, COMMITTED, &b))).await
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
@@ -320,16 +414,17 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         }
         let db = self.db.clone();
         let res = blocking(move || {
-            let g = db.get();
-            let txn = g.begin_write().map_err(w)?;
-            {
-                let mut t = txn.open_table(LOG).map_err(w)?;
-                for (i, b) in &rows {
-                    t.insert(*i, b.as_slice()).map_err(w)?;
+            db.durable(|g| {
+                let txn = g.begin_write().map_err(w)?;
+                {
+                    let mut t = txn.open_table(LOG).map_err(w)?;
+                    for (i, b) in &rows {
+                        t.insert(*i, b.as_slice()).map_err(w)?;
+                    }
                 }
-            }
-            // Commit fsyncs (redb's default durability): only then is it flushed.
-            txn.commit().map_err(w)
+                // Commit fsyncs (redb's default durability): only then is it flushed.
+                txn.commit().map_err(w)
+            })
         })
         .await;
         match res {
@@ -347,13 +442,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
         let db = self.db.clone();
         blocking(move || {
-            let g = db.get();
-            let txn = g.begin_write().map_err(w)?;
-            {
-                let mut t = txn.open_table(LOG).map_err(w)?;
-                t.retain_in(log_id.index.., |_, _| false).map_err(w)?;
-            }
-            txn.commit().map_err(w)
+            db.durable(|g| {
+                let txn = g.begin_write().map_err(w)?;
+                {
+                    let mut t = txn.open_table(LOG).map_err(w)?;
+                    t.retain_in(log_id.index.., |_, _| false).map_err(w)?;
+                }
+                txn.commit().map_err(w)
+            })
         })
         .await
     }
@@ -367,7 +463,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             // key; the current snapshot is newer than the deletion. Rewrite
             // the file so no freed page keeps the key's wrapped material.
             blocking(move || {
-                purge_log(&db.get(), log_id.index, &b)?;
+                db.durable(|g| purge_log(g, log_id.index, &b))?;
                 db.rewrite()?;
                 let _ =
                     db.shred_after
@@ -381,7 +477,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .await?;
             return Ok(());
         }
-        blocking(move || purge_log(&db.get(), log_id.index, &b)).await
+        blocking(move || db.durable(|g| purge_log(g, log_id.index, &b))).await
     }
 }
 
@@ -656,51 +752,52 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let shred_row = self.db.shred_after.load(Ordering::SeqCst).to_be_bytes();
         let db = self.db.clone();
         blocking(move || {
-            let g = db.get();
-            let txn = g.begin_write().map_err(w)?;
-            if changes.deleted_at.is_some() {
-                let mut meta = txn.open_table(META).map_err(w)?;
-                meta.insert(SHRED_AFTER, shred_row.as_slice()).map_err(w)?;
-            }
-            {
-                let mut m = txn.open_table(SM_META).map_err(w)?;
-                m.insert(APPLIED, applied_row.as_slice()).map_err(w)?;
-                m.insert(MEMBERSHIP, membership_row.as_slice()).map_err(w)?;
-                m.insert(DEDUP_CLOCK, dedup_clock_row.as_slice())
-                    .map_err(w)?;
-                if let Some(c) = &cluster_row {
-                    m.insert(CLUSTER, c.as_slice()).map_err(w)?;
+            db.durable(|g| {
+                let txn = g.begin_write().map_err(w)?;
+                if changes.deleted_at.is_some() {
+                    let mut meta = txn.open_table(META).map_err(w)?;
+                    meta.insert(SHRED_AFTER, shred_row.as_slice()).map_err(w)?;
                 }
-                let mut k = txn.open_table(SM_KEYS).map_err(w)?;
-                for (id, row) in &changes.keys {
-                    match row {
-                        Some(b) => k.insert(id.as_slice(), b.as_slice()).map_err(w)?,
-                        None => k.remove(id.as_slice()).map_err(w)?,
-                    };
+                {
+                    let mut m = txn.open_table(SM_META).map_err(w)?;
+                    m.insert(APPLIED, applied_row.as_slice()).map_err(w)?;
+                    m.insert(MEMBERSHIP, membership_row.as_slice()).map_err(w)?;
+                    m.insert(DEDUP_CLOCK, dedup_clock_row.as_slice())
+                        .map_err(w)?;
+                    if let Some(c) = &cluster_row {
+                        m.insert(CLUSTER, c.as_slice()).map_err(w)?;
+                    }
+                    let mut k = txn.open_table(SM_KEYS).map_err(w)?;
+                    for (id, row) in &changes.keys {
+                        match row {
+                            Some(b) => k.insert(id.as_slice(), b.as_slice()).map_err(w)?,
+                            None => k.remove(id.as_slice()).map_err(w)?,
+                        };
+                    }
+                    let mut a = txn.open_table(SM_ACCESS_KEYS).map_err(w)?;
+                    for (id, row) in &changes.access_keys {
+                        match row {
+                            Some(b) => a.insert(id.as_str(), b.as_slice()).map_err(w)?,
+                            None => a.remove(id.as_str()).map_err(w)?,
+                        };
+                    }
+                    let mut al = txn.open_table(SM_ALIASES).map_err(w)?;
+                    for (name, row) in &changes.aliases {
+                        match row {
+                            Some(b) => al.insert(name.as_str(), b.as_slice()).map_err(w)?,
+                            None => al.remove(name.as_str()).map_err(w)?,
+                        };
+                    }
+                    let mut d = txn.open_table(SM_DEDUP).map_err(w)?;
+                    for (id, row) in &changes.dedup {
+                        match row {
+                            Some(b) => d.insert(id.as_slice(), b.as_slice()).map_err(w)?,
+                            None => d.remove(id.as_slice()).map_err(w)?,
+                        };
+                    }
                 }
-                let mut a = txn.open_table(SM_ACCESS_KEYS).map_err(w)?;
-                for (id, row) in &changes.access_keys {
-                    match row {
-                        Some(b) => a.insert(id.as_str(), b.as_slice()).map_err(w)?,
-                        None => a.remove(id.as_str()).map_err(w)?,
-                    };
-                }
-                let mut al = txn.open_table(SM_ALIASES).map_err(w)?;
-                for (name, row) in &changes.aliases {
-                    match row {
-                        Some(b) => al.insert(name.as_str(), b.as_slice()).map_err(w)?,
-                        None => al.remove(name.as_str()).map_err(w)?,
-                    };
-                }
-                let mut d = txn.open_table(SM_DEDUP).map_err(w)?;
-                for (id, row) in &changes.dedup {
-                    match row {
-                        Some(b) => d.insert(id.as_slice(), b.as_slice()).map_err(w)?,
-                        None => d.remove(id.as_slice()).map_err(w)?,
-                    };
-                }
-            }
-            txn.commit().map_err(w)
+                txn.commit().map_err(w)
+            })
         })
         .await?;
         if let Some(l) = last_applied {
@@ -743,21 +840,22 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let shred_row = self.db.shred_after.load(Ordering::SeqCst).to_be_bytes();
         let db = self.db.clone();
         blocking(move || {
-            let g = db.get();
-            let txn = g.begin_write().map_err(w)?;
-            // Replace the whole state machine: drop every table and write anew.
-            txn.delete_table(SM_META).map_err(w)?;
-            txn.delete_table(SM_KEYS).map_err(w)?;
-            txn.delete_table(SM_ACCESS_KEYS).map_err(w)?;
-            txn.delete_table(SM_ALIASES).map_err(w)?;
-            txn.delete_table(SM_DEDUP).map_err(w)?;
-            write_state_rows(&txn, &rows)?;
-            {
-                let mut m = txn.open_table(META).map_err(w)?;
-                m.insert(SNAPSHOT, stored.as_slice()).map_err(w)?;
-                m.insert(SHRED_AFTER, shred_row.as_slice()).map_err(w)?;
-            }
-            txn.commit().map_err(w)
+            db.durable(|g| {
+                let txn = g.begin_write().map_err(w)?;
+                // Replace the whole state machine: drop every table and write anew.
+                txn.delete_table(SM_META).map_err(w)?;
+                txn.delete_table(SM_KEYS).map_err(w)?;
+                txn.delete_table(SM_ACCESS_KEYS).map_err(w)?;
+                txn.delete_table(SM_ALIASES).map_err(w)?;
+                txn.delete_table(SM_DEDUP).map_err(w)?;
+                write_state_rows(&txn, &rows)?;
+                {
+                    let mut m = txn.open_table(META).map_err(w)?;
+                    m.insert(SNAPSHOT, stored.as_slice()).map_err(w)?;
+                    m.insert(SHRED_AFTER, shred_row.as_slice()).map_err(w)?;
+                }
+                txn.commit().map_err(w)
+            })
         })
         .await?;
         self.shared.replace(applied);
@@ -866,7 +964,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
             data: data.clone(),
         })?;
         let db = self.db.clone();
-        blocking(move || write_local_meta(&db.get(), SNAPSHOT, &stored)).await?;
+        blocking(move || db.durable(|g| write_local_meta(g, SNAPSHOT, &stored))).await?;
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(data)),

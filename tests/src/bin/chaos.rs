@@ -1,7 +1,7 @@
 //! `arca-chaos`: the chaos suite as a command (see `scripts/chaos.sh`).
 //!
 //! ```text
-//! arca-chaos [--rounds N] [--seed S] [--out FILE]
+//! arca-chaos [--rounds N] [--seed S] [--out FILE] [--faults kill_leader,pause_follower,...]
 //! ```
 //! Prints the one-line summary, writes the JSON report to FILE (default
 //! `chaos-report.json`), and exits 1 if anything was lost, stale or wrong.
@@ -37,6 +37,7 @@ fn main() {
                     .unwrap_or_else(|_| usage("--seed takes a number"))
             }
             "--out" => out = value(),
+            "--faults" => opts.only = value().split(',').map(str::to_string).collect(),
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown argument {other}")),
         }
@@ -63,6 +64,7 @@ fn usage(problem: &str) -> ! {
     if !problem.is_empty() {
         eprintln!("arca-chaos: {problem}");
     }
-    eprintln!("usage: arca-chaos [--rounds N] [--seed S] [--out FILE]");
+    eprintln!("usage: arca-chaos [--rounds N] [--seed S] [--out FILE] [--faults NAME,...]");
+    eprintln!("faults: kill_leader kill_follower pause_leader pause_follower partition_leader partition_follower");
     std::process::exit(2);
 }
