@@ -518,7 +518,9 @@ pub async fn run(opts: ChaosOptions) -> Value {
     let faults: Vec<Fault> = Fault::ALL
         .into_iter()
         .filter(|f| partitions || !matches!(f, Fault::PartitionLeader | Fault::PartitionFollower))
+        .filter(|f| opts.only.is_empty() || opts.only.iter().any(|o| o == f.name()))
         .collect();
+    assert!(!faults.is_empty(), "no fault to inject: {:?}", opts.only);
     let clients: Vec<_> = (0..n).map(|i| c.client(i)).collect();
     let ledger = Arc::new(Ledger {
         faulted: std::sync::atomic::AtomicUsize::new(usize::MAX),

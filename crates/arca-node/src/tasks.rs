@@ -46,7 +46,7 @@ pub(crate) async fn root_key_watch(node: Arc<Node>) {
 /// moves it out of step with its twin.
 pub(crate) async fn election_watchdog(node: Arc<Node>) {
     let mut rx = node.raft.metrics();
-    let patience = node.election_max * 4;
+    let patience = node.election_max * 2;
     let mut leaderless_since: Option<Instant> = None;
     loop {
         let (leader, state, voter) = {
