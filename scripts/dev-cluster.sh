@@ -76,7 +76,7 @@ up() {
     id="$(printf '%s' "$json" | sed -E 's/.*"AccessKeyId":"([^"]+)".*/\1/')"
     secret="$(printf '%s' "$json" | sed -E 's/.*"SecretAccessKey":"([^"]+)".*/\1/')"
     umask 077
-    printf 'export AWS_ACCESS_KEY_ID=%s\nexport AWS_SECRET_ACCESS_KEY=%s\nexport AWS_REGION=us-east-1\nexport ARCA_ENDPOINT=http://%s\n' \
+    printf 'export AWS_ACCESS_KEY_ID=%s\nexport AWS_SECRET_ACCESS_KEY=%s\nexport AWS_REGION=us-east-1\nexport AWS_DEFAULT_REGION=us-east-1\nexport ARCA_ENDPOINT=http://%s\n' \
       "$id" "$secret" "$(api 1)" > "$dir/admin.env"
     printf '[default]\naws_access_key_id = %s\naws_secret_access_key = %s\nregion = us-east-1\n' \
       "$id" "$secret" > "$dir/credentials"

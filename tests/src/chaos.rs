@@ -220,6 +220,15 @@ fn stats(v: &[u64]) -> Value {
     })
 }
 
+/// An SDK call's result as success or its AWS error code.
+fn outcome<T, E, R>(r: Result<T, aws_sdk_kms::error::SdkError<E, R>>) -> Result<(), String>
+where
+    E: aws_sdk_kms::error::ProvideErrorMetadata + std::fmt::Debug,
+    R: std::fmt::Debug,
+{
+    r.map(|_| ()).map_err(|e| error_code(&e))
+}
+
 /// The writer of one state key: one write at a time, each retried until it
 /// is acknowledged, through a random node.
 async fn writer(
@@ -240,35 +249,18 @@ async fn writer(
         loop {
             let kms = &clients[rng.below(clients.len())];
             let r = match value {
-                KeyState::Disabled if cycle.len() == 2 => kms
-                    .disable_key()
-                    .key_id(&key)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| error_code(&e)),
-                KeyState::Disabled => kms
-                    .cancel_key_deletion()
-                    .key_id(&key)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| error_code(&e)),
-                KeyState::Enabled => kms
-                    .enable_key()
-                    .key_id(&key)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| error_code(&e)),
-                KeyState::PendingDeletion => kms
-                    .schedule_key_deletion()
-                    .key_id(&key)
-                    .pending_window_in_days(7)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| error_code(&e)),
+                KeyState::Disabled if cycle.len() == 2 => {
+                    outcome(kms.disable_key().key_id(&key).send().await)
+                }
+                KeyState::Disabled => outcome(kms.cancel_key_deletion().key_id(&key).send().await),
+                KeyState::Enabled => outcome(kms.enable_key().key_id(&key).send().await),
+                KeyState::PendingDeletion => outcome(
+                    kms.schedule_key_deletion()
+                        .key_id(&key)
+                        .pending_window_in_days(7)
+                        .send()
+                        .await,
+                ),
             };
             ledger.ops.fetch_add(1, Ordering::Relaxed);
             match r {
