@@ -21,9 +21,10 @@
 //! - **Followers** pull a lease from the leader every `bound / 4`. The leader
 //!   grants it only while it has evidence, for what is left of its evidence
 //!   (at most `bound`): `valid = s + bound - now`. A lease taken at local time
-//!   `t0` (before the request was sent) is valid until `t0 + valid`, only in
-//!   the term it was granted in, and names the leader's commit index: the
-//!   follower serves only once it has applied that index. So no lease outlives
+//!   `t0` (before the request was sent) is valid until `t0 + valid` — also
+//!   after the follower moves to a newer term, since every newer leader's
+//!   barrier waits for older leases to end — and names the leader's commit
+//!   index: the follower serves only once it has applied that index. So no lease outlives
 //!   the leader's own evidence: everything served in a term on the strength
 //!   of evidence sent at `s` ends by `s + bound`.
 //! - **Write barrier.** Before a write at index `i` is acknowledged, every
@@ -258,10 +259,15 @@ impl Leases {
     }
 
     /// The commit index this node must have applied to serve, if it holds a
-    /// valid lease in `term`.
+    /// lease that has not expired, granted in `term` or an earlier one. A
+    /// lease outlives a change of term: every newer leader's barrier waits
+    /// until leases of older terms have provably ended, so a node still
+    /// inside one serves nothing a newer leader has acknowledged past it —
+    /// which lets followers (and a new leader before its read floor) go on
+    /// serving through an election.
     pub fn follower_commit(&self, term: u64, now: Instant) -> Option<u64> {
         let h = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        h.filter(|h| h.term == term && now < h.expires)
+        h.filter(|h| h.term <= term && now < h.expires)
             .map(|h| h.commit_index)
     }
 
@@ -520,8 +526,13 @@ mod tests {
         assert_eq!(l.follower_commit(3, t0 + B / 2), Some(42));
         assert_eq!(
             l.follower_commit(4, t0 + B / 2),
+            Some(42),
+            "it outlives a change of term"
+        );
+        assert_eq!(
+            l.follower_commit(2, t0 + B / 2),
             None,
-            "a new term voids it"
+            "not an older term's"
         );
         assert_eq!(l.follower_commit(3, t0 + B), None, "expired");
         l.hold(3, 43, t0, B / 4);

@@ -113,16 +113,24 @@ impl Node {
         };
         let floor = match leader {
             Some(Ok((floor, _))) => floor,
-            Some(Err(why)) => {
-                return Err(NodeError::Unavailable(format!(
-                    "this node leads term {term} but {}; retry",
-                    match why {
-                        NotServing::NotLeading | NotServing::NoQuorum =>
-                            "cannot prove that a quorum still follows it",
-                        NotServing::NoReadFloor => "has not yet applied an entry committed in its term",
-                    }
-                )))
-            }
+            // Newly elected, before its evidence or read floor: a lease it
+            // still holds from the previous leader lets it serve meanwhile.
+            Some(Err(why)) => match self.leases.follower_commit(term, now) {
+                Some(commit) => commit,
+                None => {
+                    return Err(NodeError::Unavailable(format!(
+                        "this node leads term {term} but {}; retry",
+                        match why {
+                            NotServing::NotLeading | NotServing::NoQuorum => {
+                                "cannot prove that a quorum still follows it"
+                            }
+                            NotServing::NoReadFloor => {
+                                "has not yet applied an entry committed in its term"
+                            }
+                        }
+                    )))
+                }
+            },
             None => match self.leases.follower_commit(term, now) {
                 Some(commit) => commit,
                 None => {
