@@ -454,6 +454,27 @@ impl Leases {
         l.floor.map(|f| (f, left)).ok_or(NotServing::NoReadFloor)
     }
 
+    /// For a node that led an older term than `term` (deposed, and maybe a
+    /// follower now): whether its evidence from then still lets it serve, and
+    /// from which index. It does: every newer leader's barrier waits until
+    /// the older leader's evidence has provably ended.
+    pub fn former_leader_floor(
+        &self,
+        term: u64,
+        me: NodeId,
+        configs: &[BTreeSet<NodeId>],
+        now: Instant,
+    ) -> Option<u64> {
+        let led = {
+            let l = self.leading.lock().unwrap_or_else(|p| p.into_inner());
+            l.as_ref().map(|l| l.term)
+        }?;
+        (led <= term)
+            .then(|| self.leader_floor(led, me, configs, now).ok())
+            .flatten()
+            .map(|(floor, _)| floor)
+    }
+
     /// Records a grant to `node` for `valid` (the caller has checked that it
     /// may grant), and the commit index of the lease it held when it asked.
     pub fn record_grant(
@@ -713,5 +734,17 @@ mod tests {
         l.record_quiet(9, 2, t0, &cfg);
         assert!(!l.old_end_known(9));
         assert!(!l.out_of_lease(9, 3, t0 + drift(B) + MS));
+    }
+
+    #[test]
+    fn a_deposed_leader_serves_until_its_evidence_ends() {
+        let l = Leases::new(B);
+        let t0 = Instant::now();
+        l.begin_leading(4, true, t0);
+        l.set_floor(4, 12);
+        l.record_confirmed(4, 2, t0);
+        assert_eq!(l.former_leader_floor(5, 1, &three(), t0 + B / 2), Some(12));
+        assert_eq!(l.former_leader_floor(3, 1, &three(), t0 + B / 2), None);
+        assert_eq!(l.former_leader_floor(5, 1, &three(), t0 + B), None, "ended");
     }
 }

@@ -98,18 +98,22 @@ impl Node {
     /// it has not applied yet waits for it briefly.
     pub async fn ensure_serving(&self) -> Result<(), NodeError> {
         let now = Instant::now();
-        let (state, term, leader) = {
+        let (state, term, leader, former) = {
             let m = self.raft.metrics();
             let m = m.borrow();
+            let configs = m.membership_config.membership().get_joint_config();
             let leader = (m.state == ServerState::Leader).then(|| {
-                self.leases.leader_floor(
-                    m.current_term,
-                    self.id,
-                    m.membership_config.membership().get_joint_config(),
-                    now,
-                )
+                self.leases
+                    .leader_floor(m.current_term, self.id, configs, now)
             });
-            (m.state, m.current_term, leader)
+            // A deposed leader's evidence bounds newer leaders too.
+            let former = if m.state == ServerState::Leader {
+                None
+            } else {
+                self.leases
+                    .former_leader_floor(m.current_term, self.id, configs, now)
+            };
+            (m.state, m.current_term, leader, former)
         };
         let floor = match leader {
             Some(Ok((floor, _))) => floor,
@@ -131,7 +135,7 @@ impl Node {
                     )))
                 }
             },
-            None => match self.leases.follower_commit(term, now) {
+            None => match self.leases.follower_commit(term, now).or(former) {
                 Some(commit) => commit,
                 None => {
                     return Err(NodeError::Unavailable(format!(
