@@ -37,7 +37,8 @@
 //!   evidence of an older term rests on evidence sent before a quorum moved
 //!   to a newer term, so before `since`, and ends at most `bound` after it.
 //!   A leader elected in this process can do better: each voter reports how
-//!   long ago it last confirmed an older term (a *quiet report*); once a
+//!   long ago it last confirmed an older term — or sent a confirmation round
+//!   that a voter answered, if it led one (a *quiet report*); once a
 //!   quorum has reported, older evidence cannot be newer than the latest of
 //!   those confirmations (an older leader's evidence needed a quorum too, and
 //!   two quorums share a voter), so everything older ends `drift(bound)`
@@ -295,15 +296,28 @@ impl Leases {
     }
 
     /// The latest time this node can have confirmed a term older than
-    /// `term`, in this process or before it started.
+    /// `term`, in this process or before it started — counting its own
+    /// leadership of an older term: a leader's evidence is made of rounds it
+    /// sent, and it counts itself in every quorum, so its report must cover
+    /// the newest round a voter answered.
     pub fn quiet_since(&self, term: u64) -> Instant {
-        let a = self.answered.lock().unwrap_or_else(|p| p.into_inner());
-        let last_older = if a.term < term {
-            a.older.max(a.last)
-        } else {
-            a.older
+        let answered = {
+            let a = self.answered.lock().unwrap_or_else(|p| p.into_inner());
+            if a.term < term {
+                a.older.max(a.last)
+            } else {
+                a.older
+            }
         };
-        last_older.map_or(self.started, |t| t.max(self.started))
+        let led = {
+            let l = self.leading.lock().unwrap_or_else(|p| p.into_inner());
+            l.as_ref()
+                .filter(|l| l.term < term)
+                .and_then(|l| l.confirmed.values().max().copied())
+        };
+        answered
+            .max(led)
+            .map_or(self.started, |t| t.max(self.started))
     }
 
     // ---- leader side ----
@@ -322,6 +336,12 @@ impl Leases {
         let mut l = self.leading.lock().unwrap_or_else(|p| p.into_inner());
         if l.as_ref().is_some_and(|l| l.term >= term) {
             return false;
+        }
+        // The rounds of a leadership this replaces still count in this
+        // node's quiet reports (see `quiet_since`).
+        if let Some(prev) = l.as_ref().and_then(|p| p.confirmed.values().max().copied()) {
+            let mut a = self.answered.lock().unwrap_or_else(|p| p.into_inner());
+            a.older = a.older.max(Some(prev));
         }
         *l = Some(Leading {
             term,
@@ -746,5 +766,28 @@ mod tests {
         assert_eq!(l.former_leader_floor(5, 1, &three(), t0 + B / 2), Some(12));
         assert_eq!(l.former_leader_floor(3, 1, &three(), t0 + B / 2), None);
         assert_eq!(l.former_leader_floor(5, 1, &three(), t0 + B), None, "ended");
+    }
+
+    #[test]
+    fn a_former_leader_reports_its_own_rounds_as_confirmations() {
+        // It counted itself in every quorum of its term: its quiet report
+        // must reach the newest round a voter answered.
+        let t0 = Instant::now();
+        let l = Leases::started_at(B, t0);
+        l.begin_leading(4, true, t0);
+        l.record_confirmed(4, 2, t0 + B * 3);
+        assert_eq!(l.quiet_since(5), t0 + B * 3);
+        assert_eq!(l.quiet_since(4), t0, "its own term is not older");
+    }
+
+    #[test]
+    fn leading_a_newer_term_keeps_the_older_rounds_in_quiet_reports() {
+        let t0 = Instant::now();
+        let l = Leases::started_at(B, t0);
+        l.begin_leading(4, true, t0);
+        l.record_confirmed(4, 2, t0 + B * 3);
+        l.begin_leading(9, true, t0 + B * 4);
+        assert_eq!(l.quiet_since(9), t0 + B * 3);
+        assert_eq!(l.quiet_since(10), t0 + B * 3);
     }
 }
