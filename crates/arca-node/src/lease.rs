@@ -445,24 +445,24 @@ impl Leases {
             .ok_or(NotServing::NotLeading)?;
         // Per configuration, the newest send time a majority has confirmed;
         // the evidence is the oldest of those.
+        // Called on every request a leader serves: no allocation.
+        let time_of = |v: &NodeId| {
+            if *v == me {
+                Some(now)
+            } else {
+                l.confirmed.get(v).copied()
+            }
+        };
         let mut evidence: Option<Instant> = None;
         for c in configs {
-            let mut times: Vec<Instant> = c
-                .iter()
-                .filter_map(|v| {
-                    if *v == me {
-                        Some(now)
-                    } else {
-                        l.confirmed.get(v).copied()
-                    }
-                })
-                .collect();
             let need = c.len() / 2 + 1;
-            if times.len() < need {
-                return Err(NotServing::NoQuorum);
-            }
-            times.sort_unstable_by(|a, b| b.cmp(a));
-            let t = times[need - 1];
+            // The newest time that `need` voters confirmed at or after.
+            let t = c
+                .iter()
+                .filter_map(time_of)
+                .filter(|t| c.iter().filter_map(time_of).filter(|u| u >= t).count() >= need)
+                .max()
+                .ok_or(NotServing::NoQuorum)?;
             evidence = Some(evidence.map_or(t, |e| e.min(t)));
         }
         let left = evidence

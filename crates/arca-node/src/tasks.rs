@@ -98,7 +98,7 @@ impl Node {
     /// it has not applied yet waits for it briefly.
     pub async fn ensure_serving(&self) -> Result<(), NodeError> {
         let now = Instant::now();
-        let (state, term, leader, former) = {
+        let (state, term, leader, as_follower) = {
             let m = self.raft.metrics();
             let m = m.borrow();
             let configs = m.membership_config.membership().get_joint_config();
@@ -106,14 +106,20 @@ impl Node {
                 self.leases
                     .leader_floor(m.current_term, self.id, configs, now)
             });
-            // A deposed leader's evidence bounds newer leaders too.
-            let former = if m.state == ServerState::Leader {
+            // A follower serves on its lease, or — a deposed leader — on its
+            // old evidence, which bounds newer leaders too (looked at only
+            // when there is no lease).
+            let as_follower = if m.state == ServerState::Leader {
                 None
             } else {
                 self.leases
-                    .former_leader_floor(m.current_term, self.id, configs, now)
+                    .follower_commit(m.current_term, now)
+                    .or_else(|| {
+                        self.leases
+                            .former_leader_floor(m.current_term, self.id, configs, now)
+                    })
             };
-            (m.state, m.current_term, leader, former)
+            (m.state, m.current_term, leader, as_follower)
         };
         let floor = match leader {
             Some(Ok((floor, _))) => floor,
@@ -135,7 +141,7 @@ impl Node {
                     )))
                 }
             },
-            None => match self.leases.follower_commit(term, now).or(former) {
+            None => match as_follower {
                 Some(commit) => commit,
                 None => {
                     return Err(NodeError::Unavailable(format!(
