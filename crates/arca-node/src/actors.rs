@@ -81,6 +81,20 @@ pub enum Request {
     Panic,
 }
 
+impl Request {
+    /// Answers the request with `e`.
+    fn fail(self, e: NodeError) {
+        match self {
+            Request::Encrypt { reply, .. } => drop(reply.send(Err(e))),
+            Request::Decrypt { reply, .. } => drop(reply.send(Err(e))),
+            Request::GenerateDataKey { reply, .. } => drop(reply.send(Err(e))),
+            Request::Keys { reply, .. } => drop(reply.send(Err(e))),
+            #[cfg(test)]
+            Request::Panic => panic!("requested panic"),
+        }
+    }
+}
+
 /// Operations of asymmetric and HMAC keys.
 pub enum KeyOp {
     Sign {
@@ -170,6 +184,7 @@ pub struct Registry {
     mailbox: usize,
     idle_timeout: Duration,
     heavy: Arc<Semaphore>,
+    settle_wait: Duration,
 }
 
 impl Registry {
@@ -190,7 +205,15 @@ impl Registry {
             mailbox: mailbox.max(1),
             idle_timeout,
             heavy: Arc::new(Semaphore::new(heavy.max(1))),
+            settle_wait: Duration::from_secs(2),
         }
+    }
+
+    /// How long an actor waits for a newly applied change of its key to
+    /// settle before it answers a request (see `KeyActor::run`).
+    pub fn with_settle_wait(mut self, wait: Duration) -> Self {
+        self.settle_wait = wait;
+        self
     }
 
     /// A slot for heavy crypto (RSA, SM2, key generation), or `Throttled`
@@ -224,7 +247,7 @@ impl Registry {
             heavy: self.heavy.clone(),
             loaded: None,
         };
-        tokio::spawn(actor.run(rx, self.idle_timeout));
+        tokio::spawn(actor.run(rx, self.idle_timeout, self.settle_wait));
         let h = KeyHandle { tx };
         map.insert(key_id, h.clone());
         h
@@ -270,16 +293,36 @@ struct KeyActor {
 }
 
 impl KeyActor {
-    async fn run(mut self, mut rx: mpsc::Receiver<Request>, idle: Duration) {
+    async fn run(mut self, mut rx: mpsc::Receiver<Request>, idle: Duration, settle: Duration) {
         loop {
             match tokio::time::timeout(idle, rx.recv()).await {
-                Ok(Some(req)) => self.serve(req),
+                Ok(Some(req)) => {
+                    // A request that meets a change not yet settled waits
+                    // for it, then is served from it (or refused past the wait).
+                    if let Err((req, revision)) = self.serve(req) {
+                        self.settled(revision, settle).await;
+                        if let Err((req, _)) = self.serve(req) {
+                            req.fail(NodeError::Unavailable(format!(
+                                "Key '{}' is being changed; retry",
+                                self.key_id
+                            )));
+                        }
+                    }
+                }
                 Ok(None) => break,
                 Err(_) => {
                     // Idle: refuse new requests, serve what is already queued, stop.
                     rx.close();
                     while let Ok(req) = rx.try_recv() {
-                        self.serve(req);
+                        if let Err((req, revision)) = self.serve(req) {
+                            self.settled(revision, settle).await;
+                            if let Err((req, _)) = self.serve(req) {
+                                req.fail(NodeError::Unavailable(format!(
+                                    "Key '{}' is being changed; retry",
+                                    self.key_id
+                                )));
+                            }
+                        }
                     }
                     break;
                 }
@@ -289,8 +332,16 @@ impl KeyActor {
         // `self.loaded` drops here: the unwrapped keys are zeroized.
     }
 
-    /// Makes sure the loaded material matches the applied state; returns it.
-    fn current(&mut self) -> Result<&Loaded, NodeError> {
+    /// Waits (up to `wait`) until the change at `revision` is settled here.
+    async fn settled(&self, revision: u64, wait: Duration) {
+        let mut rx = self.shared.safe_watch();
+        let _ = tokio::time::timeout(wait, rx.wait_for(|s| *s >= revision)).await;
+    }
+
+    /// Reads the key's record once for a request: makes the loaded material
+    /// match it, or says that its last change is not settled yet
+    /// (`Ok(Some(revision))`: not shown until it is).
+    fn refresh(&mut self) -> Result<Option<u64>, NodeError> {
         let (revision, state) = {
             let a = self.shared.read();
             let k = a.state.keys.get(&self.key_id).ok_or_else(|| {
@@ -298,13 +349,8 @@ impl KeyActor {
             })?;
             (k.revision, k.state)
         };
-        // A change whose write is not settled yet is not shown (the caller
-        // waited for it; one applied since then makes this a retry).
         if revision > self.shared.safe_index() {
-            return Err(NodeError::Unavailable(format!(
-                "Key '{}' is being changed; retry",
-                self.key_id
-            )));
+            return Ok(Some(revision));
         }
         check_usable(self.key_id, state)?;
         if self.loaded.as_ref().map(|l| l.revision) != Some(revision) {
@@ -347,12 +393,27 @@ impl KeyActor {
                 ids,
             });
         }
+        Ok(None)
+    }
+
+    /// The material `refresh` loaded for the request being served.
+    fn current(&self) -> Result<&Loaded, NodeError> {
         self.loaded
             .as_ref()
             .ok_or_else(|| NodeError::Internal("key not loaded".into()))
     }
 
-    fn serve(&mut self, req: Request) {
+    /// Serves one request from the key's settled state; gives it back with
+    /// the revision to wait for if the key's last change is not settled.
+    fn serve(&mut self, req: Request) -> Result<(), (Request, u64)> {
+        match self.refresh() {
+            Ok(None) => {}
+            Ok(Some(revision)) => return Err((req, revision)),
+            Err(e) => {
+                req.fail(e);
+                return Ok(());
+            }
+        }
         match req {
             Request::Encrypt {
                 plaintext,
@@ -416,6 +477,7 @@ impl KeyActor {
             #[cfg(test)]
             Request::Panic => panic!("requested panic"),
         }
+        Ok(())
     }
 
     /// The private key of a version (by id, or the primary) and that version's id.
@@ -538,6 +600,41 @@ mod tests {
         )
         .unwrap();
         assert_eq!(rx.await.unwrap().unwrap().expose(), b"hello");
+    }
+
+    #[tokio::test]
+    async fn a_request_meeting_an_unsettled_change_waits_for_it() {
+        let (_d, reg, id) = setup(8, Duration::from_secs(60));
+        encrypt(&reg, id, b"warm").await.unwrap();
+        let revision = reg.shared.safe_index() + 5;
+        reg.shared.change_unsettled_for_test(&id, revision);
+        let reg = Arc::new(reg);
+        let mut pending = tokio::spawn({
+            let reg = reg.clone();
+            async move { encrypt(&reg, id, b"after").await }
+        });
+        // Not answered while the change is unsettled...
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), &mut pending)
+                .await
+                .is_err(),
+            "answered before the change settled"
+        );
+        // ...and answered from it once it settles.
+        reg.shared.raise_safe(revision);
+        pending.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_change_that_does_not_settle_in_time_is_a_retriable_refusal() {
+        let (_d, reg, id) = setup(8, Duration::from_secs(60));
+        let reg = reg.with_settle_wait(Duration::from_millis(20));
+        reg.shared
+            .change_unsettled_for_test(&id, reg.shared.safe_index() + 1);
+        match encrypt(&reg, id, b"x").await {
+            Err(NodeError::Unavailable(m)) => assert!(m.contains("being changed"), "{m}"),
+            other => panic!("expected Unavailable, got {:?}", other.map(|_| ())),
+        }
     }
 
     #[tokio::test]

@@ -210,6 +210,9 @@ pub struct Leases {
     held: Mutex<Option<Held>>,
     leading: Mutex<Option<Leading>>,
     answered: Mutex<Answered>,
+    /// Woken when a lease, evidence or a read floor arrives, for requests
+    /// that wait for one (see `Node::ensure_serving`).
+    changed: tokio::sync::Notify,
 }
 
 impl Leases {
@@ -224,6 +227,7 @@ impl Leases {
             held: Mutex::new(None),
             leading: Mutex::new(None),
             answered: Mutex::new(Answered::default()),
+            changed: tokio::sync::Notify::new(),
         }
     }
 
@@ -234,6 +238,11 @@ impl Leases {
     /// When this process started.
     pub fn started(&self) -> Instant {
         self.started
+    }
+
+    /// Notified whenever this node may have become able to serve.
+    pub fn changed(&self) -> &tokio::sync::Notify {
+        &self.changed
     }
 
     /// How often followers pull.
@@ -257,6 +266,8 @@ impl Leases {
             commit_index,
             expires: sent + valid.min(self.bound),
         });
+        drop(h);
+        self.changed.notify_waiters();
     }
 
     /// The commit index this node must have applied to serve, if it holds a
@@ -408,6 +419,7 @@ impl Leases {
             *t = (*t).max(sent);
             l.heard.insert(voter, Instant::now());
         });
+        self.changed.notify_waiters();
     }
 
     /// When the leader of `term` (this process) last heard from `node`.
@@ -421,6 +433,7 @@ impl Leases {
         self.with_term(term, |l| {
             l.floor.get_or_insert(index);
         });
+        self.changed.notify_waiters();
     }
 
     pub fn has_floor(&self, term: u64) -> bool {
@@ -540,6 +553,14 @@ impl Leases {
     /// reported as not acknowledged (retriable).
     pub fn max_barrier_wait(&self) -> Duration {
         drift(self.bound) + self.bound / 2
+    }
+
+    /// How long a request waits for a change of its key to settle here: a
+    /// barrier's longest wait, plus one bound — when the leader that made
+    /// the change dies before its barrier passed, the next leader settles it
+    /// once the old leases have ended, about a bound after the death.
+    pub fn settle_wait(&self) -> Duration {
+        self.max_barrier_wait() + self.bound
     }
 }
 

@@ -6,6 +6,7 @@
 
 pub mod actors;
 pub mod credentials;
+pub mod election;
 pub mod keys;
 pub mod lease;
 pub mod limits;

@@ -34,6 +34,7 @@ pub const PATH_BARRIER: &str = "/barrier";
 pub const PATH_CONFIRM: &str = "/lease/confirm";
 pub const PATH_SETTLED: &str = "/lease/settled";
 pub const PATH_QUIET: &str = "/lease/quiet";
+pub const PATH_PREVOTE: &str = "/raft/prevote";
 
 /// Why a peer call failed.
 #[derive(Debug, thiserror::Error)]

@@ -158,6 +158,8 @@ pub struct Node {
     pub(crate) root: Arc<RootKey>,
     secrets: SecretCache,
     pub(crate) write_timeout: Duration,
+    pub(crate) election_min: Duration,
+    /// Also openraft's leader lease: voters refuse votes until it passes.
     pub(crate) election_max: Duration,
     pub(crate) leases: Leases,
     /// The term of the vote this process started with (a newer term it leads
@@ -170,7 +172,7 @@ pub struct Node {
     clock_offset_ms: AtomicI64,
     /// Set once the leader said this node is not a member.
     removed: AtomicBool,
-    db: Arc<store::Db>,
+    pub(crate) db: Arc<store::Db>,
     progress: Progress,
     pub(crate) shutdown: CancellationToken,
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -233,6 +235,9 @@ impl Node {
             heartbeat_interval: t.heartbeat_ms,
             election_timeout_min: t.election_min_ms,
             election_timeout_max: t.election_max_ms,
+            // Elections are started by `election::election_loop`, with a
+            // pre-vote and a timeout drawn afresh for every attempt.
+            enable_elect: false,
             install_snapshot_timeout: 2000,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(t.snapshot_every),
             max_in_snapshot_log_to_keep: t.keep_after_snapshot,
@@ -260,6 +265,7 @@ impl Node {
             .await
             .map_err(|e| StartError::PeerListen(cfg.peer_addr.clone(), e.to_string()))?;
 
+        let leases = Leases::new(cfg.stale_bound);
         let node = Arc::new(Node {
             id: cfg.node_id,
             info: NodeInfo {
@@ -273,15 +279,17 @@ impl Node {
                 cfg.actor_mailbox,
                 cfg.actor_idle,
                 cfg.heavy_crypto,
-            ),
+            )
+            .with_settle_wait(leases.settle_wait()),
             shared,
             peers,
             peer_auth,
             root: root.clone(),
             secrets: SecretCache::default(),
             write_timeout: cfg.write_timeout,
+            election_min: Duration::from_millis(t.election_min_ms),
             election_max: Duration::from_millis(t.election_max_ms),
-            leases: Leases::new(cfg.stale_bound),
+            leases,
             startup_term,
             pool: RsaPool::new(cfg.rsa_pool, root.clone()),
             scheduler_interval: cfg.scheduler_interval,
@@ -299,7 +307,7 @@ impl Node {
             node.clone(),
             node.shutdown.clone(),
         ));
-        let watchdog = tokio::spawn(tasks::election_watchdog(node.clone()));
+        let watchdog = tokio::spawn(crate::election::election_loop(node.clone()));
         let root_watch = tokio::spawn(tasks::root_key_watch(node.clone()));
         let leases = tokio::spawn(tasks::lease_loop(node.clone()));
         let leading = tokio::spawn(tasks::leader_loop(node.clone()));
@@ -360,12 +368,20 @@ impl Node {
 
     pub async fn raft_view(&self) -> RaftView {
         let m = self.raft.metrics().borrow().clone();
-        let commit_index = self
+        let (commit_index, quiet) = self
             .raft
-            .with_raft_state(|s| s.committed.map(|c| c.index))
+            .with_raft_state(|s| {
+                (
+                    s.committed.map(|c| c.index),
+                    s.vote_last_modified().map(|t| t.elapsed()),
+                )
+            })
             .await
-            .ok()
-            .flatten();
+            .unwrap_or((None, None));
+        // openraft keeps naming a leader it no longer hears from (this node
+        // campaigns only after a pre-vote succeeds): past the leader lease,
+        // the leader is not known.
+        let lost = m.state != ServerState::Leader && quiet.is_none_or(|q| q > self.election_max);
         RaftView {
             node_id: self.id,
             state: match m.state {
@@ -376,7 +392,7 @@ impl Node {
                 ServerState::Shutdown => "shutdown",
             },
             term: m.current_term,
-            leader: m.current_leader,
+            leader: if lost { None } else { m.current_leader },
             last_log_index: m.last_log_index,
             commit_index,
             applied_index: m.last_applied.map(|l| l.index),
@@ -434,7 +450,12 @@ impl Node {
                 )
             });
         }
-        self.ensure_serving().await.map_err(|e| e.to_string())
+        self.serving_now().await.map_err(|e| e.to_string())
+    }
+
+    /// Whether the leader said this node is no longer a member.
+    pub(crate) fn is_removed(&self) -> bool {
+        self.removed.load(Ordering::Relaxed)
     }
 
     /// The leader's answer says this node is not a member any more: stop

@@ -14,11 +14,12 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use crate::election::PreVoteRequest;
 use crate::lease::{BarrierRequest, ConfirmRequest, LeaseRequest, QuietRequest, SettledNotice};
 use crate::limits::Acceptor;
 use crate::network::{
     unix_now, PATH_APPEND, PATH_BARRIER, PATH_CONFIRM, PATH_FORWARD, PATH_INIT, PATH_LEASE,
-    PATH_QUIET, PATH_SETTLED, PATH_SNAPSHOT, PATH_VOTE,
+    PATH_PREVOTE, PATH_QUIET, PATH_SETTLED, PATH_SNAPSHOT, PATH_VOTE,
 };
 use crate::peer_auth::HEADER;
 use crate::types::ForwardRequest;
@@ -140,6 +141,7 @@ async fn handle(node: Arc<Node>, req: Request<Incoming>) -> Response<Full<Bytes>
     match path.as_str() {
         PATH_APPEND => postcard_reply(&node.raft.append_entries(decode!(_)).await),
         PATH_VOTE => postcard_reply(&node.raft.vote(decode!(_)).await),
+        PATH_PREVOTE => postcard_reply(&node.prevote_reply(decode!(PreVoteRequest)).await),
         PATH_SNAPSHOT => postcard_reply(&node.raft.install_snapshot(decode!(_)).await),
         PATH_LEASE => postcard_reply(&node.grant_lease(decode!(LeaseRequest)).await),
         PATH_BARRIER => postcard_reply(&node.barrier_reply(decode!(BarrierRequest)).await),

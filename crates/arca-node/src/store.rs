@@ -268,13 +268,33 @@ pub fn open_database(dir: &Path) -> Result<Arc<Db>, redb::DatabaseError> {
     }))
 }
 
-/// Reads a value of the local `meta` table (not replicated).
 /// The term of the vote stored in `db` (0: none yet).
 pub fn stored_vote_term(db: &Database) -> Result<u64, StorageError> {
     let vote: Option<Vote> = read_local_meta(db, VOTE)?.map(|b| dec(&b)).transpose()?;
     Ok(vote.map_or(0, |v| v.leader_id.term))
 }
 
+/// The id of the last entry in the log, or of the last purged one if the
+/// log is empty.
+pub fn last_log_id(db: &Database) -> Result<Option<LogId>, StorageError> {
+    let txn = db.begin_read().map_err(r)?;
+    let last = match txn.open_table(LOG) {
+        Ok(t) => match t.last().map_err(r)? {
+            Some((_, v)) => Some(dec::<Entry>(v.value())?.log_id),
+            None => None,
+        },
+        Err(redb::TableError::TableDoesNotExist(_)) => None,
+        Err(e) => return Err(r(e)),
+    };
+    match last {
+        Some(id) => Ok(Some(id)),
+        None => read_local_meta(db, LAST_PURGED)?
+            .map(|b| dec(&b))
+            .transpose(),
+    }
+}
+
+/// Reads a value of the local `meta` table (not replicated).
 pub fn read_local_meta(db: &Database, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
     let txn = db.begin_read().map_err(r)?;
     let table = match txn.open_table(META) {
@@ -358,20 +378,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogStore;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
-        let last_purged: Option<LogId> = self.get_meta(LAST_PURGED)?;
-        let g = self.db.get();
-        let txn = g.begin_read().map_err(r)?;
-        let last = match txn.open_table(LOG) {
-            Ok(t) => match t.last().map_err(r)? {
-                Some((_, v)) => Some(dec::<Entry>(v.value())?.log_id),
-                None => None,
-            },
-            Err(redb::TableError::TableDoesNotExist(_)) => None,
-            Err(e) => return Err(r(e)),
-        };
         Ok(LogState {
-            last_purged_log_id: last_purged,
-            last_log_id: last.or(last_purged),
+            last_purged_log_id: self.get_meta(LAST_PURGED)?,
+            last_log_id: last_log_id(&self.db.get())?,
         })
     }
 
@@ -529,6 +538,11 @@ impl SharedState {
         self.inner.read().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The index of the last applied log entry.
+    pub fn applied(&self) -> u64 {
+        *self.applied_tx.borrow()
+    }
+
     /// The index of the last applied log entry, as a watch.
     pub fn applied_index(&self) -> watch::Receiver<u64> {
         self.applied_tx.subscribe()
@@ -560,6 +574,15 @@ impl SharedState {
         self.raise_safe(k.revision);
         let mut a = self.inner.write().unwrap_or_else(|p| p.into_inner());
         a.state.keys.insert(k.key_id, k);
+    }
+
+    /// Marks `key` changed at `revision` without settling the change.
+    #[cfg(test)]
+    pub(crate) fn change_unsettled_for_test(&self, key: &arca_state::KeyId, revision: u64) {
+        let mut a = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(k) = a.state.keys.get_mut(key) {
+            k.revision = revision;
+        }
     }
 
     fn replace(&self, applied: Applied) {

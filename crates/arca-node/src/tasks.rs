@@ -1,4 +1,4 @@
-//! The node's background tasks (election watchdog, root key check, serving
+//! The node's background tasks (root key check, serving
 //! leases, the leader's scheduler) and the write barrier.
 
 use std::sync::Arc;
@@ -39,65 +39,50 @@ pub(crate) async fn root_key_watch(node: Arc<Node>) {
     }
 }
 
-/// Works around openraft 0.9's election livelock: each node draws its election
-/// timeout once, so two followers that time out together can split the vote
-/// forever. When this node has seen no leader for several election timeouts,
-/// it waits a random part of one timeout and starts an election itself, which
-/// moves it out of step with its twin.
-pub(crate) async fn election_watchdog(node: Arc<Node>) {
-    let mut rx = node.raft.metrics();
-    let patience = node.election_max * 2;
-    let mut leaderless_since: Option<Instant> = None;
-    loop {
-        let (leader, state, voter) = {
-            let m = rx.borrow_and_update();
-            let voter = m
-                .membership_config
-                .membership()
-                .voter_ids()
-                .any(|v| v == node.id);
-            (m.current_leader, m.state, voter)
-        };
-        if leader.is_some() || !voter || state == ServerState::Leader {
-            leaderless_since = None;
-        } else {
-            let since = *leaderless_since.get_or_insert_with(Instant::now);
-            if since.elapsed() >= patience {
-                let mut b = [0u8; 2];
-                let _ = arca_crypto::random::fill(&mut b);
-                let jitter =
-                    node.election_max.as_millis() as u64 * u64::from(u16::from_le_bytes(b)) / 65536;
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(jitter)) => {}
-                    _ = node.shutdown.cancelled() => return,
+impl Node {
+    /// Whether this node may answer requests from its replica (see
+    /// [`crate::lease`]). A node without a lease waits up to one stale bound
+    /// for one — during a failover the new leader's first grant usually
+    /// comes within it, so a client sees a slower answer, not a refusal —
+    /// and a node whose lease or read floor names an index it has not
+    /// applied yet waits for that briefly.
+    pub async fn ensure_serving(&self) -> Result<(), NodeError> {
+        let deadline = tokio::time::Instant::now() + self.leases.bound();
+        loop {
+            let changed = self.leases.changed().notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let now = Instant::now();
+            match self.serving_floor(now) {
+                Ok(floor) => {
+                    return self
+                        .wait_applied(floor, now + self.leases.bound() / 2)
+                        .await
                 }
-                if removed_from_cluster(&node).await {
-                    return;
+                Err(e) if self.is_removed() || self.shutdown.is_cancelled() => return Err(e),
+                Err(e) => {
+                    tokio::select! {
+                        _ = changed => {}
+                        _ = tokio::time::sleep_until(deadline) => return Err(e),
+                        _ = self.shutdown.cancelled() => return Err(e),
+                    }
                 }
-                if rx.borrow().current_leader.is_none() {
-                    tracing::info!(
-                        node_id = node.id,
-                        "no leader for a while: starting an election"
-                    );
-                    let _ = node.raft.trigger().elect().await;
-                }
-                leaderless_since = Some(Instant::now());
             }
         }
-        tokio::select! {
-            r = rx.changed() => if r.is_err() { return },
-            _ = tokio::time::sleep(node.election_max) => {}
-            _ = node.shutdown.cancelled() => return,
-        }
     }
-}
 
-impl Node {
-    /// Whether this node may answer requests now, from its replica (see
-    /// [`crate::lease`]). A node whose lease or read floor asks for an index
-    /// it has not applied yet waits for it briefly.
-    pub async fn ensure_serving(&self) -> Result<(), NodeError> {
+    /// Like [`Self::ensure_serving`], without waiting for a lease (`/ready`
+    /// reports the state as it is).
+    pub(crate) async fn serving_now(&self) -> Result<(), NodeError> {
         let now = Instant::now();
+        let floor = self.serving_floor(now)?;
+        self.wait_applied(floor, now + self.leases.bound() / 2)
+            .await
+    }
+
+    /// The index this node must have applied to serve at `now`, if its lease,
+    /// evidence or a deposed leader's evidence lets it serve at all.
+    fn serving_floor(&self, now: Instant) -> Result<u64, NodeError> {
         let (state, term, leader, as_follower) = {
             let m = self.raft.metrics();
             let m = m.borrow();
@@ -151,8 +136,7 @@ impl Node {
                 }
             },
         };
-        self.wait_applied(floor, now + self.leases.bound() / 2)
-            .await
+        Ok(floor)
     }
 
     /// Answers a follower's lease request (peer port).
@@ -311,10 +295,10 @@ impl Node {
             return Ok(());
         }
         let mut rx = self.shared.safe_watch();
-        let wait = self.leases.max_barrier_wait() + self.leases.bound() / 2;
-        let settled = tokio::time::timeout(wait, rx.wait_for(|s| *s >= revision))
-            .await
-            .is_ok_and(|r| r.is_ok());
+        let settled =
+            tokio::time::timeout(self.leases.settle_wait(), rx.wait_for(|s| *s >= revision))
+                .await
+                .is_ok_and(|r| r.is_ok());
         match settled {
             true => Ok(()),
             false => Err(NodeError::Unavailable(format!(
@@ -513,7 +497,7 @@ pub(crate) async fn lease_loop(node: Arc<Node>) {
 /// Asks every other member for a lease, as a node that has lost its leader
 /// does before it campaigns: a leader that no longer counts this node among
 /// its members says so. Returns whether this node was removed.
-async fn removed_from_cluster(node: &Arc<Node>) -> bool {
+pub(crate) async fn removed_from_cluster(node: &Arc<Node>) -> bool {
     let (term, targets): (u64, Vec<String>) = {
         let m = node.raft.metrics();
         let m = m.borrow();
