@@ -146,6 +146,20 @@ impl Progress {
     }
 }
 
+/// What `/ready` says of a node whose applied index is behind its commit
+/// index, and has not moved for `still`: catching up, or stuck.
+fn behind(applied: u64, commit: u64, still: Duration) -> String {
+    let lag = commit - applied;
+    if still > STUCK_AFTER {
+        format!(
+            "stuck: applied index {applied} has not moved for {} s, {lag} entries behind commit index {commit}",
+            still.as_secs()
+        )
+    } else {
+        format!("catching up: applied index {applied}, {lag} entries behind commit index {commit}")
+    }
+}
+
 /// A running node.
 pub struct Node {
     pub id: NodeId,
@@ -436,19 +450,7 @@ impl Node {
         }
         let (applied, commit) = (v.applied_index.unwrap_or(0), v.commit_index.unwrap_or(0));
         if applied < commit {
-            let still = self.progress.stalled_for(applied);
-            return Err(if still > STUCK_AFTER {
-                format!(
-                    "stuck: applied index {applied} has not moved for {} s, {} entries behind commit index {commit}",
-                    still.as_secs(),
-                    commit - applied
-                )
-            } else {
-                format!(
-                    "catching up: applied index {applied}, {} entries behind commit index {commit}",
-                    commit - applied
-                )
-            });
+            return Err(behind(applied, commit, self.progress.stalled_for(applied)));
         }
         self.serving_now().await.map_err(|e| e.to_string())
     }
@@ -959,5 +961,58 @@ fn check_replicated_root(shared: &SharedState, root: &RootKey) -> Result<(), Sta
 impl From<PeerError> for NodeError {
     fn from(e: PeerError) -> Self {
         NodeError::Unavailable(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_behind_is_catching_up_until_its_applied_index_stops_moving() {
+        let p = Progress::default();
+        assert_eq!(p.stalled_for(5), Duration::ZERO);
+        assert!(behind(5, 9, p.stalled_for(5))
+            .starts_with("catching up: applied index 5, 4 entries behind"));
+        // Moving resets the clock.
+        assert_eq!(p.stalled_for(6), Duration::ZERO);
+        let why = behind(6, 9, STUCK_AFTER + Duration::from_secs(1));
+        assert!(
+            why.starts_with(
+                "stuck: applied index 6 has not moved for 11 s, 3 entries behind commit index 9"
+            ),
+            "{why}"
+        );
+    }
+
+    #[tokio::test]
+    async fn health_fails_once_the_raft_core_has_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = Node::start(NodeConfig {
+            node_id: 1,
+            api_addr: "127.0.0.1:1".into(),
+            peer_addr: "127.0.0.1:0".into(),
+            data_dir: dir.path().to_path_buf(),
+            root_key: RootKey::generate().unwrap().0,
+            cluster_secret: SecretBytes::new(vec![7; 32]),
+            raft: RaftTuning::default(),
+            actor_mailbox: 8,
+            actor_idle: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(1),
+            stale_bound: Duration::from_secs(1),
+            scheduler_interval: Duration::from_secs(10),
+            adjustable_clock: false,
+            rsa_pool: 0,
+            peer_limits: PortLimits::PEER_DEFAULT,
+            heavy_crypto: 1,
+        })
+        .await
+        .unwrap();
+        assert_eq!(node.health(), Ok(()));
+        // What a storage failure does to openraft: its core stops.
+        node.raft.shutdown().await.unwrap();
+        let why = node.health().unwrap_err();
+        assert!(why.contains("the Raft core has stopped"), "{why}");
+        node.shutdown().await;
     }
 }
