@@ -92,8 +92,18 @@ async fn retries_take_effect_once_and_answer_like_the_first_attempt() {
 
     // A retried CreateAccessKey returns the same access key and secret,
     // which signs requests.
-    let (s1, k) = c.call_as(a, "ArcaAdmin.CreateAccessKey", &json!({}), Some("inv-ak"));
-    let (s2, again) = c.call_as(b, "ArcaAdmin.CreateAccessKey", &json!({}), Some("inv-ak"));
+    let (s1, k) = c.call_as(
+        a,
+        "ArcaAdmin.CreateAccessKey",
+        &json!({"UserName": "app"}),
+        Some("inv-ak"),
+    );
+    let (s2, again) = c.call_as(
+        b,
+        "ArcaAdmin.CreateAccessKey",
+        &json!({"UserName": "app"}),
+        Some("inv-ak"),
+    );
     assert_eq!((s1, s2), (200, 200), "{k} {again}");
     assert_eq!(k["AccessKeyId"], again["AccessKeyId"]);
     assert_eq!(k["SecretAccessKey"], again["SecretAccessKey"]);
@@ -102,7 +112,10 @@ async fn retries_take_effect_once_and_answer_like_the_first_attempt() {
         k["AccessKeyId"].as_str().unwrap(),
         k["SecretAccessKey"].as_str().unwrap(),
     );
-    app.describe_key().key_id(&id).send().await.unwrap();
+    // Its signature is accepted; the new user, with no policy yet, is then
+    // refused by authorization rather than as an unknown client.
+    let e = app.describe_key().key_id(&id).send().await.unwrap_err();
+    assert_eq!(error_code(&e), "AccessDeniedException");
 
     // The SDK itself: its retries carry one invocation id, its calls
     // different ones.

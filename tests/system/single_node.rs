@@ -594,15 +594,43 @@ async fn every_request_is_audited_without_secrets() {
 async fn access_keys_are_created_limited_and_revoked() {
     let c = Cluster::start(1).await;
     let endpoint = c.nodes[0].endpoint();
-    let out = c.cli(&["access-key", "create", "--endpoint", &endpoint, "--json"]);
+    let out = c.cli(&[
+        "access-key",
+        "create",
+        "--endpoint",
+        &endpoint,
+        "--user",
+        "app",
+        "--json",
+    ]);
     let v: Value = serde_json::from_str(&out).unwrap();
     let (id, secret) = (
         v["AccessKeyId"].as_str().unwrap().to_string(),
         v["SecretAccessKey"].as_str().unwrap().to_string(),
     );
     assert_ne!(id, c.creds.access_key_id);
-    // The new key works for the KMS API...
+    assert!(v["UserArn"].as_str().unwrap().ends_with(":user/app"), "{v}");
     let app = client(&endpoint, &id, &secret);
+    // A new user may do nothing until a policy allows it...
+    let e = app.create_key().send().await.unwrap_err();
+    assert_eq!(error_code(&e), "AccessDeniedException");
+    // ...then the KMS API it is given...
+    let policy = c.dir.path().join("app-policy.json");
+    std::fs::write(
+        &policy,
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*"}]}"#,
+    )
+    .unwrap();
+    c.cli(&[
+        "user",
+        "put-policy",
+        "--endpoint",
+        &endpoint,
+        "--user",
+        "app",
+        "--policy-file",
+        policy.to_str().unwrap(),
+    ]);
     let k = app.create_key().send().await.unwrap();
     let key_id = k.key_metadata().unwrap().key_id().to_string();
     app.encrypt()

@@ -6,6 +6,10 @@
 //! - the *check value* (16 bytes) tells whether a root key is the one some data
 //!   was written under, without revealing anything about the key.
 //!
+//! Other subsystems get their own keys from [`RootKey::derive_subkey`], each
+//! under a label of its own (`"arca/audit-checkpoint/v1"`), so no two uses share
+//! a key and none of them can reveal the wrapping key.
+//!
 //! A wrapped secret is `0x01 || nonce(12) || ciphertext || tag(16)`. Its AAD binds
 //! what the secret is (purpose), whose it is (id) and which version it is, so a
 //! wrapped blob moved to another key or version does not open.
@@ -18,6 +22,7 @@ use crate::{CryptoError, Secret, SecretBytes};
 const WRAP_FORMAT_V1: u8 = 0x01;
 const WRAP_INFO: &[u8] = b"arca/root/wrapping-key/v1";
 const CHECK_INFO: &[u8] = b"arca/root/check-value/v1";
+const SUBKEYS_INFO: &[u8] = b"arca/root/subkeys/v1";
 
 /// The length of a root key in bytes.
 pub const ROOT_KEY_LEN: usize = 32;
@@ -49,6 +54,8 @@ impl WrapContext<'_> {
 pub struct RootKey {
     wrapping: AesKey,
     check: [u8; 16],
+    /// The base from which [`RootKey::derive_subkey`] expands labelled keys.
+    subkeys: Secret<32>,
 }
 
 impl std::fmt::Debug for RootKey {
@@ -83,6 +90,7 @@ impl RootKey {
         Self {
             wrapping: AesKey::new(&wrapping),
             check: *check.expose(),
+            subkeys: derive::<32>(root, SUBKEYS_INFO),
         }
     }
 
@@ -124,6 +132,13 @@ impl RootKey {
     /// The key check value: equal for equal root keys, and says nothing else.
     pub fn check_value(&self) -> [u8; 16] {
         self.check
+    }
+
+    /// A 256-bit key for one purpose, named by `label` (e.g.
+    /// `b"arca/audit-checkpoint/v1"`): the same for equal root keys and labels,
+    /// unrelated for different labels, and independent of the wrapping key.
+    pub fn derive_subkey(&self, label: &[u8]) -> Secret<32> {
+        derive::<32>(&self.subkeys, label)
     }
 
     pub fn wrap(&self, secret: &[u8], ctx: WrapContext<'_>) -> Result<Vec<u8>, CryptoError> {
@@ -207,6 +222,26 @@ mod tests {
             CryptoError::UnwrapFailed
         );
         assert_ne!(a.check_value(), b.check_value());
+    }
+
+    #[test]
+    fn subkeys_depend_on_root_key_and_label() {
+        let (a, text) = RootKey::generate().unwrap();
+        let again = RootKey::from_file_contents(text.expose()).unwrap();
+        let (b, _) = RootKey::generate().unwrap();
+        let label = b"arca/audit-checkpoint/v1";
+        assert_eq!(
+            a.derive_subkey(label).expose(),
+            again.derive_subkey(label).expose()
+        );
+        assert_ne!(
+            a.derive_subkey(label).expose(),
+            b.derive_subkey(label).expose()
+        );
+        assert_ne!(
+            a.derive_subkey(label).expose(),
+            a.derive_subkey(b"arca/other/v1").expose()
+        );
     }
 
     #[test]

@@ -21,7 +21,8 @@ use crate::error::ApiError;
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub access_key_id: String,
-    pub admin: bool,
+    /// The user the access key belongs to.
+    pub user: String,
 }
 
 /// Every operation Arca serves, as named in `X-Amz-Target`.
@@ -36,6 +37,9 @@ pub const OPERATIONS: &[&str] = &[
     "GenerateDataKey",
     "GenerateDataKeyWithoutPlaintext",
     "GenerateRandom",
+    "PutKeyPolicy",
+    "GetKeyPolicy",
+    "ListKeyPolicies",
 ];
 
 /// The fixed name of a `TrentService` operation Arca serves.
@@ -44,6 +48,7 @@ pub fn known_operation(op: &str) -> Option<&'static str> {
         .iter()
         .chain(crate::lifecycle::OPERATIONS)
         .chain(crate::asym::OPERATIONS)
+        .chain(crate::grants::OPERATIONS)
         .find(|o| **o == op)
         .copied()
 }
@@ -55,6 +60,10 @@ pub const ADMIN_OPERATIONS: &[&str] = &[
     "AdvanceClock",
     "CreateAccessKey",
     "DeleteAccessKey",
+    "ListAccessKeys",
+    "PutUserPolicy",
+    "GetUserPolicy",
+    "DeleteUserPolicy",
 ];
 
 /// Keys and values of an encryption context, as AWS KMS bounds them.
@@ -193,11 +202,37 @@ struct CreateKeyReq {
     customer_master_key_spec: Option<String>,
     origin: Option<String>,
     multi_region: Option<bool>,
-    #[allow(dead_code)]
+    /// Validated (and the lockout check made) by authorization.
     policy: Option<String>,
     #[allow(dead_code)]
     bypass_policy_lockout_safety_check: Option<bool>,
     tags: Option<Vec<crate::lifecycle::Tag>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct KeyPolicyReq {
+    key_id: Option<String>,
+    policy_name: Option<String>,
+    policy: Option<String>,
+    #[allow(dead_code)]
+    bypass_policy_lockout_safety_check: Option<bool>,
+    #[allow(dead_code)]
+    limit: Option<u32>,
+    #[allow(dead_code)]
+    marker: Option<String>,
+}
+
+/// A key has one policy, named `default`.
+fn check_policy_name(name: Option<&str>) -> Result<(), ApiError> {
+    match name {
+        None | Some("default") => Ok(()),
+        Some(other) => Err(ApiError::new(
+            400,
+            "NotFoundException",
+            format!("Policy '{other}' does not exist: a key's only policy is named 'default'"),
+        )),
+    }
 }
 
 #[derive(Deserialize)]
@@ -274,6 +309,8 @@ fn answer(body: Value) -> Answer {
 /// What the gateway knows about a request besides its body.
 pub struct Ctx {
     pub caller: Caller,
+    /// The caller's ARN.
+    pub principal: String,
     /// Identifies the client's request, so retries of it apply once.
     pub request: arca_state::RequestKey,
 }
@@ -284,6 +321,9 @@ pub async fn dispatch(node: &Node, ctx: &Ctx, op: &str, body: &[u8]) -> Result<A
         return a;
     }
     if let Some(a) = crate::asym::dispatch(node, ctx, op, body).await {
+        return a;
+    }
+    if let Some(a) = crate::grants::dispatch(node, ctx, op, body).await {
         return a;
     }
     match op {
@@ -298,6 +338,40 @@ pub async fn dispatch(node: &Node, ctx: &Ctx, op: &str, body: &[u8]) -> Result<A
             })
         }
         "ListKeys" => list_keys(node, parse(body)?).await,
+        "PutKeyPolicy" => {
+            let r: KeyPolicyReq = parse(body)?;
+            check_policy_name(r.policy_name.as_deref())?;
+            let id = resolve_key(node, r.key_id.as_deref()).await?;
+            // Validated, and the lockout check made, by authorization.
+            let doc = r.policy.ok_or_else(|| ApiError::missing("Policy"))?;
+            node.put_key_policy(Some(ctx.request), id, doc).await?;
+            Ok(Answer {
+                body: json!({}),
+                key_id: Some(id),
+            })
+        }
+        "GetKeyPolicy" => {
+            let r: KeyPolicyReq = parse(body)?;
+            check_policy_name(r.policy_name.as_deref())?;
+            let id = resolve_key(node, r.key_id.as_deref()).await?;
+            let k = node.describe_key(&id).await?;
+            let doc = k
+                .record
+                .policy
+                .unwrap_or_else(|| arca_policy::default_key_policy(&k.account_id));
+            Ok(Answer {
+                body: json!({ "Policy": doc, "PolicyName": "default" }),
+                key_id: Some(id),
+            })
+        }
+        "ListKeyPolicies" => {
+            let r: KeyPolicyReq = parse(body)?;
+            let id = resolve_key(node, r.key_id.as_deref()).await?;
+            Ok(Answer {
+                body: json!({ "PolicyNames": ["default"], "Truncated": false }),
+                key_id: Some(id),
+            })
+        }
         "Encrypt" => encrypt(node, parse(body)?).await,
         "Decrypt" => decrypt(node, parse(body)?).await,
         "GenerateDataKey" => data_key(node, parse(body)?, true).await,
@@ -382,7 +456,7 @@ async fn create_key(node: &Node, ctx: &Ctx, r: CreateKeyReq) -> Result<Answer, A
     }
     let tags = crate::lifecycle::tags(r.tags)?;
     let k = node
-        .create_key(Some(ctx.request), description, tags, spec, usage)
+        .create_key(Some(ctx.request), description, tags, spec, usage, r.policy)
         .await?;
     Ok(Answer {
         body: json!({ "KeyMetadata": key_metadata(&k) }),
@@ -543,8 +617,15 @@ struct AddNodeReq {
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct AccessKeyReq {
-    admin: Option<bool>,
+    user_name: Option<String>,
     access_key_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct UserPolicyReq {
+    user_name: Option<String>,
+    policy_document: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -566,19 +647,8 @@ pub async fn dispatch_admin(
     op: &str,
     body: &[u8],
 ) -> Result<Answer, ApiError> {
-    let caller = &ctx.caller;
     if !ADMIN_OPERATIONS.contains(&op) {
         return Err(ApiError::unknown_operation(op));
-    }
-    if !caller.admin {
-        return Err(ApiError::new(
-            400,
-            "AccessDeniedException",
-            format!(
-                "access key {} may not run admin operations",
-                caller.access_key_id
-            ),
-        ));
     }
     match op {
         "AddNode" => {
@@ -604,14 +674,55 @@ pub async fn dispatch_admin(
         }
         "CreateAccessKey" => {
             let r: AccessKeyReq = parse(body)?;
-            let k = node
-                .create_access_key(Some(ctx.request), r.admin.unwrap_or(false))
-                .await?;
+            let user = r.user_name.ok_or_else(|| ApiError::missing("UserName"))?;
+            let k = node.create_access_key(Some(ctx.request), &user).await?;
             Ok(answer(json!({
                 "AccessKeyId": k.access_key_id,
                 "SecretAccessKey": String::from_utf8_lossy(k.secret_access_key.expose()),
-                "Admin": r.admin.unwrap_or(false),
+                "UserName": user,
+                "UserArn": format!("arn:aws:iam::{}:user/{user}", k.account_id),
             })))
+        }
+        "ListAccessKeys" => {
+            let keys: Vec<Value> = node
+                .list_access_keys()
+                .await?
+                .into_iter()
+                .map(|(id, user, created_ms)| {
+                    json!({ "AccessKeyId": id, "UserName": user, "CreationDate": created_ms as f64 / 1000.0 })
+                })
+                .collect();
+            Ok(answer(json!({ "AccessKeys": keys })))
+        }
+        "PutUserPolicy" | "DeleteUserPolicy" => {
+            let r: UserPolicyReq = parse(body)?;
+            let user = r.user_name.ok_or_else(|| ApiError::missing("UserName"))?;
+            let policy = if op == "PutUserPolicy" {
+                let doc = r
+                    .policy_document
+                    .ok_or_else(|| ApiError::missing("PolicyDocument"))?;
+                crate::authz::parse_policy(&doc, arca_policy::PolicyKind::Identity)?;
+                Some(doc)
+            } else {
+                None
+            };
+            node.put_user_policy(Some(ctx.request), user, policy)
+                .await?;
+            Ok(answer(json!({})))
+        }
+        "GetUserPolicy" => {
+            let r: UserPolicyReq = parse(body)?;
+            let user = r.user_name.ok_or_else(|| ApiError::missing("UserName"))?;
+            let u = node.user(&user).await?.ok_or_else(|| {
+                ApiError::new(
+                    400,
+                    "NotFoundException",
+                    format!("User {user} does not exist"),
+                )
+            })?;
+            Ok(answer(
+                json!({ "UserName": u.name, "PolicyDocument": u.policy }),
+            ))
         }
         "DeleteAccessKey" => {
             let r: AccessKeyReq = parse(body)?;

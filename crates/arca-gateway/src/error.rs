@@ -88,6 +88,9 @@ impl From<NodeError> for ApiError {
             NodeError::InvalidKeyUsage(_) => ApiError::new(400, "InvalidKeyUsageException", msg),
             NodeError::InvalidSignature => ApiError::new(400, "KMSInvalidSignatureException", msg),
             NodeError::InvalidMac => ApiError::new(400, "KMSInvalidMacException", msg),
+            NodeError::InvalidGrantToken(_) => {
+                ApiError::new(400, "InvalidGrantTokenException", msg)
+            }
             // Both are temporary: 503 tells SDKs to retry.
             NodeError::NotInitialized | NodeError::Unavailable(_) => {
                 ApiError::new(503, "DependencyTimeoutException", msg)

@@ -9,7 +9,9 @@
 pub mod api;
 pub mod asym;
 pub mod audit;
+pub mod authz;
 pub mod error;
+pub mod grants;
 pub mod lifecycle;
 pub mod metrics;
 
@@ -43,6 +45,7 @@ pub struct Gateway {
     node: Arc<Node>,
     metrics: Metrics,
     audit: Option<audit::AuditLog>,
+    authz: authz::Authorizer,
     limits: PortLimits,
     /// The API port's acceptor once serving (for /metrics).
     acceptor: std::sync::OnceLock<Arc<Acceptor>>,
@@ -64,6 +67,7 @@ impl Gateway {
             node,
             metrics: Metrics::default(),
             audit,
+            authz: authz::Authorizer::default(),
             limits,
             acceptor: std::sync::OnceLock::new(),
         })
@@ -128,6 +132,9 @@ impl Gateway {
                 let mut body = self
                     .metrics
                     .render(&view, self.node.active_key_actors(), dropped);
+                if let Some(a) = &self.audit {
+                    a.render_metrics(&mut body);
+                }
                 if let Some(a) = self.acceptor.get() {
                     metrics::render_connections(
                         &mut body,
@@ -136,6 +143,7 @@ impl Gateway {
                         a.accept_errors(),
                     );
                 }
+                metrics::render_process(&mut body);
                 let mut r = text(StatusCode::OK, body);
                 r.headers_mut().insert(
                     http::header::CONTENT_TYPE,
@@ -162,6 +170,8 @@ impl Gateway {
         let span = tracing::info_span!("request", request_id = %rid, operation = op_name, key_id = tracing::field::Empty);
         let mut principal: Option<String> = None;
         let mut audited_key: Option<String> = None;
+        let mut audited_keys: Vec<arca_state::KeyId> = Vec::new();
+        let mut arn: Option<String> = None;
         let result = async {
             let body_timeout = self.limits.body_timeout;
             let body =
@@ -188,9 +198,44 @@ impl Gateway {
             let caller = self.authenticate(&parts, &body)?;
             principal = Some(caller.access_key_id.clone());
             let suffix = target.split_once('.').map(|(_, op)| op).unwrap_or("");
+            if op_name == "unknown" {
+                return Err(ApiError::unknown_operation(&target));
+            }
+            // One place decides, before any operation runs.
+            let cluster = self.node.cluster_info().ok_or_else(|| {
+                ApiError::new(
+                    503,
+                    "KMSInternalException",
+                    "the cluster is not initialized",
+                )
+            })?;
+            let who = authz::Principal {
+                arn: format!("arn:aws:iam::{}:user/{}", cluster.account_id, caller.user),
+                account: cluster.account_id,
+                region: cluster.region,
+            };
+            let ip = source.rsplit_once(':').map_or(source, |(ip, _)| ip);
+            let ip = ip.trim_start_matches('[').trim_end_matches(']');
+            let call = authz::Call {
+                caller: &caller,
+                principal: &who,
+                op: op_name,
+                admin,
+                body: &body,
+                source_ip: ip,
+            };
+            arn = Some(who.arn.clone());
+            let authorized = self
+                .authz
+                .authorize(&self.node, &call, &mut audited_keys)
+                .await;
+            // A refused request keeps the keys it named.
+            audited_key = audited_keys.first().map(|k| k.to_string());
+            authorized?;
             let ctx = api::Ctx {
                 request: request_key(&parts.headers, &caller, &target, &body),
                 caller,
+                principal: who.arn,
             };
             let answer = if admin {
                 api::dispatch_admin(&self.node, &ctx, suffix, &body).await?
@@ -201,7 +246,11 @@ impl Gateway {
             };
             if let Some(k) = answer.key_id {
                 tracing::Span::current().record("key_id", tracing::field::display(k));
-                audited_key = Some(k.to_string());
+                // The keys authorization resolved stay (ReEncrypt's source
+                // first); a key the operation created is recorded.
+                if audited_key.is_none() {
+                    audited_key = Some(k.to_string());
+                }
             }
             Ok(answer.body)
         }
@@ -220,24 +269,39 @@ impl Gateway {
                 (e.status, e.code, e.body())
             }
         };
+        // Fail-closed: an answer whose record did not reach the log is not
+        // given; the client gets 503 instead (best-effort: always written or counted).
+        let (status, code, body) = if let Some(a) = &self.audit {
+            let recorded = a
+                .record(&audit::Record {
+                    time_ms: self.node.now_ms(),
+                    request_id: &rid,
+                    node_id: self.node.id,
+                    source,
+                    principal: principal.as_deref(),
+                    operation: if op_name == "unknown" {
+                        &target
+                    } else {
+                        op_name
+                    },
+                    arn: arn.as_deref(),
+                    key_id: audited_key,
+                    destination_key_id: audited_keys.get(1).map(|k| k.to_string()),
+                    outcome: code,
+                    status,
+                })
+                .await;
+            match recorded {
+                Ok(()) => (status, code, body),
+                Err(e) => {
+                    let e = ApiError::from(e);
+                    (e.status, e.code, e.body())
+                }
+            }
+        } else {
+            (status, code, body)
+        };
         self.metrics.record(op_name, code, elapsed);
-        if let Some(a) = &self.audit {
-            a.record(&audit::Record {
-                time_ms: self.node.now_ms(),
-                request_id: &rid,
-                node_id: self.node.id,
-                source,
-                principal: principal.as_deref(),
-                operation: if op_name == "unknown" {
-                    &target
-                } else {
-                    op_name
-                },
-                key_id: audited_key,
-                outcome: code,
-                status,
-            });
-        }
         let mut r = hyper::Response::new(Full::new(Bytes::from(body)));
         *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let h = r.headers_mut();
@@ -261,7 +325,7 @@ impl Gateway {
                 "The security token included in the request is invalid.",
             )
         };
-        let (secret, admin) = self
+        let (secret, user) = self
             .node
             .access_key_secret(&auth.access_key_id)?
             .ok_or_else(unknown)?;
@@ -276,7 +340,7 @@ impl Gateway {
         )?;
         Ok(Caller {
             access_key_id: auth.access_key_id,
-            admin,
+            user,
         })
     }
 }

@@ -169,3 +169,58 @@ pub fn render_connections(out: &mut String, open: usize, refused: u64, accept_er
     out.push_str("# TYPE arca_api_accept_errors_total counter\n");
     let _ = writeln!(out, "arca_api_accept_errors_total {accept_errors}");
 }
+
+/// The process's CPU time and resident memory, from its own counters (Linux
+/// `/proc/self`; nothing elsewhere), so that a benchmark can report CPU time
+/// per request next to its throughput.
+pub fn render_process(out: &mut String) {
+    if let Some(secs) = process_cpu_seconds() {
+        out.push_str(
+            "# HELP process_cpu_seconds_total User and system CPU time of this process.\n",
+        );
+        out.push_str("# TYPE process_cpu_seconds_total counter\n");
+        let _ = writeln!(out, "process_cpu_seconds_total {secs}");
+    }
+    if let Some(bytes) = resident_bytes() {
+        out.push_str("# HELP process_resident_memory_bytes Resident memory of this process.\n");
+        out.push_str("# TYPE process_resident_memory_bytes gauge\n");
+        let _ = writeln!(out, "process_resident_memory_bytes {bytes}");
+    }
+}
+
+/// utime + stime from `/proc/self/stat`, in seconds (clock ticks of 1/100 s,
+/// the value on every Linux platform Arca runs on).
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may contain spaces) start at ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    // rest[0] is field 3 (state); utime and stime are fields 14 and 15.
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+#[cfg(test)]
+mod process_tests {
+    #[test]
+    fn cpu_time_is_read_and_grows() {
+        let Some(before) = super::process_cpu_seconds() else {
+            return; // not Linux
+        };
+        let start = std::time::Instant::now();
+        let mut x = 0u64;
+        while start.elapsed() < std::time::Duration::from_millis(300) {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        }
+        std::hint::black_box(x);
+        assert!(super::process_cpu_seconds().unwrap() > before);
+        assert!(super::resident_bytes().unwrap() > 0);
+    }
+}

@@ -24,7 +24,7 @@ const SECRET_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstu
 /// A new access key: an AWS-shaped id (`AKIA` + 16 characters) and a 40-character secret.
 pub fn generate(
     root: &RootKey,
-    admin: bool,
+    user: &str,
     created_ms: u64,
 ) -> Result<(AccessKeyRecord, SecretBytes), CryptoError> {
     let id_bytes = arca_crypto::random::bytes16()?;
@@ -47,7 +47,7 @@ pub fn generate(
         AccessKeyRecord {
             access_key_id: id,
             wrapped_secret,
-            admin,
+            user: user.to_string(),
             created_ms,
         },
         secret,
@@ -95,7 +95,7 @@ mod tests {
     #[test]
     fn generated_keys_look_like_aws_and_unwrap() {
         let (root, _) = RootKey::generate().unwrap();
-        let (rec, secret) = generate(&root, true, 1).unwrap();
+        let (rec, secret) = generate(&root, "app", 1).unwrap();
         assert_eq!(rec.access_key_id.len(), 20);
         assert!(rec.access_key_id.starts_with("AKIA"));
         assert_eq!(secret.len(), 40);

@@ -24,6 +24,24 @@ pub struct KeyInfo {
     pub record: KeyRecord,
 }
 
+/// A key as authorization sees it.
+#[derive(Debug, Clone)]
+pub struct KeyFacts {
+    pub arn: String,
+    /// Log index of its last change: a cached parse of its policy is valid
+    /// while this holds.
+    pub revision: u64,
+    pub spec: KeySpec,
+    pub usage: KeyUsage,
+    /// `None`: the default key policy.
+    pub policy: Option<String>,
+    pub tags: Vec<(String, String)>,
+    /// Alias names (`alias/...`) that point to it.
+    pub aliases: Vec<String>,
+    /// Its live grants to the caller.
+    pub grants: Vec<arca_state::GrantRecord>,
+}
+
 /// The identity of a client's write, so that its retries take effect once
 /// (see `arca_state::Proposal`).
 pub type RequestId = Option<arca_state::RequestKey>;
@@ -180,6 +198,7 @@ impl Node {
         tags: Vec<(String, String)>,
         spec: KeySpec,
         usage: KeyUsage,
+        policy: Option<String>,
     ) -> Result<KeyInfo, NodeError> {
         self.require_cluster()?;
         if !spec.allows(usage) {
@@ -194,6 +213,7 @@ impl Node {
         let first = self.new_version(&key_id, spec, 1, now).await?;
         let mut record = KeyRecord::new(key_id, description, usage, spec, first);
         record.tags = tags.into_iter().collect();
+        record.policy = policy;
         let (outcome, created) = self
             .propose_created(rid, Command::CreateKey { key: record })
             .await?;
@@ -369,6 +389,38 @@ impl Node {
             .ok_or_else(|| not_found(&key_id.to_string()))
     }
 
+    /// What authorization needs of a key, as this node may serve it (its
+    /// last change settled), with the live grants whose grantee is `grantee`.
+    pub async fn key_facts(&self, key_id: &KeyId, grantee: &str) -> Result<KeyFacts, NodeError> {
+        let cluster = self.require_cluster()?;
+        self.ensure_serving().await?;
+        self.ensure_settled(key_id).await?;
+        let a = self.shared.read();
+        let k = a
+            .state
+            .keys
+            .get(key_id)
+            .ok_or_else(|| not_found(&key_id.to_string()))?;
+        Ok(KeyFacts {
+            arn: format!(
+                "arn:aws:kms:{}:{}:key/{}",
+                cluster.region, cluster.account_id, key_id
+            ),
+            revision: k.revision,
+            spec: k.spec,
+            usage: k.usage,
+            policy: k.policy.clone(),
+            tags: k.tags.iter().map(|(t, v)| (t.clone(), v.clone())).collect(),
+            aliases: a.state.key_aliases(key_id).cloned().collect(),
+            grants: a
+                .state
+                .key_grants(key_id)
+                .filter(|g| g.grantee == grantee)
+                .cloned()
+                .collect(),
+        })
+    }
+
     /// Keys in id order after `after` (exclusive), at most `limit`, and
     /// whether more follow. Served from this node's replica, once it holds
     /// every acknowledged write.
@@ -485,6 +537,19 @@ impl Node {
     ) -> Result<(), NodeError> {
         applied(
             self.propose(rid, Command::SetKeyEnabled { key_id, enabled })
+                .await?,
+        )
+    }
+
+    /// Replaces a key's key policy; the caller validated it.
+    pub async fn put_key_policy(
+        &self,
+        rid: RequestId,
+        key_id: KeyId,
+        policy: String,
+    ) -> Result<(), NodeError> {
+        applied(
+            self.propose(rid, Command::PutKeyPolicy { key_id, policy })
                 .await?,
         )
     }

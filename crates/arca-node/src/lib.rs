@@ -7,6 +7,7 @@
 pub mod actors;
 pub mod credentials;
 pub mod election;
+pub mod grants;
 pub mod keys;
 pub mod lease;
 pub mod limits;
@@ -65,6 +66,9 @@ pub enum NodeError {
     InvalidSignature,
     #[error("the MAC is not valid")]
     InvalidMac,
+    /// InvalidGrantTokenException.
+    #[error("{0}")]
+    InvalidGrantToken(String),
     /// The cluster cannot take the request now (no leader, leader unreachable); retry.
     #[error("{0}")]
     Unavailable(String),

@@ -822,7 +822,8 @@ impl Node {
                 .map_err(|e| NodeError::Internal(format!("raft initialize: {e}")))?;
         }
         let now = self.now_ms();
-        let (admin, secret) = credentials::generate(&self.root, true, now)?;
+        let (admin, secret) =
+            credentials::generate(&self.root, arca_state::BOOTSTRAP_ADMIN_USER, now)?;
         let access_key_id = admin.access_key_id.clone();
         let info = ClusterInfo {
             region: region.clone(),
@@ -866,14 +867,16 @@ impl Node {
 
     // ---- Credentials ----
 
-    /// Creates an access key; its secret is returned once and kept only wrapped.
+    /// Creates an access key for `user` (creating the user, with no identity
+    /// policy, if it does not exist); its secret is returned once and kept
+    /// only wrapped.
     pub async fn create_access_key(
         &self,
         rid: Option<RequestKey>,
-        admin: bool,
+        user: &str,
     ) -> Result<NewAccessKey, NodeError> {
         let cluster = self.cluster_info().ok_or(NodeError::NotInitialized)?;
-        let (rec, secret) = credentials::generate(&self.root, admin, self.now_ms())?;
+        let (rec, secret) = credentials::generate(&self.root, user, self.now_ms())?;
         let access_key_id = rec.access_key_id.clone();
         let (outcome, created) = self
             .propose_created(rid, Command::CreateAccessKey { key: rec })
@@ -923,11 +926,12 @@ impl Node {
         )
     }
 
-    /// The secret of an access key, for signature checks; `None` if unknown.
+    /// The secret of an access key and the user it belongs to, for signature
+    /// checks; `None` if unknown.
     pub fn access_key_secret(
         &self,
         access_key_id: &str,
-    ) -> Result<Option<(Arc<SecretBytes>, bool)>, NodeError> {
+    ) -> Result<Option<(Arc<SecretBytes>, String)>, NodeError> {
         // The state decides whether the key exists (a deleted key is refused at
         // once); the cache spares an unwrap, and a record copy, per request.
         let rec = {
@@ -935,13 +939,50 @@ impl Node {
             match a.state.access_keys.get(access_key_id) {
                 None => return Ok(None),
                 Some(r) => match self.secrets.get(access_key_id) {
-                    Some(s) => return Ok(Some((s, r.admin))),
+                    Some(s) => return Ok(Some((s, r.user.clone()))),
                     None => r.clone(),
                 },
             }
         };
         let s = self.secrets.get_or_unwrap(&self.root, &rec)?;
-        Ok(Some((s, rec.admin)))
+        Ok(Some((s, rec.user)))
+    }
+
+    /// Every access key: id, user, creation time (never a secret).
+    pub async fn list_access_keys(&self) -> Result<Vec<(String, String, u64)>, NodeError> {
+        self.ensure_serving().await?;
+        Ok(self
+            .shared
+            .read()
+            .state
+            .access_keys
+            .values()
+            .map(|k| (k.access_key_id.clone(), k.user.clone(), k.created_ms))
+            .collect())
+    }
+
+    /// Sets (`None`: removes) a user's identity policy; the caller validated it.
+    pub async fn put_user_policy(
+        &self,
+        rid: Option<RequestKey>,
+        user: String,
+        policy: Option<String>,
+    ) -> Result<(), NodeError> {
+        crate::keys::applied(
+            self.propose(rid, Command::PutUserPolicy { user, policy })
+                .await?,
+        )
+    }
+
+    /// A user as this node may serve it (see `ensure_serving`): every change
+    /// acknowledged before is applied and settled.
+    pub async fn user(&self, name: &str) -> Result<Option<arca_state::UserRecord>, NodeError> {
+        self.ensure_serving().await?;
+        let user = self.shared.read().state.users.get(name).cloned();
+        if let Some(u) = &user {
+            self.ensure_settled_index(u.revision).await?;
+        }
+        Ok(user)
     }
 }
 

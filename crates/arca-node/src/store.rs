@@ -23,7 +23,8 @@ use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
 use arca_state::{
-    AccessKeyRecord, AliasRecord, ClusterInfo, Dedup, DedupEntry, KeyRecord, State, Touched,
+    AccessKeyRecord, AliasRecord, ClusterInfo, Dedup, DedupEntry, GrantRow, KeyRecord, State,
+    Touched, UserRecord,
 };
 use openraft::storage::{LogFlushed, RaftLogStorage, RaftStateMachine};
 use openraft::{
@@ -42,6 +43,8 @@ const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
 const SM_META: TableDefinition<&str, &[u8]> = TableDefinition::new("sm_meta");
 const SM_KEYS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_keys");
 const SM_ACCESS_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("sm_access_keys");
+const SM_USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("sm_users");
+const SM_GRANTS: TableDefinition<&str, &[u8]> = TableDefinition::new("sm_grants");
 const SM_ALIASES: TableDefinition<&str, &[u8]> = TableDefinition::new("sm_aliases");
 const SM_DEDUP: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_dedup");
 
@@ -76,8 +79,14 @@ fn r<E: std::error::Error + 'static>(e: E) -> StorageError {
 }
 
 /// Every table, for [`Db::rewrite`].
-const ALL_STR_TABLES: [TableDefinition<&str, &[u8]>; 4] =
-    [META, SM_META, SM_ACCESS_KEYS, SM_ALIASES];
+const ALL_STR_TABLES: [TableDefinition<&str, &[u8]>; 6] = [
+    META,
+    SM_META,
+    SM_ACCESS_KEYS,
+    SM_USERS,
+    SM_GRANTS,
+    SM_ALIASES,
+];
 const ALL_BYTES_TABLES: [TableDefinition<&[u8], &[u8]>; 2] = [SM_KEYS, SM_DEDUP];
 
 /// Log index of a key deletion not yet shredded from the file (local meta).
@@ -658,6 +667,20 @@ fn load_state(db: &Database) -> Result<Applied, StorageError> {
             applied.state.access_keys.insert(a.access_key_id.clone(), a);
         }
     }
+    if let Ok(t) = txn.open_table(SM_USERS) {
+        for item in t.iter().map_err(r)? {
+            let (_, v) = item.map_err(r)?;
+            let u: UserRecord = dec(v.value())?;
+            applied.state.users.insert(u.name.clone(), u);
+        }
+    }
+    if let Ok(t) = txn.open_table(SM_GRANTS) {
+        for item in t.iter().map_err(r)? {
+            let (k, v) = item.map_err(r)?;
+            let g: GrantRow = dec(v.value())?;
+            applied.state.grants.insert(k.value().to_string(), g);
+        }
+    }
     if let Ok(t) = txn.open_table(SM_ALIASES) {
         for item in t.iter().map_err(r)? {
             let (_, v) = item.map_err(r)?;
@@ -665,6 +688,7 @@ fn load_state(db: &Database) -> Result<Applied, StorageError> {
             applied.state.aliases.insert(a.name.clone(), a);
         }
     }
+    applied.state.rebuild_indexes();
     let newest_ms: u64 = match txn.open_table(SM_META) {
         Ok(t) => match t.get(DEDUP_CLOCK).map_err(r)? {
             Some(v) => dec(v.value())?,
@@ -694,6 +718,8 @@ struct Changes {
     cluster: Option<Option<ClusterInfo>>,
     keys: Vec<(Vec<u8>, Option<Vec<u8>>)>,
     access_keys: Vec<(String, Option<Vec<u8>>)>,
+    users: Vec<(String, Option<Vec<u8>>)>,
+    grants: Vec<(String, Option<Vec<u8>>)>,
     aliases: Vec<(String, Option<Vec<u8>>)>,
     dedup: Vec<([u8; 16], Option<Vec<u8>>)>,
     /// Log index of a key deletion in this batch.
@@ -742,6 +768,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                                 Touched::AccessKey(id) => {
                                     let row = a.state.access_keys.get(&id).map(enc).transpose()?;
                                     changes.access_keys.push((id, row));
+                                }
+                                Touched::User(name) => {
+                                    let row = a.state.users.get(&name).map(enc).transpose()?;
+                                    changes.users.push((name, row));
+                                }
+                                Touched::Grant(id) => {
+                                    let row = a.state.grants.get(&id).map(enc).transpose()?;
+                                    changes.grants.push((id, row));
                                 }
                                 Touched::Alias(name) => {
                                     let row = a.state.aliases.get(&name).map(enc).transpose()?;
@@ -804,6 +838,20 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                             None => a.remove(id.as_str()).map_err(w)?,
                         };
                     }
+                    let mut u = txn.open_table(SM_USERS).map_err(w)?;
+                    for (name, row) in &changes.users {
+                        match row {
+                            Some(b) => u.insert(name.as_str(), b.as_slice()).map_err(w)?,
+                            None => u.remove(name.as_str()).map_err(w)?,
+                        };
+                    }
+                    let mut g = txn.open_table(SM_GRANTS).map_err(w)?;
+                    for (id, row) in &changes.grants {
+                        match row {
+                            Some(b) => g.insert(id.as_str(), b.as_slice()).map_err(w)?,
+                            None => g.remove(id.as_str()).map_err(w)?,
+                        };
+                    }
                     let mut al = txn.open_table(SM_ALIASES).map_err(w)?;
                     for (name, row) in &changes.aliases {
                         match row {
@@ -845,8 +893,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let bytes = snapshot.into_inner();
         let data: SnapshotData = postcard::from_bytes(&bytes)
             .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
+        let mut state = data.state;
+        state.rebuild_indexes();
         let applied = Applied {
-            state: data.state,
+            state,
             last_applied: meta.last_log_id,
             membership: meta.last_membership.clone(),
         };
@@ -869,6 +919,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 txn.delete_table(SM_META).map_err(w)?;
                 txn.delete_table(SM_KEYS).map_err(w)?;
                 txn.delete_table(SM_ACCESS_KEYS).map_err(w)?;
+                txn.delete_table(SM_USERS).map_err(w)?;
+                txn.delete_table(SM_GRANTS).map_err(w)?;
                 txn.delete_table(SM_ALIASES).map_err(w)?;
                 txn.delete_table(SM_DEDUP).map_err(w)?;
                 write_state_rows(&txn, &rows)?;
@@ -901,6 +953,8 @@ struct StateRows {
     meta: Vec<(&'static str, Vec<u8>)>,
     keys: Vec<(Vec<u8>, Vec<u8>)>,
     access_keys: Vec<(String, Vec<u8>)>,
+    users: Vec<(String, Vec<u8>)>,
+    grants: Vec<(String, Vec<u8>)>,
     aliases: Vec<(String, Vec<u8>)>,
     dedup: Vec<([u8; 16], Vec<u8>)>,
 }
@@ -924,6 +978,18 @@ fn state_rows(a: &Applied) -> Result<StateRows, StorageError> {
             .access_keys
             .iter()
             .map(|(id, k)| Ok((id.clone(), enc(k)?)))
+            .collect::<Result<_, StorageError>>()?,
+        users: a
+            .state
+            .users
+            .iter()
+            .map(|(n, u)| Ok((n.clone(), enc(u)?)))
+            .collect::<Result<_, StorageError>>()?,
+        grants: a
+            .state
+            .grants
+            .iter()
+            .map(|(id, g)| Ok((id.clone(), enc(g)?)))
             .collect::<Result<_, StorageError>>()?,
         aliases: a
             .state
@@ -953,6 +1019,14 @@ fn write_state_rows(txn: &redb::WriteTransaction, rows: &StateRows) -> Result<()
     let mut a = txn.open_table(SM_ACCESS_KEYS).map_err(w)?;
     for (id, b) in &rows.access_keys {
         a.insert(id.as_str(), b.as_slice()).map_err(w)?;
+    }
+    let mut u = txn.open_table(SM_USERS).map_err(w)?;
+    for (n, b) in &rows.users {
+        u.insert(n.as_str(), b.as_slice()).map_err(w)?;
+    }
+    let mut g = txn.open_table(SM_GRANTS).map_err(w)?;
+    for (id, b) in &rows.grants {
+        g.insert(id.as_str(), b.as_slice()).map_err(w)?;
     }
     let mut al = txn.open_table(SM_ALIASES).map_err(w)?;
     for (n, b) in &rows.aliases {

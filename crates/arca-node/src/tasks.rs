@@ -291,6 +291,15 @@ impl Node {
             Some(k) => k.revision,
             None => return Ok(()),
         };
+        self.ensure_settled_index(revision).await.map_err(|_| {
+            NodeError::Unavailable(format!(
+                "Key '{key_id}' is being changed and the change is not yet settled on every node; retry"
+            ))
+        })
+    }
+
+    /// Waits until the change at log index `revision` is settled here.
+    pub(crate) async fn ensure_settled_index(&self, revision: u64) -> Result<(), NodeError> {
         if self.shared.safe_index() >= revision {
             return Ok(());
         }
@@ -301,9 +310,9 @@ impl Node {
                 .is_ok_and(|r| r.is_ok());
         match settled {
             true => Ok(()),
-            false => Err(NodeError::Unavailable(format!(
-                "Key '{key_id}' is being changed and the change is not yet settled on every node; retry"
-            ))),
+            false => Err(NodeError::Unavailable(
+                "a change is not yet settled on every node; retry".into(),
+            )),
         }
     }
 

@@ -6,7 +6,7 @@
 //! by the node that proposed it, so [`State::apply`] gives the same result on
 //! every node and on every replay.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -263,6 +263,9 @@ pub struct KeyRecord {
     pub rotation: Option<RotationSchedule>,
     pub rotations: Vec<RotationEvent>,
     pub tags: BTreeMap<String, String>,
+    /// The key policy (AWS policy JSON, validated before it was proposed);
+    /// `None`: AWS's default key policy for the cluster's account.
+    pub policy: Option<String>,
     /// Log index of the last command that changed this key: a key actor whose
     /// cached copy has another revision reloads before serving.
     pub revision: u64,
@@ -290,6 +293,7 @@ impl KeyRecord {
             rotation: None,
             rotations: Vec::new(),
             tags: BTreeMap::new(),
+            policy: None,
             revision: 0,
         }
     }
@@ -315,15 +319,84 @@ impl KeyRecord {
 pub struct AccessKeyRecord {
     pub access_key_id: String,
     pub wrapped_secret: Vec<u8>,
-    pub admin: bool,
+    /// The user (principal) it belongs to.
+    pub user: String,
     pub created_ms: u64,
+}
+
+/// The most grants one key may carry (AWS's limit).
+pub const MAX_GRANTS_PER_KEY: usize = 50_000;
+
+/// What a grant constrains: the encryption context of the requests it allows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantConstraints {
+    /// The request's context must be exactly this.
+    pub context_equals: Option<BTreeMap<String, String>>,
+    /// The request's context must contain these pairs.
+    pub context_subset: Option<BTreeMap<String, String>>,
+}
+
+/// A grant: `grantee` may run `operations` (AWS names, e.g. `Decrypt`) on the
+/// key, within `constraints`, until it is retired or revoked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantRecord {
+    pub grant_id: String,
+    pub key_id: KeyId,
+    pub name: Option<String>,
+    pub grantee: String,
+    pub retiring: Option<String>,
+    pub operations: Vec<String>,
+    pub constraints: Option<GrantConstraints>,
+    /// The principal that created it.
+    pub issuer: String,
+    pub created_ms: u64,
+}
+
+impl GrantRecord {
+    /// The same grant but for its id and time: a `CreateGrant` repeated with
+    /// the same `Name` and fields returns the existing grant.
+    pub fn same_terms(&self, other: &GrantRecord) -> bool {
+        self.key_id == other.key_id
+            && self.name == other.name
+            && self.grantee == other.grantee
+            && self.retiring == other.retiring
+            && self.operations == other.operations
+            && self.constraints == other.constraints
+    }
+}
+
+/// A grant's row: live, or retired/revoked (kept, so that a grant token for
+/// it is refused on every node once the removal is applied).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GrantRow {
+    Active(Box<GrantRecord>),
+    Removed { key_id: KeyId, removed_ms: u64 },
+}
+
+/// The user `cluster init` creates, with [`BOOTSTRAP_ADMIN_POLICY`].
+pub const BOOTSTRAP_ADMIN_USER: &str = "admin";
+
+/// The bootstrap admin's identity policy: every action.
+pub const BOOTSTRAP_ADMIN_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"BootstrapAdmin","Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+
+/// A named principal of the cluster's account
+/// (`arn:aws:iam::<account>:user/<name>`): its identity policy stands in for
+/// IAM, which a self-hosted cluster does not have.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub name: String,
+    /// AWS policy JSON, validated before it was proposed; `None` allows nothing.
+    pub policy: Option<String>,
+    pub created_ms: u64,
+    /// Log index of the last command that changed this user.
+    pub revision: u64,
 }
 
 impl std::fmt::Debug for AccessKeyRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AccessKeyRecord")
             .field("access_key_id", &self.access_key_id)
-            .field("admin", &self.admin)
+            .field("user", &self.user)
             .finish()
     }
 }
@@ -372,6 +445,26 @@ pub enum Command {
     },
     DeleteAccessKey {
         access_key_id: String,
+    },
+    /// Sets (or with `None` removes) a user's identity policy.
+    PutUserPolicy {
+        user: String,
+        policy: Option<String>,
+    },
+    /// Replaces a key's key policy (validated before it was proposed).
+    PutKeyPolicy {
+        key_id: KeyId,
+        policy: String,
+    },
+    CreateGrant {
+        grant: Box<GrantRecord>,
+    },
+    /// Retires or revokes a grant (the same change; the caller's right to
+    /// make it differs).
+    RemoveGrant {
+        key_id: KeyId,
+        grant_id: String,
+        now_ms: u64,
     },
     CreateKey {
         key: KeyRecord,
@@ -445,6 +538,7 @@ impl Command {
         match self {
             Command::CreateKey { key } => Some(key.key_id.to_string()),
             Command::CreateAccessKey { key } => Some(key.access_key_id.clone()),
+            Command::CreateGrant { grant } => Some(grant.grant_id.clone()),
             Command::CreateKeyVersion { version, .. } => Some(version.version_id.clone()),
             _ => None,
         }
@@ -557,6 +651,8 @@ pub enum Touched {
     Cluster,
     Key(KeyId),
     AccessKey(String),
+    User(String),
+    Grant(String),
     Alias(String),
     /// A request id recorded in the dedup table.
     DedupAdded([u8; 16]),
@@ -659,6 +755,17 @@ pub struct State {
     pub cluster: Option<ClusterInfo>,
     pub keys: BTreeMap<KeyId, KeyRecord>,
     pub access_keys: BTreeMap<String, AccessKeyRecord>,
+    pub users: BTreeMap<String, UserRecord>,
+    /// Grant id → grant (live or removed).
+    pub grants: BTreeMap<String, GrantRow>,
+    /// Key → its live grants' ids (derived from `grants`: not stored;
+    /// rebuilt by `rebuild_indexes` after loading).
+    #[serde(skip)]
+    pub grants_by_key: BTreeMap<KeyId, BTreeSet<String>>,
+    /// Key → the names of its aliases (derived from `aliases`, like
+    /// `grants_by_key`).
+    #[serde(skip)]
+    pub aliases_by_key: BTreeMap<KeyId, BTreeSet<String>>,
     pub aliases: BTreeMap<String, AliasRecord>,
     pub dedup: Dedup,
 }
@@ -718,6 +825,62 @@ impl State {
         (outcome, touched)
     }
 
+    fn unlink_grant(&mut self, key_id: &KeyId, grant_id: &str) {
+        if let Some(ids) = self.grants_by_key.get_mut(key_id) {
+            ids.remove(grant_id);
+            if ids.is_empty() {
+                self.grants_by_key.remove(key_id);
+            }
+        }
+    }
+
+    fn unlink_alias(&mut self, key_id: &KeyId, name: &str) {
+        if let Some(names) = self.aliases_by_key.get_mut(key_id) {
+            names.remove(name);
+            if names.is_empty() {
+                self.aliases_by_key.remove(key_id);
+            }
+        }
+    }
+
+    /// The names of a key's aliases.
+    pub fn key_aliases(&self, key_id: &KeyId) -> impl Iterator<Item = &String> {
+        self.aliases_by_key.get(key_id).into_iter().flatten()
+    }
+
+    /// Rebuilds the derived indexes (`grants_by_key`, `aliases_by_key`) from
+    /// the rows (after loading them or a snapshot).
+    pub fn rebuild_indexes(&mut self) {
+        self.aliases_by_key.clear();
+        for (name, a) in &self.aliases {
+            self.aliases_by_key
+                .entry(a.key_id)
+                .or_default()
+                .insert(name.clone());
+        }
+        self.grants_by_key.clear();
+        for (id, row) in &self.grants {
+            if let GrantRow::Active(g) = row {
+                self.grants_by_key
+                    .entry(g.key_id)
+                    .or_default()
+                    .insert(id.clone());
+            }
+        }
+    }
+
+    /// The live grants of a key.
+    pub fn key_grants(&self, key_id: &KeyId) -> impl Iterator<Item = &GrantRecord> {
+        self.grants_by_key
+            .get(key_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| match self.grants.get(id) {
+                Some(GrantRow::Active(g)) => Some(g.as_ref()),
+                _ => None,
+            })
+    }
+
     fn key_mut(&mut self, id: &KeyId) -> Result<&mut KeyRecord, Rejection> {
         self.keys.get_mut(id).ok_or_else(|| key_not_found(id))
     }
@@ -734,31 +897,151 @@ impl State {
                 if self.access_keys.contains_key(&admin.access_key_id) {
                     return Err(Rejection::AlreadyExists(admin.access_key_id));
                 }
+                rules::check_user_name(&admin.user)?;
                 let id = admin.access_key_id.clone();
+                let user = admin.user.clone();
                 self.cluster = Some(info);
+                self.users.insert(
+                    user.clone(),
+                    UserRecord {
+                        name: user.clone(),
+                        policy: Some(BOOTSTRAP_ADMIN_POLICY.to_string()),
+                        created_ms: admin.created_ms,
+                        revision: index,
+                    },
+                );
                 self.access_keys.insert(id.clone(), admin);
-                Ok(vec![Touched::Cluster, Touched::AccessKey(id)])
+                Ok(vec![
+                    Touched::Cluster,
+                    Touched::User(user),
+                    Touched::AccessKey(id),
+                ])
             }
             Command::CreateAccessKey { key } => {
                 if self.access_keys.contains_key(&key.access_key_id) {
                     return Err(Rejection::AlreadyExists(key.access_key_id));
                 }
+                rules::check_user_name(&key.user)?;
                 let id = key.access_key_id.clone();
-                self.access_keys.insert(id.clone(), key);
-                Ok(vec![Touched::AccessKey(id)])
+                let user = key.user.clone();
+                let mut touched = vec![Touched::AccessKey(id.clone())];
+                if !self.users.contains_key(&user) {
+                    // A new user starts with no identity policy: it may do
+                    // nothing until one is put, or a key policy names it.
+                    self.users.insert(
+                        user.clone(),
+                        UserRecord {
+                            name: user.clone(),
+                            policy: None,
+                            created_ms: key.created_ms,
+                            revision: index,
+                        },
+                    );
+                    touched.push(Touched::User(user));
+                }
+                self.access_keys.insert(id, key);
+                Ok(touched)
             }
             Command::DeleteAccessKey { access_key_id } => {
                 let rec = self.access_keys.get(&access_key_id).ok_or_else(|| {
                     Rejection::NotFound(format!("Access key {access_key_id} does not exist"))
                 })?;
-                let admins = self.access_keys.values().filter(|a| a.admin).count();
-                if rec.admin && admins == 1 {
-                    return Err(Rejection::InvalidState(
-                        "the last admin access key cannot be deleted".into(),
-                    ));
+                let admin_keys = self
+                    .access_keys
+                    .values()
+                    .filter(|a| a.user == BOOTSTRAP_ADMIN_USER)
+                    .count();
+                if rec.user == BOOTSTRAP_ADMIN_USER && admin_keys == 1 {
+                    return Err(Rejection::InvalidState(format!(
+                        "the last access key of user {BOOTSTRAP_ADMIN_USER} cannot be deleted"
+                    )));
                 }
                 self.access_keys.remove(&access_key_id);
                 Ok(vec![Touched::AccessKey(access_key_id)])
+            }
+            Command::PutUserPolicy { user, policy } => {
+                let u = self
+                    .users
+                    .get_mut(&user)
+                    .ok_or_else(|| Rejection::NotFound(format!("User {user} does not exist")))?;
+                u.policy = policy;
+                u.revision = index;
+                Ok(vec![Touched::User(user)])
+            }
+            Command::CreateGrant { grant } => {
+                let k = self
+                    .keys
+                    .get(&grant.key_id)
+                    .ok_or_else(|| key_not_found(&grant.key_id))?;
+                rules::require_not_pending_deletion(k)?;
+                let live = self.grants_by_key.get(&grant.key_id);
+                if grant.name.is_some() {
+                    let same =
+                        live.into_iter()
+                            .flatten()
+                            .find_map(|id| match self.grants.get(id) {
+                                Some(GrantRow::Active(g)) if g.same_terms(&grant) => {
+                                    Some(id.clone())
+                                }
+                                _ => None,
+                            });
+                    if let Some(id) = same {
+                        // Answered with the existing grant by the proposer.
+                        return Err(Rejection::AlreadyExists(id));
+                    }
+                }
+                if live.map_or(0, BTreeSet::len) >= MAX_GRANTS_PER_KEY {
+                    return Err(Rejection::LimitExceeded(format!(
+                        "key {} already has {MAX_GRANTS_PER_KEY} grants",
+                        grant.key_id
+                    )));
+                }
+                if self.grants.contains_key(&grant.grant_id) {
+                    return Err(Rejection::Invalid("grant id already used".into()));
+                }
+                let (id, key_id) = (grant.grant_id.clone(), grant.key_id);
+                self.grants_by_key
+                    .entry(key_id)
+                    .or_default()
+                    .insert(id.clone());
+                self.grants.insert(id.clone(), GrantRow::Active(grant));
+                // A grant changes what the key allows: like any change of
+                // the key, it settles before any node acts on it.
+                self.key_mut(&key_id)?.revision = index;
+                Ok(vec![Touched::Grant(id), Touched::Key(key_id)])
+            }
+            Command::RemoveGrant {
+                key_id,
+                grant_id,
+                now_ms,
+            } => {
+                match self.grants.get(&grant_id) {
+                    Some(GrantRow::Active(g)) if g.key_id == key_id => {}
+                    _ => {
+                        return Err(Rejection::NotFound(format!(
+                            "Grant {grant_id} of key {key_id} does not exist"
+                        )))
+                    }
+                }
+                self.unlink_grant(&key_id, &grant_id);
+                self.grants.insert(
+                    grant_id.clone(),
+                    GrantRow::Removed {
+                        key_id,
+                        removed_ms: now_ms,
+                    },
+                );
+                if let Some(k) = self.keys.get_mut(&key_id) {
+                    k.revision = index;
+                }
+                Ok(vec![Touched::Grant(grant_id), Touched::Key(key_id)])
+            }
+            Command::PutKeyPolicy { key_id, policy } => {
+                let k = self.key_mut(&key_id)?;
+                rules::require_not_pending_deletion(k)?;
+                k.policy = Some(policy);
+                k.revision = index;
+                Ok(vec![Touched::Key(key_id)])
             }
             Command::CreateKey { mut key } => {
                 if key.versions.is_empty() {
@@ -853,6 +1136,17 @@ impl State {
                 }
                 self.keys.remove(&key_id);
                 let mut touched = vec![Touched::Key(key_id)];
+                // Its grants go with it (their tokens name a key that is gone).
+                for id in self.grants_by_key.remove(&key_id).unwrap_or_default() {
+                    self.grants.insert(
+                        id.clone(),
+                        GrantRow::Removed {
+                            key_id,
+                            removed_ms: now_ms,
+                        },
+                    );
+                    touched.push(Touched::Grant(id));
+                }
                 let names: Vec<String> = self
                     .aliases
                     .values()
@@ -863,6 +1157,7 @@ impl State {
                     self.aliases.remove(&n);
                     touched.push(Touched::Alias(n));
                 }
+                self.aliases_by_key.remove(&key_id);
                 Ok(touched)
             }
             Command::CreateAlias {
@@ -896,6 +1191,10 @@ impl State {
                         updated_ms: now_ms,
                     },
                 );
+                self.aliases_by_key
+                    .entry(key_id)
+                    .or_default()
+                    .insert(name.clone());
                 Ok(vec![Touched::Alias(name)])
             }
             Command::UpdateAlias {
@@ -925,12 +1224,18 @@ impl State {
                     a.key_id = key_id;
                     a.updated_ms = now_ms;
                 }
+                self.unlink_alias(&current, &name);
+                self.aliases_by_key
+                    .entry(key_id)
+                    .or_default()
+                    .insert(name.clone());
                 Ok(vec![Touched::Alias(name)])
             }
             Command::DeleteAlias { name } => {
-                if self.aliases.remove(&name).is_none() {
+                let Some(old) = self.aliases.remove(&name) else {
                     return Err(Rejection::NotFound(format!("Alias {name} is not found.")));
-                }
+                };
+                self.unlink_alias(&old.key_id, &name);
                 Ok(vec![Touched::Alias(name)])
             }
             Command::TagKey { key_id, tags } => {

@@ -106,3 +106,19 @@ pub fn require_usable_for_rotation(k: &KeyRecord) -> Result<(), Rejection> {
 fn arn_free(k: &KeyRecord) -> String {
     format!("Key '{}'", k.key_id)
 }
+
+/// A user name as IAM allows it: 1–64 of letters, digits and `+=,.@_-`.
+pub fn check_user_name(name: &str) -> Result<(), Rejection> {
+    let ok = (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(Rejection::Invalid(format!(
+            "invalid user name '{}': use 1 to 64 letters, digits and +=,.@_-",
+            name.chars().take(64).collect::<String>()
+        )))
+    }
+}

@@ -12,7 +12,7 @@ fn init() -> Command {
         admin: AccessKeyRecord {
             access_key_id: "AKIAADMIN".into(),
             wrapped_secret: vec![1, 2, 3],
-            admin: true,
+            user: BOOTSTRAP_ADMIN_USER.into(),
             created_ms: 5,
         },
     }
@@ -750,16 +750,28 @@ fn spec_and_usage_are_checked_and_versions_are_for_asymmetric_keys() {
 #[test]
 fn access_keys_can_be_added_and_removed_but_not_the_last_admin() {
     let mut s = state();
+    // The bootstrap admin is a user with a policy, not a flag.
+    assert_eq!(
+        s.users[BOOTSTRAP_ADMIN_USER].policy.as_deref(),
+        Some(BOOTSTRAP_ADMIN_POLICY)
+    );
     let k = AccessKeyRecord {
         access_key_id: "AKIAAPP".into(),
         wrapped_secret: vec![1],
-        admin: false,
+        user: "app".into(),
         created_ms: 1,
     };
+    let (o, t) = s.apply(3, p(Command::CreateAccessKey { key: k }));
+    assert_eq!(o, Outcome::Applied);
     assert_eq!(
-        s.apply(3, p(Command::CreateAccessKey { key: k })).0,
-        Outcome::Applied
+        t,
+        vec![
+            Touched::AccessKey("AKIAAPP".into()),
+            Touched::User("app".into())
+        ]
     );
+    // A new user may do nothing until it gets a policy.
+    assert_eq!(s.users["app"].policy, None);
     assert!(matches!(
         rejected(
             &mut s,
@@ -786,4 +798,271 @@ fn access_keys_can_be_added_and_removed_but_not_the_last_admin() {
         ),
         Rejection::NotFound(_)
     ));
+}
+
+#[test]
+fn user_policies_are_put_and_removed_on_existing_users_only() {
+    let mut s = state();
+    let doc = r#"{"Statement":[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]}"#;
+    let put = |user: &str, policy: Option<&str>| Command::PutUserPolicy {
+        user: user.into(),
+        policy: policy.map(str::to_string),
+    };
+    assert!(matches!(
+        rejected(&mut s, put("nobody", Some(doc))),
+        Rejection::NotFound(_)
+    ));
+    let (o, t) = s.apply(7, p(put(BOOTSTRAP_ADMIN_USER, Some(doc))));
+    assert_eq!(o, Outcome::Applied);
+    assert_eq!(t, vec![Touched::User(BOOTSTRAP_ADMIN_USER.into())]);
+    assert_eq!(s.users[BOOTSTRAP_ADMIN_USER].policy.as_deref(), Some(doc));
+    assert_eq!(s.users[BOOTSTRAP_ADMIN_USER].revision, 7);
+    s.apply(8, p(put(BOOTSTRAP_ADMIN_USER, None)));
+    assert_eq!(s.users[BOOTSTRAP_ADMIN_USER].policy, None);
+}
+
+#[test]
+fn user_names_are_checked() {
+    let mut s = state();
+    for bad in ["", "has space", "slash/y", &"x".repeat(65)] {
+        let k = AccessKeyRecord {
+            access_key_id: format!("AKIA{}", bad.len()),
+            wrapped_secret: vec![1],
+            user: bad.to_string(),
+            created_ms: 1,
+        };
+        assert!(
+            matches!(
+                rejected(&mut s, Command::CreateAccessKey { key: k }),
+                Rejection::Invalid(_)
+            ),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
+fn a_key_policy_is_replaced_but_not_while_pending_deletion() {
+    let mut s = state();
+    s.apply(3, p(Command::CreateKey { key: key(1) }));
+    assert_eq!(s.keys[&id(1)].policy, None);
+    let doc = "{}".to_string();
+    s.apply(
+        4,
+        p(Command::PutKeyPolicy {
+            key_id: id(1),
+            policy: doc.clone(),
+        }),
+    );
+    assert_eq!(s.keys[&id(1)].policy.as_deref(), Some("{}"));
+    assert_eq!(s.keys[&id(1)].revision, 4);
+    s.apply(
+        5,
+        p(Command::ScheduleDeletion {
+            key_id: id(1),
+            deletion_ms: 10 * DAY_MS,
+            window_days: 7,
+        }),
+    );
+    assert!(matches!(
+        rejected(
+            &mut s,
+            Command::PutKeyPolicy {
+                key_id: id(1),
+                policy: doc
+            }
+        ),
+        Rejection::InvalidState(_)
+    ));
+}
+
+fn grant(n: u32, name: Option<&str>) -> GrantRecord {
+    GrantRecord {
+        grant_id: format!("g{n}"),
+        key_id: id(1),
+        name: name.map(str::to_string),
+        grantee: "arn:aws:iam::111122223333:user/app".into(),
+        retiring: None,
+        operations: vec!["Decrypt".into()],
+        constraints: None,
+        issuer: "arn:aws:iam::111122223333:user/admin".into(),
+        created_ms: 1,
+    }
+}
+
+#[test]
+fn grants_are_created_once_by_name_and_removed_for_good() {
+    let mut s = state();
+    s.apply(3, p(Command::CreateKey { key: key(1) }));
+    let (o, t) = s.apply(
+        4,
+        p(Command::CreateGrant {
+            grant: Box::new(grant(1, Some("n"))),
+        }),
+    );
+    assert_eq!(o, Outcome::Applied);
+    assert_eq!(t, vec![Touched::Grant("g1".into()), Touched::Key(id(1))]);
+    assert_eq!(s.keys[&id(1)].revision, 4, "a grant is a change of its key");
+    // The same name and terms: the existing grant's id.
+    assert_eq!(
+        rejected(
+            &mut s,
+            Command::CreateGrant {
+                grant: Box::new(grant(2, Some("n")))
+            }
+        ),
+        Rejection::AlreadyExists("g1".into())
+    );
+    // The same name with other terms is another grant.
+    let mut other = grant(3, Some("n"));
+    other.operations.push("Encrypt".into());
+    assert_eq!(
+        s.apply(
+            5,
+            p(Command::CreateGrant {
+                grant: Box::new(other)
+            })
+        )
+        .0,
+        Outcome::Applied
+    );
+    assert_eq!(s.key_grants(&id(1)).count(), 2);
+
+    let remove = |g: &str| Command::RemoveGrant {
+        key_id: id(1),
+        grant_id: g.into(),
+        now_ms: 9,
+    };
+    assert_eq!(s.apply(6, p(remove("g1"))).0, Outcome::Applied);
+    assert_eq!(
+        s.grants["g1"],
+        GrantRow::Removed {
+            key_id: id(1),
+            removed_ms: 9
+        }
+    );
+    assert!(matches!(
+        rejected(&mut s, remove("g1")),
+        Rejection::NotFound(_)
+    ));
+    assert_eq!(
+        s.key_grants(&id(1))
+            .map(|g| g.grant_id.as_str())
+            .collect::<Vec<_>>(),
+        ["g3"]
+    );
+
+    // The index is derived: rebuilt from the rows alone.
+    let mut copy = s.clone();
+    copy.grants_by_key.clear();
+    copy.rebuild_indexes();
+    assert_eq!(copy.grants_by_key, s.grants_by_key);
+
+    // Deleting the key removes its grants.
+    s.apply(
+        7,
+        p(Command::ScheduleDeletion {
+            key_id: id(1),
+            deletion_ms: 10,
+            window_days: 7,
+        }),
+    );
+    s.apply(
+        8,
+        p(Command::DeleteKey {
+            key_id: id(1),
+            now_ms: 11,
+        }),
+    );
+    assert_eq!(s.key_grants(&id(1)).count(), 0);
+    assert!(matches!(s.grants["g3"], GrantRow::Removed { .. }));
+}
+
+#[test]
+fn a_key_holds_at_most_fifty_thousand_grants() {
+    let mut s = state();
+    s.apply(3, p(Command::CreateKey { key: key(1) }));
+    for n in 0..MAX_GRANTS_PER_KEY as u32 {
+        assert_eq!(
+            s.apply(
+                4 + u64::from(n),
+                p(Command::CreateGrant {
+                    grant: Box::new(grant(n, None))
+                })
+            )
+            .0,
+            Outcome::Applied
+        );
+    }
+    assert!(matches!(
+        rejected(
+            &mut s,
+            Command::CreateGrant {
+                grant: Box::new(grant(u32::MAX, None))
+            }
+        ),
+        Rejection::LimitExceeded(_)
+    ));
+}
+
+#[test]
+fn the_alias_index_follows_every_alias_change() {
+    let mut s = state();
+    s.apply(3, p(Command::CreateKey { key: key(1) }));
+    s.apply(4, p(Command::CreateKey { key: key(2) }));
+    let names = |s: &State, k: u8| s.key_aliases(&id(k)).cloned().collect::<Vec<_>>();
+    s.apply(
+        5,
+        p(Command::CreateAlias {
+            name: "alias/a".into(),
+            key_id: id(1),
+            now_ms: 1,
+        }),
+    );
+    s.apply(
+        6,
+        p(Command::CreateAlias {
+            name: "alias/b".into(),
+            key_id: id(1),
+            now_ms: 1,
+        }),
+    );
+    assert_eq!(names(&s, 1), ["alias/a", "alias/b"]);
+    s.apply(
+        7,
+        p(Command::UpdateAlias {
+            name: "alias/b".into(),
+            key_id: id(2),
+            now_ms: 2,
+        }),
+    );
+    assert_eq!(names(&s, 1), ["alias/a"]);
+    assert_eq!(names(&s, 2), ["alias/b"]);
+    s.apply(
+        8,
+        p(Command::DeleteAlias {
+            name: "alias/a".into(),
+        }),
+    );
+    assert!(names(&s, 1).is_empty());
+    let mut copy = s.clone();
+    copy.aliases_by_key.clear();
+    copy.rebuild_indexes();
+    assert_eq!(copy.aliases_by_key, s.aliases_by_key);
+    s.apply(
+        9,
+        p(Command::ScheduleDeletion {
+            key_id: id(2),
+            deletion_ms: 10,
+            window_days: 7,
+        }),
+    );
+    s.apply(
+        10,
+        p(Command::DeleteKey {
+            key_id: id(2),
+            now_ms: 11,
+        }),
+    );
+    assert!(names(&s, 2).is_empty());
 }

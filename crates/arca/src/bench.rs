@@ -59,6 +59,13 @@ pub struct EncryptArgs {
     /// Use this key instead of creating one.
     #[arg(long)]
     key_id: Option<String>,
+    /// Create the key with this key policy (AWS policy JSON), to measure
+    /// authorization's cost.
+    #[arg(long)]
+    key_policy_file: Option<std::path::PathBuf>,
+    /// Give the new key one grant (to another principal), as keys in use have.
+    #[arg(long)]
+    with_grant: bool,
 }
 
 impl EncryptArgs {
@@ -75,14 +82,36 @@ impl EncryptArgs {
         if let Some(k) = &self.key_id {
             return Ok(k.clone());
         }
+        let mut create = create;
+        if let Some(f) = &self.key_policy_file {
+            let doc = std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read {}", f.display()))?;
+            create["Policy"] = json!(doc);
+        }
         let c = ApiClient::new(&self.endpoint, creds.clone())?;
         let r = c
             .call("TrentService.CreateKey", create, Duration::from_secs(60))
             .await?;
-        Ok(r["KeyMetadata"]["KeyId"]
+        let key_id = r["KeyMetadata"]["KeyId"]
             .as_str()
             .context("CreateKey returned no KeyId")?
-            .to_string())
+            .to_string();
+        if self.with_grant {
+            let account = r["KeyMetadata"]["AWSAccountId"]
+                .as_str()
+                .unwrap_or_default();
+            c.call(
+                "TrentService.CreateGrant",
+                json!({
+                    "KeyId": key_id,
+                    "GranteePrincipal": format!("arn:aws:iam::{account}:user/bench-grantee"),
+                    "Operations": ["Encrypt", "Decrypt"],
+                }),
+                Duration::from_secs(60),
+            )
+            .await?;
+        }
+        Ok(key_id)
     }
 }
 
@@ -146,6 +175,17 @@ async fn load(
     let start = Instant::now();
     let measure_from = start + warmup;
     let end = measure_from + Duration::from_secs(a.seconds);
+    // The server's CPU time over the measured window, from its /metrics.
+    let cpu = {
+        let auth = auth.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(measure_from.into()).await;
+            let before = server_cpu_seconds(&auth).await;
+            tokio::time::sleep_until(end.into()).await;
+            let after = server_cpu_seconds(&auth).await;
+            Some(after? - before?)
+        })
+    };
     let mut tasks = Vec::new();
     for _ in 0..a.connections {
         let (auth, creds, body) = (auth.clone(), creds.clone(), body.clone());
@@ -186,10 +226,43 @@ async fn load(
         pct(0.999),
         pct(1.0)
     );
+    match cpu.await.ok().flatten() {
+        Some(cpu) if !lat.is_empty() => println!(
+            "  server CPU: {:.2} s, {:.1} µs per request",
+            cpu,
+            cpu * 1e6 / lat.len() as f64
+        ),
+        _ => println!("  server CPU: not available (no process_cpu_seconds_total in /metrics)"),
+    }
     if errors > 0 {
         bail!("{errors} requests failed");
     }
     Ok(())
+}
+
+/// `process_cpu_seconds_total` from the node's `/metrics`.
+async fn server_cpu_seconds(auth: &str) -> Option<f64> {
+    let stream = tokio::net::TcpStream::connect(auth).await.ok()?;
+    let (mut sender, conn) = http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream))
+        .await
+        .ok()?;
+    tokio::spawn(conn);
+    let req = http::Request::get("/metrics")
+        .header(http::header::HOST, auth)
+        .body(Full::new(Bytes::new()))
+        .ok()?;
+    let body = sender
+        .send_request(req)
+        .await
+        .ok()?
+        .into_body()
+        .collect()
+        .await
+        .ok()?;
+    let text = String::from_utf8(body.to_bytes().to_vec()).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("process_cpu_seconds_total "))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 async fn connection(

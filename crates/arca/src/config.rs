@@ -37,6 +37,23 @@ pub struct FileConfig {
     pub keys: KeysSection,
     #[serde(default)]
     pub limits: LimitsSection,
+    #[serde(default)]
+    pub audit: AuditSection,
+}
+
+/// The audit log (its file is `audit_log`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSection {
+    /// `fail-closed` (default): a request whose record cannot be written
+    /// fails with 503. `best-effort`: it goes on; the record is dropped and
+    /// counted.
+    pub mode: Option<arca_gateway::audit::AuditMode>,
+    /// Rotate the file once it is this large (default 100 MiB; 0: never).
+    pub max_file_bytes: Option<u64>,
+    /// New records are sealed by a signed checkpoint at most this much later
+    /// (default 1000).
+    pub checkpoint_interval_ms: Option<u64>,
 }
 
 /// Bounds on what clients and peers can hold.

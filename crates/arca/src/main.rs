@@ -1,9 +1,11 @@
 //! `arca`: the server, the cluster admin CLI and the load generator.
 
+mod audit_cmd;
 mod bench;
 mod bench_crypto;
 mod client;
 mod config;
+mod principals;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -43,9 +45,12 @@ enum Cmd {
     /// Administer a cluster.
     #[command(subcommand)]
     Cluster(ClusterCmd),
-    /// API access keys.
+    /// API access keys, each belonging to a user.
     #[command(subcommand, name = "access-key")]
-    AccessKey(AccessKeyCmd),
+    AccessKey(principals::AccessKeyCmd),
+    /// Users' identity policies.
+    #[command(subcommand)]
+    User(principals::UserCmd),
     /// Root key utilities.
     #[command(subcommand, name = "root-key")]
     RootKey(RootKeyCmd),
@@ -57,6 +62,9 @@ enum Cmd {
     /// Load generators (see docs/performance.md).
     #[command(subcommand)]
     Bench(bench::BenchCmd),
+    /// Audit log tools.
+    #[command(subcommand)]
+    Audit(audit_cmd::AuditCmd),
 }
 
 #[derive(Args)]
@@ -179,27 +187,6 @@ enum ClusterCmd {
 }
 
 #[derive(Subcommand)]
-enum AccessKeyCmd {
-    /// Create an access key and print its secret (shown once).
-    Create {
-        #[command(flatten)]
-        admin: AdminArgs,
-        /// May run `arca cluster` operations and manage access keys.
-        #[arg(long = "admin")]
-        is_admin: bool,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Delete an access key; requests signed with it fail from then on.
-    Delete {
-        #[command(flatten)]
-        admin: AdminArgs,
-        #[arg(long = "access-key")]
-        access_key: String,
-    },
-}
-
-#[derive(Subcommand)]
 enum RootKeyCmd {
     /// Write a new random root key to a file (mode 0600; refuses to overwrite).
     Generate {
@@ -217,7 +204,8 @@ fn main() -> anyhow::Result<()> {
         match cli.cmd {
             Cmd::Server(a) => server(a).await,
             Cmd::Cluster(c) => cluster(c).await,
-            Cmd::AccessKey(c) => access_key(c).await,
+            Cmd::AccessKey(c) => principals::access_key(c).await,
+            Cmd::User(c) => principals::user(c).await,
             Cmd::RootKey(RootKeyCmd::Generate { out }) => {
                 let (_, text) = RootKey::generate()?;
                 write_secret_file(&out, text.expose())?;
@@ -230,6 +218,7 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Cmd::Bench(b) => bench::run(b).await,
+            Cmd::Audit(c) => audit_cmd::run(c),
         }
     })
 }
@@ -366,6 +355,11 @@ async fn server(a: ServerArgs) -> anyhow::Result<()> {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let heavy_crypto = positive("[limits] heavy_crypto", l.heavy_crypto, cores * 2)?;
     let actor_mailbox = positive("[actors] mailbox", file.actors.mailbox, 1024)?;
+    let audit_path = a
+        .audit_log
+        .or(file.audit_log)
+        .unwrap_or_else(|| data_dir.join("audit.jsonl"));
+    let audit_key = arca_gateway::audit::CheckpointKey::from_root(&root_key);
     let api_listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -395,18 +389,22 @@ async fn server(a: ServerArgs) -> anyhow::Result<()> {
         heavy_crypto,
     })
     .await?;
+    // After the node's own checks (a wrong root key is reported as such),
+    // before any request: a log that cannot be opened stops start-up, and
+    // SIGHUP reopens it from here on.
+    let (audit, audit_writer) =
+        match audit_cmd::open_log(audit_path, node_id, &file.audit, audit_key) {
+            Ok(l) => l,
+            Err(e) => {
+                node.shutdown().await;
+                return Err(e);
+            }
+        };
     tracing::info!(node_id, api = %listen, peer = %peer, data_dir = %data_dir.display(), "node started");
     if file.testing.adjustable_clock {
         tracing::warn!("[testing] adjustable_clock is on: admins can move this node's clock. Never in production.");
     }
 
-    let audit_path = a
-        .audit_log
-        .or(file.audit_log)
-        .unwrap_or_else(|| data_dir.join("audit.jsonl"));
-    let (audit, audit_writer) = arca_gateway::audit::AuditLog::open(&audit_path)
-        .with_context(|| format!("cannot open the audit log {}", audit_path.display()))?;
-    tracing::info!(path = %audit_path.display(), "audit log");
     let shutdown = CancellationToken::new();
     let gateway = arca_gateway::Gateway::new(node.clone(), Some(audit), api_limits);
     let serving = tokio::spawn(gateway.serve(api_listener, shutdown.clone()));
@@ -419,9 +417,9 @@ async fn server(a: ServerArgs) -> anyhow::Result<()> {
     tracing::info!("shutting down: no new requests; finishing those in flight");
     shutdown.cancel();
     let _ = serving.await;
-    // The gateway (and with it the audit log's sender) is gone: the writer
-    // drains what it holds, flushes and syncs.
-    if tokio::time::timeout(Duration::from_secs(5), audit_writer)
+    // The gateway (and with it the audit log) is gone: the writer writes what
+    // is queued, seals the log with a checkpoint and syncs.
+    if tokio::time::timeout(Duration::from_secs(5), audit_writer.finished())
         .await
         .is_err()
     {
@@ -485,53 +483,6 @@ async fn dev_bootstrap(node: &Arc<Node>, data_dir: &Path, listen: &str) -> anyho
         creds_file.display()
     );
     Ok(())
-}
-
-async fn access_key(c: AccessKeyCmd) -> anyhow::Result<()> {
-    let timeout = Duration::from_secs(60);
-    match c {
-        AccessKeyCmd::Create {
-            admin,
-            is_admin,
-            json,
-        } => {
-            let r = admin
-                .client()?
-                .call(
-                    "ArcaAdmin.CreateAccessKey",
-                    json!({ "Admin": is_admin }),
-                    timeout,
-                )
-                .await?;
-            if json {
-                println!("{r}");
-            } else {
-                println!("Access key created (the secret is shown once; store it now):");
-                println!(
-                    "  aws_access_key_id     = {}",
-                    r["AccessKeyId"].as_str().unwrap_or("")
-                );
-                println!(
-                    "  aws_secret_access_key = {}",
-                    r["SecretAccessKey"].as_str().unwrap_or("")
-                );
-                println!("  admin                 = {is_admin}");
-            }
-            Ok(())
-        }
-        AccessKeyCmd::Delete { admin, access_key } => {
-            admin
-                .client()?
-                .call(
-                    "ArcaAdmin.DeleteAccessKey",
-                    json!({ "AccessKeyId": access_key }),
-                    timeout,
-                )
-                .await?;
-            println!("access key {access_key} deleted");
-            Ok(())
-        }
-    }
 }
 
 fn random_account_id() -> anyhow::Result<String> {

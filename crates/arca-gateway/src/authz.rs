@@ -1,0 +1,783 @@
+//! Authorization, in one place: every operation — AWS, extension and admin —
+//! becomes one or more checks (principal, action, resource, condition
+//! context), and `arca_policy::decide` answers each before any operation
+//! runs. The model is AWS's (docs/authorization.md): an explicit Deny wins;
+//! otherwise the key policy must allow the caller, directly or through the
+//! account root and the caller's identity policy. Account-level actions
+//! (CreateKey, ListKeys, admin operations) are decided by the identity policy.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use arca_node::keys::KeyFacts;
+use arca_node::Node;
+use arca_policy::{decide, Context, Decision, Policy, PolicyError, PolicyKind, Request};
+use arca_state::KeyId;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use serde::Deserialize;
+
+use crate::api::Caller;
+use crate::error::ApiError;
+
+/// The request fields authorization looks at (the operation parses the body
+/// again for itself).
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct Fields {
+    key_id: Option<String>,
+    destination_key_id: Option<String>,
+    source_key_id: Option<String>,
+    target_key_id: Option<String>,
+    alias_name: Option<String>,
+    ciphertext_blob: Option<String>,
+    encryption_context: Option<BTreeMap<String, String>>,
+    source_encryption_context: Option<BTreeMap<String, String>>,
+    destination_encryption_context: Option<BTreeMap<String, String>>,
+    encryption_algorithm: Option<String>,
+    source_encryption_algorithm: Option<String>,
+    destination_encryption_algorithm: Option<String>,
+    signing_algorithm: Option<String>,
+    mac_algorithm: Option<String>,
+    key_spec: Option<String>,
+    customer_master_key_spec: Option<String>,
+    key_usage: Option<String>,
+    origin: Option<String>,
+    policy: Option<String>,
+    bypass_policy_lockout_safety_check: Option<bool>,
+    tags: Option<Vec<TagField>>,
+    tag_keys: Option<Vec<String>>,
+    pending_window_in_days: Option<i64>,
+    grant_tokens: Option<Vec<String>>,
+    grantee_principal: Option<String>,
+    retiring_principal: Option<String>,
+    operations: Option<Vec<String>>,
+    constraints: Option<ConstraintFields>,
+    grant_id: Option<String>,
+    grant_token: Option<String>,
+    plaintext: Option<String>,
+    message: Option<String>,
+    signature: Option<String>,
+    mac: Option<String>,
+}
+
+impl Fields {
+    /// Decoding comes before authorization: a blob that is not base64 is a
+    /// `SerializationException` whoever asks.
+    fn check_blobs(&self) -> Result<(), ApiError> {
+        for (name, v) in [
+            ("Plaintext", &self.plaintext),
+            ("Message", &self.message),
+            ("Signature", &self.signature),
+            ("Mac", &self.mac),
+            ("CiphertextBlob", &self.ciphertext_blob),
+        ] {
+            if let Some(v) = v {
+                if B64.decode(v.as_bytes()).is_err() {
+                    return Err(ApiError::serialization(format!(
+                        "'{name}' is not valid base64"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct ConstraintFields {
+    encryption_context_equals: Option<BTreeMap<String, String>>,
+    encryption_context_subset: Option<BTreeMap<String, String>>,
+}
+
+/// AWS's limit on `GrantTokens` per request.
+pub const MAX_GRANT_TOKENS: usize = 10;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct TagField {
+    tag_key: Option<String>,
+    tag_value: Option<String>,
+}
+
+/// Operations on no particular key: the identity policy decides.
+const ACCOUNT_LEVEL: &[&str] = &[
+    "CreateKey",
+    "ListKeys",
+    "ListAliases",
+    "GenerateRandom",
+    "ListRetirableGrants",
+];
+
+/// Arca's extension operations of the `TrentService` namespace, authorized
+/// as `arca:<Op>`.
+const EXTENSIONS: &[&str] = &["CreateKeyVersion", "ListKeyVersions", "DescribeKeyVersion"];
+
+/// What a caller is, for policies.
+pub struct Principal {
+    pub arn: String,
+    pub account: String,
+    pub region: String,
+}
+
+/// One request to authorize.
+#[derive(Clone, Copy)]
+pub struct Call<'a> {
+    pub caller: &'a Caller,
+    pub principal: &'a Principal,
+    /// The operation's name (`Encrypt`, `ClusterStatus`, ...).
+    pub op: &'a str,
+    /// An `ArcaAdmin` operation.
+    pub admin: bool,
+    pub body: &'a [u8],
+    /// The client's address, for `aws:SourceIp`.
+    pub source_ip: &'a str,
+}
+
+/// Parsed policies, kept while the record they came from is unchanged.
+#[derive(Default)]
+pub struct Authorizer {
+    policies: Mutex<HashMap<CacheKey, (u64, Arc<Policy>)>>,
+}
+
+#[derive(Hash, PartialEq, Eq, Clone)]
+enum CacheKey {
+    Key(KeyId),
+    User(String),
+    Default(String),
+}
+
+/// Parsed policies kept at most; past it the cache starts over.
+const CACHE_LIMIT: usize = 100_000;
+
+impl Authorizer {
+    fn cached(
+        &self,
+        key: CacheKey,
+        revision: u64,
+        doc: impl FnOnce() -> Option<String>,
+        kind: PolicyKind,
+    ) -> Result<Option<Arc<Policy>>, ApiError> {
+        if let Some((rev, p)) = self.lock().get(&key) {
+            if *rev == revision {
+                return Ok(Some(p.clone()));
+            }
+        }
+        let Some(doc) = doc() else {
+            return Ok(None);
+        };
+        // Stored policies were validated when they were put.
+        let p = Arc::new(
+            Policy::parse(&doc, kind)
+                .map_err(|e| ApiError::internal(format!("a stored policy does not parse: {e}")))?,
+        );
+        let mut c = self.lock();
+        if c.len() >= CACHE_LIMIT {
+            c.clear();
+        }
+        c.insert(key, (revision, p.clone()));
+        Ok(Some(p))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CacheKey, (u64, Arc<Policy>)>> {
+        self.policies.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The caller's identity policy, if it has one.
+    async fn identity(
+        &self,
+        node: &Node,
+        caller: &Caller,
+    ) -> Result<Option<Arc<Policy>>, ApiError> {
+        let Some(user) = node.user(&caller.user).await? else {
+            return Ok(None);
+        };
+        self.cached(
+            CacheKey::User(user.name.clone()),
+            user.revision,
+            || user.policy.clone(),
+            PolicyKind::Identity,
+        )
+    }
+
+    /// A key's policy (the default one when it has none of its own).
+    fn key_policy(
+        &self,
+        id: KeyId,
+        facts: &KeyFacts,
+        account: &str,
+    ) -> Result<Arc<Policy>, ApiError> {
+        let parsed = match &facts.policy {
+            Some(doc) => self.cached(
+                CacheKey::Key(id),
+                facts.revision,
+                || Some(doc.clone()),
+                PolicyKind::Key,
+            )?,
+            None => self.cached(
+                CacheKey::Default(account.to_string()),
+                0,
+                || Some(arca_policy::default_key_policy(account)),
+                PolicyKind::Key,
+            )?,
+        };
+        parsed.ok_or_else(|| ApiError::internal("no key policy"))
+    }
+
+    /// Authorizes one request; `Ok` means every check allowed it. The keys
+    /// it names are pushed to `keys` as they are resolved (for the audit
+    /// record, refused requests included).
+    pub async fn authorize(
+        &self,
+        node: &Node,
+        call: &Call<'_>,
+        keys: &mut Vec<KeyId>,
+    ) -> Result<(), ApiError> {
+        let Call {
+            caller,
+            principal,
+            op,
+            admin,
+            body,
+            source_ip,
+        } = *call;
+        let fields: Fields = if body.is_empty() {
+            Fields::default()
+        } else {
+            serde_json::from_slice(body)
+                .map_err(|e| ApiError::serialization(format!("could not parse the request: {e}")))?
+        };
+        fields.check_blobs()?;
+        let identity = self.identity(node, caller).await?;
+        let mut ctx = base_context(caller, principal, source_ip);
+        let deny = |action: &str, resource: &str, decision: Decision, resource_based: bool| {
+            denied(&principal.arn, action, resource, decision, resource_based)
+        };
+
+        if admin || ACCOUNT_LEVEL.contains(&op) {
+            let action = if admin {
+                format!("arca:{op}")
+            } else {
+                format!("kms:{op}")
+            };
+            if op == "CreateKey" {
+                create_key_context(&mut ctx, &fields);
+                if let Some(doc) = &fields.policy {
+                    let new = parse_policy(doc, PolicyKind::Key)?;
+                    lockout_check(&new, identity.as_deref(), principal, "*", &ctx, &fields)?;
+                }
+            }
+            let req = Request {
+                principal: &principal.arn,
+                action: &action,
+                resource: "*",
+                context: &ctx,
+            };
+            return match decide(None, identity.as_deref(), false, &req) {
+                Decision::Allow => Ok(()),
+                d => Err(deny(&action, "*", d, false)),
+            };
+        }
+
+        // Alias operations also need the identity policy's leave on the alias.
+        if matches!(op, "CreateAlias" | "UpdateAlias" | "DeleteAlias") {
+            let name = fields
+                .alias_name
+                .as_deref()
+                .ok_or_else(|| ApiError::missing("AliasName"))?;
+            let alias_arn = format!(
+                "arn:aws:kms:{}:{}:{name}",
+                principal.region, principal.account
+            );
+            let action = format!("kms:{op}");
+            let req = Request {
+                principal: &principal.arn,
+                action: &action,
+                resource: &alias_arn,
+                context: &ctx,
+            };
+            match decide(None, identity.as_deref(), false, &req) {
+                Decision::Allow => {}
+                d => return Err(deny(&action, &alias_arn, d, false)),
+            }
+        }
+        let tokens = self.token_grants(node, &fields)?;
+        if op == "RetireGrant" {
+            // The retiring principal, or a grantee the grant lets retire it,
+            // may retire a grant whatever the key's policy says.
+            let grant = retire_target(node, &fields).await?;
+            let arn = principal.arn.as_str();
+            if grant.retiring.as_deref() == Some(arn)
+                || (grant.grantee == arn && grant.operations.iter().any(|o| o == "RetireGrant"))
+            {
+                return Ok(());
+            }
+        }
+        for (action, key_ref) in key_checks(op, &fields, node).await? {
+            let id = node.resolve(&key_ref).await?;
+            keys.push(id);
+            let facts = node.key_facts(&id, &principal.arn).await?;
+            let key_policy = self.key_policy(id, &facts, &principal.account)?;
+            let mut ctx = ctx.clone();
+            key_context(&mut ctx, &facts, &key_ref, &fields, &action);
+            if action == "kms:CreateGrant" {
+                grant_context(&mut ctx, &fields);
+            }
+            if action == "kms:PutKeyPolicy" {
+                let doc = fields
+                    .policy
+                    .as_deref()
+                    .ok_or_else(|| ApiError::missing("Policy"))?;
+                let new = parse_policy(doc, PolicyKind::Key)?;
+                lockout_check(
+                    &new,
+                    identity.as_deref(),
+                    principal,
+                    &facts.arn,
+                    &ctx,
+                    &fields,
+                )?;
+            }
+            let req = Request {
+                principal: &principal.arn,
+                action: &action,
+                resource: &facts.arn,
+                context: &ctx,
+            };
+            let granted = grants_allow(
+                facts.grants.iter().chain(
+                    tokens
+                        .iter()
+                        .filter(|g| g.key_id == id && g.grantee == principal.arn),
+                ),
+                &action,
+                &fields,
+            );
+            match decide(Some(&key_policy), identity.as_deref(), granted, &req) {
+                Decision::Allow => {}
+                d => return Err(deny(&action, &facts.arn, d, true)),
+            }
+        }
+        Ok(())
+    }
+
+    /// The grants a request's `GrantTokens` carry (at most ten, each
+    /// authentic and not known to be removed).
+    fn token_grants(
+        &self,
+        node: &Node,
+        f: &Fields,
+    ) -> Result<Vec<arca_state::GrantRecord>, ApiError> {
+        let tokens = f.grant_tokens.as_deref().unwrap_or_default();
+        if tokens.len() > MAX_GRANT_TOKENS {
+            return Err(ApiError::validation(format!(
+                "1 validation error detected: Value at 'grantTokens' failed to satisfy constraint: Member must have length less than or equal to {MAX_GRANT_TOKENS}"
+            )));
+        }
+        tokens
+            .iter()
+            .map(|t| node.verify_grant_token(t).map_err(ApiError::from))
+            .collect()
+    }
+}
+
+/// Whether a grant among `grants` allows `action` for this request: the
+/// operation is one of the grant's, and its encryption-context constraint
+/// holds for the request's context.
+fn grants_allow<'a>(
+    grants: impl Iterator<Item = &'a arca_state::GrantRecord>,
+    action: &str,
+    f: &Fields,
+) -> bool {
+    let Some(op) = action.strip_prefix("kms:") else {
+        return false;
+    };
+    let context = match op {
+        "ReEncryptFrom" => f.source_encryption_context.as_ref(),
+        "ReEncryptTo" => f.destination_encryption_context.as_ref(),
+        _ => f.encryption_context.as_ref(),
+    };
+    let empty = BTreeMap::new();
+    let context = context.unwrap_or(&empty);
+    grants.into_iter().any(|g| {
+        g.operations.iter().any(|o| o == op)
+            && g.constraints.as_ref().is_none_or(|c| {
+                c.context_equals.as_ref().is_none_or(|e| e == context)
+                    && c.context_subset
+                        .as_ref()
+                        .is_none_or(|s| s.iter().all(|(k, v)| context.get(k) == Some(v)))
+            })
+    })
+}
+
+/// The grant a `RetireGrant` names: by token, or by key and grant id.
+async fn retire_target(node: &Node, f: &Fields) -> Result<arca_state::GrantRecord, ApiError> {
+    if let Some(t) = &f.grant_token {
+        return Ok(node.verify_grant_token(t)?);
+    }
+    let key_ref = f
+        .key_id
+        .as_deref()
+        .ok_or_else(|| ApiError::missing("GrantToken or KeyId"))?;
+    let grant_id = f
+        .grant_id
+        .as_deref()
+        .ok_or_else(|| ApiError::missing("GrantId"))?;
+    let key = node.resolve(key_ref).await?;
+    match node.grant(grant_id).await? {
+        Some(arca_state::GrantRow::Active(g)) if g.key_id == key => Ok(*g),
+        _ => Err(ApiError::new(
+            400,
+            "NotFoundException",
+            format!("Grant {grant_id} of key {key} does not exist"),
+        )),
+    }
+}
+
+fn grant_context(ctx: &mut Context, f: &Fields) {
+    if let Some(ops) = &f.operations {
+        ctx.insert_all("kms:GrantOperations", ops.iter().cloned());
+    }
+    if let Some(g) = &f.grantee_principal {
+        ctx.insert("kms:GranteePrincipal", g.clone());
+    }
+    if let Some(r) = &f.retiring_principal {
+        ctx.insert("kms:RetiringPrincipal", r.clone());
+    }
+    if let Some(c) = &f.constraints {
+        let mut kinds = Vec::new();
+        if c.encryption_context_equals.is_some() {
+            kinds.push("EncryptionContextEquals".to_string());
+        }
+        if c.encryption_context_subset.is_some() {
+            kinds.push("EncryptionContextSubset".to_string());
+        }
+        ctx.insert_all("kms:GrantConstraintType", kinds);
+    }
+}
+
+/// Validates a policy document as `PutKeyPolicy` and `CreateKey` do.
+pub fn parse_policy(doc: &str, kind: PolicyKind) -> Result<Policy, ApiError> {
+    Policy::parse(doc, kind).map_err(|e| match e {
+        PolicyError::TooLarge { .. } => ApiError::new(
+            400,
+            "LimitExceededException",
+            format!(
+                "the policy document is larger than {} bytes",
+                arca_policy::MAX_POLICY_BYTES
+            ),
+        ),
+        PolicyError::Malformed(m) => ApiError::new(400, "MalformedPolicyDocumentException", m),
+    })
+}
+
+/// AWS's lockout safety check: unless bypassed, a new key policy must let
+/// the caller change it again (`kms:PutKeyPolicy`).
+fn lockout_check(
+    new: &Policy,
+    identity: Option<&Policy>,
+    principal: &Principal,
+    resource: &str,
+    ctx: &Context,
+    fields: &Fields,
+) -> Result<(), ApiError> {
+    if fields.bypass_policy_lockout_safety_check == Some(true) {
+        return Ok(());
+    }
+    let req = Request {
+        principal: &principal.arn,
+        action: "kms:PutKeyPolicy",
+        resource,
+        context: ctx,
+    };
+    match decide(Some(new), identity, false, &req) {
+        Decision::Allow => Ok(()),
+        _ => Err(ApiError::new(
+            400,
+            "MalformedPolicyDocumentException",
+            "The new key policy will not allow you to update the key policy in the future.",
+        )),
+    }
+}
+
+/// The (action, key reference) pairs a key-level operation needs allowed.
+async fn key_checks(op: &str, f: &Fields, node: &Node) -> Result<Vec<(String, String)>, ApiError> {
+    if op == "RetireGrant" {
+        let g = retire_target(node, f).await?;
+        return Ok(vec![("kms:RetireGrant".into(), g.key_id.to_string())]);
+    }
+    key_checks_of(op, f)
+}
+
+fn key_checks_of(op: &str, f: &Fields) -> Result<Vec<(String, String)>, ApiError> {
+    let action = |a: &str| {
+        if EXTENSIONS.contains(&a) {
+            format!("arca:{a}")
+        } else {
+            format!("kms:{a}")
+        }
+    };
+    let required =
+        |v: &Option<String>, name: &str| v.clone().ok_or_else(|| ApiError::missing(name));
+    Ok(match op {
+        "Decrypt" => vec![(
+            action(op),
+            decrypt_key(f.key_id.as_ref(), f.ciphertext_blob.as_ref())?,
+        )],
+        "ReEncrypt" => vec![
+            (
+                "kms:ReEncryptFrom".into(),
+                decrypt_key(f.source_key_id.as_ref(), f.ciphertext_blob.as_ref())?,
+            ),
+            (
+                "kms:ReEncryptTo".into(),
+                required(&f.destination_key_id, "DestinationKeyId")?,
+            ),
+        ],
+        "CreateAlias" | "UpdateAlias" => {
+            vec![(action(op), required(&f.target_key_id, "TargetKeyId")?)]
+        }
+        "DeleteAlias" => vec![(action(op), required(&f.alias_name, "AliasName")?)],
+        _ => vec![(action(op), required(&f.key_id, "KeyId")?)],
+    })
+}
+
+/// The key a Decrypt names: its `KeyId`, or the one in the ciphertext.
+fn decrypt_key(key_id: Option<&String>, blob: Option<&String>) -> Result<String, ApiError> {
+    if let Some(k) = key_id {
+        return Ok(k.clone());
+    }
+    let bytes = crate::api::blob(
+        "CiphertextBlob",
+        blob.cloned(),
+        1,
+        arca_crypto::symmetric::MAX_CIPHERTEXT_LEN,
+    )?;
+    let header = arca_crypto::symmetric::parse_header(&bytes).map_err(|_| {
+        ApiError::new(
+            400,
+            "InvalidCiphertextException",
+            "the ciphertext is invalid",
+        )
+    })?;
+    Ok(KeyId::from_bytes(header.key_id).to_string())
+}
+
+fn base_context(caller: &Caller, p: &Principal, source_ip: &str) -> Context {
+    let mut ctx = Context::new();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    // aws:PrincipalArn, aws:PrincipalAccount, kms:CallerAccount,
+    // aws:PrincipalType and aws:username, from the ARN.
+    ctx.insert_principal(&p.arn);
+    ctx.insert("aws:userid", caller.access_key_id.clone());
+    ctx.insert("aws:RequestedRegion", p.region.clone());
+    ctx.insert("aws:CurrentTime", rfc3339(now));
+    ctx.insert("aws:EpochTime", now.to_string());
+    // The API port speaks plain HTTP until TLS is configured.
+    ctx.insert("aws:SecureTransport", "false");
+    if !source_ip.is_empty() {
+        ctx.insert("aws:SourceIp", source_ip.to_string());
+    }
+    ctx.insert("kms:GrantIsForAWSResource", "false");
+    ctx
+}
+
+fn create_key_context(ctx: &mut Context, f: &Fields) {
+    let spec = f.key_spec.as_ref().or(f.customer_master_key_spec.as_ref());
+    ctx.insert(
+        "kms:KeySpec",
+        spec.map_or("SYMMETRIC_DEFAULT", |s| s.as_str()).to_string(),
+    );
+    ctx.insert(
+        "kms:KeyUsage",
+        f.key_usage
+            .as_deref()
+            .unwrap_or("ENCRYPT_DECRYPT")
+            .to_string(),
+    );
+    ctx.insert(
+        "kms:KeyOrigin",
+        f.origin.as_deref().unwrap_or("AWS_KMS").to_string(),
+    );
+    ctx.insert(
+        "kms:BypassPolicyLockoutSafetyCheck",
+        f.bypass_policy_lockout_safety_check
+            .unwrap_or(false)
+            .to_string(),
+    );
+    request_tags(ctx, f);
+}
+
+fn request_tags(ctx: &mut Context, f: &Fields) {
+    let mut keys = Vec::new();
+    for t in f.tags.iter().flatten() {
+        if let Some(k) = &t.tag_key {
+            ctx.insert(
+                &format!("aws:RequestTag/{k}"),
+                t.tag_value.clone().unwrap_or_default(),
+            );
+            keys.push(k.clone());
+        }
+    }
+    keys.extend(f.tag_keys.iter().flatten().cloned());
+    if !keys.is_empty() {
+        ctx.insert_all("aws:TagKeys", keys);
+    }
+}
+
+fn key_context(ctx: &mut Context, k: &KeyFacts, key_ref: &str, f: &Fields, action: &str) {
+    ctx.insert("kms:KeySpec", k.spec.as_aws().to_string());
+    ctx.insert("kms:KeyUsage", k.usage.as_aws().to_string());
+    ctx.insert("kms:KeyOrigin", "AWS_KMS");
+    for (t, v) in &k.tags {
+        ctx.insert(&format!("aws:ResourceTag/{t}"), v.clone());
+    }
+    if !k.aliases.is_empty() {
+        ctx.insert_all("kms:ResourceAliases", k.aliases.iter().cloned());
+    }
+    if let Some(alias) = key_ref.split_once("alias/").map(|(_, a)| a) {
+        ctx.insert("kms:RequestAlias", format!("alias/{alias}"));
+    }
+    let (context, algorithm) = match action {
+        "kms:ReEncryptFrom" => (&f.source_encryption_context, &f.source_encryption_algorithm),
+        "kms:ReEncryptTo" => (
+            &f.destination_encryption_context,
+            &f.destination_encryption_algorithm,
+        ),
+        _ => (&f.encryption_context, &f.encryption_algorithm),
+    };
+    if let Some(c) = context {
+        ctx.insert_encryption_context(c.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    }
+    if let Some(a) = algorithm {
+        ctx.insert("kms:EncryptionAlgorithm", a.clone());
+    }
+    if let Some(a) = &f.signing_algorithm {
+        ctx.insert("kms:SigningAlgorithm", a.clone());
+    }
+    if let Some(a) = &f.mac_algorithm {
+        ctx.insert("kms:MacAlgorithm", a.clone());
+    }
+    if let Some(d) = f.pending_window_in_days {
+        ctx.insert("kms:ScheduleKeyDeletionPendingWindowInDays", d.to_string());
+    }
+    if f.policy.is_some() {
+        ctx.insert(
+            "kms:BypassPolicyLockoutSafetyCheck",
+            f.bypass_policy_lockout_safety_check
+                .unwrap_or(false)
+                .to_string(),
+        );
+    }
+    request_tags(ctx, f);
+}
+
+/// AWS's wording of a refusal.
+fn denied(
+    principal: &str,
+    action: &str,
+    resource: &str,
+    d: Decision,
+    resource_based: bool,
+) -> ApiError {
+    let why = match (d, resource_based) {
+        (Decision::ExplicitDeny, _) => "with an explicit deny in a policy".to_string(),
+        (_, true) => format!("because no resource-based policy allows the {action} action"),
+        (_, false) => format!("because no identity-based policy allows the {action} action"),
+    };
+    ApiError::new(
+        400,
+        "AccessDeniedException",
+        format!("User: {principal} is not authorized to perform: {action} on resource: {resource} {why}"),
+    )
+}
+
+/// `2026-12-03T12:00:00Z` for seconds since the epoch.
+fn rfc3339(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_796_299_199), "2026-12-03T11:59:59Z");
+    }
+
+    #[test]
+    fn each_operation_names_its_keys_and_actions() {
+        let f: Fields = serde_json::from_str(
+            r#"{"KeyId":"alias/a","DestinationKeyId":"k2","SourceKeyId":"k1","TargetKeyId":"k3","AliasName":"alias/b"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            key_checks_of("Encrypt", &f).unwrap(),
+            vec![("kms:Encrypt".into(), "alias/a".into())]
+        );
+        assert_eq!(
+            key_checks_of("ReEncrypt", &f).unwrap(),
+            vec![
+                ("kms:ReEncryptFrom".into(), "k1".into()),
+                ("kms:ReEncryptTo".into(), "k2".into())
+            ]
+        );
+        assert_eq!(
+            key_checks_of("CreateAlias", &f).unwrap(),
+            vec![("kms:CreateAlias".into(), "k3".into())]
+        );
+        assert_eq!(
+            key_checks_of("DeleteAlias", &f).unwrap(),
+            vec![("kms:DeleteAlias".into(), "alias/b".into())]
+        );
+        assert_eq!(
+            key_checks_of("CreateKeyVersion", &f).unwrap(),
+            vec![("arca:CreateKeyVersion".into(), "alias/a".into())]
+        );
+        let empty = Fields::default();
+        assert_eq!(
+            key_checks_of("Sign", &empty).unwrap_err().code,
+            "ValidationException"
+        );
+    }
+
+    #[test]
+    fn refusals_use_aws_wording() {
+        let e = denied(
+            "arn:aws:iam::1:user/app",
+            "kms:Decrypt",
+            "arn:k",
+            Decision::ImplicitDeny,
+            true,
+        );
+        assert_eq!(e.code, "AccessDeniedException");
+        assert_eq!(
+            e.message,
+            "User: arn:aws:iam::1:user/app is not authorized to perform: kms:Decrypt on resource: arn:k because no resource-based policy allows the kms:Decrypt action"
+        );
+    }
+}

@@ -1,0 +1,329 @@
+//! Grant operations: `CreateGrant`, `ListGrants`, `ListRetirableGrants`,
+//! `RetireGrant`, `RevokeGrant`. Authorization (`authz.rs`) has run before
+//! any of them.
+
+use std::collections::BTreeMap;
+
+use arca_node::Node;
+use arca_state::{GrantConstraints, GrantRecord, GrantRow, KeyId};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::api::{parse, resolve_key, Answer, Ctx};
+use crate::error::ApiError;
+
+pub const OPERATIONS: &[&str] = &[
+    "CreateGrant",
+    "ListGrants",
+    "ListRetirableGrants",
+    "RetireGrant",
+    "RevokeGrant",
+];
+
+/// The operations a grant may allow (AWS's list).
+const GRANT_OPERATIONS: &[&str] = &[
+    "Decrypt",
+    "Encrypt",
+    "GenerateDataKey",
+    "GenerateDataKeyWithoutPlaintext",
+    "ReEncryptFrom",
+    "ReEncryptTo",
+    "Sign",
+    "Verify",
+    "GetPublicKey",
+    "CreateGrant",
+    "RetireGrant",
+    "DescribeKey",
+    "GenerateDataKeyPair",
+    "GenerateDataKeyPairWithoutPlaintext",
+    "GenerateMac",
+    "VerifyMac",
+    "DeriveSharedSecret",
+];
+
+/// Operations without an encryption context: a grant with a constraint
+/// cannot allow them.
+const WITHOUT_CONTEXT: &[&str] = &[
+    "Sign",
+    "Verify",
+    "GetPublicKey",
+    "GenerateMac",
+    "VerifyMac",
+    "DescribeKey",
+    "DeriveSharedSecret",
+];
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct CreateGrantReq {
+    key_id: Option<String>,
+    grantee_principal: Option<String>,
+    retiring_principal: Option<String>,
+    operations: Option<Vec<String>>,
+    constraints: Option<ConstraintsReq>,
+    name: Option<String>,
+    #[allow(dead_code)]
+    grant_tokens: Option<Vec<String>>,
+    #[allow(dead_code)]
+    dry_run: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ConstraintsReq {
+    encryption_context_equals: Option<BTreeMap<String, String>>,
+    encryption_context_subset: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ListGrantsReq {
+    key_id: Option<String>,
+    grant_id: Option<String>,
+    grantee_principal: Option<String>,
+    retiring_principal: Option<String>,
+    limit: Option<u32>,
+    marker: Option<String>,
+    #[allow(dead_code)]
+    grant_tokens: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct GrantIdReq {
+    key_id: Option<String>,
+    grant_id: Option<String>,
+    grant_token: Option<String>,
+    #[allow(dead_code)]
+    dry_run: Option<bool>,
+}
+
+/// Runs a grant operation; `None` if `op` is not one.
+pub async fn dispatch(
+    node: &Node,
+    ctx: &Ctx,
+    op: &str,
+    body: &[u8],
+) -> Option<Result<Answer, ApiError>> {
+    if !OPERATIONS.contains(&op) {
+        return None;
+    }
+    Some(match op {
+        "CreateGrant" => match parse::<CreateGrantReq>(body) {
+            Ok(r) => create(node, ctx, r).await,
+            Err(e) => Err(e),
+        },
+        "ListGrants" => match parse::<ListGrantsReq>(body) {
+            Ok(r) => list(node, r).await,
+            Err(e) => Err(e),
+        },
+        "ListRetirableGrants" => match parse::<ListGrantsReq>(body) {
+            Ok(r) => list_retirable(node, r).await,
+            Err(e) => Err(e),
+        },
+        _ => match parse::<GrantIdReq>(body) {
+            Ok(r) => remove(node, ctx, op, r).await,
+            Err(e) => Err(e),
+        },
+    })
+}
+
+fn validation(m: impl Into<String>) -> ApiError {
+    ApiError::validation(m)
+}
+
+async fn create(node: &Node, ctx: &Ctx, r: CreateGrantReq) -> Result<Answer, ApiError> {
+    let key = resolve_key(node, r.key_id.as_deref()).await?;
+    let grantee = r
+        .grantee_principal
+        .ok_or_else(|| ApiError::missing("GranteePrincipal"))?;
+    check_principal("GranteePrincipal", &grantee)?;
+    if let Some(p) = &r.retiring_principal {
+        check_principal("RetiringPrincipal", p)?;
+    }
+    let operations = r
+        .operations
+        .ok_or_else(|| ApiError::missing("Operations"))?;
+    if operations.is_empty() {
+        return Err(validation("Operations must name at least one operation"));
+    }
+    for o in &operations {
+        if !GRANT_OPERATIONS.contains(&o.as_str()) {
+            return Err(validation(format!(
+                "'{o}' is not a grant operation; valid ones: {}",
+                GRANT_OPERATIONS.join(", ")
+            )));
+        }
+    }
+    let constraints = r.constraints.map(|c| GrantConstraints {
+        context_equals: c.encryption_context_equals,
+        context_subset: c.encryption_context_subset,
+    });
+    if constraints.is_some() {
+        if let Some(o) = operations
+            .iter()
+            .find(|o| WITHOUT_CONTEXT.contains(&o.as_str()))
+        {
+            return Err(validation(format!(
+                "a grant with an encryption context constraint cannot allow {o}, which takes no encryption context"
+            )));
+        }
+    }
+    if let Some(n) = &r.name {
+        let ok = (1..=256).contains(&n.len())
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ":/_-".contains(c));
+        if !ok {
+            return Err(validation(
+                "Name must be 1 to 256 of letters, digits and :/_-",
+            ));
+        }
+    }
+    let mut operations = operations;
+    operations.sort();
+    operations.dedup();
+    let id_bytes = arca_crypto::random::bytes16()
+        .and_then(|a| arca_crypto::random::bytes16().map(|b| [a, b].concat()))
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let grant = GrantRecord {
+        grant_id: hex::encode(id_bytes),
+        key_id: key,
+        name: r.name,
+        grantee,
+        retiring: r.retiring_principal,
+        operations,
+        constraints,
+        issuer: ctx.principal.clone(),
+        created_ms: node.now_ms(),
+    };
+    let stored = node.create_grant(Some(ctx.request), grant).await?;
+    let token = node.grant_token(&stored)?;
+    Ok(Answer {
+        body: json!({ "GrantId": stored.grant_id, "GrantToken": token }),
+        key_id: Some(key),
+    })
+}
+
+/// Grantees and retiring principals are ARNs (or an account id).
+fn check_principal(field: &str, p: &str) -> Result<(), ApiError> {
+    let ok = (1..=256).contains(&p.len())
+        && (p.starts_with("arn:") || (p.len() == 12 && p.bytes().all(|b| b.is_ascii_digit())));
+    if ok {
+        Ok(())
+    } else {
+        Err(validation(format!(
+            "{field} must be a principal ARN (arn:aws:iam::<account>:user/<name>) or an account id"
+        )))
+    }
+}
+
+/// A page of grants (ids in order) after `marker`.
+fn page(
+    mut grants: Vec<GrantRecord>,
+    limit: Option<u32>,
+    marker: Option<String>,
+    arn_of: impl Fn(&KeyId) -> String,
+) -> Result<Value, ApiError> {
+    let limit = limit.unwrap_or(50);
+    if !(1..=100).contains(&limit) {
+        return Err(validation("Limit must be between 1 and 100"));
+    }
+    grants.sort_by(|a, b| a.grant_id.cmp(&b.grant_id));
+    let start = marker.map_or(0, |m| grants.partition_point(|g| g.grant_id <= m));
+    let rest = &grants[start.min(grants.len())..];
+    let shown = &rest[..rest.len().min(limit as usize)];
+    let truncated = rest.len() > shown.len();
+    let items: Vec<Value> = shown
+        .iter()
+        .map(|g| {
+            let mut v = json!({
+                "KeyId": arn_of(&g.key_id),
+                "GrantId": g.grant_id,
+                "GranteePrincipal": g.grantee,
+                "IssuingAccount": g.issuer.split(':').nth(4).map(|a| format!("arn:aws:iam::{a}:root")),
+                "Operations": g.operations,
+                "CreationDate": g.created_ms as f64 / 1000.0,
+            });
+            if let Some(n) = &g.name {
+                v["Name"] = json!(n);
+            }
+            if let Some(r) = &g.retiring {
+                v["RetiringPrincipal"] = json!(r);
+            }
+            if let Some(c) = &g.constraints {
+                let mut cv = json!({});
+                if let Some(e) = &c.context_equals {
+                    cv["EncryptionContextEquals"] = json!(e);
+                }
+                if let Some(s) = &c.context_subset {
+                    cv["EncryptionContextSubset"] = json!(s);
+                }
+                v["Constraints"] = cv;
+            }
+            v
+        })
+        .collect();
+    let mut out = json!({ "Grants": items, "Truncated": truncated });
+    if truncated {
+        if let Some(last) = shown.last() {
+            out["NextMarker"] = json!(last.grant_id);
+        }
+    }
+    Ok(out)
+}
+
+async fn list(node: &Node, r: ListGrantsReq) -> Result<Answer, ApiError> {
+    let key = resolve_key(node, r.key_id.as_deref()).await?;
+    let grants: Vec<GrantRecord> = node
+        .grants_of(&key)
+        .await?
+        .into_iter()
+        .filter(|g| r.grant_id.as_ref().is_none_or(|id| &g.grant_id == id))
+        .filter(|g| r.grantee_principal.as_ref().is_none_or(|p| &g.grantee == p))
+        .collect();
+    let body = page(grants, r.limit, r.marker, |k| {
+        node.key_arn(k).unwrap_or_default()
+    })?;
+    Ok(Answer {
+        body,
+        key_id: Some(key),
+    })
+}
+
+async fn list_retirable(node: &Node, r: ListGrantsReq) -> Result<Answer, ApiError> {
+    let principal = r
+        .retiring_principal
+        .ok_or_else(|| ApiError::missing("RetiringPrincipal"))?;
+    let grants = node.retirable_grants(&principal).await?;
+    let body = page(grants, r.limit, r.marker, |k| {
+        node.key_arn(k).unwrap_or_default()
+    })?;
+    Ok(Answer { body, key_id: None })
+}
+
+async fn remove(node: &Node, ctx: &Ctx, op: &str, r: GrantIdReq) -> Result<Answer, ApiError> {
+    let (key, grant_id) = match (&r.grant_token, op) {
+        (Some(t), "RetireGrant") => {
+            let g = node.verify_grant_token(t)?;
+            (g.key_id, g.grant_id)
+        }
+        _ => {
+            let key = resolve_key(node, r.key_id.as_deref()).await?;
+            let id = r.grant_id.ok_or_else(|| ApiError::missing("GrantId"))?;
+            (key, id)
+        }
+    };
+    // A grant removed already answers like one that never existed.
+    if let Some(GrantRow::Removed { .. }) = node.grant(&grant_id).await? {
+        return Err(ApiError::new(
+            400,
+            "NotFoundException",
+            format!("Grant {grant_id} of key {key} does not exist"),
+        ));
+    }
+    node.remove_grant(Some(ctx.request), key, grant_id).await?;
+    Ok(Answer {
+        body: json!({}),
+        key_id: Some(key),
+    })
+}

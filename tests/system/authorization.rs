@@ -1,0 +1,680 @@
+//! Who may do what, through the AWS SDK: principals with identity policies,
+//! key policies in AWS's grammar (the key administrators / key users example
+//! from AWS's documentation), encryption-context conditions, explicit denies,
+//! the lockout safety check, malformed policies, and a policy change on the
+//! leader that binds every follower at once.
+
+use arca_system_tests::aws_sdk_kms::error::ProvideErrorMetadata;
+use arca_system_tests::aws_sdk_kms::primitives::Blob;
+use arca_system_tests::aws_sdk_kms::Client;
+use arca_system_tests::*;
+use serde_json::{json, Value};
+
+const ACCOUNT: &str = "111122223333";
+
+/// A user with an access key (created through the CLI) and, if given, an
+/// identity policy; returns its ARN and an SDK client on node `i`.
+fn user(c: &Cluster, i: usize, name: &str, identity: Option<Value>) -> (String, Client) {
+    let endpoint = c.nodes[i].endpoint();
+    let out = c.cli(&[
+        "access-key",
+        "create",
+        "--endpoint",
+        &endpoint,
+        "--user",
+        name,
+        "--json",
+    ]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    if let Some(policy) = identity {
+        let file = c.dir.path().join(format!("{name}.json"));
+        std::fs::write(&file, policy.to_string()).unwrap();
+        c.cli(&[
+            "user",
+            "put-policy",
+            "--endpoint",
+            &endpoint,
+            "--user",
+            name,
+            "--policy-file",
+            file.to_str().unwrap(),
+        ]);
+    }
+    let arn = v["UserArn"].as_str().unwrap().to_string();
+    assert_eq!(arn, format!("arn:aws:iam::{ACCOUNT}:user/{name}"));
+    let kms = client_no_retry(
+        &endpoint,
+        v["AccessKeyId"].as_str().unwrap(),
+        v["SecretAccessKey"].as_str().unwrap(),
+    );
+    (arn, kms)
+}
+
+fn allow_all_kms() -> Value {
+    json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "kms:*", "Resource": "*"}
+    ]})
+}
+
+/// AWS's documented example: the account root (delegating to identity
+/// policies), key administrators and key users, and a condition on the
+/// encryption context for decryption.
+fn key_policy(admin: &str, key_admin: &str, key_user: &str) -> String {
+    json!({
+        "Version": "2012-10-17",
+        "Id": "key-consolepolicy-3",
+        "Statement": [
+            {
+                "Sid": "Enable IAM User Permissions",
+                "Effect": "Allow",
+                "Principal": {"AWS": format!("arn:aws:iam::{ACCOUNT}:root")},
+                "Action": "kms:*",
+                "Resource": "*"
+            },
+            {
+                "Sid": "Allow access for Key Administrators",
+                "Effect": "Allow",
+                "Principal": {"AWS": [key_admin, admin]},
+                "Action": [
+                    "kms:Create*", "kms:Describe*", "kms:Enable*", "kms:List*",
+                    "kms:Put*", "kms:Update*", "kms:Revoke*", "kms:Disable*",
+                    "kms:Get*", "kms:Delete*", "kms:TagResource",
+                    "kms:UntagResource", "kms:ScheduleKeyDeletion",
+                    "kms:CancelKeyDeletion"
+                ],
+                "Resource": "*"
+            },
+            {
+                "Sid": "Allow use of the key",
+                "Effect": "Allow",
+                "Principal": {"AWS": key_user},
+                "Action": ["kms:Encrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
+                "Resource": "*"
+            },
+            {
+                "Sid": "Decrypt only for the finance department",
+                "Effect": "Allow",
+                "Principal": {"AWS": key_user},
+                "Action": "kms:Decrypt",
+                "Resource": "*",
+                "Condition": {"StringEquals": {"kms:EncryptionContext:Dept": "finance"}}
+            },
+            {
+                "Sid": "Nobody schedules this key's deletion",
+                "Effect": "Deny",
+                "Principal": {"AWS": "*"},
+                "Action": "kms:ScheduleKeyDeletion",
+                "Resource": "*"
+            }
+        ]
+    })
+    .to_string()
+}
+
+fn code<E: ProvideErrorMetadata, R>(r: Result<R, E>) -> String {
+    match r {
+        Ok(_) => "OK".into(),
+        Err(e) => e.code().unwrap_or("?").to_string(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_policies_identity_policies_and_conditions_decide_each_request() {
+    let mut c = Cluster::start(3).await;
+    let leader = c.wait_leader().await;
+    let follower = (leader + 1) % 3;
+    let admin = c.client(leader);
+    let admin_arn = format!("arn:aws:iam::{ACCOUNT}:user/admin");
+    // Key administrators and key users have no identity policy: only the
+    // key policy names them.
+    let (key_admin_arn, key_admin) = user(&c, leader, "keyadmin", None);
+    let (key_user_arn, key_user) = user(&c, leader, "keyuser", None);
+    // An outsider may use any key whose policy delegates to identity policies
+    // — except what its identity policy denies.
+    let (outsider_arn, outsider) = user(
+        &c,
+        leader,
+        "outsider",
+        Some(json!({"Statement": [
+            {"Effect": "Allow", "Action": "kms:*", "Resource": "*"},
+            {"Effect": "Deny", "Action": "kms:Decrypt", "Resource": "*"}
+        ]})),
+    );
+
+    let policy = key_policy(&admin_arn, &key_admin_arn, &key_user_arn);
+    let key = admin
+        .create_key()
+        .policy(&policy)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata()
+        .unwrap()
+        .key_id()
+        .to_string();
+    let got = admin.get_key_policy().key_id(&key).send().await.unwrap();
+    assert_eq!(got.policy(), Some(policy.as_str()));
+    assert_eq!(got.policy_name(), Some("default"));
+
+    // Key users use the key, and decrypt only with the finance context.
+    let ct = key_user
+        .encrypt()
+        .key_id(&key)
+        .plaintext(Blob::new(b"payroll".to_vec()))
+        .encryption_context("Dept", "finance")
+        .send()
+        .await
+        .unwrap()
+        .ciphertext_blob
+        .unwrap();
+    let pt = key_user
+        .decrypt()
+        .ciphertext_blob(ct.clone())
+        .encryption_context("Dept", "finance")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pt.plaintext.unwrap().into_inner(), b"payroll");
+    let hr = key_user
+        .encrypt()
+        .key_id(&key)
+        .plaintext(Blob::new(b"review".to_vec()))
+        .encryption_context("Dept", "hr")
+        .send()
+        .await
+        .unwrap()
+        .ciphertext_blob
+        .unwrap();
+    let e = key_user
+        .decrypt()
+        .ciphertext_blob(hr)
+        .encryption_context("Dept", "hr")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("AccessDeniedException"));
+    let key_arn = format!("arn:aws:kms:us-east-1:{ACCOUNT}:key/{key}");
+    assert_eq!(
+        e.message(),
+        Some(
+            format!(
+                "User: {key_user_arn} is not authorized to perform: kms:Decrypt on resource: {key_arn} because no resource-based policy allows the kms:Decrypt action"
+            )
+            .as_str()
+        )
+    );
+    // Key users do not administer the key...
+    assert_eq!(
+        code(key_user.disable_key().key_id(&key).send().await),
+        "AccessDeniedException"
+    );
+    // ...key administrators do, but do not use it.
+    assert_eq!(
+        code(key_admin.disable_key().key_id(&key).send().await),
+        "OK"
+    );
+    assert_eq!(code(key_admin.enable_key().key_id(&key).send().await), "OK");
+    assert_eq!(
+        code(
+            key_admin
+                .encrypt()
+                .key_id(&key)
+                .plaintext(Blob::new(b"x".to_vec()))
+                .send()
+                .await
+        ),
+        "AccessDeniedException"
+    );
+    // Nobody schedules its deletion: the explicit Deny beats every Allow,
+    // the admin's full identity policy included.
+    for kms in [&admin, &key_admin] {
+        assert_eq!(
+            code(
+                kms.schedule_key_deletion()
+                    .key_id(&key)
+                    .pending_window_in_days(7)
+                    .send()
+                    .await
+            ),
+            "AccessDeniedException"
+        );
+    }
+    // The outsider uses it through the root delegation, up to its own Deny.
+    assert_eq!(
+        code(
+            outsider
+                .encrypt()
+                .key_id(&key)
+                .plaintext(Blob::new(b"x".to_vec()))
+                .send()
+                .await
+        ),
+        "OK"
+    );
+    let e = outsider
+        .decrypt()
+        .ciphertext_blob(ct.clone())
+        .encryption_context("Dept", "finance")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        e.message()
+            .unwrap()
+            .starts_with(&format!("User: {outsider_arn} is not authorized")),
+        "{e:?}"
+    );
+    // Without an identity policy, account-level actions are refused.
+    assert_eq!(
+        code(key_user.create_key().send().await),
+        "AccessDeniedException"
+    );
+    assert_eq!(
+        code(key_user.list_keys().send().await),
+        "AccessDeniedException"
+    );
+
+    // A policy change on the leader binds every node at once: the key user
+    // loses Encrypt, and a follower refuses it in the next request.
+    let on_follower = {
+        let v: Value = serde_json::from_str(&c.cli(&[
+            "access-key",
+            "create",
+            "--endpoint",
+            &c.nodes[leader].endpoint(),
+            "--user",
+            "keyuser",
+            "--json",
+        ]))
+        .unwrap();
+        client_no_retry(
+            &c.nodes[follower].endpoint(),
+            v["AccessKeyId"].as_str().unwrap(),
+            v["SecretAccessKey"].as_str().unwrap(),
+        )
+    };
+    let encrypt_on_follower = || async {
+        code(
+            on_follower
+                .encrypt()
+                .key_id(&key)
+                .plaintext(Blob::new(b"x".to_vec()))
+                .encryption_context("Dept", "finance")
+                .send()
+                .await,
+        )
+    };
+    assert_eq!(encrypt_on_follower().await, "OK");
+    let narrower = policy.replace("\"kms:Encrypt\",", "");
+    assert_ne!(narrower, policy);
+    key_admin
+        .put_key_policy()
+        .key_id(&key)
+        .policy_name("default")
+        .policy(&narrower)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(encrypt_on_follower().await, "AccessDeniedException");
+    // ListKeyPolicies names the one policy.
+    let names = admin.list_key_policies().key_id(&key).send().await.unwrap();
+    assert_eq!(names.policy_names(), ["default".to_string()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policies_are_validated_and_cannot_lock_their_writer_out() {
+    let c = Cluster::start(1).await;
+    let admin = c.client(0);
+    let (_, app) = user(&c, 0, "app", Some(allow_all_kms()));
+
+    // Malformed: refused with the offending element named; nothing created.
+    let before = admin.list_keys().send().await.unwrap().keys().len();
+    let bad = json!({"Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "kms:Encrypt",
+        "Resource": "*", "Condition": {"StringEqualz": {"kms:EncryptionContext:A": "b"}}
+    }]})
+    .to_string();
+    let e = admin.create_key().policy(&bad).send().await.unwrap_err();
+    assert_eq!(e.code(), Some("MalformedPolicyDocumentException"));
+    assert!(e.message().unwrap().contains("StringEqualz"), "{e:?}");
+    let unknown_action = bad
+        .replace("StringEqualz", "StringEquals")
+        .replace("kms:Encrypt", "kms:Encrpyt");
+    let e = admin
+        .create_key()
+        .policy(&unknown_action)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("MalformedPolicyDocumentException"));
+    assert!(e.message().unwrap().contains("kms:Encrpyt"), "{e:?}");
+    assert_eq!(admin.list_keys().send().await.unwrap().keys().len(), before);
+    // Larger than 32 KiB.
+    let huge = format!(
+        r#"{{"Statement":[{{"Sid":"{}","Effect":"Allow","Principal":"*","Action":"kms:*","Resource":"*"}}]}}"#,
+        "x".repeat(33 * 1024)
+    );
+    assert_eq!(
+        code(admin.create_key().policy(&huge).send().await),
+        "LimitExceededException"
+    );
+
+    // The lockout safety check: a policy that would stop its writer (the
+    // app user) from changing it again is refused, unless bypassed.
+    let key = app
+        .create_key()
+        .send()
+        .await
+        .unwrap()
+        .key_metadata()
+        .unwrap()
+        .key_id()
+        .to_string();
+    let lockout = json!({"Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:user/someone-else"},
+        "Action": "kms:*", "Resource": "*"
+    }]})
+    .to_string();
+    let e = app
+        .put_key_policy()
+        .key_id(&key)
+        .policy_name("default")
+        .policy(&lockout)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("MalformedPolicyDocumentException"));
+    assert_eq!(
+        e.message(),
+        Some("The new key policy will not allow you to update the key policy in the future.")
+    );
+    app.put_key_policy()
+        .key_id(&key)
+        .policy_name("default")
+        .policy(&lockout)
+        .bypass_policy_lockout_safety_check(true)
+        .send()
+        .await
+        .unwrap();
+    // Now locked out, as warned — the admin too, whose identity policy no
+    // longer counts without the root delegation.
+    for kms in [&app, &admin] {
+        assert_eq!(
+            code(
+                kms.get_key_policy()
+                    .key_id(&key)
+                    .policy_name("default")
+                    .send()
+                    .await
+            ),
+            "AccessDeniedException"
+        );
+    }
+    // A policy name other than "default" does not exist.
+    let other = admin.create_key().send().await.unwrap();
+    let other = other.key_metadata().unwrap().key_id();
+    assert_eq!(
+        code(
+            admin
+                .get_key_policy()
+                .key_id(other)
+                .policy_name("custom")
+                .send()
+                .await
+        ),
+        "NotFoundException"
+    );
+    // Identity policies are validated too.
+    let (s, v) = c.admin_call(
+        0,
+        "PutUserPolicy",
+        &json!({"UserName": "app", "PolicyDocument": "{\"Statement\": [{\"Effect\": \"Allow\", \"Principal\": \"*\", \"Action\": \"kms:*\", \"Resource\": \"*\"}]}"}),
+    );
+    assert_eq!(
+        (s, v["__type"].as_str()),
+        (400, Some("MalformedPolicyDocumentException")),
+        "{v}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_is_usable_at_once_through_its_token_and_ends_when_retired() {
+    let mut c = Cluster::start(3).await;
+    let leader = c.wait_leader().await;
+    let follower = (leader + 2) % 3;
+    let admin = c.client(leader);
+    // The app has no identity policy: only grants let it use the key.
+    let (app_arn, _) = user(&c, leader, "app", None);
+    let (auditor_arn, auditor) = user(&c, leader, "auditor", Some(allow_all_kms()));
+    let app = {
+        let v: Value = serde_json::from_str(&c.cli(&[
+            "access-key",
+            "create",
+            "--endpoint",
+            &c.nodes[leader].endpoint(),
+            "--user",
+            "app",
+            "--json",
+        ]))
+        .unwrap();
+        client_no_retry(
+            &c.nodes[follower].endpoint(),
+            v["AccessKeyId"].as_str().unwrap(),
+            v["SecretAccessKey"].as_str().unwrap(),
+        )
+    };
+    let key = c.new_key(leader).await;
+    let encrypt = |ctx: &'static str, tokens: Vec<String>| {
+        let (app, key) = (app.clone(), key.clone());
+        async move {
+            code(
+                app.encrypt()
+                    .key_id(key)
+                    .plaintext(Blob::new(b"x".to_vec()))
+                    .encryption_context("purpose", ctx)
+                    .set_grant_tokens(Some(tokens))
+                    .send()
+                    .await,
+            )
+        }
+    };
+    assert_eq!(encrypt("backup", vec![]).await, "AccessDeniedException");
+
+    let created = admin
+        .create_grant()
+        .key_id(&key)
+        .grantee_principal(&app_arn)
+        .retiring_principal(&auditor_arn)
+        .operations(aws_sdk_kms::types::GrantOperation::Encrypt)
+        .operations(aws_sdk_kms::types::GrantOperation::RetireGrant)
+        .constraints(
+            aws_sdk_kms::types::GrantConstraints::builder()
+                .encryption_context_subset("purpose", "backup")
+                .build(),
+        )
+        .name("backup-writer")
+        .send()
+        .await
+        .unwrap();
+    let (grant_id, token) = (
+        created.grant_id().unwrap().to_string(),
+        created.grant_token().unwrap().to_string(),
+    );
+    // The same name and terms: the same grant.
+    let again = admin
+        .create_grant()
+        .key_id(&key)
+        .grantee_principal(&app_arn)
+        .retiring_principal(&auditor_arn)
+        .operations(aws_sdk_kms::types::GrantOperation::RetireGrant)
+        .operations(aws_sdk_kms::types::GrantOperation::Encrypt)
+        .constraints(
+            aws_sdk_kms::types::GrantConstraints::builder()
+                .encryption_context_subset("purpose", "backup")
+                .build(),
+        )
+        .name("backup-writer")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.grant_id(), Some(grant_id.as_str()));
+
+    // At once, on a follower, with the token; within its constraint only.
+    assert_eq!(encrypt("backup", vec![token.clone()]).await, "OK");
+    assert_eq!(
+        encrypt("other", vec![token.clone()]).await,
+        "AccessDeniedException"
+    );
+    // A forged token is refused.
+    let mut forged = token.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == '0' { '1' } else { '0' });
+    assert_eq!(
+        encrypt("backup", vec![forged]).await,
+        "InvalidGrantTokenException"
+    );
+    // AWS's limit: ten tokens a request.
+    assert_eq!(
+        encrypt("backup", vec![token.clone(); 11]).await,
+        "ValidationException"
+    );
+    // Replicated: it works without the token too, and is listed.
+    wait_for("the grant to reach the follower", DEADLINE, || async move {
+        (encrypt("backup", vec![]).await == "OK").then_some(())
+    })
+    .await;
+    let listed = admin.list_grants().key_id(&key).send().await.unwrap();
+    let grants = listed.grants();
+    assert_eq!(grants.len(), 1);
+    assert_eq!(grants[0].grantee_principal(), Some(app_arn.as_str()));
+    assert_eq!(grants[0].name(), Some("backup-writer"));
+    let retirable = auditor
+        .list_retirable_grants()
+        .retiring_principal(&auditor_arn)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retirable.grants().len(), 1);
+
+    // The grantee retires it (RetireGrant is one of its operations): from
+    // then on neither the grant nor its token allows anything, on any node.
+    app.retire_grant().grant_token(&token).send().await.unwrap();
+    assert_eq!(encrypt("backup", vec![]).await, "AccessDeniedException");
+    assert_eq!(
+        encrypt("backup", vec![token.clone()]).await,
+        "InvalidGrantTokenException"
+    );
+    assert!(admin
+        .list_grants()
+        .key_id(&key)
+        .send()
+        .await
+        .unwrap()
+        .grants()
+        .is_empty());
+    assert_eq!(
+        code(app.retire_grant().grant_token(&token).send().await),
+        "InvalidGrantTokenException"
+    );
+
+    // Revoked by an administrator of the key.
+    let g = admin
+        .create_grant()
+        .key_id(&key)
+        .grantee_principal(&app_arn)
+        .operations(aws_sdk_kms::types::GrantOperation::Encrypt)
+        .send()
+        .await
+        .unwrap();
+    let id = g.grant_id().unwrap();
+    admin
+        .revoke_grant()
+        .key_id(&key)
+        .grant_id(id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        encrypt("backup", vec![g.grant_token().unwrap().to_string()]).await,
+        "InvalidGrantTokenException"
+    );
+    assert_eq!(
+        code(admin.revoke_grant().key_id(&key).grant_id(id).send().await),
+        "NotFoundException"
+    );
+    // A constraint on an operation without an encryption context.
+    let e = admin
+        .create_grant()
+        .key_id(&key)
+        .grantee_principal(&app_arn)
+        .operations(aws_sdk_kms::types::GrantOperation::DescribeKey)
+        .constraints(
+            aws_sdk_kms::types::GrantConstraints::builder()
+                .encryption_context_equals("a", "b")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("ValidationException"));
+}
+
+/// The audit records of a node's log, as JSON.
+fn audit_records(c: &Cluster, i: usize) -> Vec<Value> {
+    let text = std::fs::read_to_string(c.nodes[i].data_dir.join("audit.jsonl")).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v.get("operation").is_some())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_are_audited_with_who_and_which_keys() {
+    let c = Cluster::start(1).await;
+    let admin = c.client(0);
+    let (arn, nobody) = user(&c, 0, "nobody", None);
+    let a = c.new_key(0).await;
+    let b = c.new_key(0).await;
+    let e = nobody
+        .encrypt()
+        .key_id(&a)
+        .plaintext(Blob::new(b"x".to_vec()))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("AccessDeniedException"));
+    // Written before the answer was given (fail-closed).
+    let refused = audit_records(&c, 0)
+        .into_iter()
+        .find(|r| r["outcome"] == "AccessDeniedException" && r["operation"] == "Encrypt")
+        .expect("the refusal is audited");
+    assert_eq!(refused["key_id"], a.as_str());
+    assert_eq!(refused["arn"], arn.as_str());
+
+    // ReEncrypt names both keys.
+    let ct = admin
+        .encrypt()
+        .key_id(&a)
+        .plaintext(Blob::new(b"x".to_vec()))
+        .send()
+        .await
+        .unwrap()
+        .ciphertext_blob
+        .unwrap();
+    admin
+        .re_encrypt()
+        .ciphertext_blob(ct)
+        .destination_key_id(&b)
+        .send()
+        .await
+        .unwrap();
+    let re = audit_records(&c, 0)
+        .into_iter()
+        .find(|r| r["operation"] == "ReEncrypt")
+        .expect("ReEncrypt is audited");
+    assert_eq!(
+        (re["key_id"].as_str(), re["destination_key_id"].as_str()),
+        (Some(a.as_str()), Some(b.as_str()))
+    );
+    assert_eq!(re["outcome"], "OK");
+}
