@@ -135,53 +135,58 @@ pub struct Call<'a> {
     pub source_ip: &'a str,
 }
 
-/// Parsed policies, kept while the record they came from is unchanged.
+/// What authorization keeps between requests, each part valid while the
+/// record it came from keeps its revision: parsed policies, and the condition
+/// keys of callers and keys, shared by every request (`Context::layered`).
 #[derive(Default)]
 pub struct Authorizer {
-    policies: Mutex<HashMap<CacheKey, (u64, Arc<Policy>)>>,
+    cache: Mutex<Cache>,
 }
 
-#[derive(Hash, PartialEq, Eq, Clone)]
-enum CacheKey {
-    Key(KeyId),
-    User(String),
-    Default(String),
+#[derive(Default)]
+struct Cache {
+    keys: HashMap<KeyId, KeyEntry>,
+    users: HashMap<String, UserEntry>,
+    /// By access key id: the caller's condition keys.
+    callers: HashMap<String, Arc<Context>>,
+    /// By account: the default key policy.
+    defaults: HashMap<String, Arc<Policy>>,
 }
 
-/// Parsed policies kept at most; past it the cache starts over.
+#[derive(Clone)]
+struct KeyEntry {
+    revision: u64,
+    policy: Arc<Policy>,
+    /// `kms:KeySpec`, `kms:KeyUsage`, `kms:KeyOrigin`, `aws:ResourceTag/*`.
+    layer: Arc<Context>,
+}
+
+#[derive(Clone)]
+struct UserEntry {
+    revision: u64,
+    policy: Option<Arc<Policy>>,
+}
+
+/// Entries kept per map at most; past it that map starts over.
 const CACHE_LIMIT: usize = 100_000;
 
-impl Authorizer {
-    fn cached(
-        &self,
-        key: CacheKey,
-        revision: u64,
-        doc: impl FnOnce() -> Option<String>,
-        kind: PolicyKind,
-    ) -> Result<Option<Arc<Policy>>, ApiError> {
-        if let Some((rev, p)) = self.lock().get(&key) {
-            if *rev == revision {
-                return Ok(Some(p.clone()));
-            }
-        }
-        let Some(doc) = doc() else {
-            return Ok(None);
-        };
-        // Stored policies were validated when they were put.
-        let p = Arc::new(
-            Policy::parse(&doc, kind)
-                .map_err(|e| ApiError::internal(format!("a stored policy does not parse: {e}")))?,
-        );
-        let mut c = self.lock();
-        if c.len() >= CACHE_LIMIT {
-            c.clear();
-        }
-        c.insert(key, (revision, p.clone()));
-        Ok(Some(p))
+fn bounded_insert<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, k: K, v: V) {
+    if map.len() >= CACHE_LIMIT {
+        map.clear();
     }
+    map.insert(k, v);
+}
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CacheKey, (u64, Arc<Policy>)>> {
-        self.policies.lock().unwrap_or_else(|p| p.into_inner())
+/// Parses a stored policy (validated when it was put).
+fn stored(doc: &str, kind: PolicyKind) -> Result<Arc<Policy>, ApiError> {
+    Policy::parse(doc, kind)
+        .map(Arc::new)
+        .map_err(|e| ApiError::internal(format!("a stored policy does not parse: {e}")))
+}
+
+impl Authorizer {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The caller's identity policy, if it has one.
@@ -190,39 +195,118 @@ impl Authorizer {
         node: &Node,
         caller: &Caller,
     ) -> Result<Option<Arc<Policy>>, ApiError> {
-        let Some(user) = node.user(&caller.user).await? else {
+        let held = self.lock().users.get(&caller.user).cloned();
+        let found = node
+            .user_policy(&caller.user, held.as_ref().map(|e| e.revision))
+            .await?;
+        let Some((revision, doc)) = found else {
             return Ok(None);
         };
-        self.cached(
-            CacheKey::User(user.name.clone()),
-            user.revision,
-            || user.policy.clone(),
-            PolicyKind::Identity,
-        )
+        let entry = match (doc, held) {
+            (None, Some(held)) => held,
+            (Some(doc), _) => UserEntry {
+                revision,
+                policy: doc.map(|d| stored(&d, PolicyKind::Identity)).transpose()?,
+            },
+            // Held a moment ago and dropped since: read it again.
+            (None, None) => match node.user_policy(&caller.user, None).await? {
+                Some((revision, Some(doc))) => UserEntry {
+                    revision,
+                    policy: doc.map(|d| stored(&d, PolicyKind::Identity)).transpose()?,
+                },
+                _ => return Ok(None),
+            },
+        };
+        let policy = entry.policy.clone();
+        bounded_insert(&mut self.lock().users, caller.user.clone(), entry);
+        Ok(policy)
     }
 
-    /// A key's policy (the default one when it has none of its own).
-    fn key_policy(
+    /// A key's facts, with its policy and condition-key layer from the cache
+    /// when its revision is unchanged.
+    async fn key(
         &self,
+        node: &Node,
         id: KeyId,
+        grantee: &str,
+        account: &str,
+    ) -> Result<(KeyFacts, KeyEntry), ApiError> {
+        let held = self.lock().keys.get(&id).cloned();
+        let mut facts = node
+            .key_facts(&id, grantee, held.as_ref().map(|e| e.revision))
+            .await?;
+        let entry = match (facts.detail.take(), held) {
+            (None, Some(held)) => held,
+            (Some(detail), _) => self.key_entry(facts.revision, detail, &facts, account)?,
+            (None, None) => {
+                facts = node.key_facts(&id, grantee, None).await?;
+                let detail = facts
+                    .detail
+                    .take()
+                    .ok_or_else(|| ApiError::internal("key detail missing"))?;
+                self.key_entry(facts.revision, detail, &facts, account)?
+            }
+        };
+        bounded_insert(&mut self.lock().keys, id, entry.clone());
+        Ok((facts, entry))
+    }
+
+    fn key_entry(
+        &self,
+        revision: u64,
+        detail: arca_node::keys::KeyDetail,
         facts: &KeyFacts,
         account: &str,
-    ) -> Result<Arc<Policy>, ApiError> {
-        let parsed = match &facts.policy {
-            Some(doc) => self.cached(
-                CacheKey::Key(id),
-                facts.revision,
-                || Some(doc.clone()),
-                PolicyKind::Key,
-            )?,
-            None => self.cached(
-                CacheKey::Default(account.to_string()),
-                0,
-                || Some(arca_policy::default_key_policy(account)),
-                PolicyKind::Key,
-            )?,
+    ) -> Result<KeyEntry, ApiError> {
+        let policy = match &detail.policy {
+            Some(doc) => stored(doc, PolicyKind::Key)?,
+            None => {
+                let held = self.lock().defaults.get(account).cloned();
+                match held {
+                    Some(p) => p,
+                    None => {
+                        let p = stored(&arca_policy::default_key_policy(account), PolicyKind::Key)?;
+                        bounded_insert(&mut self.lock().defaults, account.to_string(), p.clone());
+                        p
+                    }
+                }
+            }
         };
-        parsed.ok_or_else(|| ApiError::internal("no key policy"))
+        let mut layer = Context::new();
+        layer.insert("kms:KeySpec", facts.spec.as_aws());
+        layer.insert("kms:KeyUsage", facts.usage.as_aws());
+        layer.insert("kms:KeyOrigin", "AWS_KMS");
+        for (t, v) in &detail.tags {
+            layer.insert(&format!("aws:ResourceTag/{t}"), v.clone());
+        }
+        Ok(KeyEntry {
+            revision,
+            policy,
+            layer: Arc::new(layer),
+        })
+    }
+
+    /// The caller's condition keys, built once per access key.
+    fn caller_layer(&self, caller: &Caller, p: &Principal) -> Arc<Context> {
+        if let Some(c) = self.lock().callers.get(&caller.access_key_id) {
+            return c.clone();
+        }
+        let mut ctx = Context::new();
+        // aws:PrincipalArn, aws:PrincipalAccount, kms:CallerAccount,
+        // aws:PrincipalType and aws:username, from the ARN.
+        ctx.insert_principal(&p.arn);
+        ctx.insert("aws:userid", caller.access_key_id.clone());
+        ctx.insert("aws:RequestedRegion", p.region.clone());
+        // The API port speaks plain HTTP until TLS is configured.
+        ctx.insert("aws:SecureTransport", "false");
+        ctx.insert("kms:GrantIsForAWSResource", "false");
+        let ctx = Arc::new(ctx);
+        bounded_insert(
+            &mut self.lock().callers,
+            caller.access_key_id.clone(),
+            ctx.clone(),
+        );
+        ctx
     }
 
     /// Authorizes one request; `Ok` means every check allowed it. The keys
@@ -250,7 +334,8 @@ impl Authorizer {
         };
         fields.check_blobs()?;
         let identity = self.identity(node, caller).await?;
-        let mut ctx = base_context(caller, principal, source_ip);
+        let caller_layer = self.caller_layer(caller, principal);
+        let mut ctx = request_context(caller_layer.clone(), source_ip);
         let deny = |action: &str, resource: &str, decision: Decision, resource_based: bool| {
             denied(&principal.arn, action, resource, decision, resource_based)
         };
@@ -317,9 +402,11 @@ impl Authorizer {
         for (action, key_ref) in key_checks(op, &fields, node).await? {
             let id = node.resolve(&key_ref).await?;
             keys.push(id);
-            let facts = node.key_facts(&id, &principal.arn).await?;
-            let key_policy = self.key_policy(id, &facts, &principal.account)?;
-            let mut ctx = ctx.clone();
+            let (facts, entry) = self
+                .key(node, id, &principal.arn, &principal.account)
+                .await?;
+            let key_policy = entry.policy;
+            let mut ctx = request_context_on(entry.layer, caller_layer.clone(), source_ip);
             key_context(&mut ctx, &facts, &key_ref, &fields, &action);
             if action == "kms:CreateGrant" {
                 grant_context(&mut ctx, &fields);
@@ -564,26 +651,30 @@ fn decrypt_key(key_id: Option<&String>, blob: Option<&String>) -> Result<String,
     Ok(KeyId::from_bytes(header.key_id).to_string())
 }
 
-fn base_context(caller: &Caller, p: &Principal, source_ip: &str) -> Context {
-    let mut ctx = Context::new();
+/// A request's own condition keys (time, source address) on the caller's.
+fn request_context(caller: Arc<Context>, source_ip: &str) -> Context {
+    let mut ctx = Context::layered([caller]);
+    add_request_keys(&mut ctx, source_ip);
+    ctx
+}
+
+/// The same on a key's layer too.
+fn request_context_on(key: Arc<Context>, caller: Arc<Context>, source_ip: &str) -> Context {
+    let mut ctx = Context::layered([key, caller]);
+    add_request_keys(&mut ctx, source_ip);
+    ctx
+}
+
+fn add_request_keys(ctx: &mut Context, source_ip: &str) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    // aws:PrincipalArn, aws:PrincipalAccount, kms:CallerAccount,
-    // aws:PrincipalType and aws:username, from the ARN.
-    ctx.insert_principal(&p.arn);
-    ctx.insert("aws:userid", caller.access_key_id.clone());
-    ctx.insert("aws:RequestedRegion", p.region.clone());
     ctx.insert("aws:CurrentTime", rfc3339(now));
     ctx.insert("aws:EpochTime", now.to_string());
-    // The API port speaks plain HTTP until TLS is configured.
-    ctx.insert("aws:SecureTransport", "false");
     if !source_ip.is_empty() {
         ctx.insert("aws:SourceIp", source_ip.to_string());
     }
-    ctx.insert("kms:GrantIsForAWSResource", "false");
-    ctx
 }
 
 fn create_key_context(ctx: &mut Context, f: &Fields) {
@@ -629,13 +720,8 @@ fn request_tags(ctx: &mut Context, f: &Fields) {
     }
 }
 
+/// The request's keys about a key (its layer holds spec, usage, origin, tags).
 fn key_context(ctx: &mut Context, k: &KeyFacts, key_ref: &str, f: &Fields, action: &str) {
-    ctx.insert("kms:KeySpec", k.spec.as_aws().to_string());
-    ctx.insert("kms:KeyUsage", k.usage.as_aws().to_string());
-    ctx.insert("kms:KeyOrigin", "AWS_KMS");
-    for (t, v) in &k.tags {
-        ctx.insert(&format!("aws:ResourceTag/{t}"), v.clone());
-    }
     if !k.aliases.is_empty() {
         ctx.insert_all("kms:ResourceAliases", k.aliases.iter().cloned());
     }

@@ -33,13 +33,20 @@ pub struct KeyFacts {
     pub revision: u64,
     pub spec: KeySpec,
     pub usage: KeyUsage,
-    /// `None`: the default key policy.
-    pub policy: Option<String>,
-    pub tags: Vec<(String, String)>,
+    /// The policy and tags, unless the caller said it holds this revision.
+    pub detail: Option<KeyDetail>,
     /// Alias names (`alias/...`) that point to it.
     pub aliases: Vec<String>,
     /// Its live grants to the caller.
     pub grants: Vec<arca_state::GrantRecord>,
+}
+
+/// The parts of a key that change with its revision.
+#[derive(Debug, Clone)]
+pub struct KeyDetail {
+    /// `None`: the default key policy.
+    pub policy: Option<String>,
+    pub tags: Vec<(String, String)>,
 }
 
 /// The identity of a client's write, so that its retries take effect once
@@ -391,7 +398,14 @@ impl Node {
 
     /// What authorization needs of a key, as this node may serve it (its
     /// last change settled), with the live grants whose grantee is `grantee`.
-    pub async fn key_facts(&self, key_id: &KeyId, grantee: &str) -> Result<KeyFacts, NodeError> {
+    /// The policy and tags are left out if the key is still at `known`, a
+    /// revision the caller holds them for.
+    pub async fn key_facts(
+        &self,
+        key_id: &KeyId,
+        grantee: &str,
+        known: Option<u64>,
+    ) -> Result<KeyFacts, NodeError> {
         let cluster = self.require_cluster()?;
         self.ensure_serving().await?;
         self.ensure_settled(key_id).await?;
@@ -409,8 +423,10 @@ impl Node {
             revision: k.revision,
             spec: k.spec,
             usage: k.usage,
-            policy: k.policy.clone(),
-            tags: k.tags.iter().map(|(t, v)| (t.clone(), v.clone())).collect(),
+            detail: (known != Some(k.revision)).then(|| KeyDetail {
+                policy: k.policy.clone(),
+                tags: k.tags.iter().map(|(t, v)| (t.clone(), v.clone())).collect(),
+            }),
             aliases: a.state.key_aliases(key_id).cloned().collect(),
             grants: a
                 .state

@@ -504,6 +504,9 @@ impl Node {
         index: u64,
         deadline: Instant,
     ) -> Result<(), NodeError> {
+        if self.shared.applied() >= index {
+            return Ok(());
+        }
         let mut rx = self.shared.applied_index();
         let left = deadline.saturating_duration_since(Instant::now());
         let reached = tokio::time::timeout(left, rx.wait_for(|i| *i >= index))
@@ -983,6 +986,27 @@ impl Node {
             self.ensure_settled_index(u.revision).await?;
         }
         Ok(user)
+    }
+
+    /// A user's revision and, unless it is still `known`, its identity
+    /// policy — what authorization needs per request, without a copy of
+    /// what the caller holds. `None`: no such user.
+    pub async fn user_policy(
+        &self,
+        name: &str,
+        known: Option<u64>,
+    ) -> Result<Option<(u64, Option<Option<String>>)>, NodeError> {
+        self.ensure_serving().await?;
+        let found = self.shared.read().state.users.get(name).map(|u| {
+            (
+                u.revision,
+                (known != Some(u.revision)).then(|| u.policy.clone()),
+            )
+        });
+        if let Some((revision, _)) = found {
+            self.ensure_settled_index(revision).await?;
+        }
+        Ok(found)
     }
 }
 

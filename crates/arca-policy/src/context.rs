@@ -1,6 +1,7 @@
 //! The request context: condition key → values.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::keys::normalize;
 
@@ -17,15 +18,28 @@ use crate::keys::normalize;
 ///
 /// The evaluator reads no clock and no network: the caller inserts `aws:CurrentTime`,
 /// `aws:EpochTime`, `aws:SourceIp`, `aws:SecureTransport` and the rest as they apply.
+///
+/// A context may stand on shared *layers* ([`Context::layered`]): keys that are the same
+/// for many requests (the caller's, the key's) are built once and shared; a key this
+/// context has itself hides the same key in its layers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Context {
     entries: BTreeMap<String, Vec<String>>,
+    layers: Vec<Arc<Context>>,
 }
 
 impl Context {
     /// An empty context.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty context on top of `layers`, looked up in order after its own keys.
+    pub fn layered(layers: impl IntoIterator<Item = Arc<Context>>) -> Self {
+        Self {
+            entries: BTreeMap::new(),
+            layers: layers.into_iter().collect(),
+        }
     }
 
     /// Adds one value to `key`'s values, unless it is already there.
@@ -46,15 +60,19 @@ impl Context {
 
     /// The values of `key` (any case), or `None` if it was never inserted.
     pub fn get(&self, key: &str) -> Option<&[String]> {
-        self.entries.get(&normalize(key)).map(Vec::as_slice)
+        self.lookup(&normalize(key))
+    }
+
+    fn lookup(&self, key: &str) -> Option<&[String]> {
+        match self.entries.get(key) {
+            Some(v) => Some(v.as_slice()),
+            None => self.layers.iter().find_map(|l| l.lookup(key)),
+        }
     }
 
     /// The values of `key` when it has at least one; what the evaluator sees.
     pub(crate) fn present(&self, lookup: &str) -> Option<&[String]> {
-        self.entries
-            .get(lookup)
-            .map(Vec::as_slice)
-            .filter(|v| !v.is_empty())
+        self.lookup(lookup).filter(|v| !v.is_empty())
     }
 
     /// Inserts an encryption context: `kms:EncryptionContext:<key>` → value for each pair, and
@@ -103,6 +121,30 @@ impl Context {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn layers_are_looked_up_after_own_keys() {
+        let mut caller = Context::new();
+        caller.insert("aws:username", "app");
+        caller.insert("aws:SourceIp", "10.0.0.1");
+        let caller = Arc::new(caller);
+        let mut key = Context::new();
+        key.insert("kms:KeySpec", "SYMMETRIC_DEFAULT");
+        let mut c = Context::layered([caller.clone(), Arc::new(key)]);
+        c.insert("aws:SourceIp", "10.0.0.2");
+        assert_eq!(c.get("AWS:USERNAME"), Some(&["app".to_owned()][..]));
+        assert_eq!(
+            c.get("kms:keyspec"),
+            Some(&["SYMMETRIC_DEFAULT".to_owned()][..])
+        );
+        // Its own key hides the layer's.
+        assert_eq!(c.get("aws:SourceIp"), Some(&["10.0.0.2".to_owned()][..]));
+        assert_eq!(c.get("aws:userid"), None);
+        assert_eq!(
+            caller.get("aws:SourceIp"),
+            Some(&["10.0.0.1".to_owned()][..])
+        );
+    }
 
     #[test]
     fn keys_are_case_insensitive_values_are_not() {
