@@ -678,3 +678,42 @@ async fn refusals_are_audited_with_who_and_which_keys() {
     );
     assert_eq!(re["outcome"], "OK");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grantee_passes_on_no_more_than_it_was_given() {
+    let c = Cluster::start(1).await;
+    let admin = c.client(0);
+    let (app_arn, app) = user(&c, 0, "app", None);
+    let (other_arn, _) = user(&c, 0, "other", None);
+    let key = c.new_key(0).await;
+    admin
+        .create_grant()
+        .key_id(&key)
+        .grantee_principal(&app_arn)
+        .operations(aws_sdk_kms::types::GrantOperation::Encrypt)
+        .operations(aws_sdk_kms::types::GrantOperation::CreateGrant)
+        .send()
+        .await
+        .unwrap();
+    let pass_on = |op: aws_sdk_kms::types::GrantOperation| {
+        let (app, key, other_arn) = (app.clone(), key.clone(), other_arn.clone());
+        async move {
+            code(
+                app.create_grant()
+                    .key_id(key)
+                    .grantee_principal(other_arn)
+                    .operations(op)
+                    .send()
+                    .await,
+            )
+        }
+    };
+    assert_eq!(
+        pass_on(aws_sdk_kms::types::GrantOperation::Encrypt).await,
+        "OK"
+    );
+    assert_eq!(
+        pass_on(aws_sdk_kms::types::GrantOperation::Decrypt).await,
+        "AccessDeniedException"
+    );
+}

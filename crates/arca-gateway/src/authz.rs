@@ -489,6 +489,7 @@ fn grants_allow<'a>(
     let context = context.unwrap_or(&empty);
     grants.into_iter().any(|g| {
         g.operations.iter().any(|o| o == op)
+            && (op != "CreateGrant" || within(g, f))
             && g.constraints.as_ref().is_none_or(|c| {
                 c.context_equals.as_ref().is_none_or(|e| e == context)
                     && c.context_subset
@@ -496,6 +497,25 @@ fn grants_allow<'a>(
                         .is_none_or(|s| s.iter().all(|(k, v)| context.get(k) == Some(v)))
             })
     })
+}
+
+/// A grant that allows `CreateGrant` allows only grants within itself: the
+/// same or fewer operations, and its own constraint (AWS's rule; otherwise a
+/// grantee could hand itself more than it was given).
+fn within(g: &arca_state::GrantRecord, f: &Fields) -> bool {
+    let ops_within = f
+        .operations
+        .as_ref()
+        .is_some_and(|ops| ops.iter().all(|o| g.operations.contains(o)));
+    let same_constraint = match (&g.constraints, &f.constraints) {
+        (None, _) => true,
+        (Some(c), Some(n)) => {
+            c.context_equals == n.encryption_context_equals
+                && c.context_subset == n.encryption_context_subset
+        }
+        (Some(_), None) => false,
+    };
+    ops_within && same_constraint
 }
 
 /// The grant a `RetireGrant` names: by token, or by key and grant id.
