@@ -717,3 +717,190 @@ async fn a_grantee_passes_on_no_more_than_it_was_given() {
         "AccessDeniedException"
     );
 }
+
+/// A user's access key, for raw signed requests.
+fn raw_user(c: &Cluster, name: &str, identity: Option<Value>) -> (String, String, String) {
+    let out = c.cli(&[
+        "access-key",
+        "create",
+        "--endpoint",
+        &c.nodes[0].endpoint(),
+        "--user",
+        name,
+        "--json",
+    ]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    if let Some(policy) = identity {
+        let file = c.dir.path().join(format!("{name}.json"));
+        std::fs::write(&file, policy.to_string()).unwrap();
+        c.cli(&[
+            "user",
+            "put-policy",
+            "--endpoint",
+            &c.nodes[0].endpoint(),
+            "--user",
+            name,
+            "--policy-file",
+            file.to_str().unwrap(),
+        ]);
+    }
+    (
+        v["UserArn"].as_str().unwrap().to_string(),
+        v["AccessKeyId"].as_str().unwrap().to_string(),
+        v["SecretAccessKey"].as_str().unwrap().to_string(),
+    )
+}
+
+/// A signed request as `(id, secret)`: its HTTP status and error code.
+fn raw(c: &Cluster, id: &str, secret: &str, target: &str, body: &Value) -> (u16, String) {
+    let body = body.to_string().into_bytes();
+    let h = signed_headers(&c.nodes[0].api_addr, target, &body, id, secret, unix_now());
+    let (status, text) = http_post(&c.nodes[0].api_addr, &h, &body).unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    (status, v["__type"].as_str().unwrap_or("OK").to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditions_see_only_what_an_operation_takes() {
+    let c = Cluster::start(1).await;
+    let admin = c.client(0);
+    let (app_arn, app_id, app_secret) = raw_user(&c, "app", None);
+    // app may use the key, and create grants, for tenant "a" only.
+    let policy = json!({"Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{ACCOUNT}:root")},
+         "Action": "kms:*", "Resource": "*"},
+        {"Effect": "Allow", "Principal": {"AWS": &app_arn},
+         "Action": ["kms:Encrypt", "kms:Decrypt", "kms:CreateGrant"], "Resource": "*",
+         "Condition": {"StringEquals": {"kms:EncryptionContext:tenant": "a"}}}
+    ]})
+    .to_string();
+    let key = admin
+        .create_key()
+        .policy(&policy)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata()
+        .unwrap()
+        .key_id()
+        .to_string();
+    let plain = json!({"KeyId": key, "Plaintext": "aGk=", "EncryptionContext": {"tenant": "a"}});
+    assert_eq!(
+        raw(&c, &app_id, &app_secret, "TrentService.Encrypt", &plain).1,
+        "OK"
+    );
+    // An EncryptionContext field CreateGrant does not take satisfies nothing:
+    // the grant's own constraint is what the condition sees.
+    let unconstrained = json!({"KeyId": key, "GranteePrincipal": &app_arn,
+        "Operations": ["Decrypt"], "EncryptionContext": {"tenant": "a"}});
+    assert_eq!(
+        raw(
+            &c,
+            &app_id,
+            &app_secret,
+            "TrentService.CreateGrant",
+            &unconstrained
+        )
+        .1,
+        "AccessDeniedException"
+    );
+    let constrained = json!({"KeyId": key, "GranteePrincipal": &app_arn, "Operations": ["Decrypt"],
+        "Constraints": {"EncryptionContextEquals": {"tenant": "a"}}});
+    // DryRun answers without creating anything.
+    let mut dry = constrained.clone();
+    dry["DryRun"] = json!(true);
+    assert_eq!(
+        raw(&c, &app_id, &app_secret, "TrentService.CreateGrant", &dry).1,
+        "DryRunOperationException"
+    );
+    assert!(admin
+        .list_grants()
+        .key_id(&key)
+        .send()
+        .await
+        .unwrap()
+        .grants()
+        .is_empty());
+    assert_eq!(
+        raw(
+            &c,
+            &app_id,
+            &app_secret,
+            "TrentService.CreateGrant",
+            &constrained
+        )
+        .1,
+        "OK"
+    );
+
+    // UpdateAlias needs the right on the key the alias points to now.
+    let (_, m_id, m_secret) = raw_user(
+        &c,
+        "mallory",
+        Some(json!({"Statement": [{"Effect": "Allow", "Action": "kms:*", "Resource": "*"}]})),
+    );
+    let locked = json!({"Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{ACCOUNT}:user/admin")},
+         "Action": "kms:*", "Resource": "*"}
+    ]})
+    .to_string();
+    let victim = admin.create_key().policy(&locked).send().await.unwrap();
+    let victim = victim.key_metadata().unwrap().key_id();
+    admin
+        .create_alias()
+        .alias_name("alias/payments")
+        .target_key_id(victim)
+        .send()
+        .await
+        .unwrap();
+    let own = c.new_key(0).await;
+    let hijack = json!({"AliasName": "alias/payments", "TargetKeyId": own});
+    assert_eq!(
+        raw(&c, &m_id, &m_secret, "TrentService.UpdateAlias", &hijack).1,
+        "AccessDeniedException"
+    );
+
+    // A grantee's RetireGrant right covers its own grant, not another's.
+    let (bob_arn, bob_id, bob_secret) = raw_user(&c, "bob", None);
+    let (alice_arn, _, _) = raw_user(&c, "alice", None);
+    let g_bob = admin
+        .create_grant()
+        .key_id(&own)
+        .grantee_principal(&bob_arn)
+        .operations(aws_sdk_kms::types::GrantOperation::Encrypt)
+        .operations(aws_sdk_kms::types::GrantOperation::RetireGrant)
+        .send()
+        .await
+        .unwrap();
+    let g_alice = admin
+        .create_grant()
+        .key_id(&own)
+        .grantee_principal(&alice_arn)
+        .operations(aws_sdk_kms::types::GrantOperation::Encrypt)
+        .send()
+        .await
+        .unwrap();
+    let retire = |id: &str| json!({"KeyId": own, "GrantId": id});
+    assert_eq!(
+        raw(
+            &c,
+            &bob_id,
+            &bob_secret,
+            "TrentService.RetireGrant",
+            &retire(g_alice.grant_id().unwrap())
+        )
+        .1,
+        "AccessDeniedException"
+    );
+    assert_eq!(
+        raw(
+            &c,
+            &bob_id,
+            &bob_secret,
+            "TrentService.RetireGrant",
+            &retire(g_bob.grant_id().unwrap())
+        )
+        .1,
+        "OK"
+    );
+}

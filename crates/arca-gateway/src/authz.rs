@@ -61,7 +61,69 @@ struct Fields {
     mac: Option<String>,
 }
 
+/// Encryption contexts, as AWS bounds them (keys and values, in bytes).
+const MAX_CONTEXT_BYTES: usize = 8192;
+/// Tags in one request, as AWS bounds them.
+const MAX_TAGS: usize = 50;
+/// A grant constraint's pairs, in bytes (its token must stay within
+/// `arca_node::grants::MAX_TOKEN_LEN`).
+pub const MAX_CONSTRAINT_BYTES: usize = 2048;
+
+fn context_bytes(c: &BTreeMap<String, String>) -> usize {
+    c.iter().map(|(k, v)| k.len() + v.len()).sum()
+}
+
 impl Fields {
+    /// AWS's input limits, checked before any condition key is built from
+    /// the request (which costs in proportion to it).
+    fn check_limits(&self) -> Result<(), ApiError> {
+        for (name, c) in [
+            ("EncryptionContext", &self.encryption_context),
+            ("SourceEncryptionContext", &self.source_encryption_context),
+            (
+                "DestinationEncryptionContext",
+                &self.destination_encryption_context,
+            ),
+        ] {
+            if c.as_ref()
+                .is_some_and(|c| context_bytes(c) > MAX_CONTEXT_BYTES)
+            {
+                return Err(ApiError::validation(format!(
+                    "{name} is larger than {MAX_CONTEXT_BYTES} bytes"
+                )));
+            }
+        }
+        if let Some(c) = &self.constraints {
+            let bytes = c
+                .encryption_context_equals
+                .as_ref()
+                .map_or(0, context_bytes)
+                + c.encryption_context_subset
+                    .as_ref()
+                    .map_or(0, context_bytes);
+            if bytes > MAX_CONSTRAINT_BYTES {
+                return Err(ApiError::validation(format!(
+                    "Constraints are larger than {MAX_CONSTRAINT_BYTES} bytes"
+                )));
+            }
+        }
+        if self.tags.as_ref().is_some_and(|t| t.len() > MAX_TAGS)
+            || self.tag_keys.as_ref().is_some_and(|t| t.len() > MAX_TAGS)
+        {
+            return Err(ApiError::new(
+                400,
+                "TagException",
+                format!("at most {MAX_TAGS} tags in one request"),
+            ));
+        }
+        if self.operations.as_ref().is_some_and(|o| o.len() > 32) {
+            return Err(ApiError::validation(
+                "Operations lists at most 32 operations",
+            ));
+        }
+        Ok(())
+    }
+
     /// Decoding comes before authorization: a blob that is not base64 is a
     /// `SerializationException` whoever asks.
     fn check_blobs(&self) -> Result<(), ApiError> {
@@ -333,6 +395,7 @@ impl Authorizer {
                 .map_err(|e| ApiError::serialization(format!("could not parse the request: {e}")))?
         };
         fields.check_blobs()?;
+        fields.check_limits()?;
         let identity = self.identity(node, caller).await?;
         let caller_layer = self.caller_layer(caller, principal);
         let mut ctx = request_context(caller_layer.clone(), source_ip);
@@ -439,6 +502,7 @@ impl Authorizer {
                         .filter(|g| g.key_id == id && g.grantee == principal.arn),
                 ),
                 &action,
+                &facts,
                 &fields,
             );
             match decide(Some(&key_policy), identity.as_deref(), granted, &req) {
@@ -475,27 +539,31 @@ impl Authorizer {
 fn grants_allow<'a>(
     grants: impl Iterator<Item = &'a arca_state::GrantRecord>,
     action: &str,
+    k: &KeyFacts,
     f: &Fields,
 ) -> bool {
     let Some(op) = action.strip_prefix("kms:") else {
         return false;
     };
-    let context = match op {
-        "ReEncryptFrom" => f.source_encryption_context.as_ref(),
-        "ReEncryptTo" => f.destination_encryption_context.as_ref(),
-        _ => f.encryption_context.as_ref(),
-    };
+    // Retiring is decided by the grant being retired (see `authorize`):
+    // another grant of the caller's does not let it retire this one.
+    if op == "RetireGrant" {
+        return false;
+    }
     let empty = BTreeMap::new();
-    let context = context.unwrap_or(&empty);
+    let context = request_encryption_context(action, k, f).unwrap_or(&empty);
     grants.into_iter().any(|g| {
         g.operations.iter().any(|o| o == op)
-            && (op != "CreateGrant" || within(g, f))
-            && g.constraints.as_ref().is_none_or(|c| {
-                c.context_equals.as_ref().is_none_or(|e| e == context)
-                    && c.context_subset
-                        .as_ref()
-                        .is_none_or(|s| s.iter().all(|(k, v)| context.get(k) == Some(v)))
-            })
+            && if op == "CreateGrant" {
+                within(g, f)
+            } else {
+                g.constraints.as_ref().is_none_or(|c| {
+                    c.context_equals.as_ref().is_none_or(|e| e == context)
+                        && c.context_subset
+                            .as_ref()
+                            .is_none_or(|s| s.iter().all(|(k, v)| context.get(k) == Some(v)))
+                })
+            }
     })
 }
 
@@ -642,9 +710,12 @@ fn key_checks_of(op: &str, f: &Fields) -> Result<Vec<(String, String)>, ApiError
                 required(&f.destination_key_id, "DestinationKeyId")?,
             ),
         ],
-        "CreateAlias" | "UpdateAlias" => {
-            vec![(action(op), required(&f.target_key_id, "TargetKeyId")?)]
-        }
+        "CreateAlias" => vec![(action(op), required(&f.target_key_id, "TargetKeyId")?)],
+        // The key it points to now and the one it will point to.
+        "UpdateAlias" => vec![
+            (action(op), required(&f.alias_name, "AliasName")?),
+            (action(op), required(&f.target_key_id, "TargetKeyId")?),
+        ],
         "DeleteAlias" => vec![(action(op), required(&f.alias_name, "AliasName")?)],
         _ => vec![(action(op), required(&f.key_id, "KeyId")?)],
     })
@@ -748,38 +819,78 @@ fn key_context(ctx: &mut Context, k: &KeyFacts, key_ref: &str, f: &Fields, actio
     if let Some(alias) = key_ref.split_once("alias/").map(|(_, a)| a) {
         ctx.insert("kms:RequestAlias", format!("alias/{alias}"));
     }
-    let (context, algorithm) = match action {
-        "kms:ReEncryptFrom" => (&f.source_encryption_context, &f.source_encryption_algorithm),
-        "kms:ReEncryptTo" => (
-            &f.destination_encryption_context,
-            &f.destination_encryption_algorithm,
-        ),
-        _ => (&f.encryption_context, &f.encryption_algorithm),
-    };
-    if let Some(c) = context {
+    // Only what the operation takes: a field it ignores must not satisfy a
+    // condition (it would be absent in AWS).
+    if let Some(c) = request_encryption_context(action, k, f) {
         ctx.insert_encryption_context(c.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     }
+    let algorithm = match action {
+        "kms:Encrypt" | "kms:Decrypt" => &f.encryption_algorithm,
+        "kms:ReEncryptFrom" => &f.source_encryption_algorithm,
+        "kms:ReEncryptTo" => &f.destination_encryption_algorithm,
+        _ => &None,
+    };
     if let Some(a) = algorithm {
         ctx.insert("kms:EncryptionAlgorithm", a.clone());
     }
-    if let Some(a) = &f.signing_algorithm {
-        ctx.insert("kms:SigningAlgorithm", a.clone());
+    match action {
+        "kms:Sign" | "kms:Verify" => {
+            if let Some(a) = &f.signing_algorithm {
+                ctx.insert("kms:SigningAlgorithm", a.clone());
+            }
+        }
+        "kms:GenerateMac" | "kms:VerifyMac" => {
+            if let Some(a) = &f.mac_algorithm {
+                ctx.insert("kms:MacAlgorithm", a.clone());
+            }
+        }
+        "kms:ScheduleKeyDeletion" => {
+            if let Some(d) = f.pending_window_in_days {
+                ctx.insert("kms:ScheduleKeyDeletionPendingWindowInDays", d.to_string());
+            }
+        }
+        "kms:PutKeyPolicy" => {
+            ctx.insert(
+                "kms:BypassPolicyLockoutSafetyCheck",
+                f.bypass_policy_lockout_safety_check
+                    .unwrap_or(false)
+                    .to_string(),
+            );
+        }
+        "kms:TagResource" | "kms:UntagResource" => request_tags(ctx, f),
+        _ => {}
     }
-    if let Some(a) = &f.mac_algorithm {
-        ctx.insert("kms:MacAlgorithm", a.clone());
+}
+
+/// The encryption context an action really uses: the request's for the
+/// symmetric operations that take one (ReEncrypt's source or destination
+/// context), a new grant's constraint for `CreateGrant`, nothing otherwise.
+fn request_encryption_context<'a>(
+    action: &str,
+    k: &KeyFacts,
+    f: &'a Fields,
+) -> Option<&'a BTreeMap<String, String>> {
+    let symmetric = k.spec == arca_state::KeySpec::SymmetricDefault;
+    match action {
+        "kms:Encrypt"
+        | "kms:Decrypt"
+        | "kms:GenerateDataKey"
+        | "kms:GenerateDataKeyWithoutPlaintext"
+        | "kms:GenerateDataKeyPair"
+        | "kms:GenerateDataKeyPairWithoutPlaintext"
+            if symmetric =>
+        {
+            f.encryption_context.as_ref()
+        }
+        "kms:ReEncryptFrom" if symmetric => f.source_encryption_context.as_ref(),
+        "kms:ReEncryptTo" if symmetric => f.destination_encryption_context.as_ref(),
+        "kms:CreateGrant" => f.constraints.as_ref().and_then(|c| {
+            c.encryption_context_equals
+                .as_ref()
+                .or(c.encryption_context_subset.as_ref())
+        }),
+        _ => None,
     }
-    if let Some(d) = f.pending_window_in_days {
-        ctx.insert("kms:ScheduleKeyDeletionPendingWindowInDays", d.to_string());
-    }
-    if f.policy.is_some() {
-        ctx.insert(
-            "kms:BypassPolicyLockoutSafetyCheck",
-            f.bypass_policy_lockout_safety_check
-                .unwrap_or(false)
-                .to_string(),
-        );
-    }
-    request_tags(ctx, f);
 }
 
 /// AWS's wording of a refusal.

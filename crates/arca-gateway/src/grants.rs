@@ -64,7 +64,6 @@ struct CreateGrantReq {
     name: Option<String>,
     #[allow(dead_code)]
     grant_tokens: Option<Vec<String>>,
-    #[allow(dead_code)]
     dry_run: Option<bool>,
 }
 
@@ -94,7 +93,6 @@ struct GrantIdReq {
     key_id: Option<String>,
     grant_id: Option<String>,
     grant_token: Option<String>,
-    #[allow(dead_code)]
     dry_run: Option<bool>,
 }
 
@@ -179,6 +177,15 @@ async fn create(node: &Node, ctx: &Ctx, r: CreateGrantReq) -> Result<Answer, Api
             ));
         }
     }
+    if constraints.is_some() {
+        let k = node.describe_key(&key).await?;
+        if k.record.spec != arca_state::KeySpec::SymmetricDefault {
+            return Err(validation(
+                "grant constraints apply only to symmetric encryption keys, whose operations take an encryption context",
+            ));
+        }
+    }
+    crate::api::dry_run(r.dry_run)?;
     let mut operations = operations;
     operations.sort();
     operations.dedup();
@@ -313,6 +320,7 @@ async fn remove(node: &Node, ctx: &Ctx, op: &str, r: GrantIdReq) -> Result<Answe
             (key, id)
         }
     };
+    crate::api::dry_run(r.dry_run)?;
     // A grant removed already answers like one that never existed.
     if let Some(GrantRow::Removed { .. }) = node.grant(&grant_id).await? {
         return Err(ApiError::new(
