@@ -409,12 +409,32 @@ impl Node {
         let cluster = self.require_cluster()?;
         self.ensure_serving().await?;
         self.ensure_settled(key_id).await?;
+        // A change applied between the wait and the read is not shown either:
+        // wait for it too (a bounded number of times, then refuse).
+        for _ in 0..3 {
+            let revision = self
+                .shared
+                .read()
+                .state
+                .keys
+                .get(key_id)
+                .map_or(0, |k| k.revision);
+            if revision <= self.shared.safe_index() {
+                break;
+            }
+            self.ensure_settled(key_id).await?;
+        }
         let a = self.shared.read();
         let k = a
             .state
             .keys
             .get(key_id)
             .ok_or_else(|| not_found(&key_id.to_string()))?;
+        if k.revision > self.shared.safe_index() {
+            return Err(NodeError::Unavailable(format!(
+                "Key '{key_id}' is being changed; retry"
+            )));
+        }
         Ok(KeyFacts {
             arn: format!(
                 "arn:aws:kms:{}:{}:key/{}",
