@@ -12,9 +12,10 @@ use serde_json::{json, Value};
 
 const ACCOUNT: &str = "111122223333";
 
-/// A user with an access key (created through the CLI) and, if given, an
-/// identity policy; returns its ARN and an SDK client on node `i`.
-fn user(c: &Cluster, i: usize, name: &str, identity: Option<Value>) -> (String, Client) {
+/// A new access key for user `name` (created through the CLI against node
+/// `i`; the user too, if new), and, if given, the user's identity policy:
+/// the CLI's JSON (`AccessKeyId`, `SecretAccessKey`, `UserArn`).
+fn access_key(c: &Cluster, i: usize, name: &str, identity: Option<Value>) -> Value {
     let endpoint = c.nodes[i].endpoint();
     let out = c.cli(&[
         "access-key",
@@ -26,6 +27,7 @@ fn user(c: &Cluster, i: usize, name: &str, identity: Option<Value>) -> (String, 
         "--json",
     ]);
     let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["UserArn"], format!("arn:aws:iam::{ACCOUNT}:user/{name}"));
     if let Some(policy) = identity {
         let file = c.dir.path().join(format!("{name}.json"));
         std::fs::write(&file, policy.to_string()).unwrap();
@@ -40,14 +42,24 @@ fn user(c: &Cluster, i: usize, name: &str, identity: Option<Value>) -> (String, 
             file.to_str().unwrap(),
         ]);
     }
-    let arn = v["UserArn"].as_str().unwrap().to_string();
-    assert_eq!(arn, format!("arn:aws:iam::{ACCOUNT}:user/{name}"));
-    let kms = client_no_retry(
-        &endpoint,
-        v["AccessKeyId"].as_str().unwrap(),
-        v["SecretAccessKey"].as_str().unwrap(),
-    );
-    (arn, kms)
+    v
+}
+
+/// An SDK client (no retries) on node `i` signing with an access key.
+fn client_on(c: &Cluster, i: usize, key: &Value) -> Client {
+    client_no_retry(
+        &c.nodes[i].endpoint(),
+        key["AccessKeyId"].as_str().unwrap(),
+        key["SecretAccessKey"].as_str().unwrap(),
+    )
+}
+
+/// A user with an access key and, if given, an identity policy: its ARN and
+/// an SDK client on node `i`.
+fn user(c: &Cluster, i: usize, name: &str, identity: Option<Value>) -> (String, Client) {
+    let key = access_key(c, i, name, identity);
+    let arn = key["UserArn"].as_str().unwrap().to_string();
+    (arn, client_on(c, i, &key))
 }
 
 fn allow_all_kms() -> Value {
@@ -276,23 +288,7 @@ async fn key_policies_identity_policies_and_conditions_decide_each_request() {
 
     // A policy change on the leader binds every node at once: the key user
     // loses Encrypt, and a follower refuses it in the next request.
-    let on_follower = {
-        let v: Value = serde_json::from_str(&c.cli(&[
-            "access-key",
-            "create",
-            "--endpoint",
-            &c.nodes[leader].endpoint(),
-            "--user",
-            "keyuser",
-            "--json",
-        ]))
-        .unwrap();
-        client_no_retry(
-            &c.nodes[follower].endpoint(),
-            v["AccessKeyId"].as_str().unwrap(),
-            v["SecretAccessKey"].as_str().unwrap(),
-        )
-    };
+    let on_follower = client_on(&c, follower, &access_key(&c, leader, "keyuser", None));
     let encrypt_on_follower = || async {
         code(
             on_follower
@@ -446,23 +442,7 @@ async fn a_grant_is_usable_at_once_through_its_token_and_ends_when_retired() {
     // The app has no identity policy: only grants let it use the key.
     let (app_arn, _) = user(&c, leader, "app", None);
     let (auditor_arn, auditor) = user(&c, leader, "auditor", Some(allow_all_kms()));
-    let app = {
-        let v: Value = serde_json::from_str(&c.cli(&[
-            "access-key",
-            "create",
-            "--endpoint",
-            &c.nodes[leader].endpoint(),
-            "--user",
-            "app",
-            "--json",
-        ]))
-        .unwrap();
-        client_no_retry(
-            &c.nodes[follower].endpoint(),
-            v["AccessKeyId"].as_str().unwrap(),
-            v["SecretAccessKey"].as_str().unwrap(),
-        )
-    };
+    let app = client_on(&c, follower, &access_key(&c, leader, "app", None));
     let key = c.new_key(leader).await;
     let encrypt = |ctx: &'static str, tokens: Vec<String>| {
         let (app, key) = (app.clone(), key.clone());
@@ -718,36 +698,14 @@ async fn a_grantee_passes_on_no_more_than_it_was_given() {
     );
 }
 
-/// A user's access key, for raw signed requests.
+/// A user's access key on node 1, for raw signed requests: ARN, id, secret.
 fn raw_user(c: &Cluster, name: &str, identity: Option<Value>) -> (String, String, String) {
-    let out = c.cli(&[
-        "access-key",
-        "create",
-        "--endpoint",
-        &c.nodes[0].endpoint(),
-        "--user",
-        name,
-        "--json",
-    ]);
-    let v: Value = serde_json::from_str(&out).unwrap();
-    if let Some(policy) = identity {
-        let file = c.dir.path().join(format!("{name}.json"));
-        std::fs::write(&file, policy.to_string()).unwrap();
-        c.cli(&[
-            "user",
-            "put-policy",
-            "--endpoint",
-            &c.nodes[0].endpoint(),
-            "--user",
-            name,
-            "--policy-file",
-            file.to_str().unwrap(),
-        ]);
-    }
+    let v = access_key(c, 0, name, identity);
+    let field = |f: &str| v[f].as_str().unwrap().to_string();
     (
-        v["UserArn"].as_str().unwrap().to_string(),
-        v["AccessKeyId"].as_str().unwrap().to_string(),
-        v["SecretAccessKey"].as_str().unwrap().to_string(),
+        field("UserArn"),
+        field("AccessKeyId"),
+        field("SecretAccessKey"),
     )
 }
 

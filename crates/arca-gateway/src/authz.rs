@@ -264,24 +264,20 @@ impl Authorizer {
         let Some((revision, doc)) = found else {
             return Ok(None);
         };
-        let entry = match (doc, held) {
-            (None, Some(held)) => held,
-            (Some(doc), _) => UserEntry {
-                revision,
-                policy: doc.map(|d| stored(&d, PolicyKind::Identity)).transpose()?,
-            },
-            // Held a moment ago and dropped since: read it again.
-            (None, None) => match node.user_policy(&caller.user, None).await? {
-                Some((revision, Some(doc))) => UserEntry {
+        // The node leaves the policy out only for the revision held here.
+        match (doc, held) {
+            (None, Some(held)) => Ok(held.policy),
+            (Some(doc), _) => {
+                let policy = doc.map(|d| stored(&d, PolicyKind::Identity)).transpose()?;
+                let entry = UserEntry {
                     revision,
-                    policy: doc.map(|d| stored(&d, PolicyKind::Identity)).transpose()?,
-                },
-                _ => return Ok(None),
-            },
-        };
-        let policy = entry.policy.clone();
-        bounded_insert(&mut self.lock().users, caller.user.clone(), entry);
-        Ok(policy)
+                    policy: policy.clone(),
+                };
+                bounded_insert(&mut self.lock().users, caller.user.clone(), entry);
+                Ok(policy)
+            }
+            (None, None) => Err(ApiError::internal("user policy missing")),
+        }
     }
 
     /// A key's facts, with its policy and condition-key layer from the cache
@@ -297,19 +293,16 @@ impl Authorizer {
         let mut facts = node
             .key_facts(&id, grantee, held.as_ref().map(|e| e.revision))
             .await?;
+        // The node leaves the detail out only for the revision held here.
         let entry = match (facts.detail.take(), held) {
             (None, Some(held)) => held,
-            (Some(detail), _) => self.key_entry(facts.revision, detail, &facts, account)?,
-            (None, None) => {
-                facts = node.key_facts(&id, grantee, None).await?;
-                let detail = facts
-                    .detail
-                    .take()
-                    .ok_or_else(|| ApiError::internal("key detail missing"))?;
-                self.key_entry(facts.revision, detail, &facts, account)?
+            (Some(detail), _) => {
+                let entry = self.key_entry(facts.revision, detail, &facts, account)?;
+                bounded_insert(&mut self.lock().keys, id, entry.clone());
+                entry
             }
+            (None, None) => return Err(ApiError::internal("key detail missing")),
         };
-        bounded_insert(&mut self.lock().keys, id, entry.clone());
         Ok((facts, entry))
     }
 
@@ -761,7 +754,7 @@ fn add_request_keys(ctx: &mut Context, source_ip: &str) {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    ctx.insert("aws:CurrentTime", rfc3339(now));
+    ctx.insert("aws:CurrentTime", arca_sigv4::format_rfc3339(now as i64));
     ctx.insert("aws:EpochTime", now.to_string());
     if !source_ip.is_empty() {
         ctx.insert("aws:SourceIp", source_ip.to_string());
@@ -913,38 +906,9 @@ fn denied(
     )
 }
 
-/// `2026-12-03T12:00:00Z` for seconds since the epoch.
-fn rfc3339(secs: u64) -> String {
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn times_are_rfc3339() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(1_796_299_199), "2026-12-03T11:59:59Z");
-    }
 
     #[test]
     fn each_operation_names_its_keys_and_actions() {

@@ -17,6 +17,20 @@ pub fn format_amz_date(unix_secs: i64) -> String {
     )
 }
 
+/// Formats unix seconds as `YYYY-MM-DDTHH:MM:SSZ` (RFC 3339, UTC), the form of
+/// `aws:CurrentTime` in policies.
+pub fn format_rfc3339(unix_secs: i64) -> String {
+    let days = unix_secs.div_euclid(SECS_PER_DAY);
+    let secs_of_day = unix_secs.rem_euclid(SECS_PER_DAY);
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs_of_day / 3600,
+        (secs_of_day % 3600) / 60,
+        secs_of_day % 60
+    )
+}
+
 /// Parses `YYYYMMDDTHHMMSSZ` into unix seconds. Returns `None` for anything malformed,
 /// including out-of-range fields (month 13, 30 February, hour 24, second 60).
 pub fn parse_amz_date(s: &str) -> Option<i64> {
@@ -95,6 +109,13 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(format_rfc3339(1_796_299_199), "2026-12-03T11:59:59Z");
+    }
 
     #[test]
     fn known_dates() {

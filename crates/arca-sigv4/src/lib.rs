@@ -19,7 +19,7 @@ use http::header::{AUTHORIZATION, HOST};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use subtle::ConstantTimeEq;
 
-pub use date::{format_amz_date, parse_amz_date};
+pub use date::{format_amz_date, format_rfc3339, parse_amz_date};
 
 /// The only supported signing algorithm.
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
