@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
+use crate::ops::Op;
 
 /// Who is calling (from the verified signature).
 #[derive(Debug, Clone)]
@@ -24,47 +25,6 @@ pub struct Caller {
     /// The user the access key belongs to.
     pub user: String,
 }
-
-/// Every operation Arca serves, as named in `X-Amz-Target`.
-/// The key and symmetric crypto operations served here (the others are in
-/// `lifecycle::OPERATIONS` and `asym::OPERATIONS`).
-pub const OPERATIONS: &[&str] = &[
-    "CreateKey",
-    "DescribeKey",
-    "ListKeys",
-    "Encrypt",
-    "Decrypt",
-    "GenerateDataKey",
-    "GenerateDataKeyWithoutPlaintext",
-    "GenerateRandom",
-    "PutKeyPolicy",
-    "GetKeyPolicy",
-    "ListKeyPolicies",
-];
-
-/// The fixed name of a `TrentService` operation Arca serves.
-pub fn known_operation(op: &str) -> Option<&'static str> {
-    OPERATIONS
-        .iter()
-        .chain(crate::lifecycle::OPERATIONS)
-        .chain(crate::asym::OPERATIONS)
-        .chain(crate::grants::OPERATIONS)
-        .find(|o| **o == op)
-        .copied()
-}
-
-pub const ADMIN_OPERATIONS: &[&str] = &[
-    "AddNode",
-    "RemoveNode",
-    "ClusterStatus",
-    "AdvanceClock",
-    "CreateAccessKey",
-    "DeleteAccessKey",
-    "ListAccessKeys",
-    "PutUserPolicy",
-    "GetUserPolicy",
-    "DeleteUserPolicy",
-];
 
 /// Keys and values of an encryption context, as AWS KMS bounds them.
 const MAX_CONTEXT_BYTES: usize = 8192;
@@ -212,7 +172,7 @@ struct CreateKeyReq {
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct KeyPolicyReq {
-    key_id: Option<String>,
+    // KeyId: resolved once, by authorization (`Ctx::keys`).
     policy_name: Option<String>,
     policy: Option<String>,
     #[allow(dead_code)]
@@ -238,7 +198,7 @@ fn check_policy_name(name: Option<&str>) -> Result<(), ApiError> {
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct KeyIdReq {
-    key_id: Option<String>,
+    // KeyId: resolved once, by authorization (`Ctx::keys`).
     #[allow(dead_code)]
     grant_tokens: Option<Vec<String>>,
 }
@@ -253,7 +213,7 @@ struct ListKeysReq {
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct EncryptReq {
-    key_id: Option<String>,
+    // KeyId: resolved once, by authorization (`Ctx::keys`).
     key_version_id: Option<String>,
     plaintext: Option<String>,
     encryption_context: Option<BTreeMap<String, String>>,
@@ -279,7 +239,7 @@ struct DecryptReq {
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct DataKeyReq {
-    key_id: Option<String>,
+    // KeyId: resolved once, by authorization (`Ctx::keys`).
     key_spec: Option<String>,
     number_of_bytes: Option<i64>,
     encryption_context: Option<BTreeMap<String, String>>,
@@ -306,42 +266,89 @@ fn answer(body: Value) -> Answer {
     Answer { body, key_id: None }
 }
 
-/// What the gateway knows about a request besides its body.
+/// One request's context, built once before the operation runs: who calls,
+/// the keys authorization resolved, and the request's identity for
+/// exactly-once writes. Operations read the keys from here and never resolve
+/// a `KeyId` or alias again: the key that was authorized is the key used.
 pub struct Ctx {
     pub caller: Caller,
     /// The caller's ARN.
     pub principal: String,
     /// Identifies the client's request, so retries of it apply once.
     pub request: arca_state::RequestKey,
+    /// The keys the request names, in the order authorization checks them
+    /// (ReEncrypt: source, destination; UpdateAlias: current, new target).
+    pub keys: Vec<KeyId>,
 }
 
-/// Runs a `TrentService` operation.
-pub async fn dispatch(node: &Node, ctx: &Ctx, op: &str, body: &[u8]) -> Result<Answer, ApiError> {
-    if let Some(a) = crate::lifecycle::dispatch(node, ctx, op, body).await {
-        return a;
+impl Ctx {
+    /// The `i`-th key the request names.
+    pub fn key(&self, i: usize) -> Result<KeyId, ApiError> {
+        self.keys
+            .get(i)
+            .copied()
+            .ok_or_else(|| ApiError::internal("the request's key was not resolved"))
     }
-    if let Some(a) = crate::asym::dispatch(node, ctx, op, body).await {
-        return a;
-    }
-    if let Some(a) = crate::grants::dispatch(node, ctx, op, body).await {
-        return a;
-    }
+}
+
+/// Runs an operation, once authorization has allowed it.
+pub async fn dispatch(node: &Node, ctx: &Ctx, op: Op, body: &[u8]) -> Result<Answer, ApiError> {
+    use Op::*;
     match op {
-        "CreateKey" => create_key(node, ctx, parse(body)?).await,
-        "DescribeKey" => {
-            let r: KeyIdReq = parse(body)?;
-            let id = resolve_key(node, r.key_id.as_deref()).await?;
+        EnableKey | DisableKey | UpdateKeyDescription | ScheduleKeyDeletion | CancelKeyDeletion
+        | CreateAlias | UpdateAlias | DeleteAlias | ListAliases | TagResource | UntagResource
+        | ListResourceTags | EnableKeyRotation | DisableKeyRotation | GetKeyRotationStatus
+        | RotateKeyOnDemand | ListKeyRotations => crate::lifecycle::run(node, ctx, op, body).await,
+        Sign
+        | Verify
+        | GetPublicKey
+        | GenerateMac
+        | VerifyMac
+        | GenerateDataKeyPair
+        | GenerateDataKeyPairWithoutPlaintext
+        | ReEncrypt
+        | CreateKeyVersion
+        | ListKeyVersions
+        | DescribeKeyVersion => crate::asym::run(node, ctx, op, body).await,
+        CreateGrant | ListGrants | ListRetirableGrants | RetireGrant | RevokeGrant => {
+            crate::grants::run(node, ctx, op, body).await
+        }
+        AddNode | RemoveNode | ClusterStatus | AdvanceClock | CreateAccessKey | DeleteAccessKey
+        | ListAccessKeys | PutUserPolicy | GetUserPolicy | DeleteUserPolicy => {
+            dispatch_admin(node, ctx, op, body).await
+        }
+        CreateKey
+        | DescribeKey
+        | ListKeys
+        | Encrypt
+        | Decrypt
+        | GenerateDataKey
+        | GenerateDataKeyWithoutPlaintext
+        | GenerateRandom
+        | PutKeyPolicy
+        | GetKeyPolicy
+        | ListKeyPolicies => keys(node, ctx, op, body).await,
+    }
+}
+
+/// Key creation, description, policies and symmetric crypto.
+async fn keys(node: &Node, ctx: &Ctx, op: Op, body: &[u8]) -> Result<Answer, ApiError> {
+    match op {
+        Op::CreateKey => create_key(node, ctx, parse(body)?).await,
+        Op::DescribeKey => {
+            let _: KeyIdReq = parse(body)?;
+            let id = ctx.key(0)?;
             let k = node.describe_key(&id).await?;
             Ok(Answer {
                 body: json!({ "KeyMetadata": key_metadata(&k) }),
                 key_id: Some(id),
             })
         }
-        "ListKeys" => list_keys(node, parse(body)?).await,
-        "PutKeyPolicy" => {
+        Op::ListKeys => list_keys(node, parse(body)?).await,
+        Op::PutKeyPolicy => {
             let r: KeyPolicyReq = parse(body)?;
             check_policy_name(r.policy_name.as_deref())?;
-            let id = resolve_key(node, r.key_id.as_deref()).await?;
+            let id = ctx.key(0)?;
             // Validated, and the lockout check made, by authorization.
             let doc = r.policy.ok_or_else(|| ApiError::missing("Policy"))?;
             node.put_key_policy(Some(ctx.request), id, doc).await?;
@@ -350,10 +357,10 @@ pub async fn dispatch(node: &Node, ctx: &Ctx, op: &str, body: &[u8]) -> Result<A
                 key_id: Some(id),
             })
         }
-        "GetKeyPolicy" => {
+        Op::GetKeyPolicy => {
             let r: KeyPolicyReq = parse(body)?;
             check_policy_name(r.policy_name.as_deref())?;
-            let id = resolve_key(node, r.key_id.as_deref()).await?;
+            let id = ctx.key(0)?;
             let k = node.describe_key(&id).await?;
             let doc = k
                 .record
@@ -364,19 +371,19 @@ pub async fn dispatch(node: &Node, ctx: &Ctx, op: &str, body: &[u8]) -> Result<A
                 key_id: Some(id),
             })
         }
-        "ListKeyPolicies" => {
-            let r: KeyPolicyReq = parse(body)?;
-            let id = resolve_key(node, r.key_id.as_deref()).await?;
+        Op::ListKeyPolicies => {
+            let _: KeyPolicyReq = parse(body)?;
+            let id = ctx.key(0)?;
             Ok(Answer {
                 body: json!({ "PolicyNames": ["default"], "Truncated": false }),
                 key_id: Some(id),
             })
         }
-        "Encrypt" => encrypt(node, parse(body)?).await,
-        "Decrypt" => decrypt(node, parse(body)?).await,
-        "GenerateDataKey" => data_key(node, parse(body)?, true).await,
-        "GenerateDataKeyWithoutPlaintext" => data_key(node, parse(body)?, false).await,
-        "GenerateRandom" => {
+        Op::Encrypt => encrypt(node, ctx, parse(body)?).await,
+        Op::Decrypt => decrypt(node, ctx, parse(body)?).await,
+        Op::GenerateDataKey => data_key(node, ctx, parse(body)?, true).await,
+        Op::GenerateDataKeyWithoutPlaintext => data_key(node, ctx, parse(body)?, false).await,
+        Op::GenerateRandom => {
             let r: RandomReq = parse(body)?;
             let n = r
                 .number_of_bytes
@@ -391,7 +398,7 @@ pub async fn dispatch(node: &Node, ctx: &Ctx, op: &str, body: &[u8]) -> Result<A
                 SecretBytes::random(n as usize).map_err(|e| ApiError::internal(e.to_string()))?;
             Ok(answer(json!({ "Plaintext": B64.encode(bytes.expose()) })))
         }
-        _ => Err(ApiError::unknown_operation(op)),
+        _ => Err(ApiError::unknown_operation(op.name())),
     }
 }
 
@@ -492,11 +499,11 @@ async fn list_keys(node: &Node, r: ListKeysReq) -> Result<Answer, ApiError> {
     Ok(answer(body))
 }
 
-async fn encrypt(node: &Node, r: EncryptReq) -> Result<Answer, ApiError> {
+async fn encrypt(node: &Node, ctx: &Ctx, r: EncryptReq) -> Result<Answer, ApiError> {
     // Decoding errors (SerializationException) come before semantic ones, as in AWS.
     let pt = SecretBytes::new(blob("Plaintext", r.plaintext, 1, MAX_PLAINTEXT_LEN)?);
-    let id = resolve_key(node, r.key_id.as_deref()).await?;
-    let ctx = context(r.encryption_context)?;
+    let id = ctx.key(0)?;
+    let ec = context(r.encryption_context)?;
     if node.spec_of(&id)?.0.is_asymmetric() {
         dry_run(r.dry_run)?;
         return crate::asym::encrypt(
@@ -511,7 +518,7 @@ async fn encrypt(node: &Node, r: EncryptReq) -> Result<Answer, ApiError> {
     check_algorithm(r.encryption_algorithm.as_deref())?;
     dry_run(r.dry_run)?;
     let arn = node.key_arn(&id)?;
-    let e = node.encrypt(id, pt, ctx).await?;
+    let e = node.encrypt(id, pt, ec).await?;
     Ok(Answer {
         body: json!({
             "CiphertextBlob": B64.encode(&e.blob),
@@ -522,13 +529,14 @@ async fn encrypt(node: &Node, r: EncryptReq) -> Result<Answer, ApiError> {
     })
 }
 
-async fn decrypt(node: &Node, r: DecryptReq) -> Result<Answer, ApiError> {
+async fn decrypt(node: &Node, ctx: &Ctx, r: DecryptReq) -> Result<Answer, ApiError> {
     let ct = blob("CiphertextBlob", r.ciphertext_blob, 1, MAX_CIPHERTEXT_LEN)?;
-    let expected = match r.key_id.as_deref() {
-        Some(k) => Some(resolve_key(node, Some(k)).await?),
+    // The key authorization resolved: the one named, else the blob's own.
+    let expected = match r.key_id {
+        Some(_) => Some(ctx.key(0)?),
         None => None,
     };
-    let ctx = context(r.encryption_context)?;
+    let ec = context(r.encryption_context)?;
     if let Some(id) = expected.filter(|id| node.spec_of(id).is_ok_and(|(s, _)| s.is_asymmetric())) {
         dry_run(r.dry_run)?;
         let (pt, alg, vid) = crate::asym::decrypt(
@@ -551,7 +559,7 @@ async fn decrypt(node: &Node, r: DecryptReq) -> Result<Answer, ApiError> {
     }
     check_algorithm(r.encryption_algorithm.as_deref())?;
     dry_run(r.dry_run)?;
-    let (id, pt) = node.decrypt(ct, ctx, expected).await?;
+    let (id, pt) = node.decrypt(ct, ec, expected).await?;
     let arn = node.key_arn(&id)?;
     Ok(Answer {
         body: json!({
@@ -563,8 +571,13 @@ async fn decrypt(node: &Node, r: DecryptReq) -> Result<Answer, ApiError> {
     })
 }
 
-async fn data_key(node: &Node, r: DataKeyReq, with_plaintext: bool) -> Result<Answer, ApiError> {
-    let id = resolve_key(node, r.key_id.as_deref()).await?;
+async fn data_key(
+    node: &Node,
+    ctx: &Ctx,
+    r: DataKeyReq,
+    with_plaintext: bool,
+) -> Result<Answer, ApiError> {
+    let id = ctx.key(0)?;
     let len = match (r.key_spec.as_deref(), r.number_of_bytes) {
         (Some(_), Some(_)) => {
             return Err(ApiError::validation(
@@ -592,10 +605,10 @@ async fn data_key(node: &Node, r: DataKeyReq, with_plaintext: bool) -> Result<An
             )))
         }
     };
-    let ctx = context(r.encryption_context)?;
+    let ec = context(r.encryption_context)?;
     dry_run(r.dry_run)?;
     let arn = node.key_arn(&id)?;
-    let (dk, e) = node.generate_data_key(id, len, ctx).await?;
+    let (dk, e) = node.generate_data_key(id, len, ec).await?;
     let mut body = json!({ "CiphertextBlob": B64.encode(&e.blob), "KeyId": arn });
     if with_plaintext {
         body["Plaintext"] = json!(B64.encode(dk.expose()));
@@ -640,18 +653,10 @@ struct RemoveNodeReq {
     node_id: Option<u64>,
 }
 
-/// Runs an `ArcaAdmin` operation; the caller must hold an admin access key.
-pub async fn dispatch_admin(
-    node: &Node,
-    ctx: &Ctx,
-    op: &str,
-    body: &[u8],
-) -> Result<Answer, ApiError> {
-    if !ADMIN_OPERATIONS.contains(&op) {
-        return Err(ApiError::unknown_operation(op));
-    }
+/// Runs an `ArcaAdmin` operation.
+async fn dispatch_admin(node: &Node, ctx: &Ctx, op: Op, body: &[u8]) -> Result<Answer, ApiError> {
     match op {
-        "AddNode" => {
+        Op::AddNode => {
             let r: AddNodeReq = parse(body)?;
             let node_id = r.node_id.ok_or_else(|| ApiError::missing("NodeId"))?;
             let api_addr = r.api_addr.ok_or_else(|| ApiError::missing("ApiAddr"))?;
@@ -666,13 +671,13 @@ pub async fn dispatch_admin(
             .await?;
             Ok(answer(json!({})))
         }
-        "RemoveNode" => {
+        Op::RemoveNode => {
             let r: RemoveNodeReq = parse(body)?;
             let node_id = r.node_id.ok_or_else(|| ApiError::missing("NodeId"))?;
             node.remove_node(node_id).await?;
             Ok(answer(json!({})))
         }
-        "CreateAccessKey" => {
+        Op::CreateAccessKey => {
             let r: AccessKeyReq = parse(body)?;
             let user = r.user_name.ok_or_else(|| ApiError::missing("UserName"))?;
             let k = node.create_access_key(Some(ctx.request), &user).await?;
@@ -683,7 +688,7 @@ pub async fn dispatch_admin(
                 "UserArn": format!("arn:aws:iam::{}:user/{user}", k.account_id),
             })))
         }
-        "ListAccessKeys" => {
+        Op::ListAccessKeys => {
             let keys: Vec<Value> = node
                 .list_access_keys()
                 .await?
@@ -694,10 +699,10 @@ pub async fn dispatch_admin(
                 .collect();
             Ok(answer(json!({ "AccessKeys": keys })))
         }
-        "PutUserPolicy" | "DeleteUserPolicy" => {
+        Op::PutUserPolicy | Op::DeleteUserPolicy => {
             let r: UserPolicyReq = parse(body)?;
             let user = r.user_name.ok_or_else(|| ApiError::missing("UserName"))?;
-            let policy = if op == "PutUserPolicy" {
+            let policy = if op == Op::PutUserPolicy {
                 let doc = r
                     .policy_document
                     .ok_or_else(|| ApiError::missing("PolicyDocument"))?;
@@ -710,7 +715,7 @@ pub async fn dispatch_admin(
                 .await?;
             Ok(answer(json!({})))
         }
-        "GetUserPolicy" => {
+        Op::GetUserPolicy => {
             let r: UserPolicyReq = parse(body)?;
             let user = r.user_name.ok_or_else(|| ApiError::missing("UserName"))?;
             let u = node.user(&user).await?.ok_or_else(|| {
@@ -724,7 +729,7 @@ pub async fn dispatch_admin(
                 json!({ "UserName": u.name, "PolicyDocument": u.policy }),
             ))
         }
-        "DeleteAccessKey" => {
+        Op::DeleteAccessKey => {
             let r: AccessKeyReq = parse(body)?;
             let id = r
                 .access_key_id
@@ -732,17 +737,18 @@ pub async fn dispatch_admin(
             node.delete_access_key(Some(ctx.request), id).await?;
             Ok(answer(json!({})))
         }
-        "AdvanceClock" => {
+        Op::AdvanceClock => {
             let r: AdvanceClockReq = parse(body)?;
             let ms = r.millis.ok_or_else(|| ApiError::missing("Millis"))?;
             let now = node.advance_clock(ms)?;
             Ok(answer(json!({ "NowMs": now })))
         }
-        _ => {
+        Op::ClusterStatus => {
             let s = node.cluster_status().await;
             Ok(answer(
                 serde_json::to_value(s).map_err(|e| ApiError::internal(e.to_string()))?,
             ))
         }
+        _ => Err(ApiError::unknown_operation(op.name())),
     }
 }

@@ -15,8 +15,9 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::api::{blob, context, dry_run, parse, resolve_key, secs, Answer, Ctx};
+use crate::api::{blob, context, dry_run, parse, secs, Answer, Ctx};
 use crate::error::ApiError;
+use crate::ops::Op;
 
 /// The largest RAW message Sign and Verify take; DIGEST messages must be a digest.
 const MAX_MESSAGE: usize = 4096;
@@ -137,7 +138,7 @@ pub(crate) async fn decrypt(
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct SignReq {
-    key_id: Option<String>,
+    // KeyId: resolved once, by authorization (`Ctx::keys`).
     message: Option<String>,
     message_type: Option<String>,
     signing_algorithm: Option<String>,
@@ -151,7 +152,7 @@ struct SignReq {
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct MacReq {
-    key_id: Option<String>,
+    // KeyId: resolved once, by authorization (`Ctx::keys`).
     message: Option<String>,
     mac_algorithm: Option<String>,
     mac: Option<String>,
@@ -163,14 +164,14 @@ struct MacReq {
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct PublicKeyReq {
-    key_id: Option<String>,
+    // KeyId: resolved once, by authorization (`Ctx::keys`).
     key_version_id: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct PairReq {
-    key_id: Option<String>,
+    // KeyId: resolved once, by authorization (`Ctx::keys`).
     key_pair_spec: Option<String>,
     encryption_context: Option<BTreeMap<String, String>>,
     dry_run: Option<bool>,
@@ -193,47 +194,21 @@ struct ReEncryptReq {
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct VersionReq {
-    key_id: Option<String>,
+    // KeyId: resolved once, by authorization (`Ctx::keys`).
     key_version_id: Option<String>,
     limit: Option<i64>,
     marker: Option<String>,
 }
 
-pub const OPERATIONS: &[&str] = &[
-    "Sign",
-    "Verify",
-    "GetPublicKey",
-    "GenerateMac",
-    "VerifyMac",
-    "GenerateDataKeyPair",
-    "GenerateDataKeyPairWithoutPlaintext",
-    "ReEncrypt",
-    "CreateKeyVersion",
-    "ListKeyVersions",
-    "DescribeKeyVersion",
-];
-
-/// Runs one of [`OPERATIONS`]; `None` for any other operation.
-pub async fn dispatch(
-    node: &Node,
-    ctx: &Ctx,
-    op: &str,
-    body: &[u8],
-) -> Option<Result<Answer, ApiError>> {
-    if !OPERATIONS.contains(&op) {
-        return None;
-    }
-    Some(run(node, ctx, op, body).await)
-}
-
-async fn run(node: &Node, ctx: &Ctx, op: &str, body: &[u8]) -> Result<Answer, ApiError> {
+/// Runs an asymmetric, HMAC, re-encryption or key-version operation.
+pub async fn run(node: &Node, ctx: &Ctx, op: Op, body: &[u8]) -> Result<Answer, ApiError> {
     match op {
-        "Sign" => {
+        Op::Sign => {
             let r: SignReq = parse(body)?;
             let message = blob("Message", r.message, 1, MAX_MESSAGE)?;
             let kind = message_type(r.message_type)?;
             let alg = signing_alg(r.signing_algorithm)?;
-            let id = resolve_key(node, r.key_id.as_deref()).await?;
+            let id = ctx.key(0)?;
             dry_run(r.dry_run)?;
             let (out, vid) = node
                 .key_op(
@@ -253,13 +228,13 @@ async fn run(node: &Node, ctx: &Ctx, op: &str, body: &[u8]) -> Result<Answer, Ap
                 key_id: Some(id),
             })
         }
-        "Verify" => {
+        Op::Verify => {
             let r: SignReq = parse(body)?;
             let message = blob("Message", r.message, 1, MAX_MESSAGE)?;
             let signature = blob("Signature", r.signature, 1, 6144)?;
             let kind = message_type(r.message_type)?;
             let alg = signing_alg(r.signing_algorithm)?;
-            let id = resolve_key(node, r.key_id.as_deref()).await?;
+            let id = ctx.key(0)?;
             dry_run(r.dry_run)?;
             let op = KeyOp::Verify {
                 alg,
@@ -283,9 +258,9 @@ async fn run(node: &Node, ctx: &Ctx, op: &str, body: &[u8]) -> Result<Answer, Ap
                 _ => Err(arca_node::NodeError::InvalidSignature.into()),
             }
         }
-        "GetPublicKey" => {
+        Op::GetPublicKey => {
             let r: PublicKeyReq = parse(body)?;
-            let id = resolve_key(node, r.key_id.as_deref()).await?;
+            let id = ctx.key(0)?;
             let (spki, vid) = node.public_key(id, r.key_version_id.as_deref()).await?;
             let (spec, usage) = node.spec_of(&id)?;
             let mut body = json!({
@@ -309,16 +284,16 @@ async fn run(node: &Node, ctx: &Ctx, op: &str, body: &[u8]) -> Result<Answer, Ap
                 key_id: Some(id),
             })
         }
-        "GenerateMac" | "VerifyMac" => {
+        Op::GenerateMac | Op::VerifyMac => {
             let r: MacReq = parse(body)?;
             let message = blob("Message", r.message, 1, arca_keys::MAX_MAC_MESSAGE_LEN)?;
             let alg = mac_alg(r.mac_algorithm)?;
-            let verify_mac = if op == "VerifyMac" {
+            let verify_mac = if op == Op::VerifyMac {
                 Some(blob("Mac", r.mac, 1, 6144)?)
             } else {
                 None
             };
-            let id = resolve_key(node, r.key_id.as_deref()).await?;
+            let id = ctx.key(0)?;
             dry_run(r.dry_run)?;
             let arn = node.key_arn(&id)?;
             match verify_mac {
@@ -355,7 +330,7 @@ async fn run(node: &Node, ctx: &Ctx, op: &str, body: &[u8]) -> Result<Answer, Ap
                 }
             }
         }
-        "GenerateDataKeyPair" | "GenerateDataKeyPairWithoutPlaintext" => {
+        Op::GenerateDataKeyPair | Op::GenerateDataKeyPairWithoutPlaintext => {
             let r: PairReq = parse(body)?;
             let spec_name = r
                 .key_pair_spec
@@ -379,7 +354,7 @@ async fn run(node: &Node, ctx: &Ctx, op: &str, body: &[u8]) -> Result<Answer, Ap
                     )
                 })?;
             let ctx_map = context(r.encryption_context)?;
-            let id = resolve_key(node, r.key_id.as_deref()).await?;
+            let id = ctx.key(0)?;
             dry_run(r.dry_run)?;
             node.require_symmetric(&id)?;
             let (private, public) = node.new_key_pair(pair_spec).await?;
@@ -390,7 +365,7 @@ async fn run(node: &Node, ctx: &Ctx, op: &str, body: &[u8]) -> Result<Answer, Ap
                 "KeyId": node.key_arn(&id)?,
                 "KeyPairSpec": pair_spec.as_aws(),
             });
-            if op == "GenerateDataKeyPair" {
+            if op == Op::GenerateDataKeyPair {
                 body["PrivateKeyPlaintext"] = json!(B64.encode(private.expose()));
             }
             Ok(Answer {
@@ -398,17 +373,17 @@ async fn run(node: &Node, ctx: &Ctx, op: &str, body: &[u8]) -> Result<Answer, Ap
                 key_id: Some(id),
             })
         }
-        "ReEncrypt" => re_encrypt(node, parse(body)?).await,
-        "CreateKeyVersion" => {
-            let r: VersionReq = parse(body)?;
-            let id = resolve_key(node, r.key_id.as_deref()).await?;
+        Op::ReEncrypt => re_encrypt(node, ctx, parse(body)?).await,
+        Op::CreateKeyVersion => {
+            let _: VersionReq = parse(body)?;
+            let id = ctx.key(0)?;
             let vid = node.create_key_version(Some(ctx.request), id).await?;
             Ok(Answer {
                 body: json!({ "KeyId": node.key_arn(&id)?, "KeyVersionId": vid }),
                 key_id: Some(id),
             })
         }
-        "ListKeyVersions" => {
+        Op::ListKeyVersions => {
             let r: VersionReq = parse(body)?;
             let limit = r.limit.unwrap_or(100);
             if !(1..=1000).contains(&limit) {
@@ -420,7 +395,7 @@ async fn run(node: &Node, ctx: &Ctx, op: &str, body: &[u8]) -> Result<Answer, Ap
                     ApiError::new(400, "InvalidMarkerException", "The Marker is not valid")
                 })?,
             };
-            let id = resolve_key(node, r.key_id.as_deref()).await?;
+            let id = ctx.key(0)?;
             let k = node.describe_key(&id).await?;
             let all = &k.record.versions;
             let page: Vec<Value> = all
@@ -445,7 +420,7 @@ async fn run(node: &Node, ctx: &Ctx, op: &str, body: &[u8]) -> Result<Answer, Ap
             let vid = r
                 .key_version_id
                 .ok_or_else(|| ApiError::missing("KeyVersionId"))?;
-            let id = resolve_key(node, r.key_id.as_deref()).await?;
+            let id = ctx.key(0)?;
             let k = node.describe_key(&id).await?;
             let v = k.record.version_by_id(&vid).ok_or_else(|| {
                 ApiError::new(
@@ -472,17 +447,18 @@ fn version_json(arn: &str, v: &arca_state::KeyVersion, primary: bool) -> Value {
     })
 }
 
-async fn re_encrypt(node: &Node, r: ReEncryptReq) -> Result<Answer, ApiError> {
+async fn re_encrypt(node: &Node, ctx: &Ctx, r: ReEncryptReq) -> Result<Answer, ApiError> {
     let ct = blob("CiphertextBlob", r.ciphertext_blob, 1, MAX_CIPHERTEXT_LEN)?;
-    let dest_ref = r
-        .destination_key_id
-        .ok_or_else(|| ApiError::missing("DestinationKeyId"))?;
+    if r.destination_key_id.is_none() {
+        return Err(ApiError::missing("DestinationKeyId"));
+    }
     let src_ctx = context(r.source_encryption_context)?;
     let dst_ctx = context(r.destination_encryption_context)?;
     dry_run(r.dry_run)?;
     // Source: asymmetric if a SourceKeyId names an asymmetric key, else the blob's own key.
-    let source = match r.source_key_id.as_deref() {
-        Some(s) => Some(resolve_key(node, Some(s)).await?),
+    // Authorization resolved the source (named, or the blob's own) and the destination.
+    let source = match r.source_key_id {
+        Some(_) => Some(ctx.key(0)?),
         None => None,
     };
     let source_asym = match source {
@@ -513,7 +489,7 @@ async fn re_encrypt(node: &Node, r: ReEncryptReq) -> Result<Answer, ApiError> {
         let (s, pt) = node.decrypt(ct, src_ctx, source).await?;
         (s, pt, "SYMMETRIC_DEFAULT")
     };
-    let dest = resolve_key(node, Some(&dest_ref)).await?;
+    let dest = ctx.key(1)?;
     let (dest_spec, _) = node.spec_of(&dest)?;
     let (blob_out, dest_alg) = if dest_spec.is_asymmetric() {
         let a = encrypt(

@@ -19,6 +19,7 @@ use serde::Deserialize;
 
 use crate::api::Caller;
 use crate::error::ApiError;
+use crate::ops::{Op, Scope};
 
 /// The request fields authorization looks at (the operation parses the body
 /// again for itself).
@@ -163,19 +164,6 @@ struct TagField {
     tag_value: Option<String>,
 }
 
-/// Operations on no particular key: the identity policy decides.
-const ACCOUNT_LEVEL: &[&str] = &[
-    "CreateKey",
-    "ListKeys",
-    "ListAliases",
-    "GenerateRandom",
-    "ListRetirableGrants",
-];
-
-/// Arca's extension operations of the `TrentService` namespace, authorized
-/// as `arca:<Op>`.
-const EXTENSIONS: &[&str] = &["CreateKeyVersion", "ListKeyVersions", "DescribeKeyVersion"];
-
 /// What a caller is, for policies.
 pub struct Principal {
     pub arn: String,
@@ -188,10 +176,7 @@ pub struct Principal {
 pub struct Call<'a> {
     pub caller: &'a Caller,
     pub principal: &'a Principal,
-    /// The operation's name (`Encrypt`, `ClusterStatus`, ...).
-    pub op: &'a str,
-    /// An `ArcaAdmin` operation.
-    pub admin: bool,
+    pub op: Op,
     pub body: &'a [u8],
     /// The client's address, for `aws:SourceIp`.
     pub source_ip: &'a str,
@@ -377,7 +362,6 @@ impl Authorizer {
             caller,
             principal,
             op,
-            admin,
             body,
             source_ip,
         } = *call;
@@ -396,13 +380,9 @@ impl Authorizer {
             denied(&principal.arn, action, resource, decision, resource_based)
         };
 
-        if admin || ACCOUNT_LEVEL.contains(&op) {
-            let action = if admin {
-                format!("arca:{op}")
-            } else {
-                format!("kms:{op}")
-            };
-            if op == "CreateKey" {
+        if op.scope() != Scope::Key {
+            let action = op.action();
+            if op == Op::CreateKey {
                 create_key_context(&mut ctx, &fields);
                 if let Some(doc) = &fields.policy {
                     let new = parse_policy(doc, PolicyKind::Key)?;
@@ -411,18 +391,18 @@ impl Authorizer {
             }
             let req = Request {
                 principal: &principal.arn,
-                action: &action,
+                action,
                 resource: "*",
                 context: &ctx,
             };
             return match decide(None, identity.as_deref(), false, &req) {
                 Decision::Allow => Ok(()),
-                d => Err(deny(&action, "*", d, false)),
+                d => Err(deny(action, "*", d, false)),
             };
         }
 
         // Alias operations also need the identity policy's leave on the alias.
-        if matches!(op, "CreateAlias" | "UpdateAlias" | "DeleteAlias") {
+        if matches!(op, Op::CreateAlias | Op::UpdateAlias | Op::DeleteAlias) {
             let name = fields
                 .alias_name
                 .as_deref()
@@ -431,20 +411,20 @@ impl Authorizer {
                 "arn:aws:kms:{}:{}:{name}",
                 principal.region, principal.account
             );
-            let action = format!("kms:{op}");
+            let action = op.action();
             let req = Request {
                 principal: &principal.arn,
-                action: &action,
+                action,
                 resource: &alias_arn,
                 context: &ctx,
             };
             match decide(None, identity.as_deref(), false, &req) {
                 Decision::Allow => {}
-                d => return Err(deny(&action, &alias_arn, d, false)),
+                d => return Err(deny(action, &alias_arn, d, false)),
             }
         }
         let tokens = self.token_grants(node, &fields)?;
-        if op == "RetireGrant" {
+        let checks = if op == Op::RetireGrant {
             // The retiring principal, or a grantee the grant lets retire it,
             // may retire a grant whatever the key's policy says.
             let grant = retire_target(node, &fields).await?;
@@ -452,18 +432,29 @@ impl Authorizer {
             if grant.retiring.as_deref() == Some(arn)
                 || (grant.grantee == arn && grant.operations.iter().any(|o| o == "RetireGrant"))
             {
+                keys.push(grant.key_id);
                 return Ok(());
             }
-        }
-        for (action, key_ref) in key_checks(op, &fields, node).await? {
-            let id = node.resolve(&key_ref).await?;
+            vec![(op.action(), KeyRef::Id(grant.key_id))]
+        } else {
+            key_checks(op, &fields)?
+        };
+        for (action, key_ref) in checks {
+            let id = match &key_ref {
+                KeyRef::Id(id) => *id,
+                KeyRef::Named(name) => node.resolve(name).await?,
+            };
             keys.push(id);
+            let key_ref = match key_ref {
+                KeyRef::Id(id) => id.to_string(),
+                KeyRef::Named(name) => name,
+            };
             let (facts, entry) = self
                 .key(node, id, &principal.arn, &principal.account)
                 .await?;
             let key_policy = entry.policy;
             let mut ctx = request_context_on(entry.layer, caller_layer.clone(), source_ip);
-            key_context(&mut ctx, &facts, &key_ref, &fields, &action);
+            key_context(&mut ctx, &facts, &key_ref, &fields, action);
             if action == "kms:CreateGrant" {
                 grant_context(&mut ctx, &fields);
             }
@@ -484,7 +475,7 @@ impl Authorizer {
             }
             let req = Request {
                 principal: &principal.arn,
-                action: &action,
+                action,
                 resource: &facts.arn,
                 context: &ctx,
             };
@@ -494,13 +485,13 @@ impl Authorizer {
                         .iter()
                         .filter(|g| g.key_id == id && g.grantee == principal.arn),
                 ),
-                &action,
+                action,
                 &facts,
                 &fields,
             );
             match decide(Some(&key_policy), identity.as_deref(), granted, &req) {
                 Decision::Allow => {}
-                d => return Err(deny(&action, &facts.arn, d, true)),
+                d => return Err(deny(action, &facts.arn, d, true)),
             }
         }
         Ok(())
@@ -669,48 +660,47 @@ fn lockout_check(
     }
 }
 
-/// The (action, key reference) pairs a key-level operation needs allowed.
-async fn key_checks(op: &str, f: &Fields, node: &Node) -> Result<Vec<(String, String)>, ApiError> {
-    if op == "RetireGrant" {
-        let g = retire_target(node, f).await?;
-        return Ok(vec![("kms:RetireGrant".into(), g.key_id.to_string())]);
-    }
-    key_checks_of(op, f)
+/// A key a request names: as the client wrote it (id, ARN, alias name or
+/// alias ARN), or already known by id (a grant's key).
+enum KeyRef {
+    Named(String),
+    Id(KeyId),
 }
 
-fn key_checks_of(op: &str, f: &Fields) -> Result<Vec<(String, String)>, ApiError> {
-    let action = |a: &str| {
-        if EXTENSIONS.contains(&a) {
-            format!("arca:{a}")
-        } else {
-            format!("kms:{a}")
-        }
+/// The (action, key) pairs a key-level operation needs allowed. Their order
+/// is the order of [`crate::api::Ctx::keys`].
+fn key_checks(op: Op, f: &Fields) -> Result<Vec<(&'static str, KeyRef)>, ApiError> {
+    let required = |v: &Option<String>, name: &str| {
+        v.clone()
+            .map(KeyRef::Named)
+            .ok_or_else(|| ApiError::missing(name))
     };
-    let required =
-        |v: &Option<String>, name: &str| v.clone().ok_or_else(|| ApiError::missing(name));
     Ok(match op {
-        "Decrypt" => vec![(
-            action(op),
-            decrypt_key(f.key_id.as_ref(), f.ciphertext_blob.as_ref())?,
+        Op::Decrypt => vec![(
+            op.action(),
+            KeyRef::Named(decrypt_key(f.key_id.as_ref(), f.ciphertext_blob.as_ref())?),
         )],
-        "ReEncrypt" => vec![
+        Op::ReEncrypt => vec![
             (
-                "kms:ReEncryptFrom".into(),
-                decrypt_key(f.source_key_id.as_ref(), f.ciphertext_blob.as_ref())?,
+                "kms:ReEncryptFrom",
+                KeyRef::Named(decrypt_key(
+                    f.source_key_id.as_ref(),
+                    f.ciphertext_blob.as_ref(),
+                )?),
             ),
             (
-                "kms:ReEncryptTo".into(),
+                "kms:ReEncryptTo",
                 required(&f.destination_key_id, "DestinationKeyId")?,
             ),
         ],
-        "CreateAlias" => vec![(action(op), required(&f.target_key_id, "TargetKeyId")?)],
+        Op::CreateAlias => vec![(op.action(), required(&f.target_key_id, "TargetKeyId")?)],
         // The key it points to now and the one it will point to.
-        "UpdateAlias" => vec![
-            (action(op), required(&f.alias_name, "AliasName")?),
-            (action(op), required(&f.target_key_id, "TargetKeyId")?),
+        Op::UpdateAlias => vec![
+            (op.action(), required(&f.alias_name, "AliasName")?),
+            (op.action(), required(&f.target_key_id, "TargetKeyId")?),
         ],
-        "DeleteAlias" => vec![(action(op), required(&f.alias_name, "AliasName")?)],
-        _ => vec![(action(op), required(&f.key_id, "KeyId")?)],
+        Op::DeleteAlias => vec![(op.action(), required(&f.alias_name, "AliasName")?)],
+        _ => vec![(op.action(), required(&f.key_id, "KeyId")?)],
     })
 }
 
@@ -910,40 +900,85 @@ fn denied(
 mod tests {
     use super::*;
 
+    fn checks(op: Op, f: &Fields) -> Vec<(&'static str, String)> {
+        key_checks(op, f)
+            .unwrap()
+            .into_iter()
+            .map(|(a, k)| match k {
+                KeyRef::Named(n) => (a, n),
+                KeyRef::Id(id) => (a, id.to_string()),
+            })
+            .collect()
+    }
+
     #[test]
     fn each_operation_names_its_keys_and_actions() {
         let f: Fields = serde_json::from_str(
             r#"{"KeyId":"alias/a","DestinationKeyId":"k2","SourceKeyId":"k1","TargetKeyId":"k3","AliasName":"alias/b"}"#,
         )
         .unwrap();
+        let named = |a: &'static str, k: &str| (a, k.to_string());
         assert_eq!(
-            key_checks_of("Encrypt", &f).unwrap(),
-            vec![("kms:Encrypt".into(), "alias/a".into())]
+            checks(Op::Encrypt, &f),
+            vec![named("kms:Encrypt", "alias/a")]
         );
         assert_eq!(
-            key_checks_of("ReEncrypt", &f).unwrap(),
+            checks(Op::ReEncrypt, &f),
             vec![
-                ("kms:ReEncryptFrom".into(), "k1".into()),
-                ("kms:ReEncryptTo".into(), "k2".into())
+                named("kms:ReEncryptFrom", "k1"),
+                named("kms:ReEncryptTo", "k2")
             ]
         );
         assert_eq!(
-            key_checks_of("CreateAlias", &f).unwrap(),
-            vec![("kms:CreateAlias".into(), "k3".into())]
+            checks(Op::CreateAlias, &f),
+            vec![named("kms:CreateAlias", "k3")]
         );
         assert_eq!(
-            key_checks_of("DeleteAlias", &f).unwrap(),
-            vec![("kms:DeleteAlias".into(), "alias/b".into())]
+            checks(Op::UpdateAlias, &f),
+            vec![
+                named("kms:UpdateAlias", "alias/b"),
+                named("kms:UpdateAlias", "k3")
+            ]
         );
         assert_eq!(
-            key_checks_of("CreateKeyVersion", &f).unwrap(),
-            vec![("arca:CreateKeyVersion".into(), "alias/a".into())]
+            checks(Op::DeleteAlias, &f),
+            vec![named("kms:DeleteAlias", "alias/b")]
+        );
+        assert_eq!(
+            checks(Op::CreateKeyVersion, &f),
+            vec![named("arca:CreateKeyVersion", "alias/a")]
         );
         let empty = Fields::default();
         assert_eq!(
-            key_checks_of("Sign", &empty).unwrap_err().code,
+            key_checks(Op::Sign, &empty).err().unwrap().code,
             "ValidationException"
         );
+    }
+
+    #[test]
+    fn every_action_is_one_policies_know() {
+        // A policy naming an operation's action must validate, or no policy
+        // could ever allow it.
+        for op in Op::ALL {
+            let doc = format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"*"}},"Action":"{}","Resource":"*"}}]}}"#,
+                op.action()
+            );
+            let kind = if op.scope() == Scope::Key {
+                PolicyKind::Key
+            } else {
+                PolicyKind::Identity
+            };
+            let doc = if kind == PolicyKind::Identity {
+                doc.replace(r#""Principal":{"AWS":"*"},"#, "")
+            } else {
+                doc
+            };
+            if *op == Op::ReEncrypt {
+                continue; // authorized as ReEncryptFrom and ReEncryptTo
+            }
+            parse_policy(&doc, kind).unwrap_or_else(|e| panic!("{op:?}: {}", e.message));
+        }
     }
 
     #[test]

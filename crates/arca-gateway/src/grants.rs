@@ -9,16 +9,9 @@ use arca_state::{GrantConstraints, GrantRecord, GrantRow, KeyId};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::api::{parse, resolve_key, Answer, Ctx};
+use crate::api::{parse, Answer, Ctx};
 use crate::error::ApiError;
-
-pub const OPERATIONS: &[&str] = &[
-    "CreateGrant",
-    "ListGrants",
-    "ListRetirableGrants",
-    "RetireGrant",
-    "RevokeGrant",
-];
+use crate::ops::Op;
 
 /// The operations a grant may allow (AWS's list).
 const GRANT_OPERATIONS: &[&str] = &[
@@ -56,7 +49,7 @@ const WITHOUT_CONTEXT: &[&str] = &[
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct CreateGrantReq {
-    key_id: Option<String>,
+    // KeyId: resolved once, by authorization (`Ctx::keys`).
     grantee_principal: Option<String>,
     retiring_principal: Option<String>,
     operations: Option<Vec<String>>,
@@ -77,7 +70,7 @@ struct ConstraintsReq {
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct ListGrantsReq {
-    key_id: Option<String>,
+    // KeyId: resolved once, by authorization (`Ctx::keys`).
     grant_id: Option<String>,
     grantee_principal: Option<String>,
     retiring_principal: Option<String>,
@@ -90,40 +83,20 @@ struct ListGrantsReq {
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct GrantIdReq {
-    key_id: Option<String>,
+    // KeyId: resolved once, by authorization (`Ctx::keys`).
     grant_id: Option<String>,
     grant_token: Option<String>,
     dry_run: Option<bool>,
 }
 
-/// Runs a grant operation; `None` if `op` is not one.
-pub async fn dispatch(
-    node: &Node,
-    ctx: &Ctx,
-    op: &str,
-    body: &[u8],
-) -> Option<Result<Answer, ApiError>> {
-    if !OPERATIONS.contains(&op) {
-        return None;
+/// Runs a grant operation.
+pub async fn run(node: &Node, ctx: &Ctx, op: Op, body: &[u8]) -> Result<Answer, ApiError> {
+    match op {
+        Op::CreateGrant => create(node, ctx, parse(body)?).await,
+        Op::ListGrants => list(node, ctx, parse(body)?).await,
+        Op::ListRetirableGrants => list_retirable(node, parse(body)?).await,
+        _ => remove(node, ctx, op, parse(body)?).await,
     }
-    Some(match op {
-        "CreateGrant" => match parse::<CreateGrantReq>(body) {
-            Ok(r) => create(node, ctx, r).await,
-            Err(e) => Err(e),
-        },
-        "ListGrants" => match parse::<ListGrantsReq>(body) {
-            Ok(r) => list(node, r).await,
-            Err(e) => Err(e),
-        },
-        "ListRetirableGrants" => match parse::<ListGrantsReq>(body) {
-            Ok(r) => list_retirable(node, r).await,
-            Err(e) => Err(e),
-        },
-        _ => match parse::<GrantIdReq>(body) {
-            Ok(r) => remove(node, ctx, op, r).await,
-            Err(e) => Err(e),
-        },
-    })
 }
 
 fn validation(m: impl Into<String>) -> ApiError {
@@ -131,7 +104,7 @@ fn validation(m: impl Into<String>) -> ApiError {
 }
 
 async fn create(node: &Node, ctx: &Ctx, r: CreateGrantReq) -> Result<Answer, ApiError> {
-    let key = resolve_key(node, r.key_id.as_deref()).await?;
+    let key = ctx.key(0)?;
     let grantee = r
         .grantee_principal
         .ok_or_else(|| ApiError::missing("GranteePrincipal"))?;
@@ -279,8 +252,8 @@ fn page(
     Ok(out)
 }
 
-async fn list(node: &Node, r: ListGrantsReq) -> Result<Answer, ApiError> {
-    let key = resolve_key(node, r.key_id.as_deref()).await?;
+async fn list(node: &Node, ctx: &Ctx, r: ListGrantsReq) -> Result<Answer, ApiError> {
+    let key = ctx.key(0)?;
     let grants: Vec<GrantRecord> = node
         .grants_of(&key)
         .await?
@@ -308,14 +281,14 @@ async fn list_retirable(node: &Node, r: ListGrantsReq) -> Result<Answer, ApiErro
     Ok(Answer { body, key_id: None })
 }
 
-async fn remove(node: &Node, ctx: &Ctx, op: &str, r: GrantIdReq) -> Result<Answer, ApiError> {
+async fn remove(node: &Node, ctx: &Ctx, op: Op, r: GrantIdReq) -> Result<Answer, ApiError> {
     let (key, grant_id) = match (&r.grant_token, op) {
-        (Some(t), "RetireGrant") => {
+        (Some(t), Op::RetireGrant) => {
             let g = node.verify_grant_token(t)?;
             (g.key_id, g.grant_id)
         }
         _ => {
-            let key = resolve_key(node, r.key_id.as_deref()).await?;
+            let key = ctx.key(0)?;
             let id = r.grant_id.ok_or_else(|| ApiError::missing("GrantId"))?;
             (key, id)
         }

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use crate::api::{parse, resolve_key, secs, Answer, Ctx};
 use crate::error::ApiError;
+use crate::ops::Op;
 
 /// A tag as the API spells it.
 #[derive(Deserialize)]
@@ -39,20 +40,20 @@ pub fn tags(t: Option<Vec<Tag>>) -> Result<Vec<(String, String)>, ApiError> {
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct KeyReq {
-    key_id: Option<String>,
+    // KeyId: resolved once, by authorization (`Ctx::keys`).
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct DescriptionReq {
-    key_id: Option<String>,
+    // KeyId: resolved once, by authorization (`Ctx::keys`).
     description: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct ScheduleReq {
-    key_id: Option<String>,
+    // KeyId: resolved once, by authorization (`Ctx::keys`).
     pending_window_in_days: Option<i64>,
 }
 
@@ -74,21 +75,21 @@ struct ListReq {
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct TagReq {
-    key_id: Option<String>,
+    // KeyId: resolved once, by authorization (`Ctx::keys`).
     tags: Option<Vec<Tag>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct UntagReq {
-    key_id: Option<String>,
+    // KeyId: resolved once, by authorization (`Ctx::keys`).
     tag_keys: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct RotationReq {
-    key_id: Option<String>,
+    // KeyId: resolved once, by authorization (`Ctx::keys`).
     rotation_period_in_days: Option<i64>,
 }
 
@@ -131,55 +132,30 @@ fn alias_name(n: Option<String>) -> Result<String, ApiError> {
     Ok(n)
 }
 
-/// An alias target must name a key, not another alias.
-async fn target(node: &Node, t: Option<String>) -> Result<arca_state::KeyId, ApiError> {
+/// An alias target must name a key, not another alias; it is the request's
+/// `i`-th key (resolved by authorization).
+fn target(ctx: &Ctx, t: Option<String>, i: usize) -> Result<arca_state::KeyId, ApiError> {
     let t = t.ok_or_else(|| ApiError::missing("TargetKeyId"))?;
     if t.contains("alias/") {
         return Err(ApiError::validation(
             "TargetKeyId must be a key id or key ARN, not an alias",
         ));
     }
-    resolve_key(node, Some(&t)).await
+    ctx.key(i)
 }
 
-/// The lifecycle operations served here.
-pub const OPERATIONS: &[&str] = &[
-    "EnableKey",
-    "DisableKey",
-    "UpdateKeyDescription",
-    "ScheduleKeyDeletion",
-    "CancelKeyDeletion",
-    "CreateAlias",
-    "UpdateAlias",
-    "DeleteAlias",
-    "ListAliases",
-    "TagResource",
-    "UntagResource",
-    "ListResourceTags",
-    "EnableKeyRotation",
-    "DisableKeyRotation",
-    "GetKeyRotationStatus",
-    "RotateKeyOnDemand",
-    "ListKeyRotations",
-];
-
-/// Runs a lifecycle operation; `None` if `op` is not one.
-pub async fn dispatch(
-    node: &Node,
-    ctx: &Ctx,
-    op: &str,
-    body: &[u8],
-) -> Option<Result<Answer, ApiError>> {
+/// Runs a lifecycle, alias, tag or rotation operation.
+pub async fn run(node: &Node, ctx: &Ctx, op: Op, body: &[u8]) -> Result<Answer, ApiError> {
     let rid = Some(ctx.request);
-    let r = async {
+    {
         match op {
-            "EnableKey" | "DisableKey" => {
-                let r: KeyReq = parse(body)?;
-                let id = resolve_key(node, r.key_id.as_deref()).await?;
-                node.set_enabled(rid, id, op == "EnableKey").await?;
+            Op::EnableKey | Op::DisableKey => {
+                let _: KeyReq = parse(body)?;
+                let id = ctx.key(0)?;
+                node.set_enabled(rid, id, op == Op::EnableKey).await?;
                 done(id, json!({}))
             }
-            "UpdateKeyDescription" => {
+            Op::UpdateKeyDescription => {
                 let r: DescriptionReq = parse(body)?;
                 let d = r
                     .description
@@ -189,11 +165,11 @@ pub async fn dispatch(
                         "Description must be at most 8192 characters",
                     ));
                 }
-                let id = resolve_key(node, r.key_id.as_deref()).await?;
+                let id = ctx.key(0)?;
                 node.update_description(rid, id, d).await?;
                 done(id, json!({}))
             }
-            "ScheduleKeyDeletion" => {
+            Op::ScheduleKeyDeletion => {
                 let r: ScheduleReq = parse(body)?;
                 let w = r
                     .pending_window_in_days
@@ -208,7 +184,7 @@ pub async fn dispatch(
                         rules::MAX_PENDING_WINDOW_DAYS
                     )));
                 }
-                let id = resolve_key(node, r.key_id.as_deref()).await?;
+                let id = ctx.key(0)?;
                 let date = node.schedule_deletion(rid, id, w as u32).await?;
                 done(
                     id,
@@ -220,27 +196,27 @@ pub async fn dispatch(
                     }),
                 )
             }
-            "CancelKeyDeletion" => {
-                let r: KeyReq = parse(body)?;
-                let id = resolve_key(node, r.key_id.as_deref()).await?;
+            Op::CancelKeyDeletion => {
+                let _: KeyReq = parse(body)?;
+                let id = ctx.key(0)?;
                 node.cancel_deletion(rid, id).await?;
                 done(id, json!({ "KeyId": node.key_arn(&id)? }))
             }
-            "CreateAlias" => {
+            Op::CreateAlias => {
                 let r: AliasReq = parse(body)?;
                 let name = alias_name(r.alias_name)?;
-                let id = target(node, r.target_key_id).await?;
+                let id = target(ctx, r.target_key_id, 0)?;
                 node.create_alias(rid, name, id).await?;
                 done(id, json!({}))
             }
-            "UpdateAlias" => {
+            Op::UpdateAlias => {
                 let r: AliasReq = parse(body)?;
                 let name = alias_name(r.alias_name)?;
-                let id = target(node, r.target_key_id).await?;
+                let id = target(ctx, r.target_key_id, 1)?;
                 node.update_alias(rid, name, id).await?;
                 done(id, json!({}))
             }
-            "DeleteAlias" => {
+            Op::DeleteAlias => {
                 let r: AliasReq = parse(body)?;
                 let name = alias_name(r.alias_name)?;
                 node.delete_alias(rid, name).await?;
@@ -249,7 +225,7 @@ pub async fn dispatch(
                     key_id: None,
                 })
             }
-            "ListAliases" => {
+            Op::ListAliases => {
                 let r: ListReq = parse(body)?;
                 let limit = limit(r.limit, 100, 50)?;
                 let key = match r.key_id.as_deref() {
@@ -277,17 +253,17 @@ pub async fn dispatch(
                 }
                 Ok(Answer { body, key_id: key })
             }
-            "TagResource" => {
+            Op::TagResource => {
                 let r: TagReq = parse(body)?;
                 let t = tags(r.tags)?;
                 if t.is_empty() {
                     return Err(ApiError::missing("Tags"));
                 }
-                let id = resolve_key(node, r.key_id.as_deref()).await?;
+                let id = ctx.key(0)?;
                 node.tag(rid, id, t).await?;
                 done(id, json!({}))
             }
-            "UntagResource" => {
+            Op::UntagResource => {
                 let r: UntagReq = parse(body)?;
                 let keys = r.tag_keys.ok_or_else(|| ApiError::missing("TagKeys"))?;
                 if keys.len() > rules::MAX_TAGS {
@@ -296,15 +272,15 @@ pub async fn dispatch(
                         rules::MAX_TAGS
                     )));
                 }
-                let id = resolve_key(node, r.key_id.as_deref()).await?;
+                let id = ctx.key(0)?;
                 node.untag(rid, id, keys).await?;
                 done(id, json!({}))
             }
-            "ListResourceTags" => {
+            Op::ListResourceTags => {
                 let r: ListReq = parse(body)?;
                 let limit = limit(r.limit, 50, 50)?;
                 let from = offset(r.marker)?;
-                let id = resolve_key(node, r.key_id.as_deref()).await?;
+                let id = ctx.key(0)?;
                 let all = node.tags(&id)?;
                 let page: Vec<Value> = all
                     .iter()
@@ -319,7 +295,7 @@ pub async fn dispatch(
                 }
                 done(id, body)
             }
-            "EnableKeyRotation" => {
+            Op::EnableKeyRotation => {
                 let r: RotationReq = parse(body)?;
                 let days = r
                     .rotation_period_in_days
@@ -334,19 +310,19 @@ pub async fn dispatch(
                         rules::MAX_ROTATION_DAYS
                     )));
                 }
-                let id = resolve_key(node, r.key_id.as_deref()).await?;
+                let id = ctx.key(0)?;
                 node.set_rotation(rid, id, Some(days as u32)).await?;
                 done(id, json!({}))
             }
-            "DisableKeyRotation" => {
-                let r: KeyReq = parse(body)?;
-                let id = resolve_key(node, r.key_id.as_deref()).await?;
+            Op::DisableKeyRotation => {
+                let _: KeyReq = parse(body)?;
+                let id = ctx.key(0)?;
                 node.set_rotation(rid, id, None).await?;
                 done(id, json!({}))
             }
-            "GetKeyRotationStatus" => {
-                let r: KeyReq = parse(body)?;
-                let id = resolve_key(node, r.key_id.as_deref()).await?;
+            Op::GetKeyRotationStatus => {
+                let _: KeyReq = parse(body)?;
+                let id = ctx.key(0)?;
                 let k = node.describe_key(&id).await?;
                 let mut body = json!({
                     "KeyId": k.arn,
@@ -361,17 +337,17 @@ pub async fn dispatch(
                 }
                 done(id, body)
             }
-            "RotateKeyOnDemand" => {
-                let r: KeyReq = parse(body)?;
-                let id = resolve_key(node, r.key_id.as_deref()).await?;
+            Op::RotateKeyOnDemand => {
+                let _: KeyReq = parse(body)?;
+                let id = ctx.key(0)?;
                 node.rotate_on_demand(rid, id).await?;
                 done(id, json!({ "KeyId": id.to_string() }))
             }
-            "ListKeyRotations" => {
+            Op::ListKeyRotations => {
                 let r: ListReq = parse(body)?;
                 let limit = limit(r.limit, 1000, 100)?;
                 let from = offset(r.marker)?;
-                let id = resolve_key(node, r.key_id.as_deref()).await?;
+                let id = ctx.key(0)?;
                 let arn = node.key_arn(&id)?;
                 let all = node.rotations(&id)?;
                 let page: Vec<Value> = all
@@ -393,12 +369,7 @@ pub async fn dispatch(
                 }
                 done(id, body)
             }
-            _ => Err(ApiError::unknown_operation(op)),
+            _ => Err(ApiError::unknown_operation(op.name())),
         }
-    };
-    if OPERATIONS.contains(&op) {
-        Some(r.await)
-    } else {
-        None
     }
 }
