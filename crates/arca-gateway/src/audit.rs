@@ -21,10 +21,15 @@
 //! returns once its line has been written to the file (a `write` to the
 //! operating system; fsync at checkpoints, rotation and shutdown), or an error
 //! — the request then fails with 503 and `arca_audit_failures_total` counts
-//! it. Group commit keeps that cheap: requests queue their lines, a writer
-//! thread takes all that are queued, writes them with one `write` and wakes
-//! them together. [`AuditMode::BestEffort`] returns at once instead and drops
-//! (and counts, `arca_audit_dropped_total`) what it cannot write.
+//! it. Group commit keeps that cheap: requests queue their lines; the one
+//! that finds no one writing writes everything queued itself, with one
+//! `write`, until the queue is empty, and wakes the others whose lines it
+//! wrote — no hand-off to another thread and back on the request path. A
+//! writer thread does the slow, rare work: checkpoints (with their sync),
+//! rotation, reopening and the final seal; while it works, lines queue and
+//! it writes them after. [`AuditMode::BestEffort`] returns at once instead
+//! (unless the request is the one writing) and drops (and counts,
+//! `arca_audit_dropped_total`) what it cannot write.
 //!
 //! **Rotation.** Once the file reaches [`AuditConfig::max_file_bytes`] it is
 //! sealed and renamed to `<name>.<seq of its last line, 20 digits>` (so a shell
@@ -319,18 +324,78 @@ impl Batch {
     }
 }
 
+/// Serialized records in one buffer, in arrival order: the bytes are copied
+/// in on the request's thread and the buffer is reused, so no allocation
+/// crosses from the request threads to the writer's.
+#[derive(Default)]
+struct Lines {
+    bytes: Vec<u8>,
+    /// Where each record ends in `bytes`.
+    ends: Vec<usize>,
+}
+
+impl Lines {
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    fn push(&mut self, line: &[u8]) {
+        self.bytes.extend_from_slice(line);
+        self.ends.push(self.bytes.len());
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        let mut start = 0;
+        self.ends.iter().map(move |&end| {
+            let line = &self.bytes[start..end];
+            start = end;
+            line
+        })
+    }
+
+    /// Empties it, keeping a bounded capacity for reuse.
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.ends.clear();
+        shrink(&mut self.bytes);
+        if self.ends.capacity() > CAPACITY {
+            self.ends.shrink_to(CAPACITY);
+        }
+    }
+}
+
 struct Queue {
     /// Serialized records (without seq and prev), in arrival order.
-    lines: Vec<Vec<u8>>,
+    lines: Lines,
     /// The batch that `lines` will be written in.
     batch: Arc<Batch>,
-    /// The writer waits on `wake`.
+    /// The writer thread waits on `wake`.
     writer_idle: bool,
+    /// Someone holds the right to write: a request writing the queue itself,
+    /// or the writer thread. Only its holder locks the [`Writer`].
+    writing: bool,
+    /// A checkpoint or rotation is due: the writer thread's work, done
+    /// before more lines are written.
+    maintenance: bool,
+    /// The right to write passes to the writer thread (the lines queued are
+    /// its to write).
+    handoff: bool,
     reopen: bool,
     /// The log was dropped: write what is queued, seal, stop.
     closed: bool,
     /// The writer thread has ended.
     stopped: bool,
+}
+
+impl Queue {
+    /// The writer thread has something to do before more lines are written.
+    fn thread_work(&self) -> bool {
+        self.maintenance || self.reopen || self.closed
+    }
 }
 
 struct Shared {
@@ -360,6 +425,7 @@ impl Shared {
 /// what is queued, seal the log with a checkpoint, sync and stop.
 pub struct AuditLog {
     shared: Arc<Shared>,
+    writer: Arc<Mutex<Writer>>,
     path: PathBuf,
 }
 
@@ -444,9 +510,12 @@ impl AuditLog {
         let meta = file.metadata()?;
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue {
-                lines: Vec::new(),
+                lines: Lines::default(),
                 batch: Arc::new(Batch::default()),
                 writer_idle: false,
+                writing: false,
+                maintenance: false,
+                handoff: false,
                 reopen: false,
                 closed: false,
                 stopped: false,
@@ -473,6 +542,7 @@ impl AuditLog {
             max_file_bytes: config.max_file_bytes,
             checkpoint_interval: config.checkpoint_interval,
             buf: Vec::new(),
+            spare: Lines::default(),
             failing: 0,
             rotation_retry: None,
         };
@@ -481,13 +551,26 @@ impl AuditLog {
             shared: shared.clone(),
             done: Some(tx),
         };
+        let writer = Arc::new(Mutex::new(writer));
+        let thread = Maintainer {
+            shared: shared.clone(),
+            writer: writer.clone(),
+            checkpoint_interval: config.checkpoint_interval,
+        };
         std::thread::Builder::new()
             .name("arca-audit".into())
             .spawn(move || {
                 let _guard = guard;
-                writer.run();
+                thread.run();
             })?;
-        Ok((Self { shared, path }, AuditWriter { done: rx }))
+        Ok((
+            Self {
+                shared,
+                writer,
+                path,
+            },
+            AuditWriter { done: rx },
+        ))
     }
 
     pub fn path(&self) -> &Path {
@@ -506,14 +589,36 @@ impl AuditLog {
     /// or the reason it was not (the request must then fail). Best-effort:
     /// returns at once and always `Ok`.
     pub async fn record(&self, r: &Record<'_>) -> Result<(), AuditError> {
-        let mut line = Vec::with_capacity(LINE_CAPACITY);
-        if serde_json::to_writer(&mut line, r).is_err() {
-            return self.refuse(AuditError::WriteFailed);
+        thread_local! {
+            static LINE: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(LINE_CAPACITY));
         }
-        let batch = match self.enqueue(line) {
-            Ok(Some(b)) => b,
-            Ok(None) => return Ok(()),
+        let queued = LINE.with(|line| {
+            let mut line = line.borrow_mut();
+            line.clear();
+            let queued = if serde_json::to_writer(&mut *line, r).is_err() {
+                Err(AuditError::WriteFailed)
+            } else {
+                self.enqueue(&line)
+            };
+            shrink(&mut line);
+            queued
+        });
+        let (batch, write) = match queued {
+            Ok(q) => q,
             Err(e) => return self.refuse(e),
+        };
+        if write {
+            // No one was writing: this request writes the queue itself (its
+            // own line and any that arrive meanwhile) — no hand-off to
+            // another thread and back.
+            drain(
+                &self.shared,
+                &mut lock_writer(&self.writer),
+                REQUEST_BATCHES,
+            );
+        }
+        let Some(batch) = batch else {
+            return Ok(());
         };
         match tokio::time::timeout(WRITE_TIMEOUT, batch.wait()).await {
             Ok(Ok(())) => Ok(()),
@@ -522,8 +627,9 @@ impl AuditLog {
         }
     }
 
-    /// Queues `line`; fail-closed, returns the batch to wait for.
-    fn enqueue(&self, line: Vec<u8>) -> Result<Option<Arc<Batch>>, AuditError> {
+    /// Queues `line`: the batch to wait for (fail-closed), and whether the
+    /// caller took the right to write.
+    fn enqueue(&self, line: &[u8]) -> Result<(Option<Arc<Batch>>, bool), AuditError> {
         let mut q = self.shared.lock();
         if q.stopped {
             return Err(AuditError::Stopped);
@@ -533,12 +639,11 @@ impl AuditLog {
         }
         q.lines.push(line);
         let batch = (self.shared.mode == AuditMode::FailClosed).then(|| q.batch.clone());
-        let wake = std::mem::replace(&mut q.writer_idle, false);
-        drop(q);
-        if wake {
-            self.shared.wake.notify_one();
-        }
-        Ok(batch)
+        // The first line while no one writes takes the right to write, unless
+        // the writer thread has work to do first.
+        let write = !q.writing && !q.thread_work();
+        q.writing |= write;
+        Ok((batch, write))
     }
 
     fn refuse(&self, e: AuditError) -> Result<(), AuditError> {
@@ -642,90 +747,146 @@ struct Writer {
     max_file_bytes: u64,
     checkpoint_interval: Duration,
     buf: Vec<u8>,
+    /// The queue's previous buffer, kept for reuse.
+    spare: Lines,
     /// Consecutive failed writes.
     failing: u64,
     rotation_retry: Option<Instant>,
 }
 
-impl Writer {
-    fn run(mut self) {
-        let mut spare: Vec<Vec<u8>> = Vec::new();
-        let mut fresh: Option<Arc<Batch>> = None;
+fn lock_writer(w: &Mutex<Writer>) -> MutexGuard<'_, Writer> {
+    w.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// How many batches a request that took the right to write writes at most
+/// (its own, and one that queued meanwhile) before it hands the rest to the
+/// writer thread: its own answer waits for them.
+const REQUEST_BATCHES: usize = 2;
+
+/// Writes what is queued, batch after batch, while `budget` lasts. The caller
+/// holds the right to write (`writing`). It gives the right up when the
+/// queue is empty, or hands it to the writer thread when the budget is spent
+/// or a checkpoint or rotation is due with lines still queued (those go after
+/// the checkpoint).
+fn drain(shared: &Shared, w: &mut Writer, mut budget: usize) {
+    let mut due = false;
+    loop {
+        let (mut lines, batch) = {
+            let mut q = shared.lock();
+            q.maintenance |= due;
+            if q.lines.is_empty() || budget == 0 || q.thread_work() {
+                if q.lines.is_empty() {
+                    q.writing = false;
+                } else {
+                    q.handoff = true;
+                }
+                let wake =
+                    (q.handoff || q.thread_work()) && std::mem::replace(&mut q.writer_idle, false);
+                drop(q);
+                if wake {
+                    shared.wake.notify_one();
+                }
+                return;
+            }
+            budget -= 1;
+            let lines = std::mem::take(&mut w.spare);
+            let lines = std::mem::replace(&mut q.lines, lines);
+            (lines, std::mem::take(&mut q.batch))
+        };
+        let written = w.write_records(&lines);
+        batch.finish(written);
+        lines.clear();
+        w.spare = lines;
+        due = w.checkpoint_due() || w.rotation_due();
+    }
+}
+
+/// The writer thread: checkpoints (with their sync), rotation, reopening, the
+/// final seal, and writing when requests hand it the queue — the slow or
+/// long work, kept off the requests' threads.
+struct Maintainer {
+    shared: Arc<Shared>,
+    writer: Arc<Mutex<Writer>>,
+    checkpoint_interval: Duration,
+}
+
+impl Maintainer {
+    fn run(self) {
         loop {
-            let fresh_batch = fresh.take().unwrap_or_default();
-            let (mut lines, batch, reopen, closed) = {
+            let (reopen, closed) = {
                 let mut q = self.shared.lock();
                 loop {
-                    if !q.lines.is_empty() || q.reopen || q.closed {
+                    if q.handoff {
+                        // `writing` stays taken: it passes to this thread.
+                        q.handoff = false;
                         break;
                     }
-                    let wait = if self.unsealed > 0 {
-                        let due = self.last_checkpoint + self.checkpoint_interval;
-                        match due.checked_duration_since(Instant::now()) {
-                            Some(d) if !d.is_zero() => Some(d),
-                            _ => break,
-                        }
-                    } else {
-                        None
-                    };
+                    if !q.writing && (q.thread_work() || !q.lines.is_empty()) {
+                        q.writing = true;
+                        break;
+                    }
                     q.writer_idle = true;
-                    q = match wait {
-                        Some(d) => {
-                            self.shared
-                                .wake
-                                .wait_timeout(q, d)
-                                .unwrap_or_else(|p| p.into_inner())
-                                .0
-                        }
-                        None => self.shared.wake.wait(q).unwrap_or_else(|p| p.into_inner()),
-                    };
+                    let (next, timeout) = self
+                        .shared
+                        .wake
+                        .wait_timeout(q, self.checkpoint_interval)
+                        .unwrap_or_else(|p| p.into_inner());
+                    q = next;
                     q.writer_idle = false;
+                    // Every interval, look whether a checkpoint is due.
+                    if timeout.timed_out() && !q.writing {
+                        q.writing = true;
+                        break;
+                    }
                 }
-                let lines = std::mem::replace(&mut q.lines, std::mem::take(&mut spare));
-                let batch = if lines.is_empty() {
-                    fresh = Some(fresh_batch);
-                    None
-                } else {
-                    Some(std::mem::replace(&mut q.batch, fresh_batch))
-                };
-                (lines, batch, std::mem::take(&mut q.reopen), q.closed)
+                q.maintenance = false;
+                (std::mem::take(&mut q.reopen), q.closed)
             };
-            if let Some(batch) = batch {
-                let written = self.write_records(&lines);
-                batch.finish(written);
-                lines.clear();
-            }
-            spare = lines;
-            let rotate = self.rotation_due();
-            let checkpoint_due = self.last_checkpoint.elapsed() >= self.checkpoint_interval;
-            if self.unsealed > 0 && (reopen || closed || rotate || checkpoint_due) {
-                let _ = self.checkpoint();
+            let mut w = lock_writer(&self.writer);
+            let rotate = w.rotation_due();
+            if w.unsealed > 0 && (reopen || closed || rotate || w.checkpoint_due()) {
+                let _ = w.checkpoint();
             }
             if rotate {
-                self.rotate();
+                w.rotate();
             } else if reopen {
-                self.reopen();
+                w.reopen();
             }
+            drain(&self.shared, &mut w, usize::MAX);
             if closed {
-                break;
+                // The log was dropped, so no request adds lines any more:
+                // seal what the drain wrote, sync, stop.
+                if w.unsealed > 0 {
+                    let _ = w.checkpoint();
+                }
+                if w.regular {
+                    if let Err(e) = w.file.sync_all() {
+                        tracing::error!(error = %e, "cannot sync the audit log");
+                    }
+                }
+                return;
             }
         }
-        if self.regular {
-            if let Err(e) = self.file.sync_all() {
-                tracing::error!(error = %e, "cannot sync the audit log");
-            }
-        }
+    }
+}
+
+impl Writer {
+    fn checkpoint_due(&self) -> bool {
+        self.unsealed > 0 && self.last_checkpoint.elapsed() >= self.checkpoint_interval
     }
 
     /// Writes the batch; on failure cuts the file back and leaves the chain
     /// as it was, so the lines never happened.
-    fn write_records(&mut self, lines: &[Vec<u8>]) -> bool {
+    fn write_records(&mut self, lines: &Lines) -> bool {
+        if lines.is_empty() {
+            return true;
+        }
         let (seq0, head0) = (self.seq, self.head);
         self.buf.clear();
         let mut written = 0usize;
         let mut result = self.cut_back();
         if result.is_ok() {
-            for body in lines {
+            for body in lines.iter() {
                 debug_assert!(body.len() > 2 && body[0] == b'{');
                 let rest = body.get(1..).unwrap_or_default();
                 self.seq += 1;

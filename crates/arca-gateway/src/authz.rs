@@ -198,6 +198,8 @@ struct Cache {
     callers: HashMap<String, Arc<Context>>,
     /// By account: the default key policy.
     defaults: HashMap<String, Arc<Policy>>,
+    /// The current second's `aws:CurrentTime` and `aws:EpochTime`.
+    time: Option<(u64, Arc<Context>)>,
 }
 
 #[derive(Clone)]
@@ -326,6 +328,23 @@ impl Authorizer {
         })
     }
 
+    /// The time's condition keys, built once per second and shared.
+    fn time_layer(&self) -> Arc<Context> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let mut cache = self.lock();
+        match &cache.time {
+            Some((at, layer)) if *at == now => layer.clone(),
+            _ => {
+                let layer = Arc::new(time_context(now));
+                cache.time = Some((now, layer.clone()));
+                layer
+            }
+        }
+    }
+
     /// The caller's condition keys, built once per access key.
     fn caller_layer(&self, caller: &Caller, p: &Principal) -> Arc<Context> {
         if let Some(c) = self.lock().callers.get(&caller.access_key_id) {
@@ -375,7 +394,9 @@ impl Authorizer {
         fields.check_limits()?;
         let identity = self.identity(node, caller).await?;
         let caller_layer = self.caller_layer(caller, principal);
-        let mut ctx = request_context(caller_layer.clone(), source_ip);
+        let time_layer = self.time_layer();
+        let mut ctx = Context::layered([caller_layer.clone(), time_layer.clone()]);
+        add_source_ip(&mut ctx, source_ip);
         let deny = |action: &str, resource: &str, decision: Decision, resource_based: bool| {
             denied(&principal.arn, action, resource, decision, resource_based)
         };
@@ -453,7 +474,8 @@ impl Authorizer {
                 .key(node, id, &principal.arn, &principal.account)
                 .await?;
             let key_policy = entry.policy;
-            let mut ctx = request_context_on(entry.layer, caller_layer.clone(), source_ip);
+            let mut ctx = Context::layered([entry.layer, caller_layer.clone(), time_layer.clone()]);
+            add_source_ip(&mut ctx, source_ip);
             key_context(&mut ctx, &facts, &key_ref, &fields, action);
             if action == "kms:CreateGrant" {
                 grant_context(&mut ctx, &fields);
@@ -725,30 +747,18 @@ fn decrypt_key(key_id: Option<&String>, blob: Option<&String>) -> Result<String,
     Ok(KeyId::from_bytes(header.key_id).to_string())
 }
 
-/// A request's own condition keys (time, source address) on the caller's.
-fn request_context(caller: Arc<Context>, source_ip: &str) -> Context {
-    let mut ctx = Context::layered([caller]);
-    add_request_keys(&mut ctx, source_ip);
-    ctx
-}
-
-/// The same on a key's layer too.
-fn request_context_on(key: Arc<Context>, caller: Arc<Context>, source_ip: &str) -> Context {
-    let mut ctx = Context::layered([key, caller]);
-    add_request_keys(&mut ctx, source_ip);
-    ctx
-}
-
-fn add_request_keys(ctx: &mut Context, source_ip: &str) {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    ctx.insert("aws:CurrentTime", arca_sigv4::format_rfc3339(now as i64));
-    ctx.insert("aws:EpochTime", now.to_string());
+fn add_source_ip(ctx: &mut Context, source_ip: &str) {
     if !source_ip.is_empty() {
         ctx.insert("aws:SourceIp", source_ip.to_string());
     }
+}
+
+/// `aws:CurrentTime` and `aws:EpochTime` at `now` (unix seconds).
+fn time_context(now: u64) -> Context {
+    let mut ctx = Context::new();
+    ctx.insert("aws:CurrentTime", arca_sigv4::format_rfc3339(now as i64));
+    ctx.insert("aws:EpochTime", now.to_string());
+    ctx
 }
 
 fn create_key_context(ctx: &mut Context, f: &Fields) {

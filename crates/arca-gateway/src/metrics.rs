@@ -188,10 +188,14 @@ pub fn render_process(out: &mut String) {
     }
 }
 
-/// utime + stime from `/proc/self/stat`, in seconds (clock ticks of 1/100 s,
-/// the value on every Linux platform Arca runs on).
 fn process_cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    cpu_seconds_of("/proc/self/stat")
+}
+
+/// utime + stime from a `/proc/<pid>/stat` file, in seconds (clock ticks of
+/// 1/100 s, the value on every Linux platform Arca runs on).
+pub fn cpu_seconds_of(stat_path: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(stat_path).ok()?;
     // Fields after the command name (which may contain spaces) start at ')'.
     let rest = &stat[stat.rfind(')')? + 2..];
     let f: Vec<&str> = rest.split(' ').collect();

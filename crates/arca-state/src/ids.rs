@@ -26,15 +26,30 @@ impl KeyId {
     }
 }
 
-impl fmt::Display for KeyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl KeyId {
+    /// The canonical text form (`8-4-4-4-12` lower-case hex), without the
+    /// formatting machinery: key ids are written several times per request.
+    pub fn encode(&self) -> [u8; 36] {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [b'-'; 36];
+        let mut o = 0;
         for (i, b) in self.0.iter().enumerate() {
             if matches!(i, 4 | 6 | 8 | 10) {
-                f.write_str("-")?;
+                o += 1;
             }
-            write!(f, "{b:02x}")?;
+            out[o] = HEX[usize::from(b >> 4)];
+            out[o + 1] = HEX[usize::from(b & 0xf)];
+            o += 2;
         }
-        Ok(())
+        out
+    }
+}
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = self.encode();
+        // Only ASCII hex digits and dashes were written.
+        f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -97,6 +112,11 @@ mod tests {
 
     #[test]
     fn display_and_parse() {
+        let counting: [u8; 16] = std::array::from_fn(|i| i as u8 * 17);
+        assert_eq!(
+            KeyId::from_bytes(counting).to_string(),
+            "00112233-4455-6677-8899-aabbccddeeff"
+        );
         let id = KeyId::from_random([0xab; 16]);
         let s = id.to_string();
         assert_eq!(s.len(), 36);

@@ -63,6 +63,10 @@ pub struct EncryptArgs {
     /// authorization's cost.
     #[arg(long)]
     key_policy_file: Option<std::path::PathBuf>,
+    /// Read the server's CPU time from `/proc/PID/stat` of this process
+    /// instead of its `/metrics` (to compare builds without the counter).
+    #[arg(long)]
+    pub server_pid: Option<u32>,
     /// Give the new key one grant (to another principal), as keys in use have.
     #[arg(long)]
     with_grant: bool,
@@ -178,11 +182,12 @@ async fn load(
     // The server's CPU time over the measured window, from its /metrics.
     let cpu = {
         let auth = auth.clone();
+        let pid = a.server_pid;
         tokio::spawn(async move {
             tokio::time::sleep_until(measure_from.into()).await;
-            let before = server_cpu_seconds(&auth).await;
+            let before = server_cpu_seconds(&auth, pid).await;
             tokio::time::sleep_until(end.into()).await;
-            let after = server_cpu_seconds(&auth).await;
+            let after = server_cpu_seconds(&auth, pid).await;
             Some(after? - before?)
         })
     };
@@ -241,7 +246,10 @@ async fn load(
 }
 
 /// `process_cpu_seconds_total` from the node's `/metrics`.
-async fn server_cpu_seconds(auth: &str) -> Option<f64> {
+async fn server_cpu_seconds(auth: &str, pid: Option<u32>) -> Option<f64> {
+    if let Some(pid) = pid {
+        return arca_gateway::metrics::cpu_seconds_of(&format!("/proc/{pid}/stat"));
+    }
     let stream = tokio::net::TcpStream::connect(auth).await.ok()?;
     let (mut sender, conn) = http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream))
         .await

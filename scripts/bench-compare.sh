@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Encrypt throughput and server CPU per request of one or more `arca`
+# builds, each started fresh with `server --dev` in a temporary directory,
+# back to back in one run. The load generator is the first binary's
+# `arca bench encrypt`; the server's CPU comes from /proc/PID/stat over the
+# measured window, so builds without the metrics counter compare too.
+#
+# usage: scripts/bench-compare.sh [--rounds N] BIN... [-- BENCH ARGS...]
+# e.g.   scripts/bench-compare.sh ./arca-before ./arca-after -- --seconds 10
+set -euo pipefail
+
+rounds=1
+if [[ ${1:-} == --rounds ]]; then rounds=$2; shift 2; fi
+bins=()
+while [[ $# -gt 0 && $1 != -- ]]; do bins+=("$(realpath "$1")"); shift; done
+[[ ${1:-} == -- ]] && shift
+[[ ${#bins[@]} -gt 0 ]] || { echo "usage: $0 [--rounds N] BIN... [-- BENCH ARGS...]" >&2; exit 2; }
+client=${bins[0]}
+port=${ARCA_BENCH_PORT:-7790}
+
+run_one() {
+    local bin=$1; shift
+    local dir pid id secret
+    dir=$(mktemp -d)
+    (cd "$dir" && ARCA_LOG=warn exec "$bin" server --dev --listen-addr "127.0.0.1:$port" --peer-addr "127.0.0.1:$((port + 1))" >server.log 2>&1) &
+    pid=$!
+    for _ in $(seq 1 150); do
+        curl -sf "http://127.0.0.1:$port/ready" >/dev/null 2>&1 && break
+        sleep 0.2
+    done
+    id=$(grep -oE "aws_access_key_id: +[A-Z0-9]+" "$dir/server.log" | awk '{print $2}')
+    secret=$(grep -oE "aws_secret_access_key: +[^ ]+" "$dir/server.log" | awk '{print $2}')
+    echo "== $bin"
+    AWS_ACCESS_KEY_ID=$id AWS_SECRET_ACCESS_KEY=$secret \
+        "$client" bench encrypt --endpoint "http://127.0.0.1:$port" \
+        --server-pid "$pid" "$@" || true
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    rm -rf "$dir"
+}
+
+for r in $(seq 1 "$rounds"); do
+    echo "# round $r"
+    for b in "${bins[@]}"; do run_one "$b" "$@"; done
+done
