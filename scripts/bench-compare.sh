@@ -18,6 +18,11 @@ while [[ $# -gt 0 && $1 != -- ]]; do bins+=("$(realpath "$1")"); shift; done
 client=${bins[0]}
 port=${ARCA_BENCH_PORT:-7790}
 
+# utime + stime of a process, in clock ticks.
+cpu_ticks() {
+    awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$1/stat"
+}
+
 run_one() {
     local bin=$1; shift
     local dir pid id secret
@@ -27,6 +32,13 @@ run_one() {
     for _ in $(seq 1 150); do
         curl -sf "http://127.0.0.1:$port/ready" >/dev/null 2>&1 && break
         sleep 0.2
+    done
+    # Wait until the server is idle (its RSA key pool fills in the
+    # background after start-up), so that only requests are measured.
+    for _ in $(seq 1 120); do
+        local a b
+        a=$(cpu_ticks "$pid"); sleep 1; b=$(cpu_ticks "$pid")
+        (( b - a <= 2 )) && break
     done
     id=$(grep -oE "aws_access_key_id: +[A-Z0-9]+" "$dir/server.log" | awk '{print $2}')
     secret=$(grep -oE "aws_secret_access_key: +[^ ]+" "$dir/server.log" | awk '{print $2}')

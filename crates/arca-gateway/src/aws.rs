@@ -4,7 +4,13 @@
 //! and renders the answer or AWS's error shape; everything between is the
 //! shared [`crate::pipeline`].
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
+
+use arca_crypto::SecretBytes;
+use arca_sigv4::Authorization;
+use zeroize::Zeroizing;
 
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
@@ -78,14 +84,15 @@ impl Gateway {
             .node
             .access_key_secret(&auth.access_key_id)?
             .ok_or_else(unknown)?;
-        arca_sigv4::verify(
+        let key = self.signing_keys.get(&auth, &secret);
+        arca_sigv4::verify_with_key(
             &auth,
             &parts.method,
             parts.uri.path(),
             parts.uri.query().unwrap_or(""),
             &parts.headers,
             body,
-            secret.expose(),
+            &key,
         )?;
         Ok(Caller {
             access_key_id: auth.access_key_id,
@@ -109,5 +116,51 @@ async fn read_body(body: Incoming, timeout: Duration) -> Result<Bytes, ApiError>
                 timeout.as_millis()
             ),
         )),
+    }
+}
+
+/// SigV4 signing keys by access key, for the credential scope (date, region,
+/// service) they were derived for: deriving one takes four HMACs, and an
+/// access key signs with the same one all day. Entries are wiped when
+/// replaced or dropped; the map is bounded.
+#[derive(Default)]
+pub(crate) struct SigningKeys {
+    map: Mutex<HashMap<String, ScopedKey>>,
+}
+
+struct ScopedKey {
+    /// `date/region/service`.
+    scope: String,
+    /// The secret it was derived from, by identity: a new secret (the key
+    /// deleted and created again) derives anew.
+    secret: Weak<SecretBytes>,
+    key: Zeroizing<[u8; 32]>,
+}
+
+/// Access keys whose signing keys are kept at most; past it the map starts over.
+const SIGNING_KEYS_LIMIT: usize = 10_000;
+
+impl SigningKeys {
+    fn get(&self, auth: &Authorization, secret: &Arc<SecretBytes>) -> Zeroizing<[u8; 32]> {
+        let scope = [auth.date.as_str(), &auth.region, &auth.service].join("/");
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(k) = map.get(&auth.access_key_id) {
+            if k.scope == scope && std::ptr::eq(k.secret.as_ptr(), Arc::as_ptr(secret)) {
+                return k.key.clone();
+            }
+        }
+        let key = arca_sigv4::signing_key(secret.expose(), auth);
+        if map.len() >= SIGNING_KEYS_LIMIT {
+            map.clear();
+        }
+        map.insert(
+            auth.access_key_id.clone(),
+            ScopedKey {
+                scope,
+                secret: Arc::downgrade(secret),
+                key: key.clone(),
+            },
+        );
+        key
     }
 }

@@ -46,6 +46,7 @@ pub struct Gateway {
     metrics: Metrics,
     audit: Option<audit::AuditLog>,
     authz: authz::Authorizer,
+    signing_keys: aws::SigningKeys,
     limits: PortLimits,
     /// The API port's acceptor once serving (for /metrics).
     acceptor: std::sync::OnceLock<Arc<Acceptor>>,
@@ -53,10 +54,35 @@ pub struct Gateway {
 
 type Resp = hyper::Response<Full<Bytes>>;
 
+/// Sixteen bytes unique across nodes and restarts: eight random bytes drawn
+/// once per process, then a counter (unique, not secret: request ids, and
+/// the identity of a write that carries no invocation id).
+pub(crate) fn unique_id() -> [u8; 16] {
+    static PREFIX: std::sync::OnceLock<[u8; 8]> = std::sync::OnceLock::new();
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| {
+        let mut p = [0u8; 8];
+        match arca_crypto::random::bytes16() {
+            Ok(b) => p.copy_from_slice(&b[..8]),
+            // Without randomness, the time in nanoseconds.
+            Err(_) => {
+                p = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64)
+                    .to_be_bytes()
+            }
+        }
+        p
+    });
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(prefix);
+    b[8..].copy_from_slice(&n.to_be_bytes());
+    b
+}
+
 fn request_id() -> String {
-    arca_crypto::random::bytes16()
-        .map(|b| arca_state::KeyId::from_random(b).to_string())
-        .unwrap_or_else(|_| "00000000-0000-4000-8000-000000000000".into())
+    arca_state::KeyId::from_random(unique_id()).to_string()
 }
 
 impl Gateway {
@@ -68,6 +94,7 @@ impl Gateway {
             metrics: Metrics::default(),
             audit,
             authz: authz::Authorizer::default(),
+            signing_keys: aws::SigningKeys::default(),
             limits,
             acceptor: std::sync::OnceLock::new(),
         })

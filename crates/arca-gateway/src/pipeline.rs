@@ -175,8 +175,9 @@ impl Gateway {
 /// The identity under which a write is deduplicated: the principal and the
 /// client's invocation id (AWS SDKs send the same one on every retry of one
 /// call), with a fingerprint of the operation and body that a retry must
-/// match. Without an invocation id the id is random: such requests are never
-/// deduplicated, except against the node's own forwarding retries.
+/// match. Without an invocation id the id is unique ([`crate::unique_id`]):
+/// such requests are never deduplicated, except against the node's own
+/// forwarding retries.
 fn request_key(inv: &Invocation<'_>, caller: &Caller) -> RequestKey {
     fn digest(parts: &[&[u8]]) -> [u8; 16] {
         let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
@@ -194,15 +195,7 @@ fn request_key(inv: &Invocation<'_>, caller: &Caller) -> RequestKey {
         Some(inv) if !inv.is_empty() && inv.len() <= 128 => {
             digest(&[b"invocation", caller.access_key_id.as_bytes(), inv])
         }
-        _ => arca_crypto::random::bytes16().unwrap_or_else(|_| {
-            // Without randomness, a digest of the request and the time; never
-            // a fixed value that would collide.
-            let n = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0);
-            digest(&[b"fallback", &n.to_be_bytes(), named, inv.body])
-        }),
+        _ => crate::unique_id(),
     };
     RequestKey {
         id,

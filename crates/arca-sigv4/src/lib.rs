@@ -18,6 +18,7 @@ mod tests;
 use http::header::{AUTHORIZATION, HOST};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
 
 pub use date::{format_amz_date, format_rfc3339, parse_amz_date};
 
@@ -423,6 +424,27 @@ pub fn verify(
     body: &[u8],
     secret_access_key: &[u8],
 ) -> Result<(), AuthError> {
+    let key = signing_key(secret_access_key, auth);
+    verify_with_key(auth, method, path, query, headers, body, &key)
+}
+
+/// The signing key for `auth`'s credential scope (date, region, service):
+/// the same for every request of one access key on one day, so a verifier
+/// may keep it instead of deriving it (four HMACs) per request.
+pub fn signing_key(secret_access_key: &[u8], auth: &Authorization) -> Zeroizing<[u8; 32]> {
+    canonical::signing_key(secret_access_key, &auth.date, &auth.region, &auth.service)
+}
+
+/// [`verify`] with the scope's signing key already derived ([`signing_key`]).
+pub fn verify_with_key(
+    auth: &Authorization,
+    method: &Method,
+    path: &str,
+    query: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    signing_key: &[u8; 32],
+) -> Result<(), AuthError> {
     check_signed_header_names(&auth.signed_headers)?;
     let (amz_date, _) = required_amz_date(headers)?;
     let http_date = amz_date.get(..8).unwrap_or_default();
@@ -450,8 +472,7 @@ pub fn verify(
         &payload_hash,
     )?;
     let sts = canonical::string_to_sign(amz_date, &auth.credential_scope(), &creq);
-    let key = canonical::signing_key(secret_access_key, &auth.date, &auth.region, &auth.service);
-    let expected = canonical::signature(&key, &sts);
+    let expected = canonical::signature(signing_key, &sts);
     if bool::from(expected.ct_eq(&auth.signature)) {
         Ok(())
     } else {
