@@ -862,3 +862,117 @@ async fn conditions_see_only_what_an_operation_takes() {
         "OK"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_administration_is_delegated_user_by_user() {
+    let c = Cluster::start(1).await;
+    // An operator who may manage the access keys and policies of the app-*
+    // users, and every user its own access keys; nothing else.
+    let (_, ops_id, ops_secret) = raw_user(
+        &c,
+        "ops",
+        Some(json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow",
+             "Action": ["arca:CreateAccessKey", "arca:DeleteAccessKey", "arca:PutUserPolicy", "arca:GetUserPolicy"],
+             "Resource": format!("arn:aws:iam::{ACCOUNT}:user/app-*")},
+            {"Effect": "Allow", "Action": "arca:*AccessKey",
+             "Resource": "arn:aws:iam::*:user/${aws:username}"}
+        ]})),
+    );
+    let call = |target: &str, body: Value| raw(&c, &ops_id, &ops_secret, target, &body);
+    let (status, code) = call("ArcaAdmin.CreateAccessKey", json!({"UserName": "app-1"}));
+    assert_eq!((status, code.as_str()), (200, "OK"));
+    let (_, code) = call(
+        "ArcaAdmin.PutUserPolicy",
+        json!({"UserName": "app-1", "PolicyDocument": allow_all_kms().to_string()}),
+    );
+    assert_eq!(code, "OK");
+    // Not for other users: admin, or a user outside app-*.
+    for user in ["admin", "billing"] {
+        let (status, code) = call("ArcaAdmin.CreateAccessKey", json!({"UserName": user}));
+        assert_eq!(
+            (status, code.as_str()),
+            (400, "AccessDeniedException"),
+            "{user}"
+        );
+        let (_, code) = call(
+            "ArcaAdmin.PutUserPolicy",
+            json!({"UserName": user, "PolicyDocument": allow_all_kms().to_string()}),
+        );
+        assert_eq!(code, "AccessDeniedException", "{user}");
+    }
+    // Its own access keys, through the policy variable.
+    let (status, body) = {
+        let body = json!({"UserName": "ops"}).to_string().into_bytes();
+        let h = signed_headers(
+            &c.nodes[0].api_addr,
+            "ArcaAdmin.CreateAccessKey",
+            &body,
+            &ops_id,
+            &ops_secret,
+            unix_now(),
+        );
+        http_post(&c.nodes[0].api_addr, &h, &body).unwrap()
+    };
+    assert_eq!(status, 200, "{body}");
+    let second: Value = serde_json::from_str(&body).unwrap();
+    let (_, code) = call(
+        "ArcaAdmin.DeleteAccessKey",
+        json!({"AccessKeyId": second["AccessKeyId"]}),
+    );
+    assert_eq!(code, "OK");
+    // Another user's key, found by its id: refused.
+    let (admin_status, keys) = c.admin_call(0, "ListAccessKeys", &json!({}));
+    assert_eq!(admin_status, 200);
+    let admin_key = keys["AccessKeys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["UserName"] == "admin")
+        .unwrap()["AccessKeyId"]
+        .clone();
+    let (_, code) = call(
+        "ArcaAdmin.DeleteAccessKey",
+        json!({"AccessKeyId": admin_key}),
+    );
+    assert_eq!(code, "AccessDeniedException");
+    // Cluster operations stay out of reach.
+    let (_, code) = call("ArcaAdmin.ClusterStatus", json!({}));
+    assert_eq!(code, "AccessDeniedException");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tags_at_creation_need_tag_resource_and_refusals_come_before_validation() {
+    let c = Cluster::start(1).await;
+    let (_, id, secret) = raw_user(
+        &c,
+        "creator",
+        Some(json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "kms:CreateKey", "Resource": "*"}
+        ]})),
+    );
+    let (status, code) = raw(&c, &id, &secret, "TrentService.CreateKey", &json!({}));
+    assert_eq!((status, code.as_str()), (200, "OK"));
+    let tagged = json!({"Tags": [{"TagKey": "team", "TagValue": "a"}]});
+    let (status, code) = raw(&c, &id, &secret, "TrentService.CreateKey", &tagged);
+    assert_eq!((status, code.as_str()), (400, "AccessDeniedException"));
+    // A caller who may not change a key's policy is told so, not what is
+    // wrong with the policy it sent.
+    let admin = c.client(0);
+    let key = admin.create_key().send().await.unwrap();
+    let key_id = key.key_metadata().unwrap().key_id().to_string();
+    let (status, code) = raw(
+        &c,
+        &id,
+        &secret,
+        "TrentService.PutKeyPolicy",
+        &json!({"KeyId": key_id, "PolicyName": "default", "Policy": "{not json"}),
+    );
+    assert_eq!((status, code.as_str()), (400, "AccessDeniedException"));
+    let (_, code) = c.call(
+        0,
+        "TrentService.PutKeyPolicy",
+        &json!({"KeyId": key_id, "PolicyName": "default", "Policy": "{not json"}),
+    );
+    assert_eq!(code["__type"], "MalformedPolicyDocumentException");
+}

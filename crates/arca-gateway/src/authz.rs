@@ -56,6 +56,8 @@ struct Fields {
     constraints: Option<ConstraintFields>,
     grant_id: Option<String>,
     grant_token: Option<String>,
+    user_name: Option<String>,
+    access_key_id: Option<String>,
     plaintext: Option<String>,
     message: Option<String>,
     signature: Option<String>,
@@ -405,21 +407,32 @@ impl Authorizer {
             let action = op.action();
             if op == Op::CreateKey {
                 create_key_context(&mut ctx, &fields);
+            }
+            let resource = admin_resource(op, &fields, node, principal)?;
+            let mut actions = vec![action];
+            // As in AWS, tagging a key as it is created needs TagResource too.
+            if op == Op::CreateKey && fields.tags.as_ref().is_some_and(|t| !t.is_empty()) {
+                actions.push("kms:TagResource");
+            }
+            for action in actions {
+                let req = Request {
+                    principal: &principal.arn,
+                    action,
+                    resource: &resource,
+                    context: &ctx,
+                };
+                match decide(None, identity.as_deref(), false, &req) {
+                    Decision::Allow => {}
+                    d => return Err(deny(action, &resource, d, false)),
+                }
+            }
+            if op == Op::CreateKey {
                 if let Some(doc) = &fields.policy {
                     let new = parse_policy(doc, PolicyKind::Key)?;
                     lockout_check(&new, identity.as_deref(), principal, "*", &ctx, &fields)?;
                 }
             }
-            let req = Request {
-                principal: &principal.arn,
-                action,
-                resource: "*",
-                context: &ctx,
-            };
-            return match decide(None, identity.as_deref(), false, &req) {
-                Decision::Allow => Ok(()),
-                d => Err(deny(action, "*", d, false)),
-            };
+            return Ok(());
         }
 
         // Alias operations also need the identity policy's leave on the alias.
@@ -480,21 +493,6 @@ impl Authorizer {
             if action == "kms:CreateGrant" {
                 grant_context(&mut ctx, &fields);
             }
-            if action == "kms:PutKeyPolicy" {
-                let doc = fields
-                    .policy
-                    .as_deref()
-                    .ok_or_else(|| ApiError::missing("Policy"))?;
-                let new = parse_policy(doc, PolicyKind::Key)?;
-                lockout_check(
-                    &new,
-                    identity.as_deref(),
-                    principal,
-                    &facts.arn,
-                    &ctx,
-                    &fields,
-                )?;
-            }
             let req = Request {
                 principal: &principal.arn,
                 action,
@@ -514,6 +512,23 @@ impl Authorizer {
             match decide(Some(&key_policy), identity.as_deref(), granted, &req) {
                 Decision::Allow => {}
                 d => return Err(deny(action, &facts.arn, d, true)),
+            }
+            // Only a caller allowed to change the policy learns what is wrong
+            // with the new one.
+            if action == "kms:PutKeyPolicy" {
+                let doc = fields
+                    .policy
+                    .as_deref()
+                    .ok_or_else(|| ApiError::missing("Policy"))?;
+                let new = parse_policy(doc, PolicyKind::Key)?;
+                lockout_check(
+                    &new,
+                    identity.as_deref(),
+                    principal,
+                    &facts.arn,
+                    &ctx,
+                    &fields,
+                )?;
             }
         }
         Ok(())
@@ -680,6 +695,36 @@ fn lockout_check(
             "The new key policy will not allow you to update the key policy in the future.",
         )),
     }
+}
+
+/// The resource an account-level or admin operation acts on: the user's
+/// ARN for the operations on one user (its access keys and policy), so an
+/// identity policy can delegate them user by user — e.g. `Resource:
+/// arn:aws:iam::111122223333:user/${aws:username}` lets users manage their
+/// own keys; `*` for the rest.
+fn admin_resource(
+    op: Op,
+    f: &Fields,
+    node: &Node,
+    principal: &Principal,
+) -> Result<String, ApiError> {
+    let user = match op {
+        Op::CreateAccessKey | Op::PutUserPolicy | Op::GetUserPolicy | Op::DeleteUserPolicy => Some(
+            f.user_name
+                .clone()
+                .ok_or_else(|| ApiError::missing("UserName"))?,
+        ),
+        // The key's owner; an unknown key is refused by the operation.
+        Op::DeleteAccessKey => match &f.access_key_id {
+            Some(id) => node.access_key_secret(id)?.map(|(_, user)| user),
+            None => return Err(ApiError::missing("AccessKeyId")),
+        },
+        _ => None,
+    };
+    Ok(match user {
+        Some(u) => format!("arn:aws:iam::{}:user/{u}", principal.account),
+        None => "*".to_string(),
+    })
 }
 
 /// A key a request names: as the client wrote it (id, ARN, alias name or

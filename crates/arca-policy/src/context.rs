@@ -51,8 +51,20 @@ impl Context {
     /// is recorded but still counts as absent.
     pub fn insert_all(&mut self, key: &str, values: impl IntoIterator<Item = String>) {
         let entry = self.entries.entry(normalize(key)).or_default();
+        let values = values.into_iter();
+        // A few values: a linear look per value. Many (an encryption context
+        // has up to thousands of keys): a set, so the cost stays linear.
+        if entry.len() + values.size_hint().0 <= 16 {
+            for v in values {
+                if !entry.contains(&v) {
+                    entry.push(v);
+                }
+            }
+            return;
+        }
+        let mut seen: std::collections::HashSet<String> = entry.iter().cloned().collect();
         for v in values {
-            if !entry.contains(&v) {
+            if seen.insert(v.clone()) {
                 entry.push(v);
             }
         }
@@ -84,10 +96,13 @@ impl Context {
         &mut self,
         pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) {
+        let mut keys = Vec::new();
         for (k, v) in pairs {
             self.insert(&format!("kms:EncryptionContext:{k}"), v);
-            self.insert("kms:EncryptionContextKeys", k);
+            keys.push(k.to_string());
         }
+        // All at once: one by one would cost a look through the list each.
+        self.insert_all("kms:EncryptionContextKeys", keys);
     }
 
     /// Inserts the keys that describe the caller, derived from its ARN:
@@ -168,6 +183,27 @@ mod tests {
             c.get("aws:username"),
             Some(&["alice".to_owned(), "bob".to_owned()][..])
         );
+    }
+
+    #[test]
+    fn many_values_stay_a_set_in_order() {
+        // Thousands of encryption-context keys, each once, some twice: the
+        // set keeps first-seen order and no duplicates (and costs linear time).
+        let mut c = Context::new();
+        let pairs: Vec<(String, String)> = (0..4000)
+            .chain(0..10)
+            .map(|i| (format!("k{i}"), "v".to_string()))
+            .collect();
+        c.insert_encryption_context(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let keys = c.get("kms:EncryptionContextKeys").unwrap();
+        assert_eq!(keys.len(), 4000);
+        assert_eq!(keys[0], "k0");
+        assert_eq!(keys[3999], "k3999");
+        c.insert_all(
+            "kms:EncryptionContextKeys",
+            ["k5".to_owned(), "new".to_owned()],
+        );
+        assert_eq!(c.get("kms:EncryptionContextKeys").unwrap().len(), 4001);
     }
 
     #[test]
