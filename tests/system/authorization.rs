@@ -587,7 +587,7 @@ async fn a_grant_is_usable_at_once_through_its_token_and_ends_when_retired() {
         .create_grant()
         .key_id(&key)
         .grantee_principal(&app_arn)
-        .operations(aws_sdk_kms::types::GrantOperation::DescribeKey)
+        .operations(aws_sdk_kms::types::GrantOperation::GenerateMac)
         .constraints(
             aws_sdk_kms::types::GrantConstraints::builder()
                 .encryption_context_equals("a", "b")
@@ -597,6 +597,29 @@ async fn a_grant_is_usable_at_once_through_its_token_and_ends_when_retired() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Some("ValidationException"));
+    // DescribeKey may go with a constraint, which does not apply to it (as in
+    // AWS): the grantee describes the key, with no context at all.
+    let g = admin
+        .create_grant()
+        .key_id(&key)
+        .grantee_principal(&app_arn)
+        .operations(aws_sdk_kms::types::GrantOperation::DescribeKey)
+        .constraints(
+            aws_sdk_kms::types::GrantConstraints::builder()
+                .encryption_context_equals("a", "b")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let described = app
+        .describe_key()
+        .key_id(&key)
+        .grant_tokens(g.grant_token().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(described.key_metadata().unwrap().key_id(), key);
 }
 
 /// The audit records of a node's log, as JSON.

@@ -571,40 +571,80 @@ fn grants_allow<'a>(
     if op == "RetireGrant" {
         return false;
     }
-    let empty = BTreeMap::new();
-    let context = request_encryption_context(action, k, f).unwrap_or(&empty);
+    // Constraints bind only the operations that take an encryption context;
+    // DescribeKey and RetireGrant are allowed whatever they say (as in AWS).
+    let context = request_encryption_context(action, k, f)
+        .map(folded)
+        .unwrap_or_default();
     grants.into_iter().any(|g| {
         g.operations.iter().any(|o| o == op)
             && if op == "CreateGrant" {
                 within(g, f)
+            } else if matches!(op, "DescribeKey" | "RetireGrant") {
+                true
             } else {
-                g.constraints.as_ref().is_none_or(|c| {
-                    c.context_equals.as_ref().is_none_or(|e| e == context)
-                        && c.context_subset
-                            .as_ref()
-                            .is_none_or(|s| s.iter().all(|(k, v)| context.get(k) == Some(v)))
-                })
+                g.constraints
+                    .as_ref()
+                    .is_none_or(|c| satisfies(c, &context))
             }
     })
 }
 
+/// An encryption context with its keys in lower case: in a grant
+/// constraint, keys compare without case and values with it (AWS's rule).
+fn folded(c: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    c.iter()
+        .map(|(k, v)| (k.to_lowercase(), v.clone()))
+        .collect()
+}
+
+/// Whether a request's (folded) encryption context meets a grant's constraint.
+fn satisfies(c: &arca_state::GrantConstraints, context: &BTreeMap<String, String>) -> bool {
+    c.context_equals
+        .as_ref()
+        .is_none_or(|e| folded(e) == *context)
+        && c.context_subset
+            .as_ref()
+            .is_none_or(|s| folded(s).iter().all(|(k, v)| context.get(k) == Some(v)))
+}
+
 /// A grant that allows `CreateGrant` allows only grants within itself: the
-/// same or fewer operations, and its own constraint (AWS's rule; otherwise a
-/// grantee could hand itself more than it was given).
+/// same or fewer operations, and a constraint equally strict or stricter
+/// than its own (AWS's rule; otherwise a grantee could hand itself more than
+/// it was given). Stricter: an `EncryptionContextSubset` with more pairs, or
+/// an `EncryptionContextEquals` holding all of them; under
+/// `EncryptionContextEquals`, only the same.
 fn within(g: &arca_state::GrantRecord, f: &Fields) -> bool {
     let ops_within = f
         .operations
         .as_ref()
         .is_some_and(|ops| ops.iter().all(|o| g.operations.contains(o)));
-    let same_constraint = match (&g.constraints, &f.constraints) {
-        (None, _) => true,
-        (Some(c), Some(n)) => {
-            c.context_equals == n.encryption_context_equals
-                && c.context_subset == n.encryption_context_subset
+    let new = f.constraints.as_ref();
+    let new_equals = new
+        .and_then(|n| n.encryption_context_equals.as_ref())
+        .map(folded);
+    let new_subset = new
+        .and_then(|n| n.encryption_context_subset.as_ref())
+        .map(folded);
+    let strict_enough = match &g.constraints {
+        None => true,
+        Some(c) => {
+            let equals_ok = c
+                .context_equals
+                .as_ref()
+                .is_none_or(|e| new_equals.as_ref() == Some(&folded(e)) && new_subset.is_none());
+            let subset_ok = c.context_subset.as_ref().is_none_or(|s| {
+                let s = folded(s);
+                let holds =
+                    |m: &BTreeMap<String, String>| s.iter().all(|(k, v)| m.get(k) == Some(v));
+                (new_equals.is_some() || new_subset.is_some())
+                    && new_equals.as_ref().is_none_or(holds)
+                    && new_subset.as_ref().is_none_or(holds)
+            });
+            equals_ok && subset_ok
         }
-        (Some(_), None) => false,
     };
-    ops_within && same_constraint
+    ops_within && strict_enough
 }
 
 /// The grant a `RetireGrant` names: by token, or by key and grant id.
@@ -954,6 +994,7 @@ fn denied(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
 
     fn checks(op: Op, f: &Fields) -> Vec<(&'static str, String)> {
         key_checks(op, f)
@@ -1034,6 +1075,96 @@ mod tests {
             }
             parse_policy(&doc, kind).unwrap_or_else(|e| panic!("{op:?}: {}", e.message));
         }
+    }
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn constraint(
+        equals: Option<&[(&str, &str)]>,
+        subset: Option<&[(&str, &str)]>,
+    ) -> arca_state::GrantConstraints {
+        arca_state::GrantConstraints {
+            context_equals: equals.map(map),
+            context_subset: subset.map(map),
+        }
+    }
+
+    #[test]
+    fn constraint_keys_ignore_case_values_do_not() {
+        let subset = constraint(None, Some(&[("Dept", "Finance")]));
+        let ctx = |pairs| folded(&map(pairs));
+        assert!(satisfies(&subset, &ctx(&[("dept", "Finance"), ("x", "y")])));
+        assert!(!satisfies(&subset, &ctx(&[("dept", "finance")])));
+        assert!(!satisfies(&subset, &ctx(&[])));
+        let equals = constraint(Some(&[("Dept", "Finance")]), None);
+        assert!(satisfies(&equals, &ctx(&[("DEPT", "Finance")])));
+        assert!(!satisfies(
+            &equals,
+            &ctx(&[("Dept", "Finance"), ("x", "y")])
+        ));
+    }
+
+    #[test]
+    fn grants_from_a_grant_are_equally_strict_or_stricter() {
+        let parent = |c: arca_state::GrantConstraints| arca_state::GrantRecord {
+            grant_id: "g".into(),
+            key_id: KeyId::from_bytes([1; 16]),
+            name: None,
+            grantee: "arn:aws:iam::1:user/a".into(),
+            retiring: None,
+            operations: vec!["Decrypt".into(), "CreateGrant".into()],
+            constraints: Some(c),
+            issuer: "arn:aws:iam::1:root".into(),
+            created_ms: 0,
+        };
+        let child = |c: Value| -> Fields {
+            serde_json::from_value(json!({"Operations": ["Decrypt"], "Constraints": c})).unwrap()
+        };
+        let subset = parent(constraint(None, Some(&[("a", "1")])));
+        assert!(within(
+            &subset,
+            &child(json!({"EncryptionContextSubset": {"a": "1", "b": "2"}}))
+        ));
+        assert!(within(
+            &subset,
+            &child(json!({"EncryptionContextSubset": {"A": "1"}}))
+        ));
+        assert!(within(
+            &subset,
+            &child(json!({"EncryptionContextEquals": {"a": "1", "c": "3"}}))
+        ));
+        assert!(!within(
+            &subset,
+            &child(json!({"EncryptionContextSubset": {"b": "2"}}))
+        ));
+        assert!(!within(
+            &subset,
+            &child(json!({"EncryptionContextSubset": {"a": "2"}}))
+        ));
+        assert!(!within(&subset, &child(Value::Null)));
+        let equals = parent(constraint(Some(&[("a", "1")]), None));
+        assert!(within(
+            &equals,
+            &child(json!({"EncryptionContextEquals": {"A": "1"}}))
+        ));
+        assert!(!within(
+            &equals,
+            &child(json!({"EncryptionContextEquals": {"a": "1", "b": "2"}}))
+        ));
+        assert!(!within(
+            &equals,
+            &child(json!({"EncryptionContextSubset": {"a": "1"}}))
+        ));
+        // More operations than the grant has: never.
+        let wider: Fields = serde_json::from_value(json!({"Operations": ["Decrypt", "Encrypt"],
+            "Constraints": {"EncryptionContextSubset": {"a": "1"}}}))
+        .unwrap();
+        assert!(!within(&subset, &wider));
     }
 
     #[test]

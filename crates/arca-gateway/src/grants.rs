@@ -35,16 +35,20 @@ const GRANT_OPERATIONS: &[&str] = &[
 ];
 
 /// Operations without an encryption context: a grant with a constraint
-/// cannot allow them.
+/// cannot allow them (`DescribeKey` and `RetireGrant` it may, unconstrained,
+/// as in AWS).
 const WITHOUT_CONTEXT: &[&str] = &[
     "Sign",
     "Verify",
     "GetPublicKey",
     "GenerateMac",
     "VerifyMac",
-    "DescribeKey",
     "DeriveSharedSecret",
 ];
+
+/// AWS's bounds on one constraint: pairs, and characters per value.
+const MAX_CONSTRAINT_PAIRS: usize = 8;
+const MAX_CONSTRAINT_VALUE_CHARS: usize = 384;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -130,6 +134,23 @@ async fn create(node: &Node, ctx: &Ctx, r: CreateGrantReq) -> Result<Answer, Api
         context_equals: c.encryption_context_equals,
         context_subset: c.encryption_context_subset,
     });
+    for (name, pairs) in constraints.iter().flat_map(|c| {
+        [
+            ("EncryptionContextEquals", &c.context_equals),
+            ("EncryptionContextSubset", &c.context_subset),
+        ]
+    }) {
+        let Some(pairs) = pairs else { continue };
+        if pairs.len() > MAX_CONSTRAINT_PAIRS
+            || pairs
+                .values()
+                .any(|v| v.chars().count() > MAX_CONSTRAINT_VALUE_CHARS)
+        {
+            return Err(validation(format!(
+                "{name} has at most {MAX_CONSTRAINT_PAIRS} pairs, each value at most {MAX_CONSTRAINT_VALUE_CHARS} characters"
+            )));
+        }
+    }
     if constraints.is_some() {
         if let Some(o) = operations
             .iter()
