@@ -689,6 +689,17 @@ fn client_with(
     secret: &str,
     retry: bool,
 ) -> aws_sdk_kms::Client {
+    client_in_region(endpoint, access_key_id, secret, retry, REGION)
+}
+
+/// An SDK client whose signatures are scoped to `region`.
+pub fn client_in_region(
+    endpoint: &str,
+    access_key_id: &str,
+    secret: &str,
+    retry: bool,
+    region: &str,
+) -> aws_sdk_kms::Client {
     let retry = if retry {
         aws_sdk_kms::config::retry::RetryConfig::standard()
     } else {
@@ -697,7 +708,7 @@ fn client_with(
     let conf = aws_sdk_kms::Config::builder()
         .retry_config(retry)
         .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(REGION))
+        .region(Region::new(region.to_string()))
         .endpoint_url(endpoint)
         .credentials_provider(Credentials::new(
             access_key_id,

@@ -674,3 +674,54 @@ async fn access_keys_are_created_limited_and_revoked() {
         (400, Some("KMSInvalidStateException"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signatures_must_be_scoped_to_the_cluster_region() {
+    let c = Cluster::start(1).await;
+    let endpoint = c.nodes[0].endpoint();
+    let (id, secret) = (&c.creds.access_key_id, &c.creds.secret_access_key);
+    for region in ["eu-west-9", "x"] {
+        let other = client_in_region(&endpoint, id, secret, false, region);
+        let err = other
+            .generate_random()
+            .number_of_bytes(8)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(error_code(&err), "InvalidSignatureException", "{region}");
+        assert!(
+            format!("{:?}", err).contains("Credential should be scoped to a valid region"),
+            "{err:?}"
+        );
+    }
+    let same = client_in_region(&endpoint, id, secret, false, REGION);
+    same.generate_random()
+        .number_of_bytes(8)
+        .send()
+        .await
+        .unwrap();
+
+    // `[api] accept_any_region = true` keeps the old behaviour for clients
+    // that cannot be configured.
+    let c = Cluster::start_with(
+        1,
+        Options {
+            extra_config: "[api]\naccept_any_region = true\n".into(),
+            ..Options::default()
+        },
+    )
+    .await;
+    let other = client_in_region(
+        &c.nodes[0].endpoint(),
+        &c.creds.access_key_id,
+        &c.creds.secret_access_key,
+        false,
+        "eu-west-9",
+    );
+    other
+        .generate_random()
+        .number_of_bytes(8)
+        .send()
+        .await
+        .unwrap();
+}

@@ -73,6 +73,16 @@ impl Gateway {
     /// Verifies the SigV4 signature against the access key's secret.
     fn authenticate(&self, parts: &http::request::Parts, body: &[u8]) -> Result<Caller, ApiError> {
         let auth = arca_sigv4::parse(&parts.headers, "kms", arca_node::network::unix_now())?;
+        if !self.options.accept_any_region {
+            let region = self.node.cluster_info().map(|c| c.region);
+            if region.as_deref().is_some_and(|r| r != auth.region) {
+                return Err(ApiError::new(
+                    400,
+                    "InvalidSignatureException",
+                    "Credential should be scoped to a valid region.",
+                ));
+            }
+        }
         let unknown = || {
             ApiError::new(
                 400,

@@ -41,8 +41,17 @@ pub const MAX_BODY: usize = 64 * 1024;
 /// How long shutdown waits for in-flight requests.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How the gateway treats what clients send.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Accept SigV4 signatures scoped to any region, not only the cluster's
+    /// (for clients that cannot be configured with it).
+    pub accept_any_region: bool,
+}
+
 pub struct Gateway {
     node: Arc<Node>,
+    options: Options,
     metrics: Metrics,
     audit: Option<audit::AuditLog>,
     authz: authz::Authorizer,
@@ -89,8 +98,19 @@ impl Gateway {
     /// A gateway for `node` within `limits`, recording every API request in
     /// `audit`.
     pub fn new(node: Arc<Node>, audit: Option<audit::AuditLog>, limits: PortLimits) -> Arc<Self> {
+        Self::with_options(node, audit, limits, Options::default())
+    }
+
+    /// [`Gateway::new`] with `options`.
+    pub fn with_options(
+        node: Arc<Node>,
+        audit: Option<audit::AuditLog>,
+        limits: PortLimits,
+        options: Options,
+    ) -> Arc<Self> {
         Arc::new(Self {
             node,
+            options,
             metrics: Metrics::default(),
             audit,
             authz: authz::Authorizer::default(),

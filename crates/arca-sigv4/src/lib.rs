@@ -59,7 +59,7 @@ pub struct Authorization {
     pub access_key_id: String,
     /// Scope date, `YYYYMMDD`; equals the date part of `X-Amz-Date`.
     pub date: String,
-    /// Scope region, as sent by the client (not checked against any configured region).
+    /// Scope region, as sent by the client (the caller checks it against its own).
     pub region: String,
     /// Scope service; equals the `expected_service` given to [`parse`].
     pub service: String,
@@ -376,7 +376,8 @@ fn check_skew(amz_date: &str, request_time: i64, now: i64) -> Result<(), AuthErr
 /// `X-Amz-Date` header, the credential scope (service equals `expected_service`, date equals
 /// the date part of `X-Amz-Date`, terminator `aws4_request`), and the signed headers (`host`
 /// included, every listed header present with visible-ASCII values, `x-amz-target` signed if
-/// present) ([`AuthError::Incomplete`]); then the clock skew against `now_unix_secs`
+/// present and not repeated; `authorization` and `x-amz-date` not repeated either)
+/// ([`AuthError::Incomplete`]); then the clock skew against `now_unix_secs`
 /// ([`AuthError::Expired`]).
 pub fn parse(
     headers: &HeaderMap,
@@ -394,6 +395,9 @@ pub fn parse(
     for name in &signed_headers {
         canonical::canonical_header_value(headers, name)?;
     }
+    // One operation per request: a repeated target could be read one way
+    // when checked and another when run.
+    single_header(headers, X_AMZ_TARGET)?;
     if headers.contains_key(X_AMZ_TARGET) && !signed_headers.iter().any(|n| n == X_AMZ_TARGET) {
         return Err(incomplete(
             "Header 'x-amz-target' is present in the request but not listed in SignedHeaders.",

@@ -743,6 +743,14 @@ fn date_header_problems_are_incomplete() {
     let mut headers = kms_request(NOW);
     headers.append(AUTHORIZATION, HeaderValue::from_static("AWS4-HMAC-SHA256"));
     expect_incomplete(&headers, "kms", "more than one 'authorization'");
+
+    // Two targets, both signed: which one would run? Neither.
+    let mut headers = kms_request(NOW);
+    headers.append(
+        X_AMZ_TARGET,
+        HeaderValue::from_static("TrentService.ScheduleKeyDeletion"),
+    );
+    expect_incomplete(&headers, "kms", "more than one 'x-amz-target'");
 }
 
 #[test]

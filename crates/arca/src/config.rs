@@ -24,6 +24,8 @@ pub struct FileConfig {
     pub audit_log: Option<PathBuf>,
     pub log: Option<String>,
     #[serde(default)]
+    pub api: ApiSection,
+    #[serde(default)]
     pub raft: RaftSection,
     #[serde(default)]
     pub actors: ActorSection,
@@ -42,6 +44,15 @@ pub struct FileConfig {
 }
 
 /// The audit log (its file is `audit_log`).
+/// How the API port treats what clients send.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSection {
+    /// Accept SigV4 signatures scoped to any region, not only the
+    /// cluster's (for clients that cannot be configured with it).
+    pub accept_any_region: Option<bool>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditSection {

@@ -406,7 +406,14 @@ async fn server(a: ServerArgs) -> anyhow::Result<()> {
     }
 
     let shutdown = CancellationToken::new();
-    let gateway = arca_gateway::Gateway::new(node.clone(), Some(audit), api_limits);
+    let gateway = arca_gateway::Gateway::with_options(
+        node.clone(),
+        Some(audit),
+        api_limits,
+        arca_gateway::Options {
+            accept_any_region: file.api.accept_any_region.unwrap_or(false),
+        },
+    );
     let serving = tokio::spawn(gateway.serve(api_listener, shutdown.clone()));
 
     if dev {
