@@ -104,6 +104,9 @@ pub struct Options {
     /// Put each node's data directory on a tmpfs of this many MiB, so a test
     /// can fill the disk (needs root).
     pub tmpfs_data_mib: Option<u64>,
+    /// A bearer token that `/metrics` and `/ready` require (`[api]
+    /// ops_token_file`); this process's GETs of them then send it.
+    pub ops_token: Option<String>,
 }
 
 impl Default for Options {
@@ -120,6 +123,7 @@ impl Default for Options {
             netns: false,
             write_timeout_ms: None,
             tmpfs_data_mib: None,
+            ops_token: None,
         }
     }
 }
@@ -291,6 +295,18 @@ impl Cluster {
             &["cluster-secret", "--out", secret_file.to_str().unwrap()],
             None,
         );
+        let mut opts = opts;
+        if let Some(token) = &opts.ops_token {
+            use std::os::unix::fs::PermissionsExt;
+            let file = dir.path().join("ops.token");
+            std::fs::write(&file, token).unwrap();
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+            opts.extra_config.push_str(&format!(
+                "\n[api]\nops_token_file = \"{}\"\n",
+                file.display()
+            ));
+            *OPS_TOKEN.lock().unwrap() = Some(token.clone());
+        }
         let net = opts
             .netns
             .then(|| Netns::create(8).expect("network namespaces (run as root with iproute2)"));
@@ -739,10 +755,23 @@ where
 }
 
 /// A plain HTTP/1.1 GET; returns status and body.
+/// The ops bearer token this process's clusters require, if any (each test
+/// runs in its own process).
+static OPS_TOKEN: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
 pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    let token = OPS_TOKEN.lock().unwrap().clone();
+    http_get_with(addr, path, token.as_deref())
+}
+
+/// A GET of `path`, with `Authorization: Bearer <token>` if given.
+pub fn http_get_with(addr: &str, path: &str, token: Option<&str>) -> Option<(u16, String)> {
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     http_raw(
         addr,
-        &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
+        &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"),
         b"",
     )
 }

@@ -725,3 +725,40 @@ async fn signatures_must_be_scoped_to_the_cluster_region() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ops_token_guards_metrics_and_ready_but_not_health() {
+    let token = "ops-token-0123456789abcdef";
+    let c = Cluster::start_with(
+        1,
+        Options {
+            ops_token: Some(token.into()),
+            ..Options::default()
+        },
+    )
+    .await;
+    let addr = &c.nodes[0].api_addr;
+    for path in ["/metrics", "/ready"] {
+        assert_eq!(http_get_with(addr, path, None).unwrap().0, 401, "{path}");
+        assert_eq!(
+            http_get_with(addr, path, Some("ops-token-0123456789abcdeX"))
+                .unwrap()
+                .0,
+            401,
+            "{path}"
+        );
+        assert_eq!(
+            http_get_with(addr, path, Some(token)).unwrap().0,
+            200,
+            "{path}"
+        );
+    }
+    assert_eq!(http_get_with(addr, "/health", None).unwrap().0, 200);
+    // The API itself is unaffected.
+    c.client(0)
+        .generate_random()
+        .number_of_bytes(8)
+        .send()
+        .await
+        .unwrap();
+}

@@ -42,11 +42,23 @@ pub const MAX_BODY: usize = 64 * 1024;
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How the gateway treats what clients send.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Clone, Default)]
 pub struct Options {
     /// Accept SigV4 signatures scoped to any region, not only the cluster's
     /// (for clients that cannot be configured with it).
     pub accept_any_region: bool,
+    /// If set, `/metrics` and `/ready` answer only requests that carry
+    /// `Authorization: Bearer <token>` (`/health` stays open).
+    pub ops_token: Option<Arc<zeroize::Zeroizing<String>>>,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("accept_any_region", &self.accept_any_region)
+            .field("ops_token", &self.ops_token.as_ref().map(|_| "[REDACTED]"))
+            .finish()
+    }
 }
 
 pub struct Gateway {
@@ -157,7 +169,32 @@ impl Gateway {
         }
     }
 
+    /// Whether an operational request (`/metrics`, `/ready`) may be
+    /// answered: always without an ops token, else only with it.
+    fn ops_allowed(&self, headers: &http::HeaderMap) -> bool {
+        use subtle::ConstantTimeEq;
+        let Some(token) = &self.options.ops_token else {
+            return true;
+        };
+        let given = headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+            .unwrap_or_default();
+        bool::from(given.ct_eq(token.as_bytes()))
+    }
+
     async fn handle(&self, req: hyper::Request<Incoming>, source: &str) -> Resp {
+        if matches!(req.uri().path(), "/metrics" | "/ready") && !self.ops_allowed(req.headers()) {
+            let mut r = text(
+                StatusCode::UNAUTHORIZED,
+                "this endpoint needs the operations bearer token\n".into(),
+            );
+            r.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer"),
+            );
+            return r;
+        }
         match (req.method(), req.uri().path()) {
             (&Method::GET, "/health") => match self.node.health() {
                 Ok(()) => text(StatusCode::OK, "ok\n".into()),

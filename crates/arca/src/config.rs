@@ -51,6 +51,9 @@ pub struct ApiSection {
     /// Accept SigV4 signatures scoped to any region, not only the
     /// cluster's (for clients that cannot be configured with it).
     pub accept_any_region: Option<bool>,
+    /// A file holding a bearer token that `/metrics` and `/ready` then
+    /// require (`Authorization: Bearer <token>`); `/health` stays open.
+    pub ops_token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]

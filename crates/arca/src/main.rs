@@ -412,6 +412,12 @@ async fn server(a: ServerArgs) -> anyhow::Result<()> {
         api_limits,
         arca_gateway::Options {
             accept_any_region: file.api.accept_any_region.unwrap_or(false),
+            ops_token: file
+                .api
+                .ops_token_file
+                .as_deref()
+                .map(read_ops_token)
+                .transpose()?,
         },
     );
     let serving = tokio::spawn(gateway.serve(api_listener, shutdown.clone()));
@@ -662,4 +668,31 @@ async fn add_node(
         .await?;
     println!("node {node_id} added as a voter");
     Ok(())
+}
+
+/// The operations bearer token from its file: at least 16 characters, the
+/// file readable by its owner only.
+fn read_ops_token(path: &Path) -> anyhow::Result<Arc<zeroize::Zeroizing<String>>> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("cannot read the ops token file {}", path.display()))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        anyhow::bail!(
+            "the ops token file {} is readable by group or others; run `chmod 600 {}`",
+            path.display(),
+            path.display()
+        );
+    }
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the ops token file {}", path.display()))?,
+    );
+    let token = text.trim();
+    if token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        anyhow::bail!(
+            "the ops token in {} must be at least 16 visible ASCII characters",
+            path.display()
+        );
+    }
+    Ok(Arc::new(zeroize::Zeroizing::new(token.to_string())))
 }
