@@ -379,3 +379,64 @@ async fn whole_cluster_restart_keeps_every_key() {
     let ct = encrypt(&c, 2, &k, b"new").await;
     assert_eq!(decrypt(&c, 0, &ct).await, b"new");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_access_key_leaves_no_secret_on_any_node() {
+    let mut c = Cluster::start(3).await;
+    let leader = c.wait_leader().await;
+    let out = c.cli(&[
+        "access-key",
+        "create",
+        "--endpoint",
+        &c.nodes[leader].endpoint(),
+        "--user",
+        "app",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let (id, secret) = (
+        v["AccessKeyId"].as_str().unwrap().to_string(),
+        v["SecretAccessKey"].as_str().unwrap().to_string(),
+    );
+    let cached = |c: &Cluster, i: usize| c.metric(i, "arca_access_key_secrets_cached");
+    // A signed request on each node unwraps the secret there (refused or not).
+    for i in 0..3 {
+        let body = b"{\"NumberOfBytes\": 8}";
+        let addr = &c.nodes[i].api_addr;
+        let h = signed_headers(
+            addr,
+            "TrentService.GenerateRandom",
+            body,
+            &id,
+            &secret,
+            unix_now(),
+        );
+        let (status, _) = http_post(addr, &h, body).unwrap();
+        assert_eq!(status, 400, "no policy allows it yet");
+        assert!(cached(&c, i).unwrap() >= 1);
+    }
+    let before: Vec<i64> = (0..3).map(|i| cached(&c, i).unwrap()).collect();
+    c.cli(&[
+        "access-key",
+        "delete",
+        "--endpoint",
+        &c.nodes[leader].endpoint(),
+        "--access-key",
+        &id,
+    ]);
+    for i in 0..3 {
+        let addr = c.nodes[i].api_addr.clone();
+        let want = before[i] - 1;
+        wait_for(
+            &format!("node {} to wipe the deleted key's secret", i + 1),
+            DEADLINE,
+            || {
+                let addr = addr.clone();
+                async move {
+                    (metric(&addr, "arca_access_key_secrets_cached") == Some(want)).then_some(())
+                }
+            },
+        )
+        .await;
+    }
+}

@@ -227,6 +227,7 @@ impl Gateway {
                         a.accept_errors(),
                     );
                 }
+                metrics::render_secrets(&mut body, self.node.cached_secrets());
                 metrics::render_process(&mut body);
                 let mut r = text(StatusCode::OK, body);
                 r.headers_mut().insert(

@@ -170,6 +170,13 @@ pub fn render_connections(out: &mut String, open: usize, refused: u64, accept_er
     let _ = writeln!(out, "arca_api_accept_errors_total {accept_errors}");
 }
 
+/// Unwrapped access-key secrets held for signature checks.
+pub fn render_secrets(out: &mut String, cached: usize) {
+    out.push_str("# HELP arca_access_key_secrets_cached Access-key secrets held unwrapped for signature checks (deleted keys' are wiped within a sweep).\n");
+    out.push_str("# TYPE arca_access_key_secrets_cached gauge\n");
+    let _ = writeln!(out, "arca_access_key_secrets_cached {cached}");
+}
+
 /// The process's CPU time and resident memory, from its own counters (Linux
 /// `/proc/self`; nothing elsewhere), so that a benchmark can report CPU time
 /// per request next to its throughput.

@@ -72,6 +72,22 @@ impl SecretCache {
         map.get(access_key_id).cloned()
     }
 
+    /// Keeps only the secrets of the access keys `exists` names; the others
+    /// are dropped (and wiped: `SecretBytes` zeroizes on drop once the last
+    /// request holding it is done).
+    pub fn retain(&self, mut exists: impl FnMut(&str) -> bool) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|id, _| exists(id));
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn get_or_unwrap(
         &self,
         root: &RootKey,

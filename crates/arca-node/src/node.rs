@@ -170,7 +170,7 @@ pub struct Node {
     pub(crate) peers: PeerClient,
     pub(crate) peer_auth: Arc<PeerAuth>,
     pub(crate) root: Arc<RootKey>,
-    secrets: SecretCache,
+    pub(crate) secrets: SecretCache,
     pub(crate) write_timeout: Duration,
     pub(crate) election_min: Duration,
     /// Also openraft's leader lease: voters refuse votes until it passes.
@@ -329,11 +329,13 @@ impl Node {
         let notices = tokio::spawn(tasks::settled_notice_loop(node.clone()));
         let scheduler = tokio::spawn(tasks::scheduler_loop(node.clone()));
         let pool = tokio::spawn(node.pool.clone().refill(node.shutdown.clone()));
+        let secrets = tokio::spawn(tasks::secret_sweep_loop(node.clone()));
         node.tasks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .extend([
                 peer_task, watchdog, root_watch, leases, leading, settle, notices, scheduler, pool,
+                secrets,
             ]);
         Ok(node)
     }
@@ -949,6 +951,11 @@ impl Node {
         };
         let s = self.secrets.get_or_unwrap(&self.root, &rec)?;
         Ok(Some((s, rec.user)))
+    }
+
+    /// How many access-key secrets are held unwrapped (for `/metrics`).
+    pub fn cached_secrets(&self) -> usize {
+        self.secrets.len()
     }
 
     /// Every access key: id, user, creation time (never a secret).

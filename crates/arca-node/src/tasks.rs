@@ -39,6 +39,31 @@ pub(crate) async fn root_key_watch(node: Arc<Node>) {
     }
 }
 
+/// Wipes the cached secrets of access keys that no longer exist, on every
+/// node, soon after their deletion is applied (at most one sweep per
+/// [`SECRET_SWEEP_INTERVAL`]).
+pub(crate) async fn secret_sweep_loop(node: Arc<Node>) {
+    let mut rx = node.shared.applied_index();
+    loop {
+        tokio::select! {
+            r = rx.changed() => if r.is_err() { return },
+            _ = node.shutdown.cancelled() => return,
+        }
+        {
+            let a = node.shared.read();
+            node.secrets
+                .retain(|id| a.state.access_keys.contains_key(id));
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(SECRET_SWEEP_INTERVAL) => {}
+            _ = node.shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// How often, at most, the secret cache is swept.
+pub(crate) const SECRET_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
+
 impl Node {
     /// Whether this node may answer requests from its replica (see
     /// [`crate::lease`]). A node without a lease waits up to one stale bound
