@@ -424,9 +424,9 @@ async fn a_deleted_access_key_leaves_no_secret_on_any_node() {
         "--access-key",
         &id,
     ]);
-    for i in 0..3 {
+    for (i, had) in before.iter().enumerate() {
         let addr = c.nodes[i].api_addr.clone();
-        let want = before[i] - 1;
+        let want = had - 1;
         wait_for(
             &format!("node {} to wipe the deleted key's secret", i + 1),
             DEADLINE,
