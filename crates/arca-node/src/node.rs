@@ -605,8 +605,11 @@ impl Node {
         }
         match req {
             ForwardRequest::Write(mut p) => {
-                // The leader's clock stamps the entry; the proposer's is not trusted.
-                p.stamp_ms = self.now_ms();
+                // The leader's clock stamps the entry and every time its
+                // command carries; the proposer's times are not trusted.
+                let now = self.now_ms();
+                p.stamp_ms = now;
+                p.command = p.command.stamped(now);
                 match self.raft.client_write(p).await {
                     Ok(r) => {
                         // Acknowledge only when no node can serve older state.

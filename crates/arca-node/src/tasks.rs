@@ -747,16 +747,7 @@ pub(crate) async fn scheduler_loop(node: Arc<Node>) {
             (a.state.due_deletions(now), a.state.due_rotations(now))
         };
         for key_id in deletions {
-            match node
-                .propose(
-                    None,
-                    Command::DeleteKey {
-                        key_id,
-                        now_ms: now,
-                    },
-                )
-                .await
-            {
+            match node.propose(None, Command::PurgeKey { key_id }).await {
                 Ok(Outcome::Applied) => {
                     tracing::info!(key_id = %key_id, "key deleted: its deletion date passed")
                 }
