@@ -561,6 +561,64 @@ pub enum Command {
 pub const LEGACY_TIME_GRACE_MS: u64 = 60 * 60 * 1000;
 
 impl Command {
+    /// The command's name, as audit records and logs show it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::InitCluster { .. } => "InitCluster",
+            Command::CreateAccessKey { .. } => "CreateAccessKey",
+            Command::DeleteAccessKey { .. } => "DeleteAccessKey",
+            Command::PutUserPolicy { .. } => "PutUserPolicy",
+            Command::PutKeyPolicy { .. } => "PutKeyPolicy",
+            Command::CreateGrant { .. } => "CreateGrant",
+            Command::RemoveGrant { .. } => "RemoveGrant",
+            Command::CreateKey { .. } => "CreateKey",
+            Command::SetKeyEnabled { .. } => "SetKeyEnabled",
+            Command::UpdateDescription { .. } => "UpdateDescription",
+            Command::ScheduleDeletion { .. } => "ScheduleDeletion",
+            Command::CancelDeletion { .. } => "CancelDeletion",
+            Command::DeleteKey { .. } => "DeleteKey",
+            Command::CreateAlias { .. } => "CreateAlias",
+            Command::UpdateAlias { .. } => "UpdateAlias",
+            Command::DeleteAlias { .. } => "DeleteAlias",
+            Command::TagKey { .. } => "TagKey",
+            Command::UntagKey { .. } => "UntagKey",
+            Command::SetRotation { .. } => "SetRotation",
+            Command::CreateKeyVersion { .. } => "CreateKeyVersion",
+            Command::RotateKey { .. } => "RotateKey",
+            Command::ScheduleKeyDeletion { .. } => "ScheduleKeyDeletion",
+            Command::PurgeKey { .. } => "PurgeKey",
+        }
+    }
+
+    /// The key the command changes, if it changes one.
+    pub fn key_id(&self) -> Option<KeyId> {
+        match self {
+            Command::PutKeyPolicy { key_id, .. }
+            | Command::RemoveGrant { key_id, .. }
+            | Command::SetKeyEnabled { key_id, .. }
+            | Command::UpdateDescription { key_id, .. }
+            | Command::ScheduleDeletion { key_id, .. }
+            | Command::CancelDeletion { key_id }
+            | Command::DeleteKey { key_id, .. }
+            | Command::CreateAlias { key_id, .. }
+            | Command::UpdateAlias { key_id, .. }
+            | Command::TagKey { key_id, .. }
+            | Command::UntagKey { key_id, .. }
+            | Command::SetRotation { key_id, .. }
+            | Command::CreateKeyVersion { key_id, .. }
+            | Command::RotateKey { key_id, .. }
+            | Command::ScheduleKeyDeletion { key_id, .. }
+            | Command::PurgeKey { key_id } => Some(*key_id),
+            Command::CreateGrant { grant } => Some(grant.key_id),
+            Command::CreateKey { key } => Some(key.key_id),
+            Command::InitCluster { .. }
+            | Command::CreateAccessKey { .. }
+            | Command::DeleteAccessKey { .. }
+            | Command::PutUserPolicy { .. }
+            | Command::DeleteAlias { .. } => None,
+        }
+    }
+
     /// The command as the leader appends it at `now_ms` (its clock, the
     /// entry's stamp): every time it carries is `now_ms` or computed from it,
     /// whatever the proposer sent. A deletion is turned into the commands
