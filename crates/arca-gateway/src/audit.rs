@@ -688,6 +688,79 @@ impl AuditLog {
     }
 }
 
+/// Records the writes other nodes forward to this one (as the leader), next
+/// to the API requests: the node a client sent a write to records the
+/// request, and the leader that ran it records it again, with the node that
+/// forwarded it as the source. Installed with
+/// `Node::set_forward_observer`; see [`AuditLog::forwarded_writes`].
+pub struct ForwardAudit {
+    shared: Arc<Shared>,
+    node_id: u64,
+}
+
+impl AuditLog {
+    /// A recorder for the writes forwarded to node `node_id`.
+    pub fn forwarded_writes(&self, node_id: u64) -> ForwardAudit {
+        ForwardAudit {
+            shared: self.shared.clone(),
+            node_id,
+        }
+    }
+}
+
+impl ForwardAudit {
+    /// Queues one line for `w`: operation `Forwarded:<command>`, source
+    /// `node:<id>`, the key id, and the outcome as the client would see it.
+    /// The leader's answer does not wait for the line (the forwarding node
+    /// already holds the client's answer until its own record is written);
+    /// a line that cannot be queued is counted in
+    /// `arca_audit_dropped_total`.
+    pub fn record(&self, w: arca_node::node::ForwardedWrite) {
+        let (outcome, status) = match w.outcome {
+            Ok(()) => ("OK", 200),
+            Err(e) => {
+                let e = crate::error::ApiError::from(e);
+                (e.code, e.status)
+            }
+        };
+        let source = w
+            .from
+            .map_or_else(|| "node:-".to_string(), |n| format!("node:{n}"));
+        let operation = format!("Forwarded:{}", w.operation);
+        let r = Record {
+            time_ms: now_ms(),
+            request_id: w.request.as_deref().unwrap_or("-"),
+            node_id: self.node_id,
+            source: &source,
+            principal: None,
+            operation: &operation,
+            arn: None,
+            key_id: w.key_id,
+            destination_key_id: None,
+            outcome,
+            status,
+        };
+        let mut line = Vec::with_capacity(LINE_CAPACITY);
+        if serde_json::to_writer(&mut line, &r).is_err() {
+            count_dropped(&self.shared, 1);
+            return;
+        }
+        let mut q = self.shared.lock();
+        if q.stopped || q.closed || q.lines.len() >= CAPACITY {
+            drop(q);
+            count_dropped(&self.shared, 1);
+            return;
+        }
+        q.lines.push(&line);
+        // Whoever writes takes it along; if no one does, the writer thread.
+        let wake = !q.writing && std::mem::replace(&mut q.writer_idle, false);
+        drop(q);
+        if wake {
+            self.shared.wake.notify_one();
+        }
+    }
+}
+
 impl Drop for AuditLog {
     fn drop(&mut self) {
         self.shared.poke(|q| q.closed = true);

@@ -148,6 +148,15 @@ impl Metrics {
             "1 while a write waits for space on the data directory's disk.",
             Some(u64::from(raft.disk_full)),
         );
+        out.push_str("# HELP arca_peer_refused_total Peer messages refused (replayed, addressed to another node or cluster, stale, badly signed; answers not signed for the request: response).\n");
+        out.push_str("# TYPE arca_peer_refused_total counter\n");
+        for (reason, n) in &raft.peer_refused {
+            let _ = writeln!(out, "arca_peer_refused_total{{reason=\"{reason}\"}} {n}");
+        }
+        if let Some(id) = &raft.cluster_id {
+            out.push_str("# HELP arca_cluster_info The cluster id peer messages are bound to.\n# TYPE arca_cluster_info gauge\n");
+            let _ = writeln!(out, "arca_cluster_info{{cluster_id=\"{id}\"}} 1");
+        }
         out.push_str("# HELP arca_audit_dropped_total Audit records dropped because the writer was behind.\n");
         out.push_str("# TYPE arca_audit_dropped_total counter\n");
         let _ = writeln!(out, "arca_audit_dropped_total {audit_dropped}");

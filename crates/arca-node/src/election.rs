@@ -156,7 +156,7 @@ impl Node {
             let req = req.clone();
             calls.spawn(async move {
                 let r = peers
-                    .call::<_, PreVoteResponse>(&addr, PATH_PREVOTE, &req, timeout)
+                    .call::<_, PreVoteResponse>(id, &addr, PATH_PREVOTE, &req, timeout)
                     .await;
                 (id, r)
             });

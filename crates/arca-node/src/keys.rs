@@ -615,21 +615,18 @@ impl Node {
         key_id: KeyId,
         window_days: u32,
     ) -> Result<u64, NodeError> {
-        let deletion_ms = self
-            .now_ms()
-            .saturating_add(u64::from(window_days) * DAY_MS);
         applied(
             self.propose(
                 rid,
-                Command::ScheduleDeletion {
+                Command::ScheduleKeyDeletion {
                     key_id,
-                    deletion_ms,
                     window_days,
                 },
             )
             .await?,
         )?;
-        // A retried request may have been applied with its own date: report the stored one.
+        // The date is the leader's stamp plus the window, as applied here (a
+        // retry whose key changed since: this node's estimate).
         Ok(self
             .shared
             .read()
@@ -637,7 +634,10 @@ impl Node {
             .keys
             .get(&key_id)
             .and_then(|k| k.deletion_ms)
-            .unwrap_or(deletion_ms))
+            .unwrap_or_else(|| {
+                self.now_ms()
+                    .saturating_add(u64::from(window_days) * DAY_MS)
+            }))
     }
 
     pub async fn cancel_deletion(&self, rid: RequestId, key_id: KeyId) -> Result<(), NodeError> {

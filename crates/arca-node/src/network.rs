@@ -2,11 +2,12 @@
 //! (Raft's network and forwarding to the leader). The server side is
 //! [`crate::peer`].
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -21,7 +22,8 @@ use openraft::raft::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::peer_auth::{PeerAuth, HEADER};
+use crate::peer::MAX_PEER_BODY;
+use crate::peer_auth::{ClusterId, PeerAuth, PeerRefusals, RequestId, Route, HEADER};
 use crate::types::{ForwardRequest, ForwardResponse, NodeId, NodeInfo, TypeConfig};
 
 pub const PATH_APPEND: &str = "/raft/append";
@@ -47,13 +49,28 @@ pub enum PeerError {
     Status(String, u16, String),
     #[error("peer {0} sent a body that does not decode: {1}")]
     Decode(String, String),
+    /// The answer is not authenticated as the addressed node's answer to
+    /// this request.
+    #[error("answer from peer {0} refused: {1}")]
+    Refused(String, String),
 }
 
-/// A pooled HTTP client for peer calls.
+/// This node's cluster id, once it knows it.
+pub type ClusterSource = Arc<dyn Fn() -> Option<ClusterId> + Send + Sync>;
+
+/// A pooled HTTP client for peer calls: signs each request (v3, with this
+/// node's id, the receiver's and a fresh sequence number) and accepts only
+/// answers the receiver signed for it.
 #[derive(Clone)]
 pub struct PeerClient {
     http: Client<HttpConnector, Full<Bytes>>,
     auth: Arc<PeerAuth>,
+    from: Option<NodeId>,
+    /// This run's start time (ms): with `seq`, unique per request.
+    epoch: u64,
+    seq: Arc<AtomicU64>,
+    cluster: ClusterSource,
+    refusals: Arc<PeerRefusals>,
 }
 
 pub fn unix_now() -> i64 {
@@ -63,20 +80,53 @@ pub fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
+/// Milliseconds since the Unix epoch by the system clock (peer messages).
+pub fn unix_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// How much of an unauthenticated answer is read, for the error message.
+const UNSIGNED_PREFIX: usize = 512;
+
 impl PeerClient {
-    pub fn new(auth: Arc<PeerAuth>) -> Self {
+    /// A client for node `from` (`None`: an operator's tool, such as
+    /// `arca cluster init`), whose cluster id `cluster` tells once known;
+    /// refused answers are counted in `refusals`.
+    pub fn new(
+        auth: Arc<PeerAuth>,
+        from: Option<NodeId>,
+        cluster: ClusterSource,
+        refusals: Arc<PeerRefusals>,
+    ) -> Self {
         let mut conn = HttpConnector::new();
         conn.set_nodelay(true);
         conn.set_connect_timeout(Some(Duration::from_secs(2)));
         let http = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(crate::limits::PEER_POOL_IDLE)
             .build(conn);
-        Self { http, auth }
+        Self {
+            http,
+            auth,
+            from,
+            epoch: unix_now_ms().max(0) as u64,
+            seq: Arc::new(AtomicU64::new(0)),
+            cluster,
+            refusals,
+        }
     }
 
-    /// POSTs `body` (postcard) to `addr` + `path` and decodes the answer.
+    /// A client for an operator's tool: no node id, no cluster yet.
+    pub fn anonymous(auth: Arc<PeerAuth>) -> Self {
+        Self::new(auth, None, Arc::new(|| None), Arc::default())
+    }
+
+    /// POSTs `body` (postcard) to node `to` at `addr` + `path` and decodes the answer.
     pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
         &self,
+        to: NodeId,
         addr: &str,
         path: &str,
         body: &Req,
@@ -85,39 +135,96 @@ impl PeerClient {
         let body = postcard::to_allocvec(body)
             .map_err(|e| PeerError::Decode(addr.to_string(), e.to_string()))?;
         let bytes = self
-            .call_raw(addr, path, body, "application/postcard", timeout)
+            .call_raw(Some(to), addr, path, body, "application/postcard", timeout)
             .await?;
         postcard::from_bytes(&bytes).map_err(|e| PeerError::Decode(addr.to_string(), e.to_string()))
     }
 
-    /// POSTs raw bytes; returns the body of a 200 answer.
+    /// POSTs raw bytes to node `to` (`None`: whichever node listens at
+    /// `addr`, for `cluster init` only); returns the body of a 200 answer
+    /// signed by that node for this request.
     pub async fn call_raw(
         &self,
+        to: Option<NodeId>,
         addr: &str,
         path: &str,
         body: Vec<u8>,
         content_type: &str,
         timeout: Duration,
     ) -> Result<Bytes, PeerError> {
-        let auth = self.auth.sign("POST", path, unix_now(), &body);
+        let route = Route {
+            cluster: (self.cluster)(),
+            from: self.from,
+            to,
+        };
+        let id = RequestId {
+            from: self.from,
+            epoch: self.epoch,
+            seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
+        };
+        let auth = self
+            .auth
+            .sign("POST", path, &route, &id, unix_now_ms(), &body);
         let req = http::Request::post(format!("http://{addr}{path}"))
             .header(HEADER, auth)
             .header(http::header::CONTENT_TYPE, content_type)
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| PeerError::Unreachable(addr.to_string(), e.to_string()))?;
+        let unreachable =
+            |e: &dyn std::fmt::Display| PeerError::Unreachable(addr.to_string(), e.to_string());
         let fut = async {
-            let resp = self
-                .http
-                .request(req)
-                .await
-                .map_err(|e| PeerError::Unreachable(addr.to_string(), e.to_string()))?;
+            let resp = self.http.request(req).await.map_err(|e| unreachable(&e))?;
             let status = resp.status();
-            let body = resp
-                .into_body()
+            let header = resp
+                .headers()
+                .get(HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let content_length = resp
+                .headers()
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            // The answer's head is checked before its body is read.
+            let head = match self.auth.verify_response_head(
+                header.as_deref(),
+                &id,
+                to,
+                status.as_u16(),
+                content_length,
+                MAX_PEER_BODY as u64,
+            ) {
+                Ok(h) => h,
+                Err(e) => {
+                    self.refusals.count(&e);
+                    // What it says is not trusted; a short prefix helps the
+                    // operator see, say, an older node's refusal.
+                    let said = match Limited::new(resp.into_body(), UNSIGNED_PREFIX)
+                        .collect()
+                        .await
+                    {
+                        Ok(b) => String::from_utf8_lossy(&b.to_bytes())
+                            .chars()
+                            .take(300)
+                            .collect::<String>(),
+                        Err(_) => String::new(),
+                    };
+                    return Err(PeerError::Refused(
+                        addr.to_string(),
+                        format!("{e} (HTTP {}: {said})", status.as_u16()),
+                    ));
+                }
+            };
+            let limit = usize::try_from(head.len()).unwrap_or(MAX_PEER_BODY);
+            let body = Limited::new(resp.into_body(), limit)
                 .collect()
                 .await
-                .map_err(|e| PeerError::Unreachable(addr.to_string(), e.to_string()))?
+                .map_err(|e| unreachable(&e))?
                 .to_bytes();
+            if let Err(e) = self.auth.verify_response_body(&head, &id, &body) {
+                self.refusals.count(&e);
+                return Err(PeerError::Refused(addr.to_string(), e.to_string()));
+            }
             if !status.is_success() {
                 return Err(PeerError::Status(
                     addr.to_string(),
@@ -134,11 +241,12 @@ impl PeerClient {
 
     pub async fn forward(
         &self,
-        leader: &NodeInfo,
+        leader: NodeId,
+        info: &NodeInfo,
         req: &ForwardRequest,
         timeout: Duration,
     ) -> Result<ForwardResponse, PeerError> {
-        self.call(&leader.peer_addr, PATH_FORWARD, req, timeout)
+        self.call(leader, &info.peer_addr, PATH_FORWARD, req, timeout)
             .await
     }
 }
@@ -183,8 +291,10 @@ impl PeerConnection {
         E: std::error::Error + DeserializeOwned,
     {
         let ttl = option.hard_ttl();
-        let res: Result<Result<Resp, RaftError<NodeId, E>>, PeerError> =
-            self.client.call(&self.addr, path, req, ttl).await;
+        let res: Result<Result<Resp, RaftError<NodeId, E>>, PeerError> = self
+            .client
+            .call(self.target, &self.addr, path, req, ttl)
+            .await;
         match res {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),

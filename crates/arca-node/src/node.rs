@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use arca_crypto::wrap::RootKey;
@@ -18,8 +18,8 @@ use crate::actors::Registry;
 use crate::credentials::{self, SecretCache};
 use crate::lease::Leases;
 use crate::limits::{Acceptor, PortLimits};
-use crate::network::{Network, PeerClient, PeerError};
-use crate::peer_auth::PeerAuth;
+use crate::network::{unix_now_ms, Network, PeerClient, PeerError};
+use crate::peer_auth::{ClusterId, PeerAuth, ReplayGuard};
 use crate::pool::RsaPool;
 use crate::store::{self, LogStore, SharedState, StateMachineStore};
 use crate::tasks;
@@ -122,7 +122,29 @@ pub struct RaftView {
     pub purged_index: Option<u64>,
     /// A write is waiting for space on the data directory's disk.
     pub disk_full: bool,
+    /// Peer messages refused since start, by reason
+    /// ([`crate::peer_auth::REASONS`]).
+    pub peer_refused: Vec<(&'static str, u64)>,
+    /// The cluster id (hex) peer messages are bound to, once known.
+    pub cluster_id: Option<String>,
 }
+
+/// A write another node forwarded to this node (as the leader), for its
+/// audit log: the node that received the client's request records it too.
+#[derive(Debug)]
+pub struct ForwardedWrite {
+    /// The node that forwarded it.
+    pub from: Option<NodeId>,
+    /// The command's name ([`arca_state::Command::name`]).
+    pub operation: &'static str,
+    pub key_id: Option<String>,
+    /// The client request's identity digest (hex), if it carried one.
+    pub request: Option<String>,
+    pub outcome: Result<(), NodeError>,
+}
+
+/// Called with every write forwarded to this node, once its outcome is known.
+pub type ForwardObserver = Arc<dyn Fn(ForwardedWrite) + Send + Sync>;
 
 /// A node behind its commit index whose applied index has not moved for this
 /// long is reported as stuck rather than catching up.
@@ -169,6 +191,11 @@ pub struct Node {
     pub(crate) registry: Registry,
     pub(crate) peers: PeerClient,
     pub(crate) peer_auth: Arc<PeerAuth>,
+    /// Admits each peer request once, addressed to this node and cluster.
+    pub(crate) peer_guard: ReplayGuard,
+    /// The cluster id, computed once the cluster's facts are applied.
+    cluster_id: OnceLock<ClusterId>,
+    forward_observer: RwLock<Option<ForwardObserver>>,
     pub(crate) root: Arc<RootKey>,
     pub(crate) secrets: SecretCache,
     pub(crate) write_timeout: Duration,
@@ -237,9 +264,33 @@ impl Node {
         let peer_auth = Arc::new(
             PeerAuth::new(cfg.cluster_secret.expose()).map_err(StartError::ClusterSecret)?,
         );
-        let peers = PeerClient::new(peer_auth.clone());
+        // Requests signed before now may have been seen by this node's
+        // previous run: refused (see `ReplayGuard`).
+        let peer_guard = ReplayGuard::new(cfg.node_id, unix_now_ms());
         let sm = StateMachineStore::open(db.clone()).map_err(st)?;
         let shared = sm.shared();
+        let peers = {
+            let shared = shared.clone();
+            let known: Arc<OnceLock<ClusterId>> = Arc::default();
+            let cluster = Arc::new(move || {
+                if let Some(c) = known.get() {
+                    return Some(*c);
+                }
+                let c = shared
+                    .read()
+                    .state
+                    .cluster
+                    .as_ref()
+                    .map(crate::peer_auth::cluster_id)?;
+                Some(*known.get_or_init(|| c))
+            });
+            PeerClient::new(
+                peer_auth.clone(),
+                Some(cfg.node_id),
+                cluster,
+                peer_guard.refusals.clone(),
+            )
+        };
         let root = Arc::new(cfg.root_key);
         check_replicated_root(&shared, &root)?;
 
@@ -298,6 +349,9 @@ impl Node {
             shared,
             peers,
             peer_auth,
+            peer_guard,
+            cluster_id: OnceLock::new(),
+            forward_observer: RwLock::new(None),
             root: root.clone(),
             secrets: SecretCache::default(),
             write_timeout: cfg.write_timeout,
@@ -380,6 +434,24 @@ impl Node {
         self.shared.read().state.cluster.clone()
     }
 
+    /// The id of this node's cluster, once it has applied `cluster init`.
+    pub fn cluster_id(&self) -> Option<ClusterId> {
+        if let Some(c) = self.cluster_id.get() {
+            return Some(*c);
+        }
+        let c = crate::peer_auth::cluster_id(self.shared.read().state.cluster.as_ref()?);
+        Some(*self.cluster_id.get_or_init(|| c))
+    }
+
+    /// Has `observer` called with every write another node forwards to this
+    /// one (the gateway audits them).
+    pub fn set_forward_observer(&self, observer: ForwardObserver) {
+        *self
+            .forward_observer
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(observer);
+    }
+
     // ---- Raft view ----
 
     pub async fn raft_view(&self) -> RaftView {
@@ -415,6 +487,8 @@ impl Node {
             snapshot_index: m.snapshot.map(|l| l.index),
             purged_index: m.purged.map(|l| l.index),
             disk_full: self.db.waiting_for_space(),
+            peer_refused: self.peer_guard.refusals.snapshot(),
+            cluster_id: self.cluster_id().map(hex::encode),
         }
     }
 
@@ -558,7 +632,7 @@ impl Node {
                         // apply is deduplicated by its request identity.
                         let mut rx = self.raft.metrics();
                         tokio::select! {
-                            r = self.peers.forward(&info, &req, left) => match r {
+                            r = self.peers.forward(leader, &info, &req, left) => match r {
                                 Ok(r) => r,
                                 Err(e) => {
                                     tracing::debug!(error = %e, leader, "forward to leader failed");
@@ -593,6 +667,53 @@ impl Node {
         }
     }
 
+    /// Serves a [`ForwardRequest`] that node `from` sent to this one; a
+    /// write is shown to the forward observer with its outcome.
+    pub(crate) async fn handle_forward_from(
+        &self,
+        from: Option<NodeId>,
+        req: ForwardRequest,
+    ) -> ForwardResponse {
+        let ForwardRequest::Write(p) = &req else {
+            return self.handle_forward(req).await;
+        };
+        let observer = self
+            .forward_observer
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let Some(observer) = observer else {
+            return self.handle_forward(req).await;
+        };
+        let operation = p.command.name();
+        let key_id = p.command.key_id().map(|k| k.to_string());
+        let request = p.request.map(|r| hex::encode(r.id));
+        let resp = self.handle_forward(req).await;
+        let outcome = match &resp {
+            ForwardResponse::Written { outcome, .. } => match outcome.clone().first().0 {
+                Outcome::Applied => Ok(()),
+                Outcome::Rejected(r) => Err(r.into()),
+                Outcome::Repeated { .. } => Err(NodeError::Internal("nested repeat".into())),
+            },
+            ForwardResponse::NotLeader { .. } => {
+                Err(NodeError::Unavailable("this node is not the leader".into()))
+            }
+            ForwardResponse::Unavailable(m) => Err(NodeError::Unavailable(m.clone())),
+            ForwardResponse::Failed(m) => Err(NodeError::Internal(m.clone())),
+            other => Err(NodeError::Internal(format!(
+                "unexpected answer to a write: {other:?}"
+            ))),
+        };
+        observer(ForwardedWrite {
+            from,
+            operation,
+            key_id,
+            request,
+            outcome,
+        });
+        resp
+    }
+
     /// Serves a [`ForwardRequest`] as the leader. Answers `NotLeader` if this
     /// node is not the leader (any more).
     pub async fn handle_forward(&self, req: ForwardRequest) -> ForwardResponse {
@@ -607,8 +728,11 @@ impl Node {
         }
         match req {
             ForwardRequest::Write(mut p) => {
-                // The leader's clock stamps the entry; the proposer's is not trusted.
-                p.stamp_ms = self.now_ms();
+                // The leader's clock stamps the entry and every time its
+                // command carries; the proposer's times are not trusted.
+                let now = self.now_ms();
+                p.stamp_ms = now;
+                p.command = p.command.stamped(now);
                 match self.raft.client_write(p).await {
                     Ok(r) => {
                         // Acknowledge only when no node can serve older state.

@@ -18,10 +18,10 @@ use crate::election::PreVoteRequest;
 use crate::lease::{BarrierRequest, ConfirmRequest, LeaseRequest, QuietRequest, SettledNotice};
 use crate::limits::Acceptor;
 use crate::network::{
-    unix_now, PATH_APPEND, PATH_BARRIER, PATH_CONFIRM, PATH_FORWARD, PATH_INIT, PATH_LEASE,
+    unix_now_ms, PATH_APPEND, PATH_BARRIER, PATH_CONFIRM, PATH_FORWARD, PATH_INIT, PATH_LEASE,
     PATH_PREVOTE, PATH_QUIET, PATH_SETTLED, PATH_SNAPSHOT, PATH_VOTE,
 };
-use crate::peer_auth::HEADER;
+use crate::peer_auth::{RequestId, HEADER};
 use crate::types::ForwardRequest;
 use crate::Node;
 
@@ -67,13 +67,14 @@ pub async fn serve(acceptor: Acceptor, node: Arc<Node>, shutdown: CancellationTo
     }
 }
 
-fn reply(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
-    *r.status_mut() = status;
-    r
+/// An answer before it is signed.
+type Answer = (StatusCode, Vec<u8>);
+
+fn reply(status: StatusCode, body: Vec<u8>) -> Answer {
+    (status, body)
 }
 
-fn postcard_reply<T: Serialize>(v: &T) -> Response<Full<Bytes>> {
+fn postcard_reply<T: Serialize>(v: &T) -> Answer {
     match postcard::to_allocvec(v) {
         Ok(b) => reply(StatusCode::OK, b),
         Err(e) => reply(
@@ -83,7 +84,28 @@ fn postcard_reply<T: Serialize>(v: &T) -> Response<Full<Bytes>> {
     }
 }
 
+/// Answers a request; an answer to a request whose head verified is signed
+/// for that request ([`crate::peer_auth`]), any other goes unsigned.
 async fn handle(node: Arc<Node>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let mut answering = None;
+    let (status, body) = answer(&node, req, &mut answering).await;
+    let signature = answering.map(|id| {
+        node.peer_auth
+            .sign_response(&id, node.id, status.as_u16(), &body)
+    });
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    if let Some(v) = signature.and_then(|s| http::HeaderValue::from_str(&s).ok()) {
+        r.headers_mut().insert(HEADER, v);
+    }
+    r
+}
+
+async fn answer(
+    node: &Arc<Node>,
+    req: Request<Incoming>,
+    answering: &mut Option<RequestId>,
+) -> Answer {
     let path = req.uri().path().to_string();
     let method = req.method().as_str().to_string();
     let auth = req
@@ -96,15 +118,26 @@ async fn handle(node: Arc<Node>, req: Request<Incoming>) -> Response<Full<Bytes>
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    // Authenticate the head before reading a byte of the body.
-    let head = match node.peer_auth.verify_head(
-        auth.as_deref(),
-        &method,
-        &path,
-        unix_now(),
-        content_length,
-        MAX_PEER_BODY as u64,
-    ) {
+    // Authenticate the head — whom it is for, from which cluster, and that
+    // it is new — before reading a byte of the body.
+    let head = node
+        .peer_auth
+        .verify_head(
+            auth.as_deref(),
+            &method,
+            &path,
+            unix_now_ms(),
+            content_length,
+            MAX_PEER_BODY as u64,
+        )
+        .inspect_err(|e| node.peer_guard.refusals.count(e))
+        .and_then(|head| {
+            *answering = Some(head.id);
+            node.peer_guard
+                .admit(&head, &path, node.cluster_id())
+                .map(|()| head)
+        });
+    let head = match head {
         Ok(h) => h,
         Err(e) => {
             tracing::warn!(path, error = %e, "peer request refused");
@@ -124,6 +157,7 @@ async fn handle(node: Arc<Node>, req: Request<Incoming>) -> Response<Full<Bytes>
         }
     };
     if let Err(e) = node.peer_auth.verify_body(&head, &method, &path, &body) {
+        node.peer_guard.refusals.count(&e);
         tracing::warn!(path, error = %e, "peer request refused");
         return reply(StatusCode::UNAUTHORIZED, e.to_string().into_bytes());
     }
@@ -153,7 +187,7 @@ async fn handle(node: Arc<Node>, req: Request<Incoming>) -> Response<Full<Bytes>
         }
         PATH_FORWARD => {
             let req: ForwardRequest = decode!(ForwardRequest);
-            postcard_reply(&node.handle_forward(req).await)
+            postcard_reply(&node.handle_forward_from(head.route.from, req).await)
         }
         PATH_INIT => {
             let req: InitRequest = match serde_json::from_slice(&body) {

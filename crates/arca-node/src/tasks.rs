@@ -283,6 +283,7 @@ impl Node {
                     if let Ok(r) = self
                         .peers
                         .call::<_, QuietResponse>(
+                            id,
                             &addr,
                             PATH_QUIET,
                             &QuietRequest { term },
@@ -404,7 +405,7 @@ impl Node {
             async move {
                 match self
                     .peers
-                    .call::<_, ConfirmResponse>(&addr, PATH_CONFIRM, &req, timeout)
+                    .call::<_, ConfirmResponse>(id, &addr, PATH_CONFIRM, &req, timeout)
                     .await
                 {
                     Ok(r) if r.term <= term => self.leases.record_confirmed(term, id, sent),
@@ -492,9 +493,9 @@ pub(crate) async fn lease_loop(node: Arc<Node>) {
         if state == ServerState::Leader {
             continue;
         }
-        let Some(info) = leader
+        let Some((leader, info)) = leader
             .filter(|l| *l != node.id)
-            .and_then(|l| node.leader_info(l))
+            .and_then(|l| node.leader_info(l).map(|i| (l, i)))
         else {
             continue;
         };
@@ -507,7 +508,7 @@ pub(crate) async fn lease_loop(node: Arc<Node>) {
         let timeout = node.leases.pull_interval();
         match node
             .peers
-            .call::<_, LeaseResponse>(&info.peer_addr, PATH_LEASE, &req, timeout)
+            .call::<_, LeaseResponse>(leader, &info.peer_addr, PATH_LEASE, &req, timeout)
             .await
         {
             Ok(LeaseResponse::Granted {
@@ -538,7 +539,7 @@ pub(crate) async fn lease_loop(node: Arc<Node>) {
 /// does before it campaigns: a leader that no longer counts this node among
 /// its members says so. Returns whether this node was removed.
 pub(crate) async fn removed_from_cluster(node: &Arc<Node>) -> bool {
-    let (term, targets): (u64, Vec<String>) = {
+    let (term, targets): (u64, Vec<(NodeId, String)>) = {
         let m = node.raft.metrics();
         let m = m.borrow();
         let targets = m
@@ -546,7 +547,7 @@ pub(crate) async fn removed_from_cluster(node: &Arc<Node>) -> bool {
             .membership()
             .nodes()
             .filter(|(id, _)| **id != node.id)
-            .map(|(_, n)| n.peer_addr.clone())
+            .map(|(id, n)| (*id, n.peer_addr.clone()))
             .collect();
         (m.current_term, targets)
     };
@@ -556,9 +557,9 @@ pub(crate) async fn removed_from_cluster(node: &Arc<Node>) -> bool {
         held_commit: 0,
     };
     let timeout = node.leases.confirm_interval();
-    let calls = targets.iter().map(|addr| {
+    let calls = targets.iter().map(|(id, addr)| {
         node.peers
-            .call::<_, LeaseResponse>(addr, PATH_LEASE, &req, timeout)
+            .call::<_, LeaseResponse>(*id, addr, PATH_LEASE, &req, timeout)
     });
     let removed = futures_join_all(calls)
         .await
@@ -614,7 +615,7 @@ pub(crate) async fn barrier(node: &Node, term: u64, index: u64) -> Result<(), No
             };
             let call = node
                 .peers
-                .call::<_, BarrierResponse>(&addr, PATH_BARRIER, &req, left);
+                .call::<_, BarrierResponse>(id, &addr, PATH_BARRIER, &req, left);
             tokio::pin!(call);
             // While the member is silent (paused, partitioned), its lease may
             // run out: look every 20 ms without giving up on its answer.
@@ -699,7 +700,7 @@ pub(crate) async fn settled_notice_loop(node: Arc<Node>) {
             _ = node.shutdown.cancelled() => return,
         }
         let index = *rx.borrow_and_update();
-        let members: Vec<String> = {
+        let members: Vec<(NodeId, String)> = {
             let m = node.raft.metrics();
             let m = m.borrow();
             if m.state != ServerState::Leader {
@@ -709,16 +710,16 @@ pub(crate) async fn settled_notice_loop(node: Arc<Node>) {
                 .membership()
                 .nodes()
                 .filter(|(id, _)| **id != node.id)
-                .map(|(_, n)| n.peer_addr.clone())
+                .map(|(id, n)| (*id, n.peer_addr.clone()))
                 .collect()
         };
-        for addr in members {
+        for (id, addr) in members {
             let node = node.clone();
             tokio::spawn(async move {
                 let timeout = node.leases.pull_interval();
                 let _ = node
                     .peers
-                    .call::<_, ()>(&addr, PATH_SETTLED, &SettledNotice { index }, timeout)
+                    .call::<_, ()>(id, &addr, PATH_SETTLED, &SettledNotice { index }, timeout)
                     .await;
             });
         }
@@ -772,16 +773,7 @@ pub(crate) async fn scheduler_loop(node: Arc<Node>) {
             (a.state.due_deletions(now), a.state.due_rotations(now))
         };
         for key_id in deletions {
-            match node
-                .propose(
-                    None,
-                    Command::DeleteKey {
-                        key_id,
-                        now_ms: now,
-                    },
-                )
-                .await
-            {
+            match node.propose(None, Command::PurgeKey { key_id }).await {
                 Ok(Outcome::Applied) => {
                     tracing::info!(key_id = %key_id, "key deleted: its deletion date passed")
                 }

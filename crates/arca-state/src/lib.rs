@@ -1,10 +1,12 @@
 //! The replicated state machine: what every node agrees on, and the commands
 //! that change it.
 //!
-//! This crate is pure: no I/O, no clock, no randomness. A [`Command`] carries
-//! everything its outcome depends on (ids, timestamps, wrapped material), chosen
-//! by the node that proposed it, so [`State::apply`] gives the same result on
-//! every node and on every replay.
+//! This crate is pure: no I/O, no clock, no randomness. A [`Proposal`] carries
+//! everything its outcome depends on: ids and wrapped material chosen by the
+//! node that proposed it, and the time, which the leader stamps on the entry
+//! when it appends it ([`Proposal::stamp_ms`], [`Command::stamped`]). So
+//! [`State::apply`] gives the same result on every node and on every replay,
+//! and no proposer chooses a time the state believes.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -477,6 +479,11 @@ pub enum Command {
         key_id: KeyId,
         description: String,
     },
+    /// Legacy (entries appended before leaders stamped deletions; no node
+    /// proposes it now, and a leader turns one it receives into
+    /// [`Command::ScheduleKeyDeletion`]). Applied as before, but a date more
+    /// than [`LEGACY_TIME_GRACE_MS`] short of the shortest window after the
+    /// entry's stamp is refused.
     ScheduleDeletion {
         key_id: KeyId,
         deletion_ms: u64,
@@ -485,8 +492,10 @@ pub enum Command {
     CancelDeletion {
         key_id: KeyId,
     },
-    /// Proposed by the leader when a key's deletion date has passed. Applies
-    /// only if the key is still pending deletion and due at `now_ms`.
+    /// Legacy, like [`Command::ScheduleDeletion`] (now
+    /// [`Command::PurgeKey`]): applies only if the key is still pending
+    /// deletion and due at `now_ms`, and at the entry's stamp plus
+    /// [`LEGACY_TIME_GRACE_MS`].
     DeleteKey {
         key_id: KeyId,
         now_ms: u64,
@@ -529,9 +538,188 @@ pub enum Command {
         on_demand: bool,
         now_ms: u64,
     },
+    /// Schedules a key's deletion `window_days` (7–30) after the entry's
+    /// stamp. Replaces [`Command::ScheduleDeletion`], whose date the proposer
+    /// chose; the leader turns one of those into this (`stamped`).
+    ScheduleKeyDeletion {
+        key_id: KeyId,
+        window_days: u32,
+    },
+    /// Purges a key pending deletion whose date is at or before the entry's
+    /// stamp. Replaces [`Command::DeleteKey`], whose `now_ms` the proposer
+    /// chose.
+    PurgeKey {
+        key_id: KeyId,
+    },
 }
 
+/// How far a legacy entry's proposer-chosen time may be from its leader's
+/// stamp (see [`Command::ScheduleDeletion`] and [`Command::DeleteKey`] in
+/// `State::apply`): an honest proposer's clock was within the peer
+/// protocol's 5-minute window of the leader's, and a forward is retried for
+/// seconds, not an hour.
+pub const LEGACY_TIME_GRACE_MS: u64 = 60 * 60 * 1000;
+
 impl Command {
+    /// The command's name, as audit records and logs show it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::InitCluster { .. } => "InitCluster",
+            Command::CreateAccessKey { .. } => "CreateAccessKey",
+            Command::DeleteAccessKey { .. } => "DeleteAccessKey",
+            Command::PutUserPolicy { .. } => "PutUserPolicy",
+            Command::PutKeyPolicy { .. } => "PutKeyPolicy",
+            Command::CreateGrant { .. } => "CreateGrant",
+            Command::RemoveGrant { .. } => "RemoveGrant",
+            Command::CreateKey { .. } => "CreateKey",
+            Command::SetKeyEnabled { .. } => "SetKeyEnabled",
+            Command::UpdateDescription { .. } => "UpdateDescription",
+            Command::ScheduleDeletion { .. } => "ScheduleDeletion",
+            Command::CancelDeletion { .. } => "CancelDeletion",
+            Command::DeleteKey { .. } => "DeleteKey",
+            Command::CreateAlias { .. } => "CreateAlias",
+            Command::UpdateAlias { .. } => "UpdateAlias",
+            Command::DeleteAlias { .. } => "DeleteAlias",
+            Command::TagKey { .. } => "TagKey",
+            Command::UntagKey { .. } => "UntagKey",
+            Command::SetRotation { .. } => "SetRotation",
+            Command::CreateKeyVersion { .. } => "CreateKeyVersion",
+            Command::RotateKey { .. } => "RotateKey",
+            Command::ScheduleKeyDeletion { .. } => "ScheduleKeyDeletion",
+            Command::PurgeKey { .. } => "PurgeKey",
+        }
+    }
+
+    /// The key the command changes, if it changes one.
+    pub fn key_id(&self) -> Option<KeyId> {
+        match self {
+            Command::PutKeyPolicy { key_id, .. }
+            | Command::RemoveGrant { key_id, .. }
+            | Command::SetKeyEnabled { key_id, .. }
+            | Command::UpdateDescription { key_id, .. }
+            | Command::ScheduleDeletion { key_id, .. }
+            | Command::CancelDeletion { key_id }
+            | Command::DeleteKey { key_id, .. }
+            | Command::CreateAlias { key_id, .. }
+            | Command::UpdateAlias { key_id, .. }
+            | Command::TagKey { key_id, .. }
+            | Command::UntagKey { key_id, .. }
+            | Command::SetRotation { key_id, .. }
+            | Command::CreateKeyVersion { key_id, .. }
+            | Command::RotateKey { key_id, .. }
+            | Command::ScheduleKeyDeletion { key_id, .. }
+            | Command::PurgeKey { key_id } => Some(*key_id),
+            Command::CreateGrant { grant } => Some(grant.key_id),
+            Command::CreateKey { key } => Some(key.key_id),
+            Command::InitCluster { .. }
+            | Command::CreateAccessKey { .. }
+            | Command::DeleteAccessKey { .. }
+            | Command::PutUserPolicy { .. }
+            | Command::DeleteAlias { .. } => None,
+        }
+    }
+
+    /// The command as the leader appends it at `now_ms` (its clock, the
+    /// entry's stamp): every time it carries is `now_ms` or computed from it,
+    /// whatever the proposer sent. A deletion is turned into the commands
+    /// that carry no time ([`Command::ScheduleKeyDeletion`],
+    /// [`Command::PurgeKey`]); `State::apply` judges them by the stamp.
+    pub fn stamped(self, now_ms: u64) -> Command {
+        let days = |d: u32| now_ms.saturating_add(u64::from(d) * rules::DAY_MS);
+        match self {
+            Command::InitCluster {
+                mut info,
+                mut admin,
+            } => {
+                info.created_ms = now_ms;
+                admin.created_ms = now_ms;
+                Command::InitCluster { info, admin }
+            }
+            Command::CreateAccessKey { mut key } => {
+                key.created_ms = now_ms;
+                Command::CreateAccessKey { key }
+            }
+            Command::CreateGrant { mut grant } => {
+                grant.created_ms = now_ms;
+                Command::CreateGrant { grant }
+            }
+            Command::RemoveGrant {
+                key_id, grant_id, ..
+            } => Command::RemoveGrant {
+                key_id,
+                grant_id,
+                now_ms,
+            },
+            Command::CreateKey { mut key } => {
+                key.created_ms = now_ms;
+                for v in &mut key.versions {
+                    v.created_ms = now_ms;
+                }
+                Command::CreateKey { key }
+            }
+            Command::ScheduleDeletion {
+                key_id,
+                window_days,
+                ..
+            } => Command::ScheduleKeyDeletion {
+                key_id,
+                window_days,
+            },
+            Command::DeleteKey { key_id, .. } => Command::PurgeKey { key_id },
+            Command::CreateAlias { name, key_id, .. } => Command::CreateAlias {
+                name,
+                key_id,
+                now_ms,
+            },
+            Command::UpdateAlias { name, key_id, .. } => Command::UpdateAlias {
+                name,
+                key_id,
+                now_ms,
+            },
+            Command::SetRotation {
+                key_id,
+                mut schedule,
+            } => {
+                if let Some(s) = &mut schedule {
+                    s.next_ms = days(s.period_days);
+                }
+                Command::SetRotation { key_id, schedule }
+            }
+            Command::CreateKeyVersion {
+                key_id,
+                mut version,
+            } => {
+                version.created_ms = now_ms;
+                Command::CreateKeyVersion { key_id, version }
+            }
+            Command::RotateKey {
+                key_id,
+                mut version,
+                on_demand,
+                ..
+            } => {
+                version.created_ms = now_ms;
+                Command::RotateKey {
+                    key_id,
+                    version,
+                    on_demand,
+                    now_ms,
+                }
+            }
+            c @ (Command::DeleteAccessKey { .. }
+            | Command::PutUserPolicy { .. }
+            | Command::PutKeyPolicy { .. }
+            | Command::SetKeyEnabled { .. }
+            | Command::UpdateDescription { .. }
+            | Command::CancelDeletion { .. }
+            | Command::DeleteAlias { .. }
+            | Command::TagKey { .. }
+            | Command::UntagKey { .. }
+            | Command::ScheduleKeyDeletion { .. }
+            | Command::PurgeKey { .. }) => c,
+        }
+    }
+
     /// What applying this command creates that its proposer reports back: a
     /// retry of the request is answered with the first attempt's.
     pub fn created(&self) -> Option<String> {
@@ -809,7 +997,7 @@ impl State {
             }
         }
         let created = p.command.created();
-        let outcome = match self.try_apply(index, p.command) {
+        let outcome = match self.try_apply(index, p.stamp_ms, p.command) {
             Ok(t) => {
                 touched.extend(t);
                 Outcome::Applied
@@ -885,7 +1073,12 @@ impl State {
         self.keys.get_mut(id).ok_or_else(|| key_not_found(id))
     }
 
-    fn try_apply(&mut self, index: u64, cmd: Command) -> Result<Vec<Touched>, Rejection> {
+    fn try_apply(
+        &mut self,
+        index: u64,
+        stamp_ms: u64,
+        cmd: Command,
+    ) -> Result<Vec<Touched>, Rejection> {
         if !matches!(cmd, Command::InitCluster { .. }) {
             self.require_init()?;
         }
@@ -1092,20 +1285,24 @@ impl State {
                 deletion_ms,
                 window_days,
             } => {
-                let k = self.key_mut(&key_id)?;
-                rules::require_not_pending_deletion(k)?;
-                if !(rules::MIN_PENDING_WINDOW_DAYS..=rules::MAX_PENDING_WINDOW_DAYS)
-                    .contains(&window_days)
-                {
-                    return Err(Rejection::Invalid(format!(
-                        "PendingWindowInDays {window_days} is out of range"
-                    )));
+                // Only in entries appended before leaders stamped deletions:
+                // a date that no honest proposer could have chosen is refused.
+                let earliest =
+                    rules::earliest_deletion(stamp_ms).saturating_sub(LEGACY_TIME_GRACE_MS);
+                if deletion_ms < earliest {
+                    return Err(rules::deletion_too_soon(deletion_ms, stamp_ms));
                 }
-                k.state = KeyState::PendingDeletion;
-                k.deletion_ms = Some(deletion_ms);
-                k.pending_window_days = Some(window_days);
-                k.revision = index;
-                Ok(vec![Touched::Key(key_id)])
+                self.schedule_deletion(index, key_id, deletion_ms, window_days)
+            }
+            Command::ScheduleKeyDeletion {
+                key_id,
+                window_days,
+            } => {
+                let deletion_ms = stamp_ms.saturating_add(u64::from(window_days) * rules::DAY_MS);
+                if deletion_ms < rules::earliest_deletion(stamp_ms) {
+                    return Err(rules::deletion_too_soon(deletion_ms, stamp_ms));
+                }
+                self.schedule_deletion(index, key_id, deletion_ms, window_days)
             }
             Command::CancelDeletion { key_id } => {
                 let k = self.key_mut(&key_id)?;
@@ -1123,43 +1320,13 @@ impl State {
                 Ok(vec![Touched::Key(key_id)])
             }
             Command::DeleteKey { key_id, now_ms } => {
-                let k = self
-                    .keys
-                    .get(&key_id)
-                    .ok_or_else(|| key_not_found(&key_id))?;
-                let due = k.state == KeyState::PendingDeletion
-                    && k.deletion_ms.is_some_and(|d| d <= now_ms);
-                if !due {
-                    return Err(Rejection::NotDue(format!(
-                        "{key_id} is not due for deletion"
-                    )));
-                }
-                self.keys.remove(&key_id);
-                let mut touched = vec![Touched::Key(key_id)];
-                // Its grants go with it (their tokens name a key that is gone).
-                for id in self.grants_by_key.remove(&key_id).unwrap_or_default() {
-                    self.grants.insert(
-                        id.clone(),
-                        GrantRow::Removed {
-                            key_id,
-                            removed_ms: now_ms,
-                        },
-                    );
-                    touched.push(Touched::Grant(id));
-                }
-                let names: Vec<String> = self
-                    .aliases
-                    .values()
-                    .filter(|a| a.key_id == key_id)
-                    .map(|a| a.name.clone())
-                    .collect();
-                for n in names {
-                    self.aliases.remove(&n);
-                    touched.push(Touched::Alias(n));
-                }
-                self.aliases_by_key.remove(&key_id);
-                Ok(touched)
+                // Only in entries appended before leaders stamped purges: due
+                // by the proposer's time as before, but never more than the
+                // grace ahead of the stamp.
+                let judged = now_ms.min(stamp_ms.saturating_add(LEGACY_TIME_GRACE_MS));
+                self.purge_key(key_id, judged, now_ms)
             }
+            Command::PurgeKey { key_id } => self.purge_key(key_id, stamp_ms, stamp_ms),
             Command::CreateAlias {
                 name,
                 key_id,
@@ -1354,6 +1521,69 @@ impl State {
                 Ok(vec![Touched::Key(key_id)])
             }
         }
+    }
+
+    fn schedule_deletion(
+        &mut self,
+        index: u64,
+        key_id: KeyId,
+        deletion_ms: u64,
+        window_days: u32,
+    ) -> Result<Vec<Touched>, Rejection> {
+        let k = self.key_mut(&key_id)?;
+        rules::require_not_pending_deletion(k)?;
+        if !(rules::MIN_PENDING_WINDOW_DAYS..=rules::MAX_PENDING_WINDOW_DAYS).contains(&window_days)
+        {
+            return Err(Rejection::Invalid(format!(
+                "PendingWindowInDays {window_days} is out of range"
+            )));
+        }
+        k.state = KeyState::PendingDeletion;
+        k.deletion_ms = Some(deletion_ms);
+        k.pending_window_days = Some(window_days);
+        k.revision = index;
+        Ok(vec![Touched::Key(key_id)])
+    }
+
+    /// Removes a key pending deletion whose date is at or before `due_at`;
+    /// its grants are marked removed at `removed_ms`.
+    fn purge_key(
+        &mut self,
+        key_id: KeyId,
+        due_at: u64,
+        removed_ms: u64,
+    ) -> Result<Vec<Touched>, Rejection> {
+        let k = self
+            .keys
+            .get(&key_id)
+            .ok_or_else(|| key_not_found(&key_id))?;
+        let due =
+            k.state == KeyState::PendingDeletion && k.deletion_ms.is_some_and(|d| d <= due_at);
+        if !due {
+            return Err(Rejection::NotDue(format!(
+                "{key_id} is not due for deletion"
+            )));
+        }
+        self.keys.remove(&key_id);
+        let mut touched = vec![Touched::Key(key_id)];
+        // Its grants go with it (their tokens name a key that is gone).
+        for id in self.grants_by_key.remove(&key_id).unwrap_or_default() {
+            self.grants
+                .insert(id.clone(), GrantRow::Removed { key_id, removed_ms });
+            touched.push(Touched::Grant(id));
+        }
+        let names: Vec<String> = self
+            .aliases
+            .values()
+            .filter(|a| a.key_id == key_id)
+            .map(|a| a.name.clone())
+            .collect();
+        for n in names {
+            self.aliases.remove(&n);
+            touched.push(Touched::Alias(n));
+        }
+        self.aliases_by_key.remove(&key_id);
+        Ok(touched)
     }
 
     fn require_init(&self) -> Result<&ClusterInfo, Rejection> {

@@ -21,6 +21,18 @@ pub const MAX_ALIAS_NAME_CHARS: usize = 256;
 pub const MAX_ALIASES: usize = 100_000;
 pub const RESERVED_ALIAS_PREFIX: &str = "alias/aws/";
 
+/// The earliest deletion date a command appended at `stamp_ms` may set: the
+/// shortest pending window after the leader's stamp.
+pub fn earliest_deletion(stamp_ms: u64) -> u64 {
+    stamp_ms.saturating_add(u64::from(MIN_PENDING_WINDOW_DAYS) * DAY_MS)
+}
+
+pub(crate) fn deletion_too_soon(deletion_ms: u64, stamp_ms: u64) -> Rejection {
+    Rejection::Invalid(format!(
+        "a deletion date ({deletion_ms} ms) less than {MIN_PENDING_WINDOW_DAYS} days after the entry's time ({stamp_ms} ms) is refused"
+    ))
+}
+
 /// `alias/` followed by letters, digits, `/`, `_` and `-`; at most 256
 /// characters; not in the reserved `alias/aws/` space.
 pub fn check_alias_name(name: &str) -> Result<(), Rejection> {

@@ -149,15 +149,20 @@ fn enable_disable_and_description() {
 #[test]
 fn deletion_schedule_cancel_and_execute() {
     let mut s = state();
-    let sched = |d| Command::ScheduleDeletion {
+    let sched = Command::ScheduleKeyDeletion {
         key_id: id(1),
-        deletion_ms: d,
         window_days: 7,
     };
-    assert_eq!(s.apply(5, p(sched(1000))).0, Outcome::Applied);
+    let t0 = 1000;
+    assert_eq!(
+        s.apply(5, stamped(None, t0, sched.clone())).0,
+        Outcome::Applied
+    );
     assert_eq!(s.keys[&id(1)].state, KeyState::PendingDeletion);
+    // The date is the leader's stamp plus the window.
+    assert_eq!(s.keys[&id(1)].deletion_ms, Some(t0 + 7 * DAY_MS));
     assert!(matches!(
-        rejected(&mut s, sched(2000)),
+        rejected(&mut s, sched.clone()),
         Rejection::InvalidState(_)
     ));
     assert!(matches!(
@@ -185,16 +190,15 @@ fn deletion_schedule_cancel_and_execute() {
     assert!(matches!(
         rejected(
             &mut s,
-            Command::ScheduleDeletion {
+            Command::ScheduleKeyDeletion {
                 key_id: id(1),
-                deletion_ms: 1,
                 window_days: 6
             }
         ),
         Rejection::Invalid(_)
     ));
     // Deletion only when due; removes the key and its aliases.
-    s.apply(7, p(sched(1000)));
+    s.apply(7, stamped(None, t0, sched));
     s.apply(
         8,
         p(Command::CreateAlias {
@@ -211,30 +215,189 @@ fn deletion_schedule_cancel_and_execute() {
             now_ms: 1,
         }),
     );
-    assert_eq!(s.due_deletions(999), vec![]);
-    assert_eq!(s.due_deletions(1000), vec![id(1)]);
-    assert!(matches!(
-        rejected(
-            &mut s,
-            Command::DeleteKey {
-                key_id: id(1),
-                now_ms: 999
-            }
-        ),
-        Rejection::NotDue(_)
-    ));
-    let (o, _) = s.apply(
-        9,
-        p(Command::DeleteKey {
-            key_id: id(1),
-            now_ms: 1000,
-        }),
+    let due = t0 + 7 * DAY_MS;
+    assert_eq!(s.due_deletions(due - 1), vec![]);
+    assert_eq!(s.due_deletions(due), vec![id(1)]);
+    let purge = Command::PurgeKey { key_id: id(1) };
+    let (o, _) = s.apply(9, stamped(None, due - 1, purge.clone()));
+    assert!(
+        matches!(o, Outcome::Rejected(Rejection::NotDue(_))),
+        "{o:?}"
     );
+    let (o, _) = s.apply(9, stamped(None, due, purge));
     assert_eq!(o, Outcome::Applied);
     assert!(!s.keys.contains_key(&id(1)));
     assert!(
         s.aliases.contains_key("alias/doomed"),
         "alias of another key stays"
+    );
+}
+
+#[test]
+fn no_proposer_chosen_time_shortens_a_deletion() {
+    let mut s = state();
+    let t0 = 50 * DAY_MS;
+    // A forged legacy ScheduleDeletion with a date of 0 (or any date far
+    // short of seven days after the leader's stamp) is refused.
+    for deletion_ms in [0, t0, t0 + 6 * DAY_MS] {
+        let (o, t) = s.apply(
+            5,
+            stamped(
+                None,
+                t0,
+                Command::ScheduleDeletion {
+                    key_id: id(1),
+                    deletion_ms,
+                    window_days: 7,
+                },
+            ),
+        );
+        assert!(
+            matches!(o, Outcome::Rejected(Rejection::Invalid(_))),
+            "{o:?}"
+        );
+        assert!(t.is_empty());
+        assert_eq!(s.keys[&id(1)].state, KeyState::Enabled);
+    }
+    // A short window in the new command is refused too.
+    let (o, _) = s.apply(
+        5,
+        stamped(
+            None,
+            t0,
+            Command::ScheduleKeyDeletion {
+                key_id: id(1),
+                window_days: 1,
+            },
+        ),
+    );
+    assert!(
+        matches!(o, Outcome::Rejected(Rejection::Invalid(_))),
+        "{o:?}"
+    );
+    // A legacy entry an honest proposer made, its clock a little behind the
+    // leader's, still applies (old logs replay as before).
+    let honest = t0 - 2_000 + 7 * DAY_MS;
+    let (o, _) = s.apply(
+        6,
+        stamped(
+            None,
+            t0,
+            Command::ScheduleDeletion {
+                key_id: id(1),
+                deletion_ms: honest,
+                window_days: 7,
+            },
+        ),
+    );
+    assert_eq!(o, Outcome::Applied);
+    // A purge before the date, by the stamp, is refused, whatever time the
+    // legacy command claims.
+    for now_ms in [honest, u64::MAX] {
+        let (o, _) = s.apply(
+            7,
+            stamped(
+                None,
+                t0 + DAY_MS,
+                Command::DeleteKey {
+                    key_id: id(1),
+                    now_ms,
+                },
+            ),
+        );
+        assert!(
+            matches!(o, Outcome::Rejected(Rejection::NotDue(_))),
+            "{o:?}"
+        );
+    }
+    let (o, _) = s.apply(
+        7,
+        stamped(None, honest - 1, Command::PurgeKey { key_id: id(1) }),
+    );
+    assert!(
+        matches!(o, Outcome::Rejected(Rejection::NotDue(_))),
+        "{o:?}"
+    );
+    assert!(s.keys.contains_key(&id(1)));
+    let (o, _) = s.apply(
+        8,
+        stamped(None, honest, Command::PurgeKey { key_id: id(1) }),
+    );
+    assert_eq!(o, Outcome::Applied);
+    assert!(!s.keys.contains_key(&id(1)));
+}
+
+#[test]
+fn the_leader_stamps_every_time_a_command_carries() {
+    let now = 123 * DAY_MS;
+    let forged = Command::ScheduleKeyDeletion {
+        key_id: id(1),
+        window_days: 7,
+    };
+    assert_eq!(
+        forged.stamped(now),
+        Command::ScheduleKeyDeletion {
+            key_id: id(1),
+            window_days: 7
+        }
+    );
+    assert_eq!(
+        Command::DeleteKey {
+            key_id: id(1),
+            now_ms: u64::MAX
+        }
+        .stamped(now),
+        Command::PurgeKey { key_id: id(1) }
+    );
+    let Command::CreateKey { key: k } = Command::CreateKey { key: key(1) }.stamped(now) else {
+        panic!("not a CreateKey")
+    };
+    assert_eq!(k.created_ms, now);
+    assert!(k.versions.iter().all(|v| v.created_ms == now));
+    let Command::SetRotation {
+        schedule: Some(r), ..
+    } = Command::SetRotation {
+        key_id: id(1),
+        schedule: Some(RotationSchedule {
+            period_days: 90,
+            next_ms: 0,
+        }),
+    }
+    .stamped(now)
+    else {
+        panic!("not a SetRotation")
+    };
+    assert_eq!(r.next_ms, now + 90 * DAY_MS);
+    assert_eq!(
+        Command::RotateKey {
+            key_id: id(1),
+            version: key(1).versions[0].clone(),
+            on_demand: false,
+            now_ms: u64::MAX,
+        }
+        .stamped(now),
+        Command::RotateKey {
+            key_id: id(1),
+            version: KeyVersion {
+                created_ms: now,
+                ..key(1).versions[0].clone()
+            },
+            on_demand: false,
+            now_ms: now,
+        }
+    );
+    assert_eq!(
+        Command::CreateAlias {
+            name: "alias/a".into(),
+            key_id: id(1),
+            now_ms: 0
+        }
+        .stamped(now),
+        Command::CreateAlias {
+            name: "alias/a".into(),
+            key_id: id(1),
+            now_ms: now
+        }
     );
 }
 
@@ -251,18 +414,14 @@ fn deleting_a_key_deletes_its_aliases() {
     );
     s.apply(
         4,
-        p(Command::ScheduleDeletion {
+        p(Command::ScheduleKeyDeletion {
             key_id: id(1),
-            deletion_ms: 10,
             window_days: 7,
         }),
     );
     let (o, t) = s.apply(
         5,
-        p(Command::DeleteKey {
-            key_id: id(1),
-            now_ms: 10,
-        }),
+        stamped(None, 8 * DAY_MS, Command::PurgeKey { key_id: id(1) }),
     );
     assert_eq!(o, Outcome::Applied);
     assert!(t.contains(&Touched::Alias("alias/a".into())));
@@ -858,9 +1017,8 @@ fn a_key_policy_is_replaced_but_not_while_pending_deletion() {
     assert_eq!(s.keys[&id(1)].revision, 4);
     s.apply(
         5,
-        p(Command::ScheduleDeletion {
+        p(Command::ScheduleKeyDeletion {
             key_id: id(1),
-            deletion_ms: 10 * DAY_MS,
             window_days: 7,
         }),
     );
@@ -961,18 +1119,14 @@ fn grants_are_created_once_by_name_and_removed_for_good() {
     // Deleting the key removes its grants.
     s.apply(
         7,
-        p(Command::ScheduleDeletion {
+        p(Command::ScheduleKeyDeletion {
             key_id: id(1),
-            deletion_ms: 10,
             window_days: 7,
         }),
     );
     s.apply(
         8,
-        p(Command::DeleteKey {
-            key_id: id(1),
-            now_ms: 11,
-        }),
+        stamped(None, 8 * DAY_MS, Command::PurgeKey { key_id: id(1) }),
     );
     assert_eq!(s.key_grants(&id(1)).count(), 0);
     assert!(matches!(s.grants["g3"], GrantRow::Removed { .. }));
@@ -1051,18 +1205,14 @@ fn the_alias_index_follows_every_alias_change() {
     assert_eq!(copy.aliases_by_key, s.aliases_by_key);
     s.apply(
         9,
-        p(Command::ScheduleDeletion {
+        p(Command::ScheduleKeyDeletion {
             key_id: id(2),
-            deletion_ms: 10,
             window_days: 7,
         }),
     );
     s.apply(
         10,
-        p(Command::DeleteKey {
-            key_id: id(2),
-            now_ms: 11,
-        }),
+        stamped(None, 8 * DAY_MS, Command::PurgeKey { key_id: id(2) }),
     );
     assert!(names(&s, 2).is_empty());
 }

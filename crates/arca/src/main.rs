@@ -406,6 +406,8 @@ async fn server(a: ServerArgs) -> anyhow::Result<()> {
     }
 
     let shutdown = CancellationToken::new();
+    let forwarded = audit.forwarded_writes(node_id);
+    node.set_forward_observer(Arc::new(move |w| forwarded.record(w)));
     let gateway = arca_gateway::Gateway::with_options(
         node.clone(),
         Some(audit),
@@ -523,10 +525,17 @@ async fn cluster(c: ClusterCmd) -> anyhow::Result<()> {
             };
             let secret = read_secret_file(&cluster_secret_file, "cluster secret")?;
             let auth = PeerAuth::new(&secret).map_err(anyhow::Error::msg)?;
-            let peers = PeerClient::new(Arc::new(auth));
+            let peers = PeerClient::anonymous(Arc::new(auth));
             let body = serde_json::to_vec(&InitRequest { region, account_id })?;
             let bytes = peers
-                .call_raw(&peer_addr, PATH_INIT, body, "application/json", timeout)
+                .call_raw(
+                    None,
+                    &peer_addr,
+                    PATH_INIT,
+                    body,
+                    "application/json",
+                    timeout,
+                )
                 .await?;
             let r: InitResponse = serde_json::from_slice(&bytes)?;
             if json {
