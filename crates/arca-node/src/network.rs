@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use openraft::error::{
@@ -22,6 +21,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::peer_auth::{PeerAuth, HEADER};
+use crate::tls::{Connector, KnownPeers, PeerTls, FROM_HEADER};
 use crate::types::{ForwardRequest, ForwardResponse, NodeId, NodeInfo, TypeConfig};
 
 pub const PATH_APPEND: &str = "/raft/append";
@@ -49,11 +49,16 @@ pub enum PeerError {
     Decode(String, String),
 }
 
-/// A pooled HTTP client for peer calls.
+/// A pooled HTTP client for peer calls: HTTPS with mutual TLS when the node
+/// has peer TLS ([`crate::tls`]), plain HTTP otherwise.
 #[derive(Clone)]
 pub struct PeerClient {
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: Client<Connector, Full<Bytes>>,
     auth: Arc<PeerAuth>,
+    scheme: &'static str,
+    /// The node this client speaks for (none for the CLI).
+    from: Option<NodeId>,
+    known: KnownPeers,
 }
 
 pub fn unix_now() -> i64 {
@@ -64,14 +69,33 @@ pub fn unix_now() -> i64 {
 }
 
 impl PeerClient {
+    /// A plain-HTTP client that names no sender.
     pub fn new(auth: Arc<PeerAuth>) -> Self {
-        let mut conn = HttpConnector::new();
-        conn.set_nodelay(true);
-        conn.set_connect_timeout(Some(Duration::from_secs(2)));
+        Self::with_tls(auth, None, None)
+    }
+
+    /// A client for node `from` (if any), over mutual TLS with `tls`.
+    pub fn with_tls(auth: Arc<PeerAuth>, tls: Option<Arc<PeerTls>>, from: Option<NodeId>) -> Self {
+        let known = KnownPeers::default();
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let http = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(crate::limits::PEER_POOL_IDLE)
-            .build(conn);
-        Self { http, auth }
+            .build(Connector::peer(tls, known.clone()));
+        Self {
+            http,
+            auth,
+            scheme,
+            from,
+            known,
+        }
+    }
+
+    /// Records that `addr` is `node`'s peer address: a TLS connection to it
+    /// must present that node's certificate.
+    pub fn learn_peer(&self, node: NodeId, addr: &str) {
+        let mut known = self.known.write().unwrap_or_else(|p| p.into_inner());
+        known.retain(|a, n| *n != node || a == addr);
+        known.insert(addr.to_string(), node);
     }
 
     /// POSTs `body` (postcard) to `addr` + `path` and decodes the answer.
@@ -100,7 +124,11 @@ impl PeerClient {
         timeout: Duration,
     ) -> Result<Bytes, PeerError> {
         let auth = self.auth.sign("POST", path, unix_now(), &body);
-        let req = http::Request::post(format!("http://{addr}{path}"))
+        let mut req = http::Request::post(format!("{}://{addr}{path}", self.scheme));
+        if let Some(from) = self.from {
+            req = req.header(FROM_HEADER, from);
+        }
+        let req = req
             .header(HEADER, auth)
             .header(http::header::CONTENT_TYPE, content_type)
             .body(Full::new(Bytes::from(body)))
@@ -110,7 +138,7 @@ impl PeerClient {
                 .http
                 .request(req)
                 .await
-                .map_err(|e| PeerError::Unreachable(addr.to_string(), e.to_string()))?;
+                .map_err(|e| PeerError::Unreachable(addr.to_string(), error_chain(&e)))?;
             let status = resp.status();
             let body = resp
                 .into_body()
@@ -143,6 +171,18 @@ impl PeerClient {
     }
 }
 
+/// An error and its causes, one line (a failed TLS check is a cause).
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
+    }
+    s
+}
+
 /// Builds a [`PeerConnection`] per target for openraft.
 #[derive(Clone)]
 pub struct Network {
@@ -153,6 +193,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerConnection;
 
     async fn new_client(&mut self, target: NodeId, node: &NodeInfo) -> Self::Network {
+        self.client.learn_peer(target, &node.peer_addr);
         PeerConnection {
             client: self.client.clone(),
             target,
