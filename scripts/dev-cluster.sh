@@ -143,5 +143,5 @@ case "${1:-}" in
   clean)
     "$0" down >/dev/null 2>&1 || true
     rm -rf "$dir"; echo "removed $dir" ;;
-  *) sed -n '2,20p' "$0"; exit 2 ;;
+  *) sed -n '2,19p' "$0"; exit 2 ;;
 esac
