@@ -647,6 +647,138 @@ mod tests {
         assert!(check_sender(None, &headers(Some("9")), false).is_ok());
     }
 
+    /// A CA, and a certificate it issued with `sans`, written to `dir` as
+    /// `<name>.pem` / `<name>.key` (and `ca.pem`).
+    fn issue(dir: &Path, name: &str, sans: Vec<rcgen::SanType>) {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::default();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca, ca_key);
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::default();
+        p.subject_alt_names = sans;
+        let cert = p.signed_by(&key, &issuer).unwrap();
+        let write = |f: &str, text: String| {
+            let path = dir.join(f);
+            std::fs::write(&path, text).unwrap();
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .unwrap();
+        };
+        write(&format!("{name}-ca.pem"), ca_cert.pem());
+        write(&format!("{name}.pem"), cert.pem());
+        write(&format!("{name}.key"), key.serialize_pem());
+    }
+
+    #[test]
+    fn a_node_certificate_names_its_node_and_address() {
+        let dir = tempfile::tempdir().unwrap();
+        issue(
+            dir.path(),
+            "n",
+            vec![
+                rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()),
+                rcgen::SanType::URI("arca-node:7".try_into().unwrap()),
+                rcgen::SanType::URI("arca-peer:127.0.0.1:7701".try_into().unwrap()),
+            ],
+        );
+        let certs = load_certs(&dir.path().join("n.pem")).unwrap();
+        assert_eq!(
+            cert_identity(&certs[0]).unwrap(),
+            CertIdentity {
+                node_id: Some(7),
+                peer_addr: Some("127.0.0.1:7701".into())
+            }
+        );
+        issue(
+            dir.path(),
+            "two",
+            vec![
+                rcgen::SanType::URI("arca-node:1".try_into().unwrap()),
+                rcgen::SanType::URI("arca-node:2".try_into().unwrap()),
+            ],
+        );
+        let certs = load_certs(&dir.path().join("two.pem")).unwrap();
+        assert!(cert_identity(&certs[0]).is_err());
+        assert!(cert_identity(b"not der").is_err());
+    }
+
+    #[tokio::test]
+    async fn with_a_client_ca_the_api_port_takes_only_its_clients() {
+        let dir = tempfile::tempdir().unwrap();
+        let ip = rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap());
+        issue(dir.path(), "server", vec![ip.clone()]);
+        issue(dir.path(), "client", vec![ip]);
+        let d = |f: &str| dir.path().join(f);
+        let tls = ApiTls::load(ApiTlsFiles {
+            cert: d("server.pem"),
+            key: d("server.key"),
+            client_ca: Some(d("client-ca.pem")),
+        })
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let mut outcomes = Vec::new();
+            for _ in 0..2 {
+                let (tcp, _) = listener.accept().await.unwrap();
+                let r = accept(Some(tls.config()), tcp, Duration::from_secs(5)).await;
+                outcomes.push(r.is_ok());
+            }
+            outcomes
+        });
+        let roots = load_roots(&d("server-ca.pem")).unwrap();
+        let builder = ClientConfig::builder_with_provider(provider())
+            .with_protocol_versions(VERSIONS)
+            .unwrap()
+            .with_root_certificates(roots);
+        let with_cert = builder
+            .clone()
+            .with_client_auth_cert(
+                load_certs(&d("client.pem")).unwrap(),
+                load_key(&d("client.key")).unwrap(),
+            )
+            .unwrap();
+        let without = builder.with_no_client_auth();
+        for config in [with_cert, without] {
+            let tcp = TcpStream::connect(addr).await.unwrap();
+            let name = ServerName::try_from("127.0.0.1").unwrap();
+            let mut s = tokio_rustls::TlsConnector::from(Arc::new(config))
+                .connect(name, tcp)
+                .await
+                .unwrap();
+            // TLS 1.3: the server's verdict on the client arrives after the
+            // client's handshake; a read sees it.
+            use tokio::io::AsyncReadExt;
+            let mut b = [0u8; 1];
+            let _ = tokio::time::timeout(Duration::from_millis(500), s.read(&mut b)).await;
+        }
+        assert_eq!(server.await.unwrap(), vec![true, false]);
+    }
+
+    #[test]
+    fn bad_files_are_named_in_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("bad.pem");
+        std::fs::write(&bad, "hello").unwrap();
+        let e = load_certs(&bad).unwrap_err().to_string();
+        assert!(
+            e.contains("bad.pem") && e.contains("no PEM certificate"),
+            "{e}"
+        );
+        let e = load_certs(&dir.path().join("absent.pem"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("absent.pem") && e.contains("cannot read"), "{e}");
+        issue(dir.path(), "k", vec![]);
+        let key = dir.path().join("k.key");
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o640))
+            .unwrap();
+        let e = load_key(&key).unwrap_err().to_string();
+        assert!(e.contains("chmod 600"), "{e}");
+    }
+
     #[test]
     fn a_target_must_hold_the_certificate_of_its_address_and_member() {
         let known: KnownPeers = Arc::default();
