@@ -107,6 +107,10 @@ pub struct Options {
     /// A bearer token that `/metrics` and `/ready` require (`[api]
     /// ops_token_file`); this process's GETs of them then send it.
     pub ops_token: Option<String>,
+    /// TLS on both ports: one test CA (`Cluster::ca_file`) signs each node's
+    /// API certificate and its peer certificate (mutual TLS between nodes).
+    /// Without it the nodes serve plain HTTP (`allow_insecure_http = true`).
+    pub tls: bool,
 }
 
 impl Default for Options {
@@ -124,6 +128,7 @@ impl Default for Options {
             write_timeout_ms: None,
             tmpfs_data_mib: None,
             ops_token: None,
+            tls: false,
         }
     }
 }
@@ -140,11 +145,14 @@ pub struct NodeProc {
     pub config: PathBuf,
     log: PathBuf,
     child: Option<Child>,
+    /// Its API port serves HTTPS.
+    pub tls: bool,
 }
 
 impl NodeProc {
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.api_addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.api_addr)
     }
 
     fn spawn(&mut self) {
@@ -252,12 +260,65 @@ pub struct Cluster {
     pub creds: AdminCreds,
     pub root_key_file: PathBuf,
     pub secret_file: PathBuf,
+    /// With `Options::tls`: the directory of the test CA (`ca.pem`), and of
+    /// each node's peer certificate (`node-N.pem`, `node-N.key`).
+    pub tls_dir: Option<PathBuf>,
     opts: Options,
+}
+
+/// The first admin key from `arca cluster init --json`: in the answer (over
+/// TLS), or in the file the node wrote (plain HTTP).
+pub fn init_credentials(v: &Value) -> AdminCreds {
+    let id = v["AccessKeyId"].as_str().expect("AccessKeyId").to_string();
+    if let Some(secret) = v["SecretAccessKey"].as_str() {
+        return AdminCreds {
+            access_key_id: id,
+            secret_access_key: secret.to_string(),
+        };
+    }
+    let file = v["CredentialsFile"]
+        .as_str()
+        .expect("SecretAccessKey or CredentialsFile");
+    let text = std::fs::read_to_string(file).expect("the credentials file");
+    let secret = text
+        .lines()
+        .find_map(|l| l.strip_prefix("aws_secret_access_key = "))
+        .expect("aws_secret_access_key in the credentials file");
+    AdminCreds {
+        access_key_id: id,
+        secret_access_key: secret.trim().to_string(),
+    }
+}
+
+/// API addresses served over TLS, and the CA their certificates chain to:
+/// the raw HTTP helpers below and `client` speak TLS to them.
+static TLS_ENDPOINTS: std::sync::Mutex<Vec<(String, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+
+/// From now on, talk TLS to `addr`, trusting `ca`.
+pub fn register_tls_endpoint(addr: &str, ca: &Path) {
+    let mut e = TLS_ENDPOINTS.lock().unwrap_or_else(|p| p.into_inner());
+    e.retain(|(a, _)| a != addr);
+    e.push((addr.to_string(), ca.to_path_buf()));
+}
+
+fn tls_ca_for(addr: &str) -> Option<PathBuf> {
+    let e = TLS_ENDPOINTS.lock().unwrap_or_else(|p| p.into_inner());
+    e.iter().find(|(a, _)| a == addr).map(|(_, c)| c.clone())
 }
 
 fn run_cli(args: &[&str], creds: Option<&AdminCreds>) -> String {
     let mut cmd = Command::new(arca_bin());
     cmd.args(args).env("AWS_REGION", REGION);
+    // An https:// endpoint: trust the CA its node's certificate chains to.
+    if let Some(ep) = args
+        .windows(2)
+        .find(|w| w[0] == "--endpoint")
+        .and_then(|w| w[1].strip_prefix("https://"))
+    {
+        if let Some(ca) = tls_ca_for(ep) {
+            cmd.env("AWS_CA_BUNDLE", ca);
+        }
+    }
     if let Some(c) = creds {
         cmd.env("AWS_ACCESS_KEY_ID", &c.access_key_id)
             .env("AWS_SECRET_ACCESS_KEY", &c.secret_access_key);
@@ -307,6 +368,11 @@ impl Cluster {
             ));
             *OPS_TOKEN.lock().unwrap() = Some(token.clone());
         }
+        let tls_dir = opts.tls.then(|| {
+            let d = dir.path().join("tls");
+            run_cli(&["tls", "ca", "--out", d.to_str().unwrap()], None);
+            d
+        });
         let net = opts
             .netns
             .then(|| Netns::create(8).expect("network namespaces (run as root with iproute2)"));
@@ -320,32 +386,41 @@ impl Cluster {
             },
             root_key_file,
             secret_file,
+            tls_dir,
             opts,
         };
         c.new_node();
         c.nodes[0].spawn();
         c.wait_healthy(0).await;
-        let out = run_cli(
-            &[
-                "cluster",
-                "init",
-                "--peer-addr",
-                &c.nodes[0].peer_addr.clone(),
-                "--cluster-secret-file",
-                c.secret_file.to_str().unwrap(),
-                "--region",
-                REGION,
-                "--account-id",
-                ACCOUNT,
-                "--json",
-            ],
-            None,
-        );
+        let peer_addr = c.nodes[0].peer_addr.clone();
+        let mut args = vec![
+            "cluster".to_string(),
+            "init".into(),
+            "--peer-addr".into(),
+            peer_addr,
+            "--cluster-secret-file".into(),
+            c.secret_file.display().to_string(),
+            "--region".into(),
+            REGION.into(),
+            "--account-id".into(),
+            ACCOUNT.into(),
+            "--json".into(),
+        ];
+        if let Some(t) = &c.tls_dir {
+            // The operator's CLI speaks mutual TLS with node 1's certificate.
+            for (flag, file) in [
+                ("--peer-tls-ca-file", "ca.pem"),
+                ("--peer-tls-cert-file", "node-1.pem"),
+                ("--peer-tls-key-file", "node-1.key"),
+            ] {
+                args.push(flag.into());
+                args.push(t.join(file).display().to_string());
+            }
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run_cli(&args, None);
         let v: Value = serde_json::from_str(&out).expect("init json");
-        c.creds = AdminCreds {
-            access_key_id: v["AccessKeyId"].as_str().unwrap().to_string(),
-            secret_access_key: v["SecretAccessKey"].as_str().unwrap().to_string(),
-        };
+        c.creds = init_credentials(&v);
         for _ in 1..n {
             // The operator's pause is part of the scenario, not a wait for a
             // condition.
@@ -356,6 +431,55 @@ impl Cluster {
             c.wait_ready(i).await;
         }
         c
+    }
+
+    /// The test CA's certificate (`Options::tls`).
+    pub fn ca_file(&self) -> PathBuf {
+        self.tls_dir
+            .as_ref()
+            .expect("a cluster with tls")
+            .join("ca.pem")
+    }
+
+    /// TLS settings for a node's config (top-level keys): its API certificate
+    /// and its peer certificate, both signed by the test CA.
+    fn tls_config(&self, id: u64, api_addr: &str, peer_addr: &str) -> String {
+        let Some(t) = &self.tls_dir else {
+            return "allow_insecure_http = true".into();
+        };
+        let host = api_addr.rsplit_once(':').map_or(api_addr, |(h, _)| h);
+        let api_dir = self.dir.path().join(format!("node{id}/api-tls"));
+        if !api_dir.join("server.pem").exists() {
+            let ca = t.display().to_string();
+            let out = api_dir.display().to_string();
+            run_cli(
+                &["tls", "server", "--ca", &ca, "--name", host, "--out", &out],
+                None,
+            );
+            run_cli(
+                &[
+                    "tls",
+                    "node",
+                    "--ca",
+                    &ca,
+                    "--node-id",
+                    &id.to_string(),
+                    "--addr",
+                    peer_addr,
+                    "--out",
+                    &ca,
+                ],
+                None,
+            );
+        }
+        register_tls_endpoint(api_addr, &t.join("ca.pem"));
+        format!(
+            "tls_cert_file = \"{api}/server.pem\"\ntls_key_file = \"{api}/server.key\"\n\
+             peer_tls_ca_file = \"{t}/ca.pem\"\npeer_tls_cert_file = \"{t}/node-{id}.pem\"\n\
+             peer_tls_key_file = \"{t}/node-{id}.key\"",
+            api = api_dir.display(),
+            t = t.display(),
+        )
     }
 
     /// Creates the next node's directories and config (not started).
@@ -381,6 +505,7 @@ impl Cluster {
                 None,
             ),
         };
+        let tls = self.tls_config(id, &api_addr, &peer_addr);
         let toml = format!(
             r#"node_id = {id}
 listen_addr = "{api_addr}"
@@ -389,6 +514,7 @@ data_dir = "{data}"
 root_key_file = "{root}"
 cluster_secret_file = "{secret}"
 log = "info,openraft=warn"
+{tls}
 
 [raft]
 snapshot_every = {se}
@@ -452,6 +578,7 @@ rsa_pool = {pool}
             config,
             log,
             child: None,
+            tls: self.tls_dir.is_some(),
         });
         self.nodes.len() - 1
     }
@@ -672,6 +799,11 @@ rsa_pool = {pool}
         self.nodes[i].signal("STOP");
     }
 
+    /// SIGHUP: the node reopens its audit log and reloads its certificates.
+    pub fn sighup(&mut self, i: usize) {
+        self.nodes[i].signal("HUP");
+    }
+
     /// SIGCONT after `pause`.
     pub fn resume(&mut self, i: usize) {
         self.nodes[i].signal("CONT");
@@ -721,7 +853,14 @@ pub fn client_in_region(
     } else {
         aws_sdk_kms::config::retry::RetryConfig::disabled()
     };
-    let conf = aws_sdk_kms::Config::builder()
+    let mut conf = aws_sdk_kms::Config::builder();
+    if let Some(ca) = endpoint
+        .strip_prefix("https://")
+        .and_then(|a| tls_ca_for(a.trim_end_matches('/')))
+    {
+        conf = conf.http_client(https_client(&ca));
+    }
+    let conf = conf
         .retry_config(retry)
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(region.to_string()))
@@ -740,6 +879,22 @@ pub fn client_in_region(
         )
         .build();
     aws_sdk_kms::Client::from_conf(conf)
+}
+
+/// The SDK's HTTP client (rustls with aws-lc-rs) trusting only the CA in `ca`.
+pub fn https_client(ca: &Path) -> aws_sdk_kms::config::SharedHttpClient {
+    use aws_smithy_http_client::tls;
+    let pem = std::fs::read(ca).expect("the CA file");
+    let context = tls::TlsContext::builder()
+        .with_trust_store(tls::TrustStore::empty().with_pem_certificate(pem))
+        .build()
+        .expect("a TLS context");
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::AwsLc,
+        ))
+        .tls_context(context)
+        .build_https()
 }
 
 /// The AWS error code of an SDK error.
@@ -792,10 +947,26 @@ pub fn http_post(addr: &str, headers: &http::HeaderMap, body: &[u8]) -> Option<(
 fn http_raw(addr: &str, head: &str, body: &[u8]) -> Option<(u16, String)> {
     let mut s = TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(2)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    s.write_all(head.as_bytes()).ok()?;
-    s.write_all(body).ok()?;
     let mut out = Vec::new();
-    s.read_to_end(&mut out).ok()?;
+    if let Some(ca) = tls_ca_for(addr) {
+        let config = std::sync::Arc::new(arca_node::tls::client_config(&ca).ok()?);
+        let host = addr.rsplit_once(':')?.0.to_string();
+        let name = rustls::pki_types::ServerName::try_from(host).ok()?;
+        let conn = rustls::ClientConnection::new(config, name).ok()?;
+        let mut tls = rustls::StreamOwned::new(conn, s);
+        tls.write_all(head.as_bytes()).ok()?;
+        tls.write_all(body).ok()?;
+        match tls.read_to_end(&mut out) {
+            Ok(_) => {}
+            // The server closed without close_notify after answering.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !out.is_empty() => {}
+            Err(_) => return None,
+        }
+    } else {
+        s.write_all(head.as_bytes()).ok()?;
+        s.write_all(body).ok()?;
+        s.read_to_end(&mut out).ok()?;
+    }
     let text = String::from_utf8_lossy(&out).into_owned();
     let status: u16 = text.split(' ').nth(1)?.parse().ok()?;
     let body = text

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arca_node::limits::{Acceptor, PortLimits};
+use arca_node::tls::{self, ApiTls};
 use arca_node::Node;
 use bytes::Bytes;
 use http::{HeaderValue, Method, StatusCode};
@@ -132,9 +133,16 @@ impl Gateway {
         })
     }
 
-    /// Serves `listener` until `shutdown` fires, then stops accepting and lets
-    /// in-flight requests finish (at most [`DRAIN_TIMEOUT`]).
-    pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: CancellationToken) {
+    /// Serves `listener` — over TLS with `tls` (which may be reloaded while
+    /// serving: new connections take its current certificate) — until
+    /// `shutdown` fires, then stops accepting and lets in-flight requests
+    /// finish (at most [`DRAIN_TIMEOUT`]).
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        tls: Option<Arc<ApiTls>>,
+        shutdown: CancellationToken,
+    ) {
         let graceful = GracefulShutdown::new();
         let limits = self.limits;
         let acceptor = Arc::new(Acceptor::new(listener, &limits, "api"));
@@ -147,15 +155,23 @@ impl Gateway {
                 let source = source.clone();
                 async move { Ok::<_, std::convert::Infallible>(gw.handle(req, &source).await) }
             });
-            let conn = http1::Builder::new()
-                .keep_alive(true)
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_timeout)
-                .serve_connection(TokioIo::new(stream), svc);
-            let conn = graceful.watch(conn);
+            let watcher = graceful.watcher();
+            let config = tls.as_ref().map(|t| t.config());
             tokio::spawn(async move {
                 let _permit = permit;
-                if let Err(e) = conn.await {
+                let stream = match tls::accept(config, stream, limits.header_timeout).await {
+                    Ok((s, _)) => s,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "TLS handshake failed");
+                        return;
+                    }
+                };
+                let conn = http1::Builder::new()
+                    .keep_alive(true)
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(limits.header_timeout)
+                    .serve_connection(TokioIo::new(stream), svc);
+                if let Err(e) = watcher.watch(conn).await {
                     tracing::debug!(error = %e, "connection ended with an error");
                 }
             });

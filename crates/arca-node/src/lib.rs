@@ -18,6 +18,7 @@ pub mod peer_auth;
 pub mod pool;
 pub mod store;
 mod tasks;
+pub mod tls;
 pub mod types;
 
 pub use node::{Node, NodeConfig, RaftTuning};

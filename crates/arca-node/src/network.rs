@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use openraft::error::{
@@ -24,6 +23,7 @@ use serde::Serialize;
 
 use crate::peer::MAX_PEER_BODY;
 use crate::peer_auth::{ClusterId, PeerAuth, PeerRefusals, RequestId, Route, HEADER};
+use crate::tls::{Connector, KnownPeers, PeerTls, FROM_HEADER};
 use crate::types::{ForwardRequest, ForwardResponse, NodeId, NodeInfo, TypeConfig};
 
 pub const PATH_APPEND: &str = "/raft/append";
@@ -58,14 +58,18 @@ pub enum PeerError {
 /// This node's cluster id, once it knows it.
 pub type ClusterSource = Arc<dyn Fn() -> Option<ClusterId> + Send + Sync>;
 
-/// A pooled HTTP client for peer calls: signs each request (v3, with this
-/// node's id, the receiver's and a fresh sequence number) and accepts only
-/// answers the receiver signed for it.
+/// A pooled HTTP client for peer calls: HTTPS with mutual TLS when the node
+/// has peer TLS ([`crate::tls`]), plain HTTP otherwise. It signs each request
+/// (v3, with this node's id, the receiver's and a fresh sequence number) and
+/// accepts only answers the receiver signed for it.
 #[derive(Clone)]
 pub struct PeerClient {
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: Client<Connector, Full<Bytes>>,
     auth: Arc<PeerAuth>,
+    scheme: &'static str,
+    /// The node this client speaks for (none for the CLI).
     from: Option<NodeId>,
+    known: KnownPeers,
     /// This run's start time (ms): with `seq`, unique per request.
     epoch: u64,
     seq: Arc<AtomicU64>,
@@ -93,24 +97,27 @@ const UNSIGNED_PREFIX: usize = 512;
 
 impl PeerClient {
     /// A client for node `from` (`None`: an operator's tool, such as
-    /// `arca cluster init`), whose cluster id `cluster` tells once known;
-    /// refused answers are counted in `refusals`.
+    /// `arca cluster init`), over mutual TLS with `tls` if given, whose
+    /// cluster id `cluster` tells once known; refused answers are counted in
+    /// `refusals`.
     pub fn new(
         auth: Arc<PeerAuth>,
+        tls: Option<Arc<PeerTls>>,
         from: Option<NodeId>,
         cluster: ClusterSource,
         refusals: Arc<PeerRefusals>,
     ) -> Self {
-        let mut conn = HttpConnector::new();
-        conn.set_nodelay(true);
-        conn.set_connect_timeout(Some(Duration::from_secs(2)));
+        let known = KnownPeers::default();
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let http = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(crate::limits::PEER_POOL_IDLE)
-            .build(conn);
+            .build(Connector::peer(tls, known.clone()));
         Self {
             http,
             auth,
+            scheme,
             from,
+            known,
             epoch: unix_now_ms().max(0) as u64,
             seq: Arc::new(AtomicU64::new(0)),
             cluster,
@@ -118,9 +125,17 @@ impl PeerClient {
         }
     }
 
+    /// Records that `addr` is `node`'s peer address: a TLS connection to it
+    /// must present that node's certificate.
+    pub fn learn_peer(&self, node: NodeId, addr: &str) {
+        let mut known = self.known.write().unwrap_or_else(|p| p.into_inner());
+        known.retain(|a, n| *n != node || a == addr);
+        known.insert(addr.to_string(), node);
+    }
+
     /// A client for an operator's tool: no node id, no cluster yet.
-    pub fn anonymous(auth: Arc<PeerAuth>) -> Self {
-        Self::new(auth, None, Arc::new(|| None), Arc::default())
+    pub fn anonymous(auth: Arc<PeerAuth>, tls: Option<Arc<PeerTls>>) -> Self {
+        Self::new(auth, tls, None, Arc::new(|| None), Arc::default())
     }
 
     /// POSTs `body` (postcard) to node `to` at `addr` + `path` and decodes the answer.
@@ -165,7 +180,11 @@ impl PeerClient {
         let auth = self
             .auth
             .sign("POST", path, &route, &id, unix_now_ms(), &body);
-        let req = http::Request::post(format!("http://{addr}{path}"))
+        let mut req = http::Request::post(format!("{}://{addr}{path}", self.scheme));
+        if let Some(from) = self.from {
+            req = req.header(FROM_HEADER, from);
+        }
+        let req = req
             .header(HEADER, auth)
             .header(http::header::CONTENT_TYPE, content_type)
             .body(Full::new(Bytes::from(body)))
@@ -173,7 +192,11 @@ impl PeerClient {
         let unreachable =
             |e: &dyn std::fmt::Display| PeerError::Unreachable(addr.to_string(), e.to_string());
         let fut = async {
-            let resp = self.http.request(req).await.map_err(|e| unreachable(&e))?;
+            let resp = self
+                .http
+                .request(req)
+                .await
+                .map_err(|e| PeerError::Unreachable(addr.to_string(), error_chain(&e)))?;
             let status = resp.status();
             let header = resp
                 .headers()
@@ -251,6 +274,18 @@ impl PeerClient {
     }
 }
 
+/// An error and its causes, one line (a failed TLS check is a cause).
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
+    }
+    s
+}
+
 /// Builds a [`PeerConnection`] per target for openraft.
 #[derive(Clone)]
 pub struct Network {
@@ -261,6 +296,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerConnection;
 
     async fn new_client(&mut self, target: NodeId, node: &NodeInfo) -> Self::Network {
+        self.client.learn_peer(target, &node.peer_addr);
         PeerConnection {
             client: self.client.clone(),
             target,

@@ -82,6 +82,8 @@ pub struct NodeConfig {
     /// RSA and SM2 private-key operations and key generations in flight at
     /// most; more are refused with `ThrottlingException`.
     pub heavy_crypto: usize,
+    /// Mutual TLS on the peer port (none: plain HTTP).
+    pub peer_tls: Option<Arc<crate::tls::PeerTls>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +102,8 @@ pub enum StartError {
     ClusterSecret(String),
     #[error("cannot listen on peer address {0}: {1}")]
     PeerListen(String, String),
+    #[error("peer TLS: {0}")]
+    PeerTls(String),
     #[error("raft failed to start: {0}")]
     Raft(String),
     #[error("storage error: {0}")]
@@ -209,6 +213,11 @@ pub struct Node {
     pub(crate) pool: Arc<RsaPool>,
     pub(crate) scheduler_interval: Duration,
     pub(crate) peer_limits: PortLimits,
+    /// Mutual TLS on the peer port (none: plain HTTP).
+    pub peer_tls: Option<Arc<crate::tls::PeerTls>>,
+    /// Where `/cluster/init` writes the first admin key when the peer port
+    /// is plain HTTP (the secret never crosses it unencrypted).
+    pub(crate) data_dir: PathBuf,
     adjustable_clock: bool,
     clock_offset_ms: AtomicI64,
     /// Set once the leader said this node is not a member.
@@ -267,6 +276,19 @@ impl Node {
         // Requests signed before now may have been seen by this node's
         // previous run: refused (see `ReplayGuard`).
         let peer_guard = ReplayGuard::new(cfg.node_id, unix_now_ms());
+        if let Some(tls) = &cfg.peer_tls {
+            match tls.own_node_id() {
+                Some(id) if id == cfg.node_id => {}
+                other => {
+                    return Err(StartError::PeerTls(format!(
+                        "the peer certificate {} is for {}, but this is node {}",
+                        tls.files().cert.display(),
+                        other.map_or("no node".to_string(), |n| format!("node {n}")),
+                        cfg.node_id
+                    )))
+                }
+            }
+        }
         let sm = StateMachineStore::open(db.clone()).map_err(st)?;
         let shared = sm.shared();
         let peers = {
@@ -286,6 +308,7 @@ impl Node {
             });
             PeerClient::new(
                 peer_auth.clone(),
+                cfg.peer_tls.clone(),
                 Some(cfg.node_id),
                 cluster,
                 peer_guard.refusals.clone(),
@@ -362,6 +385,8 @@ impl Node {
             pool: RsaPool::new(cfg.rsa_pool, root.clone()),
             scheduler_interval: cfg.scheduler_interval,
             peer_limits: cfg.peer_limits,
+            peer_tls: cfg.peer_tls.clone(),
+            data_dir: cfg.data_dir.clone(),
             adjustable_clock: cfg.adjustable_clock,
             clock_offset_ms: AtomicI64::new(0),
             removed: AtomicBool::new(false),
@@ -1201,6 +1226,7 @@ mod tests {
             rsa_pool: 0,
             peer_limits: PortLimits::PEER_DEFAULT,
             heavy_crypto: 1,
+            peer_tls: None,
         })
         .await
         .unwrap();

@@ -22,7 +22,8 @@ use crate::network::{
     PATH_PREVOTE, PATH_QUIET, PATH_SETTLED, PATH_SNAPSHOT, PATH_VOTE,
 };
 use crate::peer_auth::{RequestId, HEADER};
-use crate::types::ForwardRequest;
+use crate::tls;
+use crate::types::{ForwardRequest, NodeId};
 use crate::Node;
 
 /// The largest peer request body (a snapshot chunk is at most 3 MiB by default).
@@ -35,25 +36,85 @@ pub struct InitRequest {
     pub account_id: String,
 }
 
-/// Answer to `POST /cluster/init` (JSON): the first admin credentials, shown once.
+/// Answer to `POST /cluster/init` (JSON): the first admin credentials, shown
+/// once. The secret crosses the network only over TLS; on a plain-HTTP peer
+/// port the node writes the credentials to `credentials_file` (mode 0600,
+/// in its data directory) and leaves `secret_access_key` out.
 #[derive(Serialize, Deserialize)]
 pub struct InitResponse {
     pub access_key_id: String,
-    pub secret_access_key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_access_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_file: Option<String>,
     pub region: String,
     pub account_id: String,
 }
 
+/// The file `/cluster/init` writes the first admin key to when the peer port
+/// is plain HTTP.
+pub const INIT_CREDENTIALS_FILE: &str = "admin-credentials";
+
+/// Writes the first admin key as an AWS shared credentials file, mode 0600;
+/// never over an existing file.
+fn write_init_credentials(
+    dir: &std::path::Path,
+    k: &crate::node::NewAccessKey,
+) -> std::io::Result<std::path::PathBuf> {
+    use std::io::Write;
+    let path = dir.join(INIT_CREDENTIALS_FILE);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(&path)?;
+    let mut text = format!(
+        "[default]\naws_access_key_id = {}\naws_secret_access_key = ",
+        k.access_key_id
+    )
+    .into_bytes();
+    text.extend_from_slice(k.secret_access_key.expose());
+    text.extend_from_slice(format!("\nregion = {}\n", k.region).as_bytes());
+    let written = f.write_all(&text).and_then(|_| f.sync_all());
+    zeroize::Zeroize::zeroize(&mut text);
+    written.map(|_| path)
+}
+
 pub async fn serve(acceptor: Acceptor, node: Arc<Node>, shutdown: CancellationToken) {
     let limits = node.peer_limits;
-    while let Some((stream, _, permit)) = acceptor.accept(&shutdown).await {
+    while let Some((stream, remote, permit)) = acceptor.accept(&shutdown).await {
         let node = node.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let svc = service_fn(move |req| {
+            // With peer TLS, only a certificate of the cluster CA gets past
+            // the handshake, and each request must come from the node it names.
+            let config = node.peer_tls.as_ref().map(|t| t.server_config());
+            let (stream, client) = match tls::accept(config, stream, limits.header_timeout).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(%remote, error = %e, "peer TLS handshake failed");
+                    return;
+                }
+            };
+            let client = client.map(Arc::new);
+            let svc = service_fn(move |req: Request<Incoming>| {
                 let node = node.clone();
-                async move { Ok::<_, std::convert::Infallible>(handle(node, req).await) }
+                let client = client.clone();
+                async move {
+                    let init = req.uri().path() == PATH_INIT;
+                    if let Err(e) = tls::check_sender(client.as_deref(), req.headers(), init) {
+                        tracing::warn!(%remote, error = %e, "peer request refused");
+                        let mut r = Response::new(Full::new(Bytes::from(e.into_bytes())));
+                        *r.status_mut() = StatusCode::FORBIDDEN;
+                        return Ok(r);
+                    }
+                    let cert_node = client.as_ref().map(|c| c.node_id);
+                    Ok::<_, std::convert::Infallible>(handle(node, req, cert_node).await)
+                }
             });
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -86,9 +147,16 @@ fn postcard_reply<T: Serialize>(v: &T) -> Answer {
 
 /// Answers a request; an answer to a request whose head verified is signed
 /// for that request ([`crate::peer_auth`]), any other goes unsigned.
-async fn handle(node: Arc<Node>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+///
+/// `cert_node`: with peer TLS, the node id in the client's certificate; the
+/// signed sender must be that node.
+async fn handle(
+    node: Arc<Node>,
+    req: Request<Incoming>,
+    cert_node: Option<Option<NodeId>>,
+) -> Response<Full<Bytes>> {
     let mut answering = None;
-    let (status, body) = answer(&node, req, &mut answering).await;
+    let (status, body) = answer(&node, req, cert_node, &mut answering).await;
     let signature = answering.map(|id| {
         node.peer_auth
             .sign_response(&id, node.id, status.as_u16(), &body)
@@ -104,6 +172,7 @@ async fn handle(node: Arc<Node>, req: Request<Incoming>) -> Response<Full<Bytes>
 async fn answer(
     node: &Arc<Node>,
     req: Request<Incoming>,
+    cert_node: Option<Option<NodeId>>,
     answering: &mut Option<RequestId>,
 ) -> Answer {
     let path = req.uri().path().to_string();
@@ -144,6 +213,19 @@ async fn answer(
             return reply(StatusCode::UNAUTHORIZED, e.to_string().into_bytes());
         }
     };
+    // Over TLS, the sender the MAC covers is the certificate's node.
+    if let Some(cert) = cert_node {
+        if head.id.from.is_some() && head.id.from != cert {
+            tracing::warn!(
+                path,
+                "peer request signed for another node than its certificate's"
+            );
+            return reply(
+                StatusCode::FORBIDDEN,
+                b"the signed sender is not the certificate's node".to_vec(),
+            );
+        }
+    }
     let limit = usize::try_from(head.len()).unwrap_or(MAX_PEER_BODY);
     let read = Limited::new(req.into_body(), limit).collect();
     let body = match tokio::time::timeout(node.peer_limits.body_timeout, read).await {
@@ -196,10 +278,28 @@ async fn answer(
             };
             match node.init_cluster(req.region, req.account_id).await {
                 Ok(k) => {
+                    let (secret_access_key, credentials_file) = if node.peer_tls.is_some() {
+                        let secret = String::from_utf8_lossy(k.secret_access_key.expose());
+                        (Some(secret.into_owned()), None)
+                    } else {
+                        match write_init_credentials(&node.data_dir, &k) {
+                            Ok(p) => (None, Some(p.display().to_string())),
+                            Err(e) => {
+                                return reply(
+                                    StatusCode::INTERNAL_SERVER_ERROR,
+                                    format!(
+                                        "the cluster is initialized, but the first admin key could not be written to {}: {e}",
+                                        node.data_dir.join(INIT_CREDENTIALS_FILE).display()
+                                    )
+                                    .into_bytes(),
+                                )
+                            }
+                        }
+                    };
                     let resp = InitResponse {
                         access_key_id: k.access_key_id,
-                        secret_access_key: String::from_utf8_lossy(k.secret_access_key.expose())
-                            .into_owned(),
+                        secret_access_key,
+                        credentials_file,
                         region: k.region,
                         account_id: k.account_id,
                     };

@@ -92,7 +92,7 @@ impl EncryptArgs {
                 .with_context(|| format!("cannot read {}", f.display()))?;
             create["Policy"] = json!(doc);
         }
-        let c = ApiClient::new(&self.endpoint, creds.clone())?;
+        let c = ApiClient::new(&self.endpoint, creds.clone(), None)?;
         let r = c
             .call("TrentService.CreateKey", create, Duration::from_secs(60))
             .await?;

@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
+use arca_node::tls::Connector;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
@@ -30,8 +30,35 @@ pub fn authority(endpoint: &str) -> anyhow::Result<String> {
         .ok_or_else(|| anyhow!("endpoint {endpoint} has no host"))
 }
 
+/// Scheme and authority of an `http://` or `https://` endpoint URL.
+fn endpoint_parts(endpoint: &str) -> anyhow::Result<(&'static str, String)> {
+    let uri: http::Uri = endpoint
+        .parse()
+        .with_context(|| format!("invalid endpoint {endpoint}"))?;
+    let scheme = match uri.scheme_str() {
+        Some("http") => "http",
+        Some("https") => "https",
+        _ => bail!("endpoint {endpoint} must start with http:// or https://"),
+    };
+    let authority = uri
+        .authority()
+        .map(|a| a.to_string())
+        .ok_or_else(|| anyhow!("endpoint {endpoint} has no host"))?;
+    Ok((scheme, authority))
+}
+
 /// Builds a signed `POST /` for `target` with a JSON body.
 pub fn signed_request(
+    endpoint_authority: &str,
+    creds: &Credentials,
+    target: &str,
+    body: &[u8],
+) -> anyhow::Result<http::Request<Full<Bytes>>> {
+    signed_request_to("http", endpoint_authority, creds, target, body)
+}
+
+fn signed_request_to(
+    scheme: &str,
     endpoint_authority: &str,
     creds: &Credentials,
     target: &str,
@@ -57,23 +84,41 @@ pub fn signed_request(
         arca_node::network::unix_now(),
     )
     .map_err(|e| anyhow!("cannot sign the request: {e}"))?;
-    let mut req = http::Request::post(format!("http://{endpoint_authority}/"))
+    let mut req = http::Request::post(format!("{scheme}://{endpoint_authority}/"))
         .body(Full::new(Bytes::copy_from_slice(body)))?;
     *req.headers_mut() = headers;
     Ok(req)
 }
 
 pub struct ApiClient {
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: Client<Connector, Full<Bytes>>,
+    scheme: &'static str,
     authority: String,
     creds: Credentials,
 }
 
 impl ApiClient {
-    pub fn new(endpoint: &str, creds: Credentials) -> anyhow::Result<Self> {
+    /// A client for an `http://` or `https://` endpoint; `ca_bundle` holds the
+    /// CA certificates an `https://` endpoint's certificate is checked
+    /// against.
+    pub fn new(
+        endpoint: &str,
+        creds: Credentials,
+        ca_bundle: Option<&std::path::Path>,
+    ) -> anyhow::Result<Self> {
+        let (scheme, authority) = endpoint_parts(endpoint)?;
+        let tls = match (scheme, ca_bundle) {
+            ("https", Some(ca)) => Some(std::sync::Arc::new(arca_node::tls::client_config(ca)?)),
+            ("https", None) => bail!(
+                "endpoint {endpoint} is HTTPS: name the CA certificate that signed its certificate \
+                 with --ca-bundle or AWS_CA_BUNDLE"
+            ),
+            _ => None,
+        };
         Ok(Self {
-            http: Client::builder(TokioExecutor::new()).build(HttpConnector::new()),
-            authority: authority(endpoint)?,
+            http: Client::builder(TokioExecutor::new()).build(Connector::verified(tls)),
+            scheme,
+            authority,
             creds,
         })
     }
@@ -87,7 +132,7 @@ impl ApiClient {
         timeout: Duration,
     ) -> anyhow::Result<Value> {
         let body = serde_json::to_vec(&body)?;
-        let req = signed_request(&self.authority, &self.creds, target, &body)?;
+        let req = signed_request_to(self.scheme, &self.authority, &self.creds, target, &body)?;
         let resp = tokio::time::timeout(timeout, self.http.request(req))
             .await
             .map_err(|_| {

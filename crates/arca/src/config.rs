@@ -23,6 +23,20 @@ pub struct FileConfig {
     /// The audit log file (default: <data_dir>/audit.jsonl).
     pub audit_log: Option<PathBuf>,
     pub log: Option<String>,
+    /// The API port's certificate (PEM, chain allowed) and key: HTTPS.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    /// Require API clients to present a certificate of this CA (mutual TLS).
+    pub tls_client_ca_file: Option<PathBuf>,
+    /// The cluster CA and this node's certificate and key: mutual TLS on the
+    /// peer port (`arca tls ca`, `arca tls node`).
+    pub peer_tls_ca_file: Option<PathBuf>,
+    pub peer_tls_cert_file: Option<PathBuf>,
+    pub peer_tls_key_file: Option<PathBuf>,
+    /// Serve a port without TLS configured as plain HTTP. Without it a node
+    /// refuses to start unless both ports have TLS.
+    #[serde(default)]
+    pub allow_insecure_http: bool,
     #[serde(default)]
     pub api: ApiSection,
     #[serde(default)]
@@ -180,4 +194,109 @@ pub fn write_secret_file(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     f.write_all(contents)?;
     f.sync_all()?;
     Ok(())
+}
+
+/// The TLS of both ports as configured, checked for missing halves.
+pub struct TlsSettings {
+    pub api: Option<arca_node::tls::ApiTlsFiles>,
+    pub peer: Option<arca_node::tls::PeerTlsFiles>,
+}
+
+impl FileConfig {
+    /// The TLS settings; an error for a half-configured port, and for a port
+    /// without TLS unless `allow_insecure_http` (or `plain_ok`, `--dev`).
+    pub fn tls(&self, plain_ok: bool) -> anyhow::Result<TlsSettings> {
+        let api = match (&self.tls_cert_file, &self.tls_key_file) {
+            (Some(cert), Some(key)) => Some(arca_node::tls::ApiTlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: self.tls_client_ca_file.clone(),
+            }),
+            (None, None) if self.tls_client_ca_file.is_some() => {
+                bail!("tls_client_ca_file needs tls_cert_file and tls_key_file")
+            }
+            (None, None) => None,
+            _ => bail!("set both tls_cert_file and tls_key_file, or neither"),
+        };
+        let peer = match (
+            &self.peer_tls_ca_file,
+            &self.peer_tls_cert_file,
+            &self.peer_tls_key_file,
+        ) {
+            (Some(ca), Some(cert), Some(key)) => Some(arca_node::tls::PeerTlsFiles {
+                ca: ca.clone(),
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            (None, None, None) => None,
+            _ => bail!(
+                "set all of peer_tls_ca_file, peer_tls_cert_file and peer_tls_key_file, or none"
+            ),
+        };
+        if !plain_ok && !self.allow_insecure_http {
+            if api.is_none() {
+                bail!(
+                    "the API port has no TLS: set tls_cert_file and tls_key_file (see `arca tls`), \
+                     or allow_insecure_http = true to serve plain HTTP"
+                );
+            }
+            if peer.is_none() {
+                bail!(
+                    "the peer port has no TLS: set peer_tls_ca_file, peer_tls_cert_file and peer_tls_key_file \
+                     (see `arca tls ca` and `arca tls node`), or allow_insecure_http = true to serve plain HTTP"
+                );
+            }
+        }
+        Ok(TlsSettings { api, peer })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> FileConfig {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn a_port_without_tls_needs_allow_insecure_http() {
+        let e = parse("").tls(false).err().unwrap().to_string();
+        assert!(e.contains("allow_insecure_http"), "{e}");
+        let plain = parse("allow_insecure_http = true").tls(false).unwrap();
+        assert!(plain.api.is_none() && plain.peer.is_none());
+        // --dev serves plain HTTP without it.
+        assert!(parse("").tls(true).is_ok());
+        let api_only = parse("tls_cert_file = \"c\"\ntls_key_file = \"k\"");
+        let e = api_only.tls(false).err().unwrap().to_string();
+        assert!(e.contains("the peer port has no TLS"), "{e}");
+        let both = parse(
+            "tls_cert_file = \"c\"\ntls_key_file = \"k\"\npeer_tls_ca_file = \"a\"\n\
+             peer_tls_cert_file = \"b\"\npeer_tls_key_file = \"d\"",
+        );
+        let t = both.tls(false).unwrap();
+        assert!(t.api.is_some() && t.peer.is_some());
+    }
+
+    #[test]
+    fn half_a_tls_configuration_is_refused() {
+        let e = parse("tls_cert_file = \"c\"")
+            .tls(true)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("both tls_cert_file and tls_key_file"), "{e}");
+        let e = parse("peer_tls_ca_file = \"c\"")
+            .tls(true)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("peer_tls_cert_file"), "{e}");
+        let e = parse("tls_client_ca_file = \"c\"")
+            .tls(true)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("tls_client_ca_file needs"), "{e}");
+    }
 }

@@ -6,6 +6,7 @@ mod bench_crypto;
 mod client;
 mod config;
 mod principals;
+mod tls_cmd;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use arca_node::limits::PortLimits;
 use arca_node::network::{PeerClient, PATH_INIT};
 use arca_node::peer::{InitRequest, InitResponse};
 use arca_node::peer_auth::PeerAuth;
+use arca_node::tls::{ApiTls, PeerTls, PeerTlsFiles};
 use arca_node::{Node, NodeConfig, RaftTuning};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
@@ -65,6 +67,9 @@ enum Cmd {
     /// Audit log tools.
     #[command(subcommand)]
     Audit(audit_cmd::AuditCmd),
+    /// Certificates: a cluster CA, node certificates, API server certificates.
+    #[command(subcommand)]
+    Tls(tls_cmd::TlsCmd),
 }
 
 #[derive(Args)]
@@ -73,6 +78,10 @@ struct ServerArgs {
     /// cluster secret generated there, the cluster initialized on first start.
     #[arg(long)]
     dev: bool,
+    /// With --dev: serve HTTPS with a CA and a certificate for 127.0.0.1 and
+    /// localhost generated in <data_dir>/tls (trust ca.pem, e.g. AWS_CA_BUNDLE).
+    #[arg(long, requires = "dev")]
+    dev_tls: bool,
     /// A TOML configuration file.
     #[arg(long, env = "ARCA_CONFIG")]
     config: Option<PathBuf>,
@@ -114,6 +123,9 @@ struct AdminArgs {
     secret_access_key: String,
     #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
     region: String,
+    /// CA certificates (PEM) to trust for an https:// endpoint.
+    #[arg(long, env = "AWS_CA_BUNDLE")]
+    ca_bundle: Option<PathBuf>,
 }
 
 impl AdminArgs {
@@ -125,6 +137,7 @@ impl AdminArgs {
                 secret_access_key: self.secret_access_key.clone(),
                 region: self.region.clone(),
             },
+            self.ca_bundle.as_deref(),
         )
     }
 }
@@ -139,6 +152,8 @@ enum ClusterCmd {
         peer_addr: String,
         #[arg(long, env = "ARCA_CLUSTER_SECRET_FILE")]
         cluster_secret_file: PathBuf,
+        #[command(flatten)]
+        tls: PeerTlsArgs,
         /// Region shown in key ARNs.
         #[arg(long, default_value = "us-east-1")]
         region: String,
@@ -186,6 +201,19 @@ enum ClusterCmd {
     },
 }
 
+/// Mutual TLS to a peer port: the cluster CA and a node certificate (the
+/// node's own serves). Without them the call is plain HTTP, and the node
+/// writes the first admin key to a file instead of sending it.
+#[derive(Args)]
+struct PeerTlsArgs {
+    #[arg(long, env = "ARCA_PEER_TLS_CA_FILE", requires_all = ["peer_tls_cert_file", "peer_tls_key_file"])]
+    peer_tls_ca_file: Option<PathBuf>,
+    #[arg(long, env = "ARCA_PEER_TLS_CERT_FILE", requires = "peer_tls_ca_file")]
+    peer_tls_cert_file: Option<PathBuf>,
+    #[arg(long, env = "ARCA_PEER_TLS_KEY_FILE", requires = "peer_tls_ca_file")]
+    peer_tls_key_file: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum RootKeyCmd {
     /// Write a new random root key to a file (mode 0600; refuses to overwrite).
@@ -219,6 +247,7 @@ fn main() -> anyhow::Result<()> {
             }
             Cmd::Bench(b) => bench::run(b).await,
             Cmd::Audit(c) => audit_cmd::run(c),
+            Cmd::Tls(c) => tls_cmd::run(c),
         }
     })
 }
@@ -260,6 +289,7 @@ async fn server(a: ServerArgs) -> anyhow::Result<()> {
             .unwrap_or("info,openraft=warn"),
     );
     let dev = a.dev;
+    let mut tls = file.tls(dev)?;
     let data_dir = a
         .data_dir
         .or(file.data_dir)
@@ -281,6 +311,7 @@ async fn server(a: ServerArgs) -> anyhow::Result<()> {
         .or(file.advertise_addr)
         .unwrap_or_else(|| listen.clone());
 
+    let mut dev_ca = None;
     let mut root_key_file = a.root_key_file.or(file.root_key_file);
     let mut secret_file = a.cluster_secret_file.or(file.cluster_secret_file);
     if dev {
@@ -305,6 +336,23 @@ async fn server(a: ServerArgs) -> anyhow::Result<()> {
             secret_file = Some(cs);
         }
     }
+    if a.dev_tls {
+        let (ca, cert, key) = tls_cmd::dev_tls(&data_dir.join("tls"))?;
+        tls.api = Some(arca_node::tls::ApiTlsFiles {
+            cert,
+            key,
+            client_ca: None,
+        });
+        dev_ca = Some(ca);
+    }
+    let api_tls = match tls.api {
+        Some(f) => Some(ApiTls::load(f).context("API TLS")?),
+        None => None,
+    };
+    let peer_tls = match tls.peer {
+        Some(f) => Some(PeerTls::load(f).context("peer TLS")?),
+        None => None,
+    };
     let root_key_file = root_key_file
         .context("no root key: set root_key_file in the config, --root-key-file or ARCA_ROOT_KEY_FILE (create one with `arca root-key generate --out FILE`)")?;
     let root_key = RootKey::from_file_contents(&read_secret_file(&root_key_file, "root key")?)
@@ -387,6 +435,7 @@ async fn server(a: ServerArgs) -> anyhow::Result<()> {
         rsa_pool: file.keys.rsa_pool.unwrap_or(2).min(64),
         peer_limits,
         heavy_crypto,
+        peer_tls: peer_tls.clone(),
     })
     .await?;
     // After the node's own checks (a wrong root key is reported as such),
@@ -400,7 +449,25 @@ async fn server(a: ServerArgs) -> anyhow::Result<()> {
                 return Err(e);
             }
         };
-    tracing::info!(node_id, api = %listen, peer = %peer, data_dir = %data_dir.display(), "node started");
+    if let Err(e) = tls_cmd::reload_on_sighup(api_tls.clone(), peer_tls.clone()) {
+        node.shutdown().await;
+        return Err(e);
+    }
+    tracing::info!(
+        node_id,
+        api = %listen,
+        peer = %peer,
+        api_tls = api_tls.is_some(),
+        peer_tls = peer_tls.is_some(),
+        data_dir = %data_dir.display(),
+        "node started"
+    );
+    if api_tls.is_none() {
+        tracing::warn!("the API port serves plain HTTP: plaintexts, data keys and secrets cross the network unencrypted");
+    }
+    if peer_tls.is_none() {
+        tracing::warn!("the peer port serves plain HTTP without certificates");
+    }
     if file.testing.adjustable_clock {
         tracing::warn!("[testing] adjustable_clock is on: admins can move this node's clock. Never in production.");
     }
@@ -422,10 +489,10 @@ async fn server(a: ServerArgs) -> anyhow::Result<()> {
                 .transpose()?,
         },
     );
-    let serving = tokio::spawn(gateway.serve(api_listener, shutdown.clone()));
+    let serving = tokio::spawn(gateway.serve(api_listener, api_tls.clone(), shutdown.clone()));
 
     if dev {
-        dev_bootstrap(&node, &data_dir, &listen).await?;
+        dev_bootstrap(&node, &data_dir, &listen, dev_ca.as_deref()).await?;
     }
 
     wait_for_signal().await;
@@ -469,8 +536,14 @@ async fn wait_for_signal() {
 
 /// The dev default: initialize on first start, write the admin credentials to
 /// a 0600 file, and tell the user how to connect.
-async fn dev_bootstrap(node: &Arc<Node>, data_dir: &Path, listen: &str) -> anyhow::Result<()> {
+async fn dev_bootstrap(
+    node: &Arc<Node>,
+    data_dir: &Path,
+    listen: &str,
+    ca: Option<&Path>,
+) -> anyhow::Result<()> {
     let creds_file = data_dir.join("admin-credentials");
+    let scheme = if ca.is_some() { "https" } else { "http" };
     if node.cluster_info().is_none() {
         let k = node
             .init_cluster("us-east-1".into(), DEV_ACCOUNT.into())
@@ -482,19 +555,26 @@ async fn dev_bootstrap(node: &Arc<Node>, data_dir: &Path, listen: &str) -> anyho
         );
         write_secret_file(&creds_file, text.as_bytes())?;
         println!("Arca (development mode) is running.");
-        println!("  endpoint:              http://{listen}");
+        println!("  endpoint:              {scheme}://{listen}");
         println!("  region:                {}", k.region);
         println!("  aws_access_key_id:     {}", k.access_key_id);
         println!("  aws_secret_access_key: {secret}");
         println!("  credentials file:      {}", creds_file.display());
     } else {
         println!("Arca (development mode) is running.");
-        println!("  endpoint:         http://{listen}");
+        println!("  endpoint:         {scheme}://{listen}");
         println!("  credentials file: {}", creds_file.display());
     }
+    if let Some(ca) = ca {
+        println!(
+            "  CA certificate (trust it, e.g. AWS_CA_BUNDLE): {}",
+            ca.display()
+        );
+    }
     println!("Try:");
+    let trust = ca.map_or(String::new(), |c| format!("AWS_CA_BUNDLE={} ", c.display()));
     println!(
-        "  AWS_SHARED_CREDENTIALS_FILE={} aws kms create-key --endpoint-url http://{listen}",
+        "  {trust}AWS_SHARED_CREDENTIALS_FILE={} aws kms create-key --endpoint-url {scheme}://{listen}",
         creds_file.display()
     );
     Ok(())
@@ -514,6 +594,7 @@ async fn cluster(c: ClusterCmd) -> anyhow::Result<()> {
         ClusterCmd::Init {
             peer_addr,
             cluster_secret_file,
+            tls,
             region,
             account_id,
             json,
@@ -525,7 +606,17 @@ async fn cluster(c: ClusterCmd) -> anyhow::Result<()> {
             };
             let secret = read_secret_file(&cluster_secret_file, "cluster secret")?;
             let auth = PeerAuth::new(&secret).map_err(anyhow::Error::msg)?;
-            let peers = PeerClient::anonymous(Arc::new(auth));
+            let peer_tls = match (
+                tls.peer_tls_ca_file,
+                tls.peer_tls_cert_file,
+                tls.peer_tls_key_file,
+            ) {
+                (Some(ca), Some(cert), Some(key)) => {
+                    Some(PeerTls::load(PeerTlsFiles { ca, cert, key }).context("peer TLS")?)
+                }
+                _ => None,
+            };
+            let peers = PeerClient::anonymous(Arc::new(auth), peer_tls);
             let body = serde_json::to_vec(&InitRequest { region, account_id })?;
             let bytes = peers
                 .call_raw(
@@ -538,25 +629,7 @@ async fn cluster(c: ClusterCmd) -> anyhow::Result<()> {
                 )
                 .await?;
             let r: InitResponse = serde_json::from_slice(&bytes)?;
-            if json {
-                println!(
-                    "{}",
-                    json!({
-                        "AccessKeyId": r.access_key_id,
-                        "SecretAccessKey": r.secret_access_key,
-                        "Region": r.region,
-                        "AccountId": r.account_id,
-                    })
-                );
-            } else {
-                println!(
-                    "Cluster initialized. The first admin access key (shown once; store it now):"
-                );
-                println!("  aws_access_key_id     = {}", r.access_key_id);
-                println!("  aws_secret_access_key = {}", r.secret_access_key);
-                println!("  region                = {}", r.region);
-                println!("  account id            = {}", r.account_id);
-            }
+            print_init(&r, json);
             Ok(())
         }
         ClusterCmd::Join { admin, config } => {
@@ -658,6 +731,41 @@ async fn cluster(c: ClusterCmd) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn print_init(r: &InitResponse, json: bool) {
+    if json {
+        let mut v = json!({
+            "AccessKeyId": r.access_key_id,
+            "Region": r.region,
+            "AccountId": r.account_id,
+        });
+        if let Some(s) = &r.secret_access_key {
+            v["SecretAccessKey"] = json!(s);
+        }
+        if let Some(f) = &r.credentials_file {
+            v["CredentialsFile"] = json!(f);
+        }
+        println!("{v}");
+        return;
+    }
+    match (&r.secret_access_key, &r.credentials_file) {
+        (Some(secret), _) => {
+            println!("Cluster initialized. The first admin access key (shown once; store it now):");
+            println!("  aws_access_key_id     = {}", r.access_key_id);
+            println!("  aws_secret_access_key = {secret}");
+        }
+        (None, file) => {
+            println!("Cluster initialized. The peer port is not TLS, so the secret was not sent:");
+            println!(
+                "the node wrote the first admin access key to {} (mode 0600). Move it somewhere safe.",
+                file.as_deref().unwrap_or("its data directory")
+            );
+            println!("  aws_access_key_id     = {}", r.access_key_id);
+        }
+    }
+    println!("  region                = {}", r.region);
+    println!("  account id            = {}", r.account_id);
 }
 
 async fn add_node(
