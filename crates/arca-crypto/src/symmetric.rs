@@ -286,10 +286,13 @@ impl AesKey {
         plaintext: &[u8],
         context: &BTreeMap<String, String>,
     ) -> Result<Vec<u8>, CryptoError> {
-        let mut salt = [0u8; SALT_LEN];
-        crate::random::fill(&mut salt)?;
-        let mut nonce = [0u8; NONCE_LEN];
-        crate::random::fill(&mut nonce)?;
+        // One draw for both: each call to the CSPRNG costs about as much as
+        // the key derivation.
+        let mut fresh = [0u8; SALT_LEN + NONCE_LEN];
+        crate::random::fill(&mut fresh)?;
+        let (salt, nonce) = fresh.split_at(SALT_LEN);
+        let salt: [u8; SALT_LEN] = salt.try_into().map_err(|_| CryptoError::Rng)?;
+        let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| CryptoError::Rng)?;
         self.encrypt_blob_with(key_id, key_version, plaintext, context, salt, nonce)
     }
 
