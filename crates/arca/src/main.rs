@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::{ApiClient, Credentials};
 use crate::config::{read_secret_file, write_secret_file, FileConfig};
+use zeroize::Zeroizing;
 
 #[derive(Parser)]
 #[command(
@@ -225,13 +226,14 @@ fn main() -> anyhow::Result<()> {
 
 fn random_secret_text() -> anyhow::Result<SecretBytes> {
     let raw = SecretBytes::random(32)?;
-    let mut s = hex_string(raw.expose());
+    // Written into its final buffer, sized up front: no reallocation leaves
+    // a copy behind.
+    let mut s = String::with_capacity(2 * raw.len() + 1);
+    for b in raw.expose() {
+        let _ = write!(s, "{b:02x}");
+    }
     s.push('\n');
     Ok(SecretBytes::new(s.into_bytes()))
-}
-
-fn hex_string(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 fn init_tracing(filter: &str) {
@@ -265,8 +267,13 @@ async fn server(a: ServerArgs) -> anyhow::Result<()> {
         .or(file.data_dir)
         .or_else(|| dev.then(|| PathBuf::from(DEV_DATA_DIR)))
         .context("no data directory: set data_dir in the config, --data-dir or ARCA_DATA_DIR")?;
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    // Owner-only (0700): created so, or tightened with a warning.
+    arca_node::store::ensure_private_dir(&data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {} or make it owner-only (chmod 700)",
+            data_dir.display()
+        )
+    })?;
     let node_id = a.node_id.or(file.node_id).unwrap_or(1);
     let listen = a
         .listen_addr
@@ -307,11 +314,16 @@ async fn server(a: ServerArgs) -> anyhow::Result<()> {
     }
     let root_key_file = root_key_file
         .context("no root key: set root_key_file in the config, --root-key-file or ARCA_ROOT_KEY_FILE (create one with `arca root-key generate --out FILE`)")?;
+    // The file's bytes are wiped as soon as they are parsed.
     let root_key = RootKey::from_file_contents(&read_secret_file(&root_key_file, "root key")?)
         .with_context(|| format!("invalid root key file {}", root_key_file.display()))?;
     let secret_file = secret_file
         .context("no cluster secret: set cluster_secret_file in the config, --cluster-secret-file or ARCA_CLUSTER_SECRET_FILE (create one with `arca cluster-secret --out FILE`)")?;
-    let cluster_secret = SecretBytes::new(read_secret_file(&secret_file, "cluster secret")?);
+    // Moved, not copied, out of the zeroizing buffer it was read into.
+    let cluster_secret = SecretBytes::new(std::mem::take(&mut *read_secret_file(
+        &secret_file,
+        "cluster secret",
+    )?));
 
     let r = &file.raft;
     let d = RaftTuning::default();
@@ -392,14 +404,15 @@ async fn server(a: ServerArgs) -> anyhow::Result<()> {
     // After the node's own checks (a wrong root key is reported as such),
     // before any request: a log that cannot be opened stops start-up, and
     // SIGHUP reopens it from here on.
-    let (audit, audit_writer) =
-        match audit_cmd::open_log(audit_path, node_id, &file.audit, audit_key) {
-            Ok(l) => l,
-            Err(e) => {
-                node.shutdown().await;
-                return Err(e);
-            }
-        };
+    let opened = crate::config::tighten_file(&audit_path, "audit log")
+        .and_then(|()| audit_cmd::open_log(audit_path, node_id, &file.audit, audit_key));
+    let (audit, audit_writer) = match opened {
+        Ok(l) => l,
+        Err(e) => {
+            node.shutdown().await;
+            return Err(e);
+        }
+    };
     tracing::info!(node_id, api = %listen, peer = %peer, data_dir = %data_dir.display(), "node started");
     if file.testing.adjustable_clock {
         tracing::warn!("[testing] adjustable_clock is on: admins can move this node's clock. Never in production.");
@@ -473,17 +486,18 @@ async fn dev_bootstrap(node: &Arc<Node>, data_dir: &Path, listen: &str) -> anyho
         let k = node
             .init_cluster("us-east-1".into(), DEV_ACCOUNT.into())
             .await?;
-        let secret = String::from_utf8_lossy(k.secret_access_key.expose()).into_owned();
-        let text = format!(
+        let secret =
+            Zeroizing::new(String::from_utf8_lossy(k.secret_access_key.expose()).into_owned());
+        let text = Zeroizing::new(format!(
             "[default]\naws_access_key_id = {}\naws_secret_access_key = {}\nregion = {}\n",
-            k.access_key_id, secret, k.region
-        );
+            k.access_key_id, *secret, k.region
+        ));
         write_secret_file(&creds_file, text.as_bytes())?;
         println!("Arca (development mode) is running.");
         println!("  endpoint:              http://{listen}");
         println!("  region:                {}", k.region);
         println!("  aws_access_key_id:     {}", k.access_key_id);
-        println!("  aws_secret_access_key: {secret}");
+        println!("  aws_secret_access_key: {}", *secret);
         println!("  credentials file:      {}", creds_file.display());
     } else {
         println!("Arca (development mode) is running.");
