@@ -687,21 +687,10 @@ async fn add_node(
 /// The operations bearer token from its file: at least 16 characters, the
 /// file readable by its owner only.
 fn read_ops_token(path: &Path) -> anyhow::Result<Arc<zeroize::Zeroizing<String>>> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path)
-        .with_context(|| format!("cannot read the ops token file {}", path.display()))?;
-    if meta.permissions().mode() & 0o077 != 0 {
-        anyhow::bail!(
-            "the ops token file {} is readable by group or others; run `chmod 600 {}`",
-            path.display(),
-            path.display()
-        );
-    }
-    let text = zeroize::Zeroizing::new(
-        std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the ops token file {}", path.display()))?,
-    );
-    let token = text.trim();
+    // The same checks as every secret file: owner-only mode, bounded size,
+    // read into a zeroizing buffer.
+    let bytes = read_secret_file(path, "ops token")?;
+    let token = std::str::from_utf8(&bytes).unwrap_or_default().trim();
     if token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()) {
         anyhow::bail!(
             "the ops token in {} must be at least 16 visible ASCII characters",
