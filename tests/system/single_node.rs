@@ -762,3 +762,95 @@ async fn an_ops_token_guards_metrics_and_ready_but_not_health() {
         .await
         .unwrap();
 }
+
+/// The data directory is owner-only (0700) and the database and audit log
+/// 0600; looser ones are tightened at start-up with a warning. A root key or
+/// cluster secret that group or others can read stops start-up with an error
+/// that names the file and the fix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_files_are_owner_only_and_open_secrets_stop_start_up() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let set_mode = |p: &std::path::Path, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+    };
+
+    let mut c = Cluster::start(1).await;
+    let kms = c.client(0);
+    let key = kms.create_key().send().await.unwrap();
+    let key_id = key.key_metadata().unwrap().key_id().to_string();
+    let data = c.nodes[0].data_dir.clone();
+    let (db, audit) = (data.join("arca.redb"), data.join("audit.jsonl"));
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&db), 0o600);
+    assert_eq!(mode(&audit), 0o600);
+    c.nodes[0].stop();
+
+    // A root key or cluster secret readable (or writable) by others.
+    for (file, what, loose) in [
+        (c.root_key_file.clone(), "root key", 0o644),
+        (c.secret_file.clone(), "cluster secret", 0o640),
+        (c.root_key_file.clone(), "root key", 0o620),
+    ] {
+        set_mode(&file, loose);
+        let out = std::process::Command::new(arca_bin())
+            .args(["server", "--config"])
+            .arg(&c.nodes[0].config)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        let access = if loose & 0o044 != 0 {
+            "readable"
+        } else {
+            "writable"
+        };
+        let p = file.display();
+        assert!(
+            err.contains(&format!(
+                "the {what} file {p} is {access} by group or others (mode {loose:04o})"
+            )),
+            "{err}"
+        );
+        assert!(err.contains(&format!("Run: chmod 600 {p}")), "{err}");
+        set_mode(&file, 0o600);
+    }
+
+    // Loosened data files are tightened at start, with a warning, and the
+    // node serves as before.
+    set_mode(&data, 0o755);
+    set_mode(&db, 0o644);
+    set_mode(&audit, 0o644);
+    c.start_node(0);
+    c.wait_ready(0).await;
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&db), 0o600);
+    assert_eq!(mode(&audit), 0o600);
+    let log = c.nodes[0].log_text();
+    assert!(
+        log.contains("the data directory was open to group or others"),
+        "{log}"
+    );
+    assert!(
+        log.contains("a data file was open to group or others"),
+        "{log}"
+    );
+    assert!(
+        log.contains("the audit log was open to group or others"),
+        "{log}"
+    );
+    let ct = kms
+        .encrypt()
+        .key_id(&key_id)
+        .plaintext(Blob::new(b"still here".to_vec()))
+        .send()
+        .await
+        .unwrap();
+    let pt = kms
+        .decrypt()
+        .ciphertext_blob(ct.ciphertext_blob().unwrap().clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pt.plaintext().unwrap().as_ref(), b"still here");
+}

@@ -32,6 +32,9 @@ pub enum CryptoError {
         len: usize,
         max: usize,
     },
+    /// Deriving a per-message key failed (HKDF refused its input).
+    #[error("deriving a message key failed")]
+    KeyDerivation,
     /// The operating system's random source failed.
     #[error("the random number generator failed")]
     Rng,

@@ -34,6 +34,12 @@ impl<const N: usize> Secret<N> {
     pub fn expose(&self) -> &[u8; N] {
         &self.0
     }
+
+    /// For filling a secret in place (from a KDF, say), so the bytes never
+    /// exist outside it.
+    pub(crate) fn expose_mut(&mut self) -> &mut [u8; N] {
+        &mut self.0
+    }
 }
 
 impl<const N: usize> fmt::Debug for Secret<N> {

@@ -73,14 +73,13 @@ impl aws_lc_rs::hkdf::KeyType for Len {
 
 fn derive<const N: usize>(root: &Secret<32>, info: &[u8]) -> Secret<N> {
     let prk = Salt::new(HKDF_SHA256, b"arca").extract(root.expose());
-    let mut out = [0u8; N];
+    // Filled in place: the derived bytes exist only inside the secret.
+    let mut out = Secret::new([0u8; N]);
     // `expand` fails only for lengths over 255 * 32 bytes; N is 16 or 32.
     prk.expand(&[info], Len(N))
-        .and_then(|okm| okm.fill(&mut out))
+        .and_then(|okm| okm.fill(out.expose_mut()))
         .expect("HKDF-SHA256 expands to 32 bytes");
-    let s = Secret::new(out);
-    out.iter_mut().for_each(|b| *b = 0);
-    s
+    out
 }
 
 impl RootKey {
@@ -96,37 +95,45 @@ impl RootKey {
 
     /// Reads a root key file: 64 hex digits (surrounding white space allowed) or
     /// exactly 32 raw bytes. Anything else is an error that says which.
+    ///
+    /// The key is decoded straight into a zeroizing buffer; `contents` itself
+    /// is the caller's to wipe (the binary reads it into a zeroizing buffer).
     pub fn from_file_contents(contents: &[u8]) -> Result<Self, RootKeyFileError> {
         if contents.len() == ROOT_KEY_LEN {
             let s = Secret::<32>::from_slice(contents).map_err(|_| RootKeyFileError::Length)?;
             return Ok(Self::new(&s));
         }
-        let text = std::str::from_utf8(contents).map_err(|_| RootKeyFileError::Encoding)?;
-        let text = text.trim();
+        let text = contents.trim_ascii();
         if text.len() != ROOT_KEY_LEN * 2 {
-            return Err(RootKeyFileError::Length);
+            return Err(if std::str::from_utf8(contents).is_err() {
+                RootKeyFileError::Encoding
+            } else {
+                RootKeyFileError::Length
+            });
         }
-        let mut bytes = [0u8; 32];
-        for (i, b) in bytes.iter_mut().enumerate() {
-            *b = text
-                .get(2 * i..2 * i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or(RootKeyFileError::Encoding)?;
+        let mut key = Secret::new([0u8; ROOT_KEY_LEN]);
+        for (b, pair) in key.expose_mut().iter_mut().zip(text.chunks_exact(2)) {
+            match (hex_value(pair[0]), hex_value(pair[1])) {
+                (Some(hi), Some(lo)) => *b = (hi << 4) | lo,
+                // `key` is wiped on drop, the digits read so far with it.
+                _ => return Err(RootKeyFileError::Encoding),
+            }
         }
-        let s = Secret::new(bytes);
-        bytes.iter_mut().for_each(|b| *b = 0);
-        Ok(Self::new(&s))
+        Ok(Self::new(&key))
     }
 
     /// A new random root key and its file form (64 hex digits and a newline).
     pub fn generate() -> Result<(Self, SecretBytes), CryptoError> {
         let s = Secret::<32>::random()?;
-        let mut text = String::with_capacity(65);
+        // Written into its final buffer, sized up front: no copy is left behind
+        // by a reallocation or a temporary string.
+        let mut text = Vec::with_capacity(2 * ROOT_KEY_LEN + 1);
         for b in s.expose() {
-            text.push_str(&format!("{b:02x}"));
+            text.push(HEX_DIGITS[usize::from(b >> 4)]);
+            text.push(HEX_DIGITS[usize::from(b & 0x0f)]);
         }
-        text.push('\n');
-        Ok((Self::new(&s), SecretBytes::new(text.into_bytes())))
+        text.push(b'\n');
+        Ok((Self::new(&s), SecretBytes::new(text)))
     }
 
     /// The key check value: equal for equal root keys, and says nothing else.
@@ -167,6 +174,18 @@ impl RootKey {
     ) -> Result<Secret<32>, CryptoError> {
         let s = self.unwrap(wrapped, ctx)?;
         Secret::<32>::from_slice(s.expose())
+    }
+}
+
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+/// The value of one hex digit (either case).
+fn hex_value(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
     }
 }
 
@@ -259,5 +278,48 @@ mod tests {
             RootKeyFileError::Encoding
         );
         assert!(RootKey::from_file_contents(b"").is_err());
+        // Upper-case digits and surrounding white space are the same key.
+        let upper = String::from_utf8(text.expose().to_vec())
+            .unwrap()
+            .to_uppercase();
+        let padded = format!("  {}\r\n\n", upper.trim());
+        assert_eq!(
+            RootKey::from_file_contents(padded.as_bytes())
+                .unwrap()
+                .check_value(),
+            k.check_value()
+        );
+        // 64 characters, one of them not a hex digit.
+        let mut bad = text.expose()[..64].to_vec();
+        bad[63] = b'g';
+        assert_eq!(
+            RootKey::from_file_contents(&bad).unwrap_err(),
+            RootKeyFileError::Encoding
+        );
+        assert_eq!(
+            RootKey::from_file_contents(&[0xffu8; 64]).unwrap_err(),
+            RootKeyFileError::Encoding
+        );
+    }
+
+    /// The hex form and the raw form of one key are the same key, and the
+    /// file form `generate` writes is 64 lower-case hex digits and a newline.
+    #[test]
+    fn hex_and_raw_forms_agree() {
+        let (k, text) = RootKey::generate().unwrap();
+        let t = text.expose();
+        assert_eq!(t.len(), 65);
+        assert_eq!(t[64], b'\n');
+        assert!(t[..64]
+            .iter()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c)));
+        let raw: Vec<u8> = t[..64]
+            .chunks(2)
+            .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap())
+            .collect();
+        assert_eq!(
+            RootKey::from_file_contents(&raw).unwrap().check_value(),
+            k.check_value()
+        );
     }
 }

@@ -545,12 +545,20 @@ mod tests {
     use arca_state::{KeyRecord, KeySpec, KeyUsage, KeyVersion};
 
     fn setup(mailbox: usize, idle: Duration) -> (tempfile::TempDir, Registry, KeyId) {
+        setup_with_material(mailbox, idle, *Secret::<32>::random().unwrap().expose())
+    }
+
+    fn setup_with_material(
+        mailbox: usize,
+        idle: Duration,
+        material: [u8; 32],
+    ) -> (tempfile::TempDir, Registry, KeyId) {
         let dir = tempfile::tempdir().unwrap();
         let db = crate::store::open_database(dir.path()).unwrap();
         let sm = StateMachineStore::open(db).unwrap();
         let root = Arc::new(RootKey::generate().unwrap().0);
         let id = KeyId::from_random([4; 16]);
-        let material = Secret::<32>::random().unwrap();
+        let material = Secret::new(material);
         let wrapped = root
             .wrap(material.expose(), material_context(&id, 1))
             .unwrap();
@@ -600,6 +608,85 @@ mod tests {
         )
         .unwrap();
         assert_eq!(rx.await.unwrap().unwrap().expose(), b"hello");
+    }
+
+    async fn decrypt(reg: &Registry, id: KeyId, blob: Vec<u8>) -> Result<SecretBytes, NodeError> {
+        let (tx, rx) = oneshot::channel();
+        reg.send(
+            id,
+            Request::Decrypt {
+                blob,
+                context: Context::new(),
+                reply: tx,
+            },
+        )?;
+        rx.await
+            .map_err(|_| NodeError::Internal("actor failed".into()))?
+    }
+
+    #[tokio::test]
+    async fn encrypt_and_data_keys_write_the_per_message_key_format() {
+        let (_d, reg, id) = setup(8, Duration::from_secs(60));
+        let e = encrypt(&reg, id, b"hello").await.unwrap();
+        assert_eq!(
+            symmetric::parse_header(&e.blob).unwrap().format,
+            symmetric::CiphertextFormat::V2
+        );
+        let (tx, rx) = oneshot::channel();
+        reg.send(
+            id,
+            Request::GenerateDataKey {
+                len: 32,
+                context: Context::new(),
+                reply: tx,
+            },
+        )
+        .unwrap();
+        let (dk, enc) = rx.await.unwrap().unwrap();
+        let header = symmetric::parse_header(&enc.blob).unwrap();
+        assert_eq!(header.format, symmetric::CiphertextFormat::V2);
+        assert_eq!(header.key_id, *id.as_bytes());
+        assert_eq!(
+            enc.blob.len(),
+            symmetric::HEADER_LEN_V2 + 32 + symmetric::TAG_LEN
+        );
+        let opened = decrypt(&reg, id, enc.blob).await.unwrap();
+        assert_eq!(opened.expose(), dk.expose());
+    }
+
+    /// A ciphertext in the format written before per-message keys (0x01:
+    /// AES-256-GCM directly under the version key) still decrypts through the
+    /// key's actor.
+    #[tokio::test]
+    async fn format_v1_ciphertexts_still_decrypt() {
+        use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
+        let material = [0x42u8; 32];
+        let (_d, reg, id) = setup_with_material(8, Duration::from_secs(60), material);
+        let nonce = [9u8; 12];
+        let mut blob = vec![symmetric::FORMAT_V1];
+        blob.extend_from_slice(id.as_bytes());
+        blob.extend_from_slice(&1u32.to_be_bytes());
+        blob.extend_from_slice(&nonce);
+        // AAD: the header and the (empty) canonical context.
+        let aad = blob.clone();
+        let mut body = b"written by an earlier release".to_vec();
+        LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &material).unwrap())
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(&aad),
+                &mut body,
+            )
+            .unwrap();
+        blob.extend_from_slice(&body);
+        let opened = decrypt(&reg, id, blob.clone()).await.unwrap();
+        assert_eq!(opened.expose(), b"written by an earlier release");
+        // And it is still authenticated.
+        let last = blob.len() - 1;
+        blob[last] ^= 1;
+        assert!(matches!(
+            decrypt(&reg, id, blob).await,
+            Err(NodeError::InvalidCiphertext)
+        ));
     }
 
     #[tokio::test]

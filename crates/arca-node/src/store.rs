@@ -212,6 +212,8 @@ impl Db {
         let tmp = self.path.with_extension("redb.rewrite");
         let _ = std::fs::remove_file(&tmp);
         {
+            // The copy takes the database's place: it is created 0600 too.
+            ensure_private_file(&tmp).map_err(w)?;
             let new = Database::create(&tmp).map_err(w)?;
             let src = g.begin_read().map_err(r)?;
             let dst = new.begin_write().map_err(w)?;
@@ -257,10 +259,77 @@ impl Db {
     }
 }
 
-/// Opens (or creates) the node's database in `dir`.
+/// The mode of the data directory: its owner only.
+pub const DATA_DIR_MODE: u32 = 0o700;
+/// The mode of the database and every other file that holds node data.
+pub const DATA_FILE_MODE: u32 = 0o600;
+
+/// Creates `dir` (and missing parents) with mode 0700, or tightens an
+/// existing directory that group or others may enter to 0700, with a warning
+/// that names it. The root key is what protects key material, but the
+/// database also holds key metadata, policies and the Raft log, which are
+/// nobody else's business.
+pub fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(DATA_DIR_MODE)
+            .create(dir)?;
+        let mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o700))?;
+            tracing::warn!(
+                path = %dir.display(),
+                was = format_args!("{mode:o}"),
+                now = format_args!("{:o}", mode & 0o700),
+                "the data directory was open to group or others; its mode is now owner-only"
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir)?;
+    Ok(())
+}
+
+/// Creates `path` empty with mode 0600 if it is missing, or tightens an
+/// existing file that group or others may access to 0600, with a warning.
+/// Called before redb opens a database file, since redb creates files with
+/// the process's default mode.
+fn ensure_private_file(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(DATA_FILE_MODE)
+            .open(path)?;
+        let mode = f.metadata()?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            f.set_permissions(std::fs::Permissions::from_mode(mode & 0o700))?;
+            tracing::warn!(
+                path = %path.display(),
+                was = format_args!("{mode:o}"),
+                now = format_args!("{:o}", mode & 0o700),
+                "a data file was open to group or others; its mode is now owner-only"
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// Opens (or creates) the node's database in `dir`; the directory is made
+/// (or kept) 0700 and the file 0600.
 pub fn open_database(dir: &Path) -> Result<Arc<Db>, redb::DatabaseError> {
+    ensure_private_dir(dir)?;
     let path = dir.join("arca.redb");
     let _ = std::fs::remove_file(path.with_extension("redb.rewrite"));
+    ensure_private_file(&path)?;
     let db = Database::create(&path)?;
     let shred = read_local_meta(&db, SHRED_AFTER)
         .ok()
@@ -1086,4 +1155,50 @@ pub fn wrapped_key_material(
                 .map(|v| (k.key_id, v.version, v.wrapped.clone()))
         })
         .collect())
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    fn set_mode(p: &Path, m: u32) {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    }
+
+    #[test]
+    fn a_new_data_dir_is_0700_and_the_database_0600() {
+        let tmp = tempfile::tempdir().unwrap();
+        // Parents that do not exist yet are created too.
+        let dir = tmp.path().join("a/b/data");
+        let _db = open_database(&dir).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join("arca.redb")), 0o600);
+    }
+
+    #[test]
+    fn an_open_data_dir_and_database_are_tightened() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        drop(open_database(&dir).unwrap());
+        // As an older release, or a careless copy, left them.
+        set_mode(&dir, 0o755);
+        set_mode(&dir.join("arca.redb"), 0o644);
+        let _db = open_database(&dir).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join("arca.redb")), 0o600);
+    }
+
+    #[test]
+    fn the_rewritten_database_keeps_mode_0600() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = open_database(tmp.path()).unwrap();
+        db.rewrite().unwrap();
+        assert_eq!(mode(&tmp.path().join("arca.redb")), 0o600);
+    }
 }

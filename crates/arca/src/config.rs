@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use serde::Deserialize;
+use zeroize::Zeroizing;
 
 /// The configuration file's shape. Every field may also come from a flag or an
 /// `ARCA_*` environment variable (see `arca server --help`).
@@ -157,25 +158,103 @@ impl FileConfig {
     }
 }
 
-/// Reads a secret file and refuses one that others can read.
-pub fn read_secret_file(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
-    let meta = std::fs::metadata(path)
-        .with_context(|| format!("cannot read the {what} file {}", path.display()))?;
+/// The longest secret file read (a root key is 65 bytes, a cluster secret
+/// about as long); anything larger is not one.
+const MAX_SECRET_FILE: u64 = 64 * 1024;
+
+/// Reads a secret file (root key, cluster secret) into a buffer that is wiped
+/// when dropped. Refuses a file that group or others may read or write, with
+/// an error that names it and says how to fix it: such a secret may already
+/// have been copied, so the operator decides, rather than Arca quietly
+/// tightening it. The mode is checked on the open file, so it is the mode of
+/// the file read.
+pub fn read_secret_file(path: &Path, what: &str) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+    use std::io::Read;
+    let cannot_read = || format!("cannot read the {what} file {}", path.display());
+    let f = std::fs::File::open(path).with_context(cannot_read)?;
+    let meta = f.metadata().with_context(cannot_read)?;
+    check_secret_mode(path, what, &meta)?;
+    if meta.len() > MAX_SECRET_FILE {
+        bail!(
+            "the {what} file {} is {} bytes long; a {what} file is at most {MAX_SECRET_FILE}",
+            path.display(),
+            meta.len()
+        );
+    }
+    // Sized up front (one spare byte to see the end), so reading never
+    // reallocates and leaves an unwiped copy behind.
+    let cap = usize::try_from(meta.len()).unwrap_or(0) + 1;
+    let mut buf = Zeroizing::new(Vec::with_capacity(cap));
+    f.take(MAX_SECRET_FILE + 1)
+        .read_to_end(&mut buf)
+        .with_context(cannot_read)?;
+    if buf.len() as u64 > MAX_SECRET_FILE {
+        bail!(
+            "the {what} file {} is longer than {MAX_SECRET_FILE} bytes",
+            path.display()
+        );
+    }
+    Ok(buf)
+}
+
+/// A secret file must be accessible to its owner only.
+fn check_secret_mode(path: &Path, what: &str, meta: &std::fs::Metadata) -> anyhow::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = meta.permissions().mode();
+        let mode = meta.permissions().mode() & 0o777;
+        let access = if mode & 0o044 != 0 {
+            "readable"
+        } else if mode & 0o033 != 0 {
+            "writable"
+        } else {
+            return Ok(());
+        };
+        bail!(
+            "the {what} file {p} is {access} by group or others (mode {mode:04o}); \
+             it must be accessible to its owner only. Run: chmod 600 {p}",
+            p = path.display(),
+        );
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, what, meta);
+        Ok(())
+    }
+}
+
+/// Tightens an existing regular file that group or others may access to
+/// 0600, with a warning that names it. A missing file is left to be created
+/// (0600) by its writer; a device (`/dev/stdout`) is left alone.
+pub fn tighten_file(path: &Path, what: &str) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = match std::fs::metadata(path) {
+            Ok(m) if m.is_file() => m,
+            _ => return Ok(()),
+        };
+        let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
-            bail!(
-                "the {what} file {} is readable by group or others (mode {:o}); run: chmod 600 {}",
-                path.display(),
-                mode & 0o777,
-                path.display()
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700))
+                .with_context(|| {
+                    format!(
+                        "the {what} {} is open to group or others (mode {mode:04o}) and cannot be made owner-only; run: chmod 600 {}",
+                        path.display(),
+                        path.display()
+                    )
+                })?;
+            tracing::warn!(
+                path = %path.display(),
+                was = format_args!("{mode:04o}"),
+                now = format_args!("{:04o}", mode & 0o700),
+                "the {what} was open to group or others; its mode is now owner-only"
             );
         }
     }
-    let _ = meta;
-    std::fs::read(path).with_context(|| format!("cannot read the {what} file {}", path.display()))
+    #[cfg(not(unix))]
+    let _ = (path, what);
+    Ok(())
 }
 
 /// Writes a secret file with mode 0600; refuses to overwrite.
@@ -298,5 +377,96 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(e.contains("tls_client_ca_file needs"), "{e}");
+    }
+}
+
+#[cfg(all(test, unix))]
+mod secret_file_tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn file_with_mode(dir: &Path, name: &str, contents: &[u8], mode: u32) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, contents).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        p
+    }
+
+    #[test]
+    fn an_owner_only_secret_file_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        for mode in [0o600, 0o400] {
+            let p = file_with_mode(dir.path(), &format!("k{mode:o}"), b"abc\n", mode);
+            assert_eq!(&read_secret_file(&p, "root key").unwrap()[..], b"abc\n");
+        }
+    }
+
+    #[test]
+    fn a_secret_file_others_can_access_is_refused_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        for (mode, access) in [
+            (0o644, "readable"),
+            (0o640, "readable"),
+            (0o604, "readable"),
+            (0o620, "writable"),
+            (0o602, "writable"),
+            (0o610, "writable"),
+        ] {
+            let p = file_with_mode(dir.path(), &format!("root-{mode:o}.key"), b"k", mode);
+            let err = read_secret_file(&p, "root key").unwrap_err().to_string();
+            let path = p.display();
+            assert!(
+                err.contains(&format!(
+                    "the root key file {path} is {access} by group or others (mode {mode:04o})"
+                )),
+                "{err}"
+            );
+            assert!(err.ends_with(&format!("Run: chmod 600 {path}")), "{err}");
+            // And once fixed, it is read.
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+            assert!(read_secret_file(&p, "root key").is_ok());
+        }
+    }
+
+    #[test]
+    fn a_missing_or_oversized_secret_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("absent");
+        let err = read_secret_file(&missing, "cluster secret").unwrap_err();
+        assert!(err
+            .to_string()
+            .contains("cannot read the cluster secret file"));
+        let big = vec![b'a'; MAX_SECRET_FILE as usize + 1];
+        let p = file_with_mode(dir.path(), "big", &big, 0o600);
+        let err = read_secret_file(&p, "cluster secret").unwrap_err();
+        assert!(err.to_string().contains("at most"), "{err}");
+    }
+
+    #[test]
+    fn written_secret_files_are_0600_and_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("root.key");
+        write_secret_file(&p, b"one").unwrap();
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(write_secret_file(&p, b"two").is_err());
+        assert_eq!(&read_secret_file(&p, "root key").unwrap()[..], b"one");
+    }
+
+    #[test]
+    fn tighten_file_makes_an_open_file_owner_only_and_leaves_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = file_with_mode(dir.path(), "audit.jsonl", b"{}\n", 0o644);
+        tighten_file(&p, "audit log").unwrap();
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        // Missing: nothing to do (its writer creates it 0600).
+        tighten_file(&dir.path().join("absent"), "audit log").unwrap();
+        assert!(!dir.path().join("absent").exists());
     }
 }

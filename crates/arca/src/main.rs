@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::{ApiClient, Credentials};
 use crate::config::{read_secret_file, write_secret_file, FileConfig};
+use zeroize::Zeroizing;
 
 #[derive(Parser)]
 #[command(
@@ -254,13 +255,14 @@ fn main() -> anyhow::Result<()> {
 
 fn random_secret_text() -> anyhow::Result<SecretBytes> {
     let raw = SecretBytes::random(32)?;
-    let mut s = hex_string(raw.expose());
+    // Written into its final buffer, sized up front: no reallocation leaves
+    // a copy behind.
+    let mut s = String::with_capacity(2 * raw.len() + 1);
+    for b in raw.expose() {
+        let _ = write!(s, "{b:02x}");
+    }
     s.push('\n');
     Ok(SecretBytes::new(s.into_bytes()))
-}
-
-fn hex_string(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 fn init_tracing(filter: &str) {
@@ -295,8 +297,13 @@ async fn server(a: ServerArgs) -> anyhow::Result<()> {
         .or(file.data_dir)
         .or_else(|| dev.then(|| PathBuf::from(DEV_DATA_DIR)))
         .context("no data directory: set data_dir in the config, --data-dir or ARCA_DATA_DIR")?;
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    // Owner-only (0700): created so, or tightened with a warning.
+    arca_node::store::ensure_private_dir(&data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {} or make it owner-only (chmod 700)",
+            data_dir.display()
+        )
+    })?;
     let node_id = a.node_id.or(file.node_id).unwrap_or(1);
     let listen = a
         .listen_addr
@@ -355,11 +362,16 @@ async fn server(a: ServerArgs) -> anyhow::Result<()> {
     };
     let root_key_file = root_key_file
         .context("no root key: set root_key_file in the config, --root-key-file or ARCA_ROOT_KEY_FILE (create one with `arca root-key generate --out FILE`)")?;
+    // The file's bytes are wiped as soon as they are parsed.
     let root_key = RootKey::from_file_contents(&read_secret_file(&root_key_file, "root key")?)
         .with_context(|| format!("invalid root key file {}", root_key_file.display()))?;
     let secret_file = secret_file
         .context("no cluster secret: set cluster_secret_file in the config, --cluster-secret-file or ARCA_CLUSTER_SECRET_FILE (create one with `arca cluster-secret --out FILE`)")?;
-    let cluster_secret = SecretBytes::new(read_secret_file(&secret_file, "cluster secret")?);
+    // Moved, not copied, out of the zeroizing buffer it was read into.
+    let cluster_secret = SecretBytes::new(std::mem::take(&mut *read_secret_file(
+        &secret_file,
+        "cluster secret",
+    )?));
 
     let r = &file.raft;
     let d = RaftTuning::default();
@@ -441,14 +453,15 @@ async fn server(a: ServerArgs) -> anyhow::Result<()> {
     // After the node's own checks (a wrong root key is reported as such),
     // before any request: a log that cannot be opened stops start-up, and
     // SIGHUP reopens it from here on.
-    let (audit, audit_writer) =
-        match audit_cmd::open_log(audit_path, node_id, &file.audit, audit_key) {
-            Ok(l) => l,
-            Err(e) => {
-                node.shutdown().await;
-                return Err(e);
-            }
-        };
+    let opened = crate::config::tighten_file(&audit_path, "audit log")
+        .and_then(|()| audit_cmd::open_log(audit_path, node_id, &file.audit, audit_key));
+    let (audit, audit_writer) = match opened {
+        Ok(l) => l,
+        Err(e) => {
+            node.shutdown().await;
+            return Err(e);
+        }
+    };
     if let Err(e) = tls_cmd::reload_on_sighup(api_tls.clone(), peer_tls.clone()) {
         node.shutdown().await;
         return Err(e);
@@ -548,17 +561,18 @@ async fn dev_bootstrap(
         let k = node
             .init_cluster("us-east-1".into(), DEV_ACCOUNT.into())
             .await?;
-        let secret = String::from_utf8_lossy(k.secret_access_key.expose()).into_owned();
-        let text = format!(
+        let secret =
+            Zeroizing::new(String::from_utf8_lossy(k.secret_access_key.expose()).into_owned());
+        let text = Zeroizing::new(format!(
             "[default]\naws_access_key_id = {}\naws_secret_access_key = {}\nregion = {}\n",
-            k.access_key_id, secret, k.region
-        );
+            k.access_key_id, *secret, k.region
+        ));
         write_secret_file(&creds_file, text.as_bytes())?;
         println!("Arca (development mode) is running.");
         println!("  endpoint:              {scheme}://{listen}");
         println!("  region:                {}", k.region);
         println!("  aws_access_key_id:     {}", k.access_key_id);
-        println!("  aws_secret_access_key: {secret}");
+        println!("  aws_secret_access_key: {}", *secret);
         println!("  credentials file:      {}", creds_file.display());
     } else {
         println!("Arca (development mode) is running.");
@@ -790,21 +804,10 @@ async fn add_node(
 /// The operations bearer token from its file: at least 16 characters, the
 /// file readable by its owner only.
 fn read_ops_token(path: &Path) -> anyhow::Result<Arc<zeroize::Zeroizing<String>>> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path)
-        .with_context(|| format!("cannot read the ops token file {}", path.display()))?;
-    if meta.permissions().mode() & 0o077 != 0 {
-        anyhow::bail!(
-            "the ops token file {} is readable by group or others; run `chmod 600 {}`",
-            path.display(),
-            path.display()
-        );
-    }
-    let text = zeroize::Zeroizing::new(
-        std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the ops token file {}", path.display()))?,
-    );
-    let token = text.trim();
+    // The same checks as every secret file: owner-only mode, bounded size,
+    // read into a zeroizing buffer.
+    let bytes = read_secret_file(path, "ops token")?;
+    let token = std::str::from_utf8(&bytes).unwrap_or_default().trim();
     if token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()) {
         anyhow::bail!(
             "the ops token in {} must be at least 16 visible ASCII characters",

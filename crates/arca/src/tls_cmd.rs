@@ -330,9 +330,11 @@ fn issue(
     let ca_key = ca_dir.join(CA_KEY);
     let ca_pem = std::fs::read_to_string(&ca_cert)
         .with_context(|| format!("cannot read the CA certificate {}", ca_cert.display()))?;
+    let ca_key_bytes = crate::config::read_secret_file(&ca_key, "CA key")?;
     let ca_key_pem = zeroize::Zeroizing::new(
-        String::from_utf8(crate::config::read_secret_file(&ca_key, "CA key")?)
-            .with_context(|| format!("the CA key {} is not PEM", ca_key.display()))?,
+        std::str::from_utf8(&ca_key_bytes)
+            .with_context(|| format!("the CA key {} is not PEM", ca_key.display()))?
+            .to_string(),
     );
     let ca_kp = KeyPair::from_pem(&ca_key_pem)
         .with_context(|| format!("the CA key {} is not a usable PEM key", ca_key.display()))?;
