@@ -14,6 +14,7 @@ use base64::Engine;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use zeroize::Zeroizing;
 
 use crate::error::ApiError;
 use crate::ops::Op;
@@ -38,6 +39,28 @@ pub(crate) fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     };
     serde_json::from_slice(body)
         .map_err(|e| ApiError::serialization(format!("could not parse the request: {e}")))
+}
+
+/// [`blob`] for a secret: the text and the bytes are wiped after use.
+pub(crate) fn secret_blob(
+    field: &str,
+    v: Option<Zeroizing<String>>,
+    min: usize,
+    max: usize,
+) -> Result<SecretBytes, ApiError> {
+    let s = v.ok_or_else(|| ApiError::missing(field))?;
+    let b = Zeroizing::new(
+        B64.decode(s.as_bytes())
+            .map_err(|_| ApiError::serialization(format!("'{field}' is not valid base64")))?,
+    );
+    if b.len() < min || b.len() > max {
+        return Err(ApiError::validation(format!(
+            "1 validation error detected: Value at '{field}' failed to satisfy constraint: \
+             Member must have length between {min} and {max} bytes (got {})",
+            b.len()
+        )));
+    }
+    Ok(SecretBytes::new(b.to_vec()))
 }
 
 pub(crate) fn blob(
@@ -215,7 +238,7 @@ struct ListKeysReq {
 struct EncryptReq {
     // KeyId: resolved once, by authorization (`Ctx::keys`).
     key_version_id: Option<String>,
-    plaintext: Option<String>,
+    plaintext: Option<Zeroizing<String>>,
     encryption_context: Option<BTreeMap<String, String>>,
     encryption_algorithm: Option<String>,
     #[allow(dead_code)]
@@ -501,7 +524,7 @@ async fn list_keys(node: &Node, r: ListKeysReq) -> Result<Answer, ApiError> {
 
 async fn encrypt(node: &Node, ctx: &Ctx, r: EncryptReq) -> Result<Answer, ApiError> {
     // Decoding errors (SerializationException) come before semantic ones, as in AWS.
-    let pt = SecretBytes::new(blob("Plaintext", r.plaintext, 1, MAX_PLAINTEXT_LEN)?);
+    let pt = secret_blob("Plaintext", r.plaintext, 1, MAX_PLAINTEXT_LEN)?;
     let id = ctx.key(0)?;
     let ec = context(r.encryption_context)?;
     if node.spec_of(&id)?.0.is_asymmetric() {

@@ -58,7 +58,7 @@ struct Fields {
     grant_token: Option<String>,
     user_name: Option<String>,
     access_key_id: Option<String>,
-    plaintext: Option<String>,
+    plaintext: Option<zeroize::Zeroizing<String>>,
     message: Option<String>,
     signature: Option<String>,
     mac: Option<String>,
@@ -130,8 +130,13 @@ impl Fields {
     /// Decoding comes before authorization: a blob that is not base64 is a
     /// `SerializationException` whoever asks.
     fn check_blobs(&self) -> Result<(), ApiError> {
+        if let Some(p) = &self.plaintext {
+            match B64.decode(p.as_bytes()) {
+                Ok(mut d) => zeroize::Zeroize::zeroize(&mut d),
+                Err(_) => return Err(ApiError::serialization("'Plaintext' is not valid base64")),
+            }
+        }
         for (name, v) in [
-            ("Plaintext", &self.plaintext),
             ("Message", &self.message),
             ("Signature", &self.signature),
             ("Mac", &self.mac),

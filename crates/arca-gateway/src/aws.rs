@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use arca_crypto::SecretBytes;
 use arca_sigv4::Authorization;
-use zeroize::Zeroizing;
+use serde_json::Value;
+use zeroize::{Zeroize, Zeroizing};
 
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
@@ -37,7 +38,7 @@ impl Gateway {
                 let auth = self.authenticate(&parts, &b);
                 (b, auth)
             }
-            Err(e) => (Bytes::new(), Err(e)),
+            Err(e) => (Zeroizing::new(Vec::new()), Err(e)),
         };
         let result = self
             .execute(Invocation {
@@ -53,11 +54,18 @@ impl Gateway {
                     .map(|v| v.as_bytes()),
             })
             .await;
+        // The request's bytes and the answer's (plaintexts, data keys,
+        // secret access keys) are wiped once they are no longer needed.
+        drop(body);
         let (status, body) = match result {
-            Ok(v) => (200, serde_json::to_vec(&v).unwrap_or_default()),
+            Ok(v) => {
+                let text = serde_json::to_vec(&v).unwrap_or_default();
+                wipe(v);
+                (200, text)
+            }
             Err(e) => (e.status, e.body()),
         };
-        let mut r = hyper::Response::new(Full::new(Bytes::from(body)));
+        let mut r = hyper::Response::new(Full::new(Bytes::from_owner(Wiped(body))));
         *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let h = r.headers_mut();
         h.insert(
@@ -111,10 +119,37 @@ impl Gateway {
     }
 }
 
-/// The whole body, within [`MAX_BODY`] and `timeout`.
-async fn read_body(body: Incoming, timeout: Duration) -> Result<Bytes, ApiError> {
+/// Bytes wiped when the last reference to them is dropped (an answer's body,
+/// once hyper has written it).
+struct Wiped(Vec<u8>);
+
+impl AsRef<[u8]> for Wiped {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for Wiped {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+/// Wipes every string of an answer (base64 plaintexts, secrets) as it is
+/// dropped.
+fn wipe(v: Value) {
+    match v {
+        Value::String(mut s) => s.zeroize(),
+        Value::Array(a) => a.into_iter().for_each(wipe),
+        Value::Object(m) => m.into_iter().for_each(|(_, v)| wipe(v)),
+        _ => {}
+    }
+}
+
+/// The whole body, within [`MAX_BODY`] and `timeout`, in a buffer wiped on drop.
+async fn read_body(body: Incoming, timeout: Duration) -> Result<Zeroizing<Vec<u8>>, ApiError> {
     match tokio::time::timeout(timeout, Limited::new(body, MAX_BODY).collect()).await {
-        Ok(Ok(b)) => Ok(b.to_bytes()),
+        Ok(Ok(b)) => Ok(Zeroizing::new(Vec::from(b.to_bytes()))),
         Ok(Err(_)) => Err(ApiError::validation(format!(
             "the request body is larger than {MAX_BODY} bytes"
         ))),
