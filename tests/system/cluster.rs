@@ -440,3 +440,29 @@ async fn a_deleted_access_key_leaves_no_secret_on_any_node() {
         .await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_output_into_a_closed_pipe_ends_quietly() {
+    let c = Cluster::start(1).await;
+    let mut child = std::process::Command::new(arca_bin())
+        .args([
+            "cluster",
+            "status",
+            "--json",
+            "--endpoint",
+            &c.nodes[0].endpoint(),
+        ])
+        .env("AWS_REGION", REGION)
+        .env("AWS_ACCESS_KEY_ID", &c.creds.access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &c.creds.secret_access_key)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // As `| head -0` would: the reader is gone before anything is written.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+}
