@@ -11,6 +11,7 @@
 //! specs. Public keys are SubjectPublicKeyInfo DER. ECDSA and SM2 signatures are DER.
 //! Every input is checked before it reaches a backend.
 
+pub mod csr;
 mod hmac;
 mod nist;
 mod private;
