@@ -5,6 +5,7 @@ mod bench;
 mod bench_crypto;
 mod client;
 mod config;
+mod csr_cmd;
 mod principals;
 mod tls_cmd;
 
@@ -71,6 +72,9 @@ enum Cmd {
     /// Certificates: a cluster CA, node certificates, API server certificates.
     #[command(subcommand)]
     Tls(tls_cmd::TlsCmd),
+    /// A certificate signing request (PEM) for a signing key, signed inside
+    /// the cluster: the private key never leaves it.
+    Csr(csr_cmd::CsrArgs),
 }
 
 #[derive(Args)]
@@ -272,6 +276,7 @@ fn main() -> anyhow::Result<()> {
             Cmd::Bench(b) => bench::run(b).await,
             Cmd::Audit(c) => audit_cmd::run(c),
             Cmd::Tls(c) => tls_cmd::run(c),
+            Cmd::Csr(a) => csr_cmd::run(a).await,
         }
     })
 }
