@@ -332,7 +332,8 @@ pub async fn dispatch(node: &Node, ctx: &Ctx, op: Op, body: &[u8]) -> Result<Ans
         | ReEncrypt
         | CreateKeyVersion
         | ListKeyVersions
-        | DescribeKeyVersion => crate::asym::run(node, ctx, op, body).await,
+        | DescribeKeyVersion
+        | GenerateCertificateSigningRequest => crate::asym::run(node, ctx, op, body).await,
         CreateGrant | ListGrants | ListRetirableGrants | RetireGrant | RevokeGrant => {
             crate::grants::run(node, ctx, op, body).await
         }

@@ -1,11 +1,13 @@
 //! Operations of asymmetric and HMAC keys: Sign, Verify, GetPublicKey,
 //! asymmetric Encrypt/Decrypt, ReEncrypt, GenerateMac, VerifyMac, data key
-//! pairs, and the key-version extension operations.
+//! pairs, the key-version extension operations and certificate signing
+//! requests.
 
 use std::collections::BTreeMap;
 
 use arca_crypto::symmetric::MAX_CIPHERTEXT_LEN;
 use arca_crypto::SecretBytes;
+use arca_keys::csr::{CsrError, CsrInput, SanInput};
 use arca_keys::{EncryptionAlgorithm, MacAlgorithm, MessageType, SigningAlgorithm};
 use arca_node::actors::{KeyOp, KeyOut};
 use arca_node::Node;
@@ -193,6 +195,27 @@ struct ReEncryptReq {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
+struct CsrReq {
+    // KeyId: resolved once, by authorization (`Ctx::keys`).
+    subject: Option<String>,
+    subject_alternative_names: Option<SansReq>,
+    signing_algorithm: Option<String>,
+    key_version_id: Option<String>,
+    #[allow(dead_code)]
+    grant_tokens: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct SansReq {
+    dns: Option<Vec<String>>,
+    email: Option<Vec<String>>,
+    uri: Option<Vec<String>>,
+    ip: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
 struct VersionReq {
     // KeyId: resolved once, by authorization (`Ctx::keys`).
     key_version_id: Option<String>,
@@ -374,6 +397,7 @@ pub async fn run(node: &Node, ctx: &Ctx, op: Op, body: &[u8]) -> Result<Answer, 
             })
         }
         Op::ReEncrypt => re_encrypt(node, ctx, parse(body)?).await,
+        Op::GenerateCertificateSigningRequest => csr(node, ctx, parse(body)?).await,
         Op::CreateKeyVersion => {
             let _: VersionReq = parse(body)?;
             let id = ctx.key(0)?;
@@ -436,6 +460,66 @@ pub async fn run(node: &Node, ctx: &Ctx, op: Op, body: &[u8]) -> Result<Answer, 
             })
         }
     }
+}
+
+fn csr_error(e: CsrError) -> ApiError {
+    match e {
+        CsrError::Invalid { .. } => ApiError::validation(e.to_string()),
+        CsrError::Encoding(_) => ApiError::internal(e.to_string()),
+    }
+}
+
+/// A PKCS#10 request for the key's public key, signed by the key actor as a
+/// Sign of the request info's digest: the private key never leaves it.
+async fn csr(node: &Node, ctx: &Ctx, r: CsrReq) -> Result<Answer, ApiError> {
+    let subject = r.subject.ok_or_else(|| ApiError::missing("Subject"))?;
+    let sans = r
+        .subject_alternative_names
+        .map_or_else(SanInput::default, |s| SanInput {
+            dns: s.dns.unwrap_or_default(),
+            email: s.email.unwrap_or_default(),
+            uri: s.uri.unwrap_or_default(),
+            ip: s.ip.unwrap_or_default(),
+        });
+    let input = CsrInput::parse(&subject, &sans).map_err(csr_error)?;
+    let requested = r
+        .signing_algorithm
+        .map(|a| signing_alg(Some(a)))
+        .transpose()?;
+    let id = ctx.key(0)?;
+    // The usage first, so that a key that cannot sign gets Sign's error.
+    node.require_usage(id, KeyUsage::SignVerify)?;
+    let (state_spec, _) = node.spec_of(&id)?;
+    let spec = arca_keys::KeySpec::from_aws(state_spec.as_aws())
+        .ok_or_else(|| ApiError::internal("a signing key of an unknown key spec"))?;
+    let alg = match requested {
+        Some(a) => a,
+        None => *spec
+            .signing_algorithms()
+            .first()
+            .ok_or_else(|| ApiError::internal("a signing key without signing algorithms"))?,
+    };
+    // One version for the public key in the request and the signature over it.
+    let (spki, vid) = node.public_key(id, r.key_version_id.as_deref()).await?;
+    let info = input.request_info(&spki).map_err(csr_error)?;
+    let digest = arca_keys::csr::signing_digest(spec, alg, &spki, &info)
+        .map_err(arca_node::NodeError::from)?;
+    let op = KeyOp::Sign {
+        alg,
+        message: digest,
+        kind: MessageType::Digest,
+    };
+    let (out, vid) = node.key_op(id, KeyUsage::SignVerify, Some(vid), op).await?;
+    let pem = arca_keys::csr::assemble_pem(&info, alg, &bytes(out)?).map_err(csr_error)?;
+    Ok(Answer {
+        body: json!({
+            "KeyId": node.key_arn(&id)?,
+            "KeyVersionId": vid,
+            "CertificateSigningRequest": pem,
+            "SigningAlgorithm": alg.as_aws(),
+        }),
+        key_id: Some(id),
+    })
 }
 
 fn version_json(arn: &str, v: &arca_state::KeyVersion, primary: bool) -> Value {

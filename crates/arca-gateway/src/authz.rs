@@ -917,7 +917,7 @@ fn key_context(ctx: &mut Context, k: &KeyFacts, key_ref: &str, f: &Fields, actio
         ctx.insert("kms:EncryptionAlgorithm", a.clone());
     }
     match action {
-        "kms:Sign" | "kms:Verify" => {
+        "kms:Sign" | "kms:Verify" | "arca:GenerateCertificateSigningRequest" => {
             if let Some(a) = &f.signing_algorithm {
                 ctx.insert("kms:SigningAlgorithm", a.clone());
             }

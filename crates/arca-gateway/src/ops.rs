@@ -95,6 +95,7 @@ operations! {
     CreateKeyVersion => "arca:CreateKeyVersion", Key;
     ListKeyVersions => "arca:ListKeyVersions", Key;
     DescribeKeyVersion => "arca:DescribeKeyVersion", Key;
+    GenerateCertificateSigningRequest => "arca:GenerateCertificateSigningRequest", Key;
     // Grants.
     CreateGrant => "kms:CreateGrant", Key;
     ListGrants => "kms:ListGrants", Key;

@@ -312,15 +312,19 @@ impl Node {
         version_id: Option<String>,
         op: KeyOp,
     ) -> Result<(KeyOut, String), NodeError> {
-        let (have_usage, spec) = {
-            let a = self.shared.read();
-            let k = a
-                .state
-                .keys
-                .get(&key_id)
-                .ok_or_else(|| not_found(&key_id.to_string()))?;
-            (k.usage, k.spec)
-        };
+        self.require_usage(key_id, usage)?;
+        self.ask(key_id, |reply| Request::Keys {
+            version_id,
+            op,
+            reply,
+        })
+        .await
+    }
+
+    /// Refuses a key whose usage is not `usage` (and any symmetric key) with
+    /// `InvalidKeyUsage`, as [`Node::key_op`] does before running anything.
+    pub fn require_usage(&self, key_id: KeyId, usage: KeyUsage) -> Result<(), NodeError> {
+        let (spec, have_usage) = self.spec_of(&key_id)?;
         if have_usage != usage || spec == KeySpec::SymmetricDefault {
             return Err(NodeError::InvalidKeyUsage(format!(
                 "Key '{key_id}' has KeyUsage {} and KeySpec {}; the operation needs KeyUsage {}",
@@ -329,12 +333,7 @@ impl Node {
                 usage.as_aws()
             )));
         }
-        self.ask(key_id, |reply| Request::Keys {
-            version_id,
-            op,
-            reply,
-        })
-        .await
+        Ok(())
     }
 
     /// A fresh asymmetric key pair (PKCS#8 private key, SPKI public key).

@@ -65,7 +65,7 @@ const KNOWN_ACTIONS: &[&str] = &[
     "arca:CreateKeyVersion",
     "arca:ListKeyVersions",
     "arca:DescribeKeyVersion",
-    "arca:GenerateCsr",
+    "arca:GenerateCertificateSigningRequest",
     // Arca administration.
     "arca:CreateAccessKey",
     "arca:ListAccessKeys",
