@@ -659,7 +659,8 @@ async fn wrong_usage_specs_and_algorithms_are_refused() {
         let e = kms.get_public_key().key_id(k).send().await.unwrap_err();
         assert_eq!(error_code(&e), "UnsupportedOperationException");
     }
-    // Asymmetric Encrypt without an algorithm; RAW message over 4096 bytes.
+    // Asymmetric Encrypt without an algorithm (a wrong use of the key, as
+    // AWS answers it); RAW message over 4096 bytes.
     let e = kms
         .encrypt()
         .key_id(&rsa_enc)
@@ -667,7 +668,7 @@ async fn wrong_usage_specs_and_algorithms_are_refused() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(error_code(&e), "ValidationException");
+    assert_eq!(error_code(&e), "InvalidKeyUsageException");
     let e = kms
         .sign()
         .key_id(&signer)

@@ -4,6 +4,8 @@
 
 use arca_system_tests::aws_sdk_kms::primitives::Blob;
 use arca_system_tests::aws_sdk_kms::types::Tag;
+use std::time::Duration;
+
 use arca_system_tests::*;
 use serde_json::Value;
 
@@ -235,8 +237,9 @@ async fn aliases_resolve_in_every_operation() {
     let cases = [
         ("alias/app/prod", key.as_str(), "AlreadyExistsException"),
         ("alias/aws/mine", key.as_str(), "InvalidAliasNameException"),
-        ("no-prefix", key.as_str(), "InvalidAliasNameException"),
-        ("alias/bad name", key.as_str(), "InvalidAliasNameException"),
+        // AWS's model pattern and prefix come before any other rule.
+        ("no-prefix", key.as_str(), "ValidationException"),
+        ("alias/bad name", key.as_str(), "ValidationException"),
         (
             "alias/x",
             "00000000-0000-4000-8000-000000000000",
@@ -743,4 +746,103 @@ async fn deletion_happens_when_the_clock_passes_the_date_and_leaves_no_material(
             }
         }
     }
+}
+
+/// GetKeyLastUsage: the node that served a use answers at once; every other
+/// node within a report interval, and after a restart, from its replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn last_usage_is_recorded_without_a_write_per_request() {
+    let mut c = Cluster::start(3).await;
+    let leader = c.wait_leader().await;
+    let f = (leader + 1) % 3;
+    let other = (leader + 2) % 3;
+    let key = c.new_key(leader).await;
+    let unused = c.new_key(leader).await;
+
+    let last = |c: &Cluster, via: usize, key: &str| {
+        let kms = c.client(via);
+        let key = key.to_string();
+        async move { kms.get_key_last_usage().key_id(key).send().await.unwrap() }
+    };
+    let never = last(&c, f, &unused).await;
+    let u = never.key_last_usage().expect("an empty object");
+    assert!(
+        u.operation().is_none() && u.timestamp().is_none(),
+        "{never:?}"
+    );
+    let created = never.key_creation_date().unwrap().secs();
+    assert!(never.tracking_start_date().unwrap().secs() >= created);
+
+    // A use through a follower: that follower answers at once.
+    let enc = c
+        .client(f)
+        .encrypt()
+        .key_id(&key)
+        .plaintext(Blob::new(b"x".to_vec()))
+        .send()
+        .await
+        .unwrap();
+    let first = last(&c, f, &key).await;
+    let u = first.key_last_usage().unwrap();
+    assert_eq!(u.operation().map(|o| o.as_str()), Some("Encrypt"));
+    let request_id = u.kms_request_id().unwrap().to_string();
+    assert!(!request_id.is_empty());
+    assert_eq!(first.key_id(), Some(key.as_str()));
+
+    // Decrypt through another node: it becomes the last use everywhere.
+    c.client(other)
+        .decrypt()
+        .ciphertext_blob(enc.ciphertext_blob().unwrap().clone())
+        .send()
+        .await
+        .unwrap();
+    let decrypt_id = last(&c, other, &key)
+        .await
+        .key_last_usage()
+        .unwrap()
+        .kms_request_id()
+        .unwrap()
+        .to_string();
+    assert_ne!(decrypt_id, request_id);
+    for via in 0..3 {
+        wait_for(
+            "the Decrypt to be the last use on every node",
+            Duration::from_secs(20),
+            || {
+                let fut = last(&c, via, &key);
+                let want = decrypt_id.clone();
+                async move {
+                    let r = fut.await;
+                    let u = r.key_last_usage()?;
+                    (u.operation().map(|o| o.as_str()) == Some("Decrypt")
+                        && u.kms_request_id() == Some(want.as_str()))
+                    .then_some(())
+                }
+            },
+        )
+        .await;
+    }
+    // Replicated and stored: a restarted node still knows it.
+    c.restart(f);
+    c.wait_ready(f).await;
+    let after = last(&c, f, &key).await;
+    assert_eq!(
+        after.key_last_usage().unwrap().kms_request_id(),
+        Some(decrypt_id.as_str())
+    );
+    // Aliases are not taken, as in AWS.
+    let kms = c.client_no_retry(leader);
+    kms.create_alias()
+        .alias_name("alias/last-usage")
+        .target_key_id(&key)
+        .send()
+        .await
+        .unwrap();
+    let e = kms
+        .get_key_last_usage()
+        .key_id("alias/last-usage")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&e), "ValidationException");
 }

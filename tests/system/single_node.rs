@@ -854,3 +854,373 @@ async fn data_files_are_owner_only_and_open_secrets_stop_start_up() {
         .unwrap();
     assert_eq!(pt.plaintext().unwrap().as_ref(), b"still here");
 }
+
+/// Where Arca's answers used to differ from AWS's: each case through the AWS
+/// SDK (or signed JSON where the SDK checks the input itself), with the code
+/// AWS gives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_match_aws_for_invalid_and_unsupported_input() {
+    use arca_system_tests::aws_sdk_kms::types::{
+        EncryptionAlgorithmSpec, KeySpec, KeyUsageType, Tag,
+    };
+    let c = Cluster::start(1).await;
+    let kms = c.client_no_retry(0);
+    let key = c.new_key(0).await;
+    let code = |(status, v): (u16, Value)| {
+        assert_eq!(status, 400, "{v}");
+        v["__type"].as_str().unwrap_or_default().to_string()
+    };
+
+    // The model's constraints, before any semantic rule: the message names
+    // every violation in AWS's words.
+    let (status, v) = c.call(
+        0,
+        "TrentService.CreateAlias",
+        &serde_json::json!({ "AliasName": "alias/has space", "TargetKeyId": key }),
+    );
+    assert_eq!(
+        (status, v["__type"].as_str()),
+        (400, Some("ValidationException"))
+    );
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("at 'aliasName' failed to satisfy constraint: Member must satisfy regular expression pattern"),
+        "{v}"
+    );
+    let (_, v) = c.call(
+        0,
+        "TrentService.Encrypt",
+        &serde_json::json!({ "Plaintext": "" }),
+    );
+    let msg = v["message"].as_str().unwrap();
+    assert!(msg.starts_with("2 validation errors detected: "), "{msg}");
+    for (name, body) in [
+        (
+            "no alias/ prefix",
+            serde_json::json!({ "AliasName": "my-key", "TargetKeyId": key }),
+        ),
+        (
+            "unknown Origin",
+            serde_json::json!({ "Origin": "SOMEWHERE" }),
+        ),
+    ] {
+        let target = if name == "unknown Origin" {
+            "TrentService.CreateKey"
+        } else {
+            "TrentService.CreateAlias"
+        };
+        assert_eq!(
+            code(c.call(0, target, &body)),
+            "ValidationException",
+            "{name}"
+        );
+    }
+    let long_key = "k".repeat(129);
+    let e = kms
+        .tag_resource()
+        .key_id(&key)
+        .tags(
+            Tag::builder()
+                .tag_key(&long_key)
+                .tag_value("v")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&e), "ValidationException");
+    let e = kms
+        .tag_resource()
+        .key_id(&key)
+        .tags(
+            Tag::builder()
+                .tag_key("k")
+                .tag_value("v".repeat(257))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&e), "ValidationException");
+    let mut enc = kms
+        .encrypt()
+        .key_id(&key)
+        .plaintext(Blob::new(b"x".to_vec()));
+    for i in 0..11 {
+        enc = enc.grant_tokens(format!("token-{i}"));
+    }
+    assert_eq!(
+        error_code(&enc.send().await.unwrap_err()),
+        "ValidationException"
+    );
+
+    // Duplicate tag keys in one request.
+    let e = kms
+        .tag_resource()
+        .key_id(&key)
+        .tags(
+            Tag::builder()
+                .tag_key("team")
+                .tag_value("a")
+                .build()
+                .unwrap(),
+        )
+        .tags(
+            Tag::builder()
+                .tag_key("team")
+                .tag_value("b")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&e), "TagException");
+    let tags = kms.list_resource_tags().key_id(&key).send().await.unwrap();
+    assert!(tags.tags().is_empty(), "nothing was half-applied");
+
+    // An asymmetric key needs its usage named.
+    let e = kms
+        .create_key()
+        .key_spec(KeySpec::EccNistP256)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&e), "ValidationException");
+
+    // Things a self-hosted cluster does not have are refused, not ignored.
+    let e = kms
+        .create_key()
+        .custom_key_store_id("cks-1234567890abcdef0")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&e), "CustomKeyStoreNotFoundException");
+    let ct = kms
+        .encrypt()
+        .key_id(&key)
+        .plaintext(Blob::new(b"secret".to_vec()))
+        .send()
+        .await
+        .unwrap()
+        .ciphertext_blob()
+        .unwrap()
+        .clone();
+    let recipient = serde_json::json!({ "KeyEncryptionAlgorithm": "RSAES_OAEP_SHA_256", "AttestationDocument": "AAAA" });
+    for (target, body) in [
+        (
+            "TrentService.Decrypt",
+            serde_json::json!({ "CiphertextBlob": base64_of(ct.as_ref()), "Recipient": recipient }),
+        ),
+        (
+            "TrentService.GenerateDataKey",
+            serde_json::json!({ "KeyId": key, "KeySpec": "AES_256", "Recipient": recipient }),
+        ),
+        (
+            "TrentService.GenerateRandom",
+            serde_json::json!({ "NumberOfBytes": 16, "Recipient": recipient }),
+        ),
+    ] {
+        let (status, v) = c.call(0, target, &body);
+        assert_eq!(status, 400, "{target}: {v}");
+        assert_eq!(
+            v["__type"], "UnsupportedOperationException",
+            "{target}: {v}"
+        );
+        assert!(v.get("Plaintext").is_none());
+    }
+
+    // Symmetric crypto with keys of other usages, and asymmetric keys
+    // without an asymmetric algorithm.
+    let signer = kms
+        .create_key()
+        .key_spec(KeySpec::EccNistP256)
+        .key_usage(KeyUsageType::SignVerify)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata()
+        .unwrap()
+        .key_id()
+        .to_string();
+    let rsa = kms
+        .create_key()
+        .key_spec(KeySpec::Rsa2048)
+        .key_usage(KeyUsageType::EncryptDecrypt)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata()
+        .unwrap()
+        .key_id()
+        .to_string();
+    for (k, alg) in [
+        (&signer, None),
+        (&signer, Some(EncryptionAlgorithmSpec::RsaesOaepSha256)),
+        (&rsa, None),
+        (&rsa, Some(EncryptionAlgorithmSpec::SymmetricDefault)),
+    ] {
+        let e = kms
+            .encrypt()
+            .key_id(k)
+            .plaintext(Blob::new(b"x".to_vec()))
+            .set_encryption_algorithm(alg.clone())
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(error_code(&e), "InvalidKeyUsageException", "{k} {alg:?}");
+        let e = kms
+            .decrypt()
+            .key_id(k)
+            .ciphertext_blob(Blob::new(vec![1u8; 256]))
+            .set_encryption_algorithm(alg.clone())
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(error_code(&e), "InvalidKeyUsageException", "{k} {alg:?}");
+    }
+    let e = kms
+        .re_encrypt()
+        .ciphertext_blob(ct.clone())
+        .destination_key_id(&rsa)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&e), "InvalidKeyUsageException");
+}
+
+/// Key material ids, on-demand rotation leaving the schedule alone, and an
+/// asymmetric ciphertext of an older version decrypting without a version
+/// id, as clients written for AWS (which has no versions) expect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_and_versions_answer_as_aws_does() {
+    use arca_system_tests::aws_sdk_kms::types::{EncryptionAlgorithmSpec, KeySpec, KeyUsageType};
+    let c = Cluster::start(1).await;
+    let kms = c.client_no_retry(0);
+    let key = c.new_key(0).await;
+    let material = |m: &arca_system_tests::aws_sdk_kms::types::KeyMetadata| {
+        m.current_key_material_id().unwrap_or_default().to_string()
+    };
+    let d = kms.describe_key().key_id(&key).send().await.unwrap();
+    let first = material(d.key_metadata().unwrap());
+    assert_eq!(first.len(), 64, "{first}");
+    assert!(first
+        .bytes()
+        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+
+    kms.enable_key_rotation().key_id(&key).send().await.unwrap();
+    let before = kms
+        .get_key_rotation_status()
+        .key_id(&key)
+        .send()
+        .await
+        .unwrap();
+    let scheduled = before.next_rotation_date().cloned().expect("a schedule");
+    kms.rotate_key_on_demand()
+        .key_id(&key)
+        .send()
+        .await
+        .unwrap();
+    let after = kms
+        .get_key_rotation_status()
+        .key_id(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        after.next_rotation_date(),
+        Some(&scheduled),
+        "on-demand rotation moved the schedule"
+    );
+    let d = kms.describe_key().key_id(&key).send().await.unwrap();
+    let second = material(d.key_metadata().unwrap());
+    assert_ne!(second, first);
+    let rotations = kms.list_key_rotations().key_id(&key).send().await.unwrap();
+    let ids: Vec<&str> = rotations
+        .rotations()
+        .iter()
+        .filter_map(|r| r.key_material_id())
+        .collect();
+    assert_eq!(ids, vec![second.as_str()]);
+
+    // An RSA key with two versions: a ciphertext of the first decrypts
+    // without KeyVersionId after the second becomes primary.
+    let rsa = kms
+        .create_key()
+        .key_spec(KeySpec::Rsa2048)
+        .key_usage(KeyUsageType::EncryptDecrypt)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata()
+        .unwrap()
+        .key_id()
+        .to_string();
+    let (status, old) = c.call(
+        0,
+        "TrentService.Encrypt",
+        &serde_json::json!({
+            "KeyId": rsa,
+            "Plaintext": base64_of(b"from version one"),
+            "EncryptionAlgorithm": "RSAES_OAEP_SHA_256",
+        }),
+    );
+    assert_eq!(status, 200, "{old}");
+    let old_version = old["KeyVersionId"].as_str().unwrap().to_string();
+    let old_blob = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(old["CiphertextBlob"].as_str().unwrap())
+            .unwrap()
+    };
+    let (status, v) = c.call(
+        0,
+        "TrentService.CreateKeyVersion",
+        &serde_json::json!({ "KeyId": rsa }),
+    );
+    assert_eq!(status, 200, "{v}");
+    let new_version = v["KeyVersionId"].as_str().unwrap().to_string();
+    let out = kms
+        .decrypt()
+        .key_id(&rsa)
+        .ciphertext_blob(Blob::new(old_blob.clone()))
+        .encryption_algorithm(EncryptionAlgorithmSpec::RsaesOaepSha256)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.plaintext().unwrap().as_ref(), b"from version one");
+    let (_, v) = c.call(
+        0,
+        "TrentService.Decrypt",
+        &serde_json::json!({
+            "KeyId": rsa,
+            "CiphertextBlob": base64_of(&old_blob),
+            "EncryptionAlgorithm": "RSAES_OAEP_SHA_256",
+        }),
+    );
+    assert_eq!(
+        v["KeyVersionId"].as_str(),
+        Some(old_version.as_str()),
+        "the version that decrypted is named"
+    );
+    assert_ne!(v["KeyVersionId"].as_str(), Some(new_version.as_str()));
+    // A ciphertext no version made is still refused.
+    let e = kms
+        .decrypt()
+        .key_id(&rsa)
+        .ciphertext_blob(Blob::new(vec![7u8; 256]))
+        .encryption_algorithm(EncryptionAlgorithmSpec::RsaesOaepSha256)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&e), "InvalidCiphertextException");
+}
+
+fn base64_of(b: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}

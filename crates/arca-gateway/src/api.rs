@@ -138,6 +138,17 @@ pub(crate) fn secs(ms: u64) -> f64 {
     ms as f64 / 1000.0
 }
 
+/// AWS's `KeyMaterialId` of a key version: 64 hex digits that name the
+/// material without revealing anything of it (a digest of the key id and
+/// the version number).
+pub(crate) fn key_material_id(key: &KeyId, version: u32) -> String {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    ctx.update(b"arca/key-material-id/v1");
+    ctx.update(key.as_bytes());
+    ctx.update(&version.to_be_bytes());
+    hex::encode(ctx.finish().as_ref())
+}
+
 pub(crate) fn key_metadata(k: &KeyInfo) -> Value {
     let r = &k.record;
     let mut m = json!({
@@ -166,6 +177,9 @@ pub(crate) fn key_metadata(k: &KeyInfo) -> Value {
     let mac = r.spec.mac_algorithms();
     if !mac.is_empty() {
         m["MacAlgorithms"] = json!(mac);
+    }
+    if r.spec == KeySpec::SymmetricDefault {
+        m["CurrentKeyMaterialId"] = json!(key_material_id(&r.key_id, r.primary().version));
     }
     if let Some(d) = r.deletion_ms {
         m["DeletionDate"] = json!(secs(d));
@@ -351,7 +365,8 @@ pub async fn dispatch(node: &Node, ctx: &Ctx, op: Op, body: &[u8]) -> Result<Ans
         | GenerateRandom
         | PutKeyPolicy
         | GetKeyPolicy
-        | ListKeyPolicies => keys(node, ctx, op, body).await,
+        | ListKeyPolicies
+        | GetKeyLastUsage => keys(node, ctx, op, body).await,
     }
 }
 
@@ -403,6 +418,28 @@ async fn keys(node: &Node, ctx: &Ctx, op: Op, body: &[u8]) -> Result<Answer, Api
                 key_id: Some(id),
             })
         }
+        Op::GetKeyLastUsage => {
+            let _: KeyIdReq = parse(body)?;
+            let id = ctx.key(0)?;
+            let u = node.last_usage(&id)?;
+            let last = match &u.usage {
+                Some(l) => json!({
+                    "Operation": l.operation,
+                    "Timestamp": secs(l.at_ms),
+                    "KmsRequestId": l.request_id,
+                }),
+                None => json!({}),
+            };
+            Ok(Answer {
+                body: json!({
+                    "KeyId": id.to_string(),
+                    "KeyLastUsage": last,
+                    "TrackingStartDate": secs(u.tracking_start_ms),
+                    "KeyCreationDate": secs(u.created_ms),
+                }),
+                key_id: Some(id),
+            })
+        }
         Op::Encrypt => encrypt(node, ctx, parse(body)?).await,
         Op::Decrypt => decrypt(node, ctx, parse(body)?).await,
         Op::GenerateDataKey => data_key(node, ctx, parse(body)?, true).await,
@@ -451,6 +488,18 @@ async fn create_key(node: &Node, ctx: &Ctx, r: CreateKeyReq) -> Result<Answer, A
         })?,
     };
     let usage = match r.key_usage.as_deref() {
+        // AWS defaults the usage only where one usage is the obvious one.
+        None if spec.is_asymmetric() => {
+            return Err(ApiError::validation(format!(
+                "KeyUsage is required for an asymmetric key: KeySpec {} allows {}",
+                spec.as_aws(),
+                spec.usages()
+                    .iter()
+                    .map(|u| u.as_aws())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )))
+        }
         None => KeyUsage::EncryptDecrypt,
         Some(u) => KeyUsage::from_aws(u).ok_or_else(|| {
             ApiError::validation(format!(

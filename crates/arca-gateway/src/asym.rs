@@ -79,11 +79,19 @@ fn bytes(out: KeyOut) -> Result<Vec<u8>, ApiError> {
 }
 
 /// The EncryptionAlgorithm an asymmetric key needs: present and known.
+/// The algorithm of an asymmetric Encrypt or Decrypt, once the key's usage
+/// is known to be ENCRYPT_DECRYPT: none, or SYMMETRIC_DEFAULT, is a wrong
+/// use of the key, as AWS answers it.
 fn asymmetric_alg(alg: Option<&str>) -> Result<EncryptionAlgorithm, ApiError> {
-    let alg = alg.ok_or_else(|| {
-        ApiError::validation("EncryptionAlgorithm is required for an asymmetric key")
-    })?;
-    encryption_alg(alg)
+    match alg {
+        None | Some("SYMMETRIC_DEFAULT") => Err(ApiError::new(
+            400,
+            "InvalidKeyUsageException",
+            "An asymmetric key needs EncryptionAlgorithm RSAES_OAEP_SHA_1, RSAES_OAEP_SHA_256 \
+             or SM2PKE; SYMMETRIC_DEFAULT is the algorithm of symmetric keys",
+        )),
+        Some(alg) => encryption_alg(alg),
+    }
 }
 
 /// Encrypt with an asymmetric key (called from `api::encrypt`).
@@ -94,6 +102,7 @@ pub(crate) async fn encrypt(
     alg: Option<&str>,
     version_id: Option<String>,
 ) -> Result<Answer, ApiError> {
+    node.require_usage(id, KeyUsage::EncryptDecrypt)?;
     let alg = asymmetric_alg(alg)?;
     let (out, vid) = node
         .key_op(
@@ -122,6 +131,7 @@ pub(crate) async fn decrypt(
     alg: Option<&str>,
     version_id: Option<String>,
 ) -> Result<(SecretBytes, EncryptionAlgorithm, String), ApiError> {
+    node.require_usage(id, KeyUsage::EncryptDecrypt)?;
     let alg = asymmetric_alg(alg)?;
     let (out, vid) = node
         .key_op(

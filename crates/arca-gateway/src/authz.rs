@@ -391,14 +391,7 @@ impl Authorizer {
             body,
             source_ip,
         } = *call;
-        let fields: Fields = if body.is_empty() {
-            Fields::default()
-        } else {
-            serde_json::from_slice(body)
-                .map_err(|e| ApiError::serialization(format!("could not parse the request: {e}")))?
-        };
-        fields.check_blobs()?;
-        fields.check_limits()?;
+        let fields = read_fields(body)?;
         let identity = self.identity(node, caller).await?;
         let caller_layer = self.caller_layer(caller, principal);
         let time_layer = self.time_layer();
@@ -781,6 +774,33 @@ enum KeyRef {
 
 /// The (action, key) pairs a key-level operation needs allowed. Their order
 /// is the order of [`crate::api::Ctx::keys`].
+/// The fields authorization reads, decoded and checked before anything else
+/// looks at them.
+fn read_fields(body: &[u8]) -> Result<Fields, ApiError> {
+    let fields: Fields = if body.is_empty() {
+        Fields::default()
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::serialization(format!("could not parse the request: {e}")))?
+    };
+    fields.check_blobs()?;
+    fields.check_limits()?;
+    Ok(fields)
+}
+
+/// What every request goes through before authorization first asks the
+/// node anything: the model's constraints, the decoding of the fields
+/// authorization reads, and the keys the operation names. Pure; the fuzz
+/// target `aws_request` runs it on arbitrary bodies.
+pub fn precheck(op: Op, body: &[u8]) -> Result<(), ApiError> {
+    crate::model::validate(op, body)?;
+    let fields = read_fields(body)?;
+    if op.scope() == Scope::Key && op != Op::RetireGrant {
+        key_checks(op, &fields)?;
+    }
+    Ok(())
+}
+
 fn key_checks(op: Op, f: &Fields) -> Result<Vec<(&'static str, KeyRef)>, ApiError> {
     let required = |v: &Option<String>, name: &str| {
         v.clone()

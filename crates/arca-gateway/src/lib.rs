@@ -15,6 +15,7 @@ pub mod error;
 pub mod grants;
 pub mod lifecycle;
 pub mod metrics;
+pub mod model;
 pub mod ops;
 pub mod pipeline;
 

@@ -27,14 +27,25 @@ pub fn tags(t: Option<Vec<Tag>>) -> Result<Vec<(String, String)>, ApiError> {
             format!("at most {} tags per request", rules::MAX_TAGS),
         ));
     }
-    t.into_iter()
+    let tags: Vec<(String, String)> = t
+        .into_iter()
         .map(|t| {
             Ok((
                 t.tag_key.ok_or_else(|| ApiError::missing("TagKey"))?,
                 t.tag_value.ok_or_else(|| ApiError::missing("TagValue"))?,
             ))
         })
-        .collect()
+        .collect::<Result<_, ApiError>>()?;
+    let mut keys: Vec<&str> = tags.iter().map(|(k, _)| k.as_str()).collect();
+    keys.sort_unstable();
+    if let Some(w) = keys.windows(2).find(|w| w[0] == w[1]) {
+        return Err(ApiError::new(
+            400,
+            "TagException",
+            format!("Duplicate tag keys: '{}' appears more than once", w[0]),
+        ));
+    }
+    Ok(tags)
 }
 
 #[derive(Deserialize)]
@@ -357,6 +368,7 @@ pub async fn run(node: &Node, ctx: &Ctx, op: Op, body: &[u8]) -> Result<Answer, 
                     .map(|e| {
                         json!({
                             "KeyId": arn,
+                            "KeyMaterialId": crate::api::key_material_id(&id, e.version),
                             "RotationDate": secs(e.at_ms),
                             "RotationType": if e.on_demand { "ON_DEMAND" } else { "AUTOMATIC" },
                         })

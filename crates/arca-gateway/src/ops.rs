@@ -63,6 +63,7 @@ operations! {
     PutKeyPolicy => "kms:PutKeyPolicy", Key;
     GetKeyPolicy => "kms:GetKeyPolicy", Key;
     ListKeyPolicies => "kms:ListKeyPolicies", Key;
+    GetKeyLastUsage => "kms:GetKeyLastUsage", Key;
     // Lifecycle, aliases, tags, rotation.
     EnableKey => "kms:EnableKey", Key;
     DisableKey => "kms:DisableKey", Key;

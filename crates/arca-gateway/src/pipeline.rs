@@ -128,6 +128,9 @@ impl Gateway {
         let op = inv
             .op
             .ok_or_else(|| ApiError::unknown_operation(inv.named))?;
+        // AWS's model constraints come before any semantic rule, and before
+        // authorization, as AWS orders them.
+        crate::model::validate(op, inv.body)?;
         let cluster = self.node.cluster_info().ok_or_else(|| {
             ApiError::new(
                 503,
@@ -162,6 +165,13 @@ impl Gateway {
             keys: std::mem::take(&mut facts.keys),
         };
         let answer = api::dispatch(&self.node, &ctx, op, inv.body).await;
+        if answer.is_ok() && arca_node::usage::TRACKED.contains(&op.name()) {
+            // GetKeyLastUsage: noted here, reported off the request path.
+            let now = self.node.now_ms();
+            for k in &ctx.keys {
+                self.node.usage.note(*k, op.name(), now, inv.request_id);
+            }
+        }
         facts.keys = ctx.keys;
         let answer = answer?;
         if let Some(k) = answer.key_id {

@@ -136,6 +136,29 @@ impl KeyOp {
             && (spec.rsa_bits().is_some() || spec == arca_keys::KeySpec::Sm2)
     }
 
+    /// Runs on the first key; a Decrypt given several keys returns the
+    /// first that decrypts, or the first key's error.
+    fn run_first(self, keys: &[(Arc<PrivateKey>, String)]) -> Result<(KeyOut, String), NodeError> {
+        let ((first, first_id), rest) = keys
+            .split_first()
+            .ok_or_else(|| NodeError::Internal("no key to run on".into()))?;
+        match self {
+            KeyOp::Decrypt { alg, ciphertext } if !rest.is_empty() => {
+                let err = match first.decrypt(alg, &ciphertext) {
+                    Ok(pt) => return Ok((KeyOut::Secret(pt), first_id.clone())),
+                    Err(e) => e,
+                };
+                for (key, id) in rest {
+                    if let Ok(pt) = key.decrypt(alg, &ciphertext) {
+                        return Ok((KeyOut::Secret(pt), id.clone()));
+                    }
+                }
+                Err(err.into())
+            }
+            op => op.run(first).map(|o| (o, first_id.clone())),
+        }
+    }
+
     fn run(self, key: &PrivateKey) -> Result<KeyOut, NodeError> {
         let out = match self {
             KeyOp::Sign { alg, message, kind } => KeyOut::Bytes(key.sign(alg, &message, kind)?),
@@ -450,17 +473,27 @@ impl KeyActor {
                 reply,
             } => {
                 let found = self.private_key(version_id.as_deref());
+                // A ciphertext carries no version: without a version id,
+                // Decrypt tries the primary, then the older versions, newest
+                // first, so that clients written for AWS (which has no
+                // versions) keep working after CreateKeyVersion.
+                let found = match (found, &op) {
+                    (Ok(primary), KeyOp::Decrypt { .. }) if version_id.is_none() => {
+                        Ok(self.older_versions(primary))
+                    }
+                    (found, _) => found.map(|k| vec![k]),
+                };
                 match found {
                     Err(e) => {
                         let _ = reply.send(Err(e));
                     }
-                    Ok((key, vid)) if op.is_heavy(key.spec()) => {
+                    Ok(keys) if op.is_heavy(keys[0].0.spec()) => {
                         // Off the async workers, within the heavy-crypto bound;
                         // the reply is sent from there.
                         match self.heavy.clone().try_acquire_owned() {
                             Ok(permit) => {
                                 tokio::task::spawn_blocking(move || {
-                                    let _ = reply.send(op.run(&key).map(|o| (o, vid)));
+                                    let _ = reply.send(op.run_first(&keys));
                                     drop(permit);
                                 });
                             }
@@ -469,8 +502,8 @@ impl KeyActor {
                             }
                         }
                     }
-                    Ok((key, vid)) => {
-                        let _ = reply.send(op.run(&key).map(|o| (o, vid)));
+                    Ok(keys) => {
+                        let _ = reply.send(op.run_first(&keys));
                     }
                 }
             }
@@ -478,6 +511,26 @@ impl KeyActor {
             Request::Panic => panic!("requested panic"),
         }
         Ok(())
+    }
+
+    /// `primary`, then every other version's private key, newest first.
+    fn older_versions(&self, primary: (Arc<PrivateKey>, String)) -> Vec<(Arc<PrivateKey>, String)> {
+        let mut keys = vec![primary];
+        if let Some(l) = &self.loaded {
+            let mut others: Vec<(u32, &String)> = l
+                .ids
+                .iter()
+                .filter(|(_, v)| **v != l.primary)
+                .map(|(id, v)| (*v, id))
+                .collect();
+            others.sort_unstable_by_key(|b| std::cmp::Reverse(b.0));
+            for (v, id) in others {
+                if let Some(Material::Keys(k)) = l.keys.get(&v) {
+                    keys.push((k.clone(), id.clone()));
+                }
+            }
+        }
+        keys
     }
 
     /// The private key of a version (by id, or the primary) and that version's id.

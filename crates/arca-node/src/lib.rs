@@ -20,6 +20,7 @@ pub mod store;
 mod tasks;
 pub mod tls;
 pub mod types;
+pub mod usage;
 
 pub use node::{Node, NodeConfig, RaftTuning};
 pub use types::{ClusterStatus, MemberStatus, NodeId, NodeInfo};

@@ -223,6 +223,8 @@ pub struct Node {
     /// Set once the leader said this node is not a member.
     removed: AtomicBool,
     pub(crate) db: Arc<store::Db>,
+    /// Successful cryptographic uses of keys not yet reported (GetKeyLastUsage).
+    pub usage: crate::usage::UsageTracker,
     progress: Progress,
     pub(crate) shutdown: CancellationToken,
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -391,6 +393,7 @@ impl Node {
             clock_offset_ms: AtomicI64::new(0),
             removed: AtomicBool::new(false),
             db: db.clone(),
+            usage: crate::usage::UsageTracker::new(crate::network::unix_now_ms().max(0) as u64),
             progress: Progress::default(),
             shutdown: CancellationToken::new(),
             tasks: Default::default(),
@@ -409,12 +412,13 @@ impl Node {
         let scheduler = tokio::spawn(tasks::scheduler_loop(node.clone()));
         let pool = tokio::spawn(node.pool.clone().refill(node.shutdown.clone()));
         let secrets = tokio::spawn(tasks::secret_sweep_loop(node.clone()));
+        let usage = tokio::spawn(crate::usage::report_loop(node.clone()));
         node.tasks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .extend([
                 peer_task, watchdog, root_watch, leases, leading, settle, notices, scheduler, pool,
-                secrets,
+                secrets, usage,
             ]);
         Ok(node)
     }

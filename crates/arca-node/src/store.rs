@@ -47,6 +47,8 @@ const SM_USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("sm_users");
 const SM_GRANTS: TableDefinition<&str, &[u8]> = TableDefinition::new("sm_grants");
 const SM_ALIASES: TableDefinition<&str, &[u8]> = TableDefinition::new("sm_aliases");
 const SM_DEDUP: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_dedup");
+/// Key id → its last successful cryptographic use (GetKeyLastUsage).
+const SM_KEY_USAGE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_key_usage");
 
 const VOTE: &str = "vote";
 const COMMITTED: &str = "committed";
@@ -56,6 +58,8 @@ const MEMBERSHIP: &str = "membership";
 const CLUSTER: &str = "cluster";
 /// The dedup table's clock (`Dedup::newest_ms`).
 const DEDUP_CLOCK: &str = "dedup_clock";
+/// `State::usage_since_ms`.
+const USAGE_SINCE: &str = "usage_since";
 const SNAPSHOT: &str = "snapshot";
 /// The check value of the root key this data directory was written under.
 pub const ROOT_CHECK: &str = "root_check";
@@ -87,7 +91,7 @@ const ALL_STR_TABLES: [TableDefinition<&str, &[u8]>; 6] = [
     SM_GRANTS,
     SM_ALIASES,
 ];
-const ALL_BYTES_TABLES: [TableDefinition<&[u8], &[u8]>; 2] = [SM_KEYS, SM_DEDUP];
+const ALL_BYTES_TABLES: [TableDefinition<&[u8], &[u8]>; 3] = [SM_KEYS, SM_DEDUP, SM_KEY_USAGE];
 
 /// Log index of a key deletion not yet shredded from the file (local meta).
 const SHRED_AFTER: &str = "shred_after";
@@ -718,6 +722,9 @@ fn load_state(db: &Database) -> Result<Applied, StorageError> {
             if let Some(v) = t.get(CLUSTER).map_err(r)? {
                 applied.state.cluster = dec(v.value())?;
             }
+            if let Some(v) = t.get(USAGE_SINCE).map_err(r)? {
+                applied.state.usage_since_ms = dec(v.value())?;
+            }
         }
         Err(redb::TableError::TableDoesNotExist(_)) => return Ok(applied),
         Err(e) => return Err(r(e)),
@@ -757,6 +764,20 @@ fn load_state(db: &Database) -> Result<Applied, StorageError> {
             applied.state.aliases.insert(a.name.clone(), a);
         }
     }
+    // Written by this version on: absent in older data directories.
+    if let Ok(t) = txn.open_table(SM_KEY_USAGE) {
+        for item in t.iter().map_err(r)? {
+            let (k, v) = item.map_err(r)?;
+            let id: [u8; 16] = k
+                .value()
+                .try_into()
+                .map_err(|_| r(std::io::Error::other("bad key id in sm_key_usage")))?;
+            applied
+                .state
+                .key_usage
+                .insert(arca_state::KeyId::from_bytes(id), dec(v.value())?);
+        }
+    }
     applied.state.rebuild_indexes();
     let newest_ms: u64 = match txn.open_table(SM_META) {
         Ok(t) => match t.get(DEDUP_CLOCK).map_err(r)? {
@@ -791,6 +812,8 @@ struct Changes {
     grants: Vec<(String, Option<Vec<u8>>)>,
     aliases: Vec<(String, Option<Vec<u8>>)>,
     dedup: Vec<([u8; 16], Option<Vec<u8>>)>,
+    key_usage: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    usage_since: Option<Vec<u8>>,
     /// Log index of a key deletion in this batch.
     deleted_at: Option<u64>,
 }
@@ -856,6 +879,13 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                                     changes.dedup.push((id, row));
                                 }
                                 Touched::DedupEvicted(id) => changes.dedup.push((id, None)),
+                                Touched::KeyUsage(id) => {
+                                    let row = a.state.key_usage.get(&id).map(enc).transpose()?;
+                                    changes.key_usage.push((id.as_bytes().to_vec(), row));
+                                }
+                                Touched::UsageSince => {
+                                    changes.usage_since = Some(enc(&a.state.usage_since_ms)?);
+                                }
                             }
                         }
                         outcomes.push(outcome);
@@ -892,6 +922,18 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                         .map_err(w)?;
                     if let Some(c) = &cluster_row {
                         m.insert(CLUSTER, c.as_slice()).map_err(w)?;
+                    }
+                    if let Some(u) = &changes.usage_since {
+                        m.insert(USAGE_SINCE, u.as_slice()).map_err(w)?;
+                    }
+                    if !changes.key_usage.is_empty() {
+                        let mut t = txn.open_table(SM_KEY_USAGE).map_err(w)?;
+                        for (id, row) in &changes.key_usage {
+                            match row {
+                                Some(b) => t.insert(id.as_slice(), b.as_slice()).map_err(w)?,
+                                None => t.remove(id.as_slice()).map_err(w)?,
+                            };
+                        }
                     }
                     let mut k = txn.open_table(SM_KEYS).map_err(w)?;
                     for (id, row) in &changes.keys {
@@ -992,6 +1034,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 txn.delete_table(SM_GRANTS).map_err(w)?;
                 txn.delete_table(SM_ALIASES).map_err(w)?;
                 txn.delete_table(SM_DEDUP).map_err(w)?;
+                txn.delete_table(SM_KEY_USAGE).map_err(w)?;
                 write_state_rows(&txn, &rows)?;
                 {
                     let mut m = txn.open_table(META).map_err(w)?;
@@ -1026,6 +1069,7 @@ struct StateRows {
     grants: Vec<(String, Vec<u8>)>,
     aliases: Vec<(String, Vec<u8>)>,
     dedup: Vec<([u8; 16], Vec<u8>)>,
+    key_usage: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 fn state_rows(a: &Applied) -> Result<StateRows, StorageError> {
@@ -1035,6 +1079,7 @@ fn state_rows(a: &Applied) -> Result<StateRows, StorageError> {
             (MEMBERSHIP, enc(&a.membership)?),
             (CLUSTER, enc(&a.state.cluster)?),
             (DEDUP_CLOCK, enc(&a.state.dedup.newest_ms)?),
+            (USAGE_SINCE, enc(&a.state.usage_since_ms)?),
         ],
         keys: a
             .state
@@ -1073,6 +1118,12 @@ fn state_rows(a: &Applied) -> Result<StateRows, StorageError> {
             .iter()
             .map(|(id, row)| Ok((*id, enc(row)?)))
             .collect::<Result<_, StorageError>>()?,
+        key_usage: a
+            .state
+            .key_usage
+            .iter()
+            .map(|(id, u)| Ok((id.as_bytes().to_vec(), enc(u)?)))
+            .collect::<Result<_, StorageError>>()?,
     })
 }
 
@@ -1104,6 +1155,10 @@ fn write_state_rows(txn: &redb::WriteTransaction, rows: &StateRows) -> Result<()
     let mut d = txn.open_table(SM_DEDUP).map_err(w)?;
     for (id, b) in &rows.dedup {
         d.insert(id.as_slice(), b.as_slice()).map_err(w)?;
+    }
+    let mut u = txn.open_table(SM_KEY_USAGE).map_err(w)?;
+    for (id, b) in &rows.key_usage {
+        u.insert(id.as_slice(), b.as_slice()).map_err(w)?;
     }
     Ok(())
 }

@@ -31,6 +31,7 @@ const KNOWN_ACTIONS: &[&str] = &[
     "kms:GenerateDataKeyWithoutPlaintext",
     "kms:GenerateMac",
     "kms:GenerateRandom",
+    "kms:GetKeyLastUsage",
     "kms:GetKeyPolicy",
     "kms:GetKeyRotationStatus",
     "kms:GetParametersForImport",

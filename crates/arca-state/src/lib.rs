@@ -551,6 +551,27 @@ pub enum Command {
     PurgeKey {
         key_id: KeyId,
     },
+    /// The last successful cryptographic uses a node saw since its last
+    /// report (GetKeyLastUsage). Each node reports its own every few
+    /// seconds, off the request path; a use replaces the one recorded for
+    /// its key only if it is newer. The key's revision does not change:
+    /// crypto never waits for a usage report to settle.
+    RecordKeyUsage {
+        /// When the reporting node began tracking (its start).
+        since_ms: u64,
+        uses: Vec<(KeyId, KeyLastUsage)>,
+    },
+}
+
+/// The last successful cryptographic use of a key the cluster knows of.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyLastUsage {
+    /// The operation (`Encrypt`, `Sign`, ...).
+    pub operation: String,
+    pub at_ms: u64,
+    /// The request id the client was given (`x-amzn-RequestId`), which
+    /// also finds the request's audit record.
+    pub request_id: String,
 }
 
 /// How far a legacy entry's proposer-chosen time may be from its leader's
@@ -587,6 +608,7 @@ impl Command {
             Command::RotateKey { .. } => "RotateKey",
             Command::ScheduleKeyDeletion { .. } => "ScheduleKeyDeletion",
             Command::PurgeKey { .. } => "PurgeKey",
+            Command::RecordKeyUsage { .. } => "RecordKeyUsage",
         }
     }
 
@@ -615,7 +637,8 @@ impl Command {
             | Command::CreateAccessKey { .. }
             | Command::DeleteAccessKey { .. }
             | Command::PutUserPolicy { .. }
-            | Command::DeleteAlias { .. } => None,
+            | Command::DeleteAlias { .. }
+            | Command::RecordKeyUsage { .. } => None,
         }
     }
 
@@ -717,6 +740,16 @@ impl Command {
             | Command::UntagKey { .. }
             | Command::ScheduleKeyDeletion { .. }
             | Command::PurgeKey { .. }) => c,
+            // A reporting node's times are believed only up to the leader's.
+            Command::RecordKeyUsage { since_ms, mut uses } => {
+                for (_, u) in &mut uses {
+                    u.at_ms = u.at_ms.min(now_ms);
+                }
+                Command::RecordKeyUsage {
+                    since_ms: since_ms.min(now_ms),
+                    uses,
+                }
+            }
         }
     }
 
@@ -842,6 +875,10 @@ pub enum Touched {
     User(String),
     Grant(String),
     Alias(String),
+    /// A key's last-usage row.
+    KeyUsage(KeyId),
+    /// `usage_since_ms`.
+    UsageSince,
     /// A request id recorded in the dedup table.
     DedupAdded([u8; 16]),
     /// A request id forgotten from the dedup table.
@@ -956,6 +993,11 @@ pub struct State {
     pub aliases_by_key: BTreeMap<KeyId, BTreeSet<String>>,
     pub aliases: BTreeMap<String, AliasRecord>,
     pub dedup: Dedup,
+    /// Key → its last successful cryptographic use (GetKeyLastUsage).
+    pub key_usage: BTreeMap<KeyId, KeyLastUsage>,
+    /// Since when the cluster tracks key usage: the start of the node that
+    /// reported first.
+    pub usage_since_ms: Option<u64>,
 }
 
 fn key_not_found(id: &KeyId) -> Rejection {
@@ -1327,6 +1369,29 @@ impl State {
                 self.purge_key(key_id, judged, now_ms)
             }
             Command::PurgeKey { key_id } => self.purge_key(key_id, stamp_ms, stamp_ms),
+            Command::RecordKeyUsage { since_ms, uses } => {
+                let mut touched = Vec::new();
+                if self.usage_since_ms.is_none() {
+                    self.usage_since_ms = Some(since_ms);
+                    touched.push(Touched::UsageSince);
+                }
+                for (key_id, u) in uses {
+                    if !self.keys.contains_key(&key_id) {
+                        continue;
+                    }
+                    // Newer wins; equal times are ordered by request id, so
+                    // every node keeps the same one.
+                    let newer = self
+                        .key_usage
+                        .get(&key_id)
+                        .is_none_or(|old| (u.at_ms, &u.request_id) > (old.at_ms, &old.request_id));
+                    if newer {
+                        self.key_usage.insert(key_id, u);
+                        touched.push(Touched::KeyUsage(key_id));
+                    }
+                }
+                Ok(touched)
+            }
             Command::CreateAlias {
                 name,
                 key_id,
@@ -1513,8 +1578,9 @@ impl State {
                     on_demand,
                 });
                 k.versions.push(version);
-                if let Some(r) = &mut k.rotation {
-                    // Both kinds restart the automatic period, as AWS does.
+                if let Some(r) = k.rotation.as_mut().filter(|_| !on_demand) {
+                    // An automatic rotation starts the next period; an
+                    // on-demand one leaves the schedule as it was, as AWS does.
                     r.next_ms = now_ms.saturating_add(u64::from(r.period_days) * rules::DAY_MS);
                 }
                 k.revision = index;
@@ -1566,6 +1632,9 @@ impl State {
         }
         self.keys.remove(&key_id);
         let mut touched = vec![Touched::Key(key_id)];
+        if self.key_usage.remove(&key_id).is_some() {
+            touched.push(Touched::KeyUsage(key_id));
+        }
         // Its grants go with it (their tokens name a key that is gone).
         for id in self.grants_by_key.remove(&key_id).unwrap_or_default() {
             self.grants

@@ -618,10 +618,16 @@ fn rotation_on_demand_and_automatic() {
         rejected(&mut s, rotate(4, false, 90 * DAY_MS)),
         Rejection::NotDue(_)
     ));
+    // An on-demand rotation leaves the schedule exactly as it was.
+    assert_eq!(
+        s.apply(6, p(rotate(4, true, 100 * DAY_MS + 7))).0,
+        Outcome::Applied
+    );
+    assert_eq!(s.keys[&id(1)].rotation.unwrap().next_ms, 180 * DAY_MS);
     let k = &s.keys[&id(1)];
-    assert_eq!(k.versions.len(), 3);
-    assert_eq!(k.rotations.len(), 2);
-    assert!(k.rotations[0].on_demand && !k.rotations[1].on_demand);
+    assert_eq!(k.versions.len(), 4);
+    assert_eq!(k.rotations.len(), 3);
+    assert!(k.rotations[0].on_demand && !k.rotations[1].on_demand && k.rotations[2].on_demand);
     // Period bounds; disabled keys.
     assert!(matches!(
         rejected(
@@ -637,7 +643,7 @@ fn rotation_on_demand_and_automatic() {
         Rejection::Invalid(_)
     ));
     s.apply(
-        6,
+        7,
         p(Command::SetKeyEnabled {
             key_id: id(2),
             enabled: false,
@@ -1215,4 +1221,71 @@ fn the_alias_index_follows_every_alias_change() {
         stamped(None, 8 * DAY_MS, Command::PurgeKey { key_id: id(2) }),
     );
     assert!(names(&s, 2).is_empty());
+}
+
+#[test]
+fn key_usage_keeps_the_newest_use_and_leaves_revisions_alone() {
+    let mut s = state();
+    let used = |op: &str, at_ms, rid: &str| KeyLastUsage {
+        operation: op.into(),
+        at_ms,
+        request_id: rid.into(),
+    };
+    let revision = s.keys[&id(1)].revision;
+    let report = |since_ms, uses| Command::RecordKeyUsage { since_ms, uses };
+    let (o, touched) = s.apply(
+        3,
+        p(report(
+            40,
+            vec![
+                (id(1), used("Encrypt", 50, "r1")),
+                (id(9), used("Sign", 50, "gone")),
+            ],
+        )),
+    );
+    assert_eq!(o, Outcome::Applied);
+    assert_eq!(touched, vec![Touched::UsageSince, Touched::KeyUsage(id(1))]);
+    assert_eq!(s.usage_since_ms, Some(40));
+    assert!(
+        !s.key_usage.contains_key(&id(9)),
+        "unknown keys are skipped"
+    );
+    assert_eq!(
+        s.keys[&id(1)].revision,
+        revision,
+        "crypto does not wait for usage"
+    );
+    // An older report (another node's, late) does not replace a newer use;
+    // the first reporter's start stays the tracking start.
+    s.apply(4, p(report(10, vec![(id(1), used("Decrypt", 45, "r0"))])));
+    assert_eq!(s.key_usage[&id(1)].request_id, "r1");
+    assert_eq!(s.usage_since_ms, Some(40));
+    s.apply(5, p(report(10, vec![(id(1), used("Decrypt", 60, "r2"))])));
+    assert_eq!(s.key_usage[&id(1)].operation, "Decrypt");
+    // Equal times: every replica keeps the same one.
+    s.apply(6, p(report(10, vec![(id(1), used("Sign", 60, "r3"))])));
+    assert_eq!(s.key_usage[&id(1)].request_id, "r3");
+    // The leader's stamp caps a reporter's clock.
+    let capped = report(10, vec![(id(2), used("Encrypt", u64::MAX, "r4"))]).stamped(70);
+    s.apply(7, p(capped));
+    assert_eq!(s.key_usage[&id(2)].at_ms, 70);
+    // A deleted key's usage goes with it.
+    s.apply(
+        8,
+        stamped(
+            None,
+            100,
+            Command::ScheduleKeyDeletion {
+                key_id: id(2),
+                window_days: 7,
+            },
+        ),
+    );
+    let (o, touched) = s.apply(
+        9,
+        stamped(None, 100 + 8 * DAY_MS, Command::PurgeKey { key_id: id(2) }),
+    );
+    assert_eq!(o, Outcome::Applied);
+    assert!(touched.contains(&Touched::KeyUsage(id(2))));
+    assert!(!s.key_usage.contains_key(&id(2)));
 }
