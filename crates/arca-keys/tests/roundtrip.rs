@@ -7,9 +7,7 @@ use arca_keys::{
     KeyError, KeySpec, MacAlgorithm, MessageType, PrivateKey, PublicKey, SigningAlgorithm,
     MAX_RAW_MESSAGE_LEN,
 };
-use common::{
-    asymmetric_specs, digest_of, hmac_specs, input, key, kinds, material, other_key, KINDS,
-};
+use common::{asymmetric_specs, digest_of, hmac_specs, input, key, kinds, material, other_key};
 
 const MESSAGE: &[u8] = b"arca: a message to sign";
 
