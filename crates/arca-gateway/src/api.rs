@@ -178,6 +178,10 @@ pub(crate) fn key_metadata(k: &KeyInfo) -> Value {
     if !mac.is_empty() {
         m["MacAlgorithms"] = json!(mac);
     }
+    let agreement = r.spec.key_agreement_algorithms(r.usage);
+    if !agreement.is_empty() {
+        m["KeyAgreementAlgorithms"] = json!(agreement);
+    }
     if r.spec == KeySpec::SymmetricDefault {
         m["CurrentKeyMaterialId"] = json!(key_material_id(&r.key_id, r.primary().version));
     }
@@ -343,6 +347,7 @@ pub async fn dispatch(node: &Node, ctx: &Ctx, op: Op, body: &[u8]) -> Result<Ans
         | VerifyMac
         | GenerateDataKeyPair
         | GenerateDataKeyPairWithoutPlaintext
+        | DeriveSharedSecret
         | ReEncrypt
         | CreateKeyVersion
         | ListKeyVersions
@@ -504,7 +509,7 @@ async fn create_key(node: &Node, ctx: &Ctx, r: CreateKeyReq) -> Result<Answer, A
         Some(u) => KeyUsage::from_aws(u).ok_or_else(|| {
             ApiError::validation(format!(
                 "1 validation error detected: Value '{u}' at 'keyUsage' failed to satisfy constraint: \
-                 Member must satisfy enum value set: [ENCRYPT_DECRYPT, SIGN_VERIFY, GENERATE_VERIFY_MAC]"
+                 Member must satisfy enum value set: [ENCRYPT_DECRYPT, SIGN_VERIFY, GENERATE_VERIFY_MAC, KEY_AGREEMENT]"
             ))
         })?,
     };

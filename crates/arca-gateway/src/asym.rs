@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use arca_crypto::symmetric::MAX_CIPHERTEXT_LEN;
 use arca_crypto::SecretBytes;
 use arca_keys::csr::{CsrError, CsrInput, SanInput};
-use arca_keys::{EncryptionAlgorithm, MacAlgorithm, MessageType, SigningAlgorithm};
+use arca_keys::{
+    EncryptionAlgorithm, KeyAgreementAlgorithm, MacAlgorithm, MessageType, SigningAlgorithm,
+};
 use arca_node::actors::{KeyOp, KeyOut};
 use arca_node::Node;
 use arca_state::{KeyId, KeySpec, KeyUsage};
@@ -191,6 +193,19 @@ struct PairReq {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
+struct DeriveReq {
+    // KeyId: resolved once, by authorization (`Ctx::keys`).
+    key_agreement_algorithm: Option<String>,
+    public_key: Option<String>,
+    /// A Nitro Enclaves attestation document: refused (no attested environments here).
+    recipient: Option<Value>,
+    #[allow(dead_code)]
+    grant_tokens: Option<Vec<String>>,
+    dry_run: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
 struct ReEncryptReq {
     ciphertext_blob: Option<String>,
     source_encryption_context: Option<BTreeMap<String, String>>,
@@ -312,6 +327,10 @@ pub async fn run(node: &Node, ctx: &Ctx, op: Op, body: &[u8]) -> Result<Answer, 
             if !sig.is_empty() {
                 body["SigningAlgorithms"] = json!(sig);
             }
+            let agreement = spec.key_agreement_algorithms(usage);
+            if !agreement.is_empty() {
+                body["KeyAgreementAlgorithms"] = json!(agreement);
+            }
             Ok(Answer {
                 body,
                 key_id: Some(id),
@@ -383,6 +402,7 @@ pub async fn run(node: &Node, ctx: &Ctx, op: Op, body: &[u8]) -> Result<Answer, 
                             "ECC_NIST_P521",
                             "ECC_SECG_P256K1",
                             "SM2",
+                            "ECC_NIST_EDWARDS25519",
                         ],
                     )
                 })?;
@@ -406,6 +426,7 @@ pub async fn run(node: &Node, ctx: &Ctx, op: Op, body: &[u8]) -> Result<Answer, 
                 key_id: Some(id),
             })
         }
+        Op::DeriveSharedSecret => derive_shared_secret(node, ctx, parse(body)?).await,
         Op::ReEncrypt => re_encrypt(node, ctx, parse(body)?).await,
         Op::GenerateCertificateSigningRequest => csr(node, ctx, parse(body)?).await,
         Op::CreateKeyVersion => {
@@ -472,6 +493,52 @@ pub async fn run(node: &Node, ctx: &Ctx, op: Op, body: &[u8]) -> Result<Answer, 
     }
 }
 
+/// ECDH between the key's private half and a peer's public key, on the key actor.
+async fn derive_shared_secret(node: &Node, ctx: &Ctx, r: DeriveReq) -> Result<Answer, ApiError> {
+    let name = r
+        .key_agreement_algorithm
+        .ok_or_else(|| ApiError::missing("KeyAgreementAlgorithm"))?;
+    let alg = KeyAgreementAlgorithm::from_aws(&name)
+        .ok_or_else(|| enum_error("keyAgreementAlgorithm", &name, &["ECDH"]))?;
+    let public_key = blob(
+        "PublicKey",
+        r.public_key,
+        1,
+        arca_keys::MAX_PEER_PUBLIC_KEY_LEN,
+    )?;
+    if r.recipient.is_some() {
+        return Err(ApiError::new(
+            400,
+            "UnsupportedOperationException",
+            "Recipient (an attestation document of a Nitro enclave or NitroTPM) is not \
+             supported: this service has no attested environments; call DeriveSharedSecret \
+             without Recipient to get SharedSecret",
+        ));
+    }
+    let id = ctx.key(0)?;
+    dry_run(r.dry_run)?;
+    let (out, _) = node
+        .key_op(
+            id,
+            KeyUsage::KeyAgreement,
+            None,
+            KeyOp::DeriveSharedSecret { alg, public_key },
+        )
+        .await?;
+    let KeyOut::Secret(secret) = out else {
+        return Err(ApiError::internal("unexpected result of a key operation"));
+    };
+    Ok(Answer {
+        body: json!({
+            "KeyId": node.key_arn(&id)?,
+            "SharedSecret": B64.encode(secret.expose()),
+            "KeyAgreementAlgorithm": alg.as_aws(),
+            "KeyOrigin": "AWS_KMS",
+        }),
+        key_id: Some(id),
+    })
+}
+
 fn csr_error(e: CsrError) -> ApiError {
     match e {
         CsrError::Invalid { .. } => ApiError::validation(e.to_string()),
@@ -512,13 +579,26 @@ async fn csr(node: &Node, ctx: &Ctx, r: CsrReq) -> Result<Answer, ApiError> {
     // One version for the public key in the request and the signature over it.
     let (spki, vid) = node.public_key(id, r.key_version_id.as_deref()).await?;
     let info = input.request_info(&spki).map_err(csr_error)?;
-    let digest = arca_keys::csr::signing_digest(spec, alg, &spki, &info)
+    let own = spec.signing_algorithms().contains(&alg);
+    if own && alg == SigningAlgorithm::Ed25519PhSha512 {
+        return Err(ApiError::validation(
+            "SigningAlgorithm ED25519_PH_SHA_512 has no X.509 signature algorithm; \
+             certificate signing requests use ED25519_SHA_512",
+        ));
+    }
+    // PureEdDSA signs the request info itself, as a RAW message of at most 4096 bytes.
+    if own && alg == SigningAlgorithm::Ed25519Sha512 && info.len() > arca_keys::MAX_RAW_MESSAGE_LEN
+    {
+        return Err(ApiError::validation(format!(
+            "the request info is {} bytes; ED25519_SHA_512 signs at most {} (use fewer or \
+             shorter SubjectAlternativeNames)",
+            info.len(),
+            arca_keys::MAX_RAW_MESSAGE_LEN
+        )));
+    }
+    let (message, kind) = arca_keys::csr::signing_input(spec, alg, &spki, &info)
         .map_err(arca_node::NodeError::from)?;
-    let op = KeyOp::Sign {
-        alg,
-        message: digest,
-        kind: MessageType::Digest,
-    };
+    let op = KeyOp::Sign { alg, message, kind };
     let (out, vid) = node.key_op(id, KeyUsage::SignVerify, Some(vid), op).await?;
     let pem = arca_keys::csr::assemble_pem(&info, alg, &bytes(out)?).map_err(csr_error)?;
     Ok(Answer {

@@ -39,6 +39,7 @@ struct Fields {
     source_encryption_algorithm: Option<String>,
     destination_encryption_algorithm: Option<String>,
     signing_algorithm: Option<String>,
+    key_agreement_algorithm: Option<String>,
     mac_algorithm: Option<String>,
     key_spec: Option<String>,
     customer_master_key_spec: Option<String>,
@@ -940,6 +941,11 @@ fn key_context(ctx: &mut Context, k: &KeyFacts, key_ref: &str, f: &Fields, actio
         "kms:Sign" | "kms:Verify" | "arca:GenerateCertificateSigningRequest" => {
             if let Some(a) = &f.signing_algorithm {
                 ctx.insert("kms:SigningAlgorithm", a.clone());
+            }
+        }
+        "kms:DeriveSharedSecret" => {
+            if let Some(a) = &f.key_agreement_algorithm {
+                ctx.insert("kms:KeyAgreementAlgorithm", a.clone());
             }
         }
         "kms:GenerateMac" | "kms:VerifyMac" => {

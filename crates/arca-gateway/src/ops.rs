@@ -90,6 +90,7 @@ operations! {
     VerifyMac => "kms:VerifyMac", Key;
     GenerateDataKeyPair => "kms:GenerateDataKeyPair", Key;
     GenerateDataKeyPairWithoutPlaintext => "kms:GenerateDataKeyPairWithoutPlaintext", Key;
+    DeriveSharedSecret => "kms:DeriveSharedSecret", Key;
     // Authorized as ReEncryptFrom on the source and ReEncryptTo on the destination.
     ReEncrypt => "kms:ReEncrypt", Key;
     // Extensions in the TrentService namespace.

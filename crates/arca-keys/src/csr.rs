@@ -21,7 +21,7 @@ use x509_cert::request::{CertReq, CertReqInfo, ExtensionReq, Version};
 use x509_cert::spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 
 use crate::spec::Hash;
-use crate::{KeyError, KeySpec, SigningAlgorithm};
+use crate::{KeyError, KeySpec, MessageType, SigningAlgorithm};
 
 /// Longest `Subject` string accepted.
 pub const MAX_SUBJECT_LEN: usize = 1024;
@@ -515,7 +515,40 @@ pub fn signing_digest(
         Hash::Sha512 => &digest::SHA512,
         Hash::Sm3 => return Ok(crate::sm2_digest(spki_der, info)?.to_vec()),
     };
+    if alg.required_message_type() == Some(MessageType::Raw) {
+        // PureEdDSA signs the message itself, never a digest.
+        return Err(KeyError::UnsupportedAlgorithm {
+            spec,
+            alg: alg.as_aws(),
+        });
+    }
     Ok(digest::digest(algorithm, info).as_ref().to_vec())
+}
+
+/// What Sign takes to sign `info` with `alg`: the DIGEST of [`signing_digest`], or,
+/// for Ed25519 (PureEdDSA, RFC 8410), the request info itself as a RAW message.
+/// `ED25519_PH_SHA_512` has no X.509 signature algorithm and is refused.
+pub fn signing_input(
+    spec: KeySpec,
+    alg: SigningAlgorithm,
+    spki_der: &[u8],
+    info: &[u8],
+) -> Result<(Vec<u8>, MessageType), KeyError> {
+    match alg {
+        SigningAlgorithm::Ed25519Sha512 if spec.signing_algorithms().contains(&alg) => {
+            Ok((info.to_vec(), MessageType::Raw))
+        }
+        SigningAlgorithm::Ed25519Sha512 | SigningAlgorithm::Ed25519PhSha512 => {
+            Err(KeyError::UnsupportedAlgorithm {
+                spec,
+                alg: alg.as_aws(),
+            })
+        }
+        _ => Ok((
+            signing_digest(spec, alg, spki_der, info)?,
+            MessageType::Digest,
+        )),
+    }
 }
 
 /// DER of an AlgorithmIdentifier of a hash, with NULL parameters.
@@ -565,6 +598,14 @@ fn signature_algorithm(alg: SigningAlgorithm) -> Result<AlgorithmIdentifierOwned
         S::EcdsaSha512 => ("1.2.840.10045.4.3.4", None),
         // SM2 signature with SM3 (GM/T 0006).
         S::Sm2Dsa => ("1.2.156.10197.1.501", None),
+        // id-Ed25519 (RFC 8410): PureEdDSA, absent parameters.
+        S::Ed25519Sha512 => ("1.3.101.112", None),
+        S::Ed25519PhSha512 => {
+            return Err(invalid(
+                "SigningAlgorithm",
+                "ED25519_PH_SHA_512 has no X.509 signature algorithm; use ED25519_SHA_512",
+            ))
+        }
     };
     Ok(AlgorithmIdentifierOwned {
         oid: ObjectIdentifier::new_unwrap(oid),
@@ -573,7 +614,7 @@ fn signature_algorithm(alg: SigningAlgorithm) -> Result<AlgorithmIdentifierOwned
 }
 
 /// The PEM `CERTIFICATE REQUEST` of a request info signed with `alg`
-/// (`signature` as Sign returns it: DER for ECDSA and SM2DSA).
+/// (`signature` as Sign returns it: DER for ECDSA and SM2DSA, 64 bytes for Ed25519).
 pub fn assemble_pem(
     info_der: &[u8],
     alg: SigningAlgorithm,

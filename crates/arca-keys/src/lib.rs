@@ -1,17 +1,20 @@
 //! Asymmetric and HMAC keys for the AWS KMS key specs: generation, loading, signing,
-//! verification, encryption, decryption and MACs.
+//! verification, encryption, decryption, key agreement and MACs.
 //!
 //! Backends:
-//! - RSA 2048/3072/4096 and ECDSA on NIST P-256/P-384/P-521: aws-lc-rs.
+//! - RSA 2048/3072/4096, ECDSA and ECDH on NIST P-256/P-384/P-521: aws-lc-rs.
 //! - ECDSA on secp256k1: `k256`.
-//! - SM2DSA and SM2PKE: `sm2`.
+//! - SM2DSA and SM2PKE: `sm2`; ECDH on the SM2 curve: `elliptic-curve` over `sm2`.
+//! - Ed25519: aws-lc-rs; Ed25519ph (`ED25519_PH_SHA_512`): `ed25519-dalek`.
 //! - HMAC-SHA-224/256/384/512: `hmac` with `sha2`.
 //!
 //! Key material is stored as PKCS#8 DER for asymmetric specs and as raw bytes for HMAC
-//! specs. Public keys are SubjectPublicKeyInfo DER. ECDSA and SM2 signatures are DER.
+//! specs. Public keys are SubjectPublicKeyInfo DER. ECDSA and SM2 signatures are DER;
+//! Ed25519 signatures are the raw 64 bytes.
 //! Every input is checked before it reaches a backend.
 
 pub mod csr;
+mod ed25519;
 mod hmac;
 mod nist;
 mod private;
@@ -25,14 +28,16 @@ mod spec;
 pub use private::{generate, PrivateKey};
 pub use public::{encrypt_with_spki, sm2_digest, verify_with_spki, PublicKey};
 pub use spec::{
-    digest_len, max_plaintext_len, EncryptionAlgorithm, KeySpec, KeyUsage, MacAlgorithm,
-    MessageType, SigningAlgorithm,
+    digest_len, max_plaintext_len, EncryptionAlgorithm, KeyAgreementAlgorithm, KeySpec, KeyUsage,
+    MacAlgorithm, MessageType, SigningAlgorithm,
 };
 
 /// Largest RAW message Sign and Verify accept, in bytes (the AWS KMS limit).
 pub const MAX_RAW_MESSAGE_LEN: usize = 4096;
 /// Largest message GenerateMac and VerifyMac accept, in bytes (the AWS KMS limit).
 pub const MAX_MAC_MESSAGE_LEN: usize = 4096;
+/// Largest peer public key DeriveSharedSecret accepts, in bytes (an SPKI of P-521 is 158).
+pub const MAX_PEER_PUBLIC_KEY_LEN: usize = 8192;
 /// Signatures longer than this cannot be valid for any spec; verify returns false for them.
 pub const MAX_SIGNATURE_LEN: usize = 1024;
 /// The SM2 distinguishing ID used for SM2DSA (the GB/T default, as AWS KMS uses).
@@ -56,6 +61,13 @@ pub enum KeyError {
         alg: SigningAlgorithm,
         expected: usize,
         actual: usize,
+    },
+    /// The algorithm takes only the other message type (RAW or DIGEST).
+    #[error("signing algorithm {alg} requires MessageType {required}, not {actual}")]
+    WrongMessageType {
+        alg: SigningAlgorithm,
+        required: MessageType,
+        actual: MessageType,
     },
     /// An input is longer than allowed.
     #[error("{what} is too long: {len} bytes, at most {max}")]
@@ -102,6 +114,15 @@ pub(crate) fn check_signing(
             spec,
             alg: alg.as_aws(),
         });
+    }
+    if let Some(required) = alg.required_message_type() {
+        if required != kind {
+            return Err(KeyError::WrongMessageType {
+                alg,
+                required,
+                actual: kind,
+            });
+        }
     }
     match kind {
         MessageType::Raw if message.len() > MAX_RAW_MESSAGE_LEN => Err(KeyError::TooLong {

@@ -1,6 +1,7 @@
 //! ECDSA on NIST P-256/P-384/P-521 through aws-lc-rs (RAW and DIGEST), DER signatures.
 
 use arca_crypto::SecretBytes;
+use aws_lc_rs::agreement;
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::signature::{
     self, EcdsaKeyPair, EcdsaSigningAlgorithm, EcdsaVerificationAlgorithm, KeyPair, ParsedPublicKey,
@@ -46,6 +47,17 @@ pub(crate) fn generate(spec: KeySpec) -> Result<SecretBytes, KeyError> {
 pub(crate) struct NistPrivate {
     spec: KeySpec,
     pair: EcdsaKeyPair,
+    /// The same scalar, for ECDH.
+    agreement: agreement::PrivateKey,
+}
+
+fn ecdh(spec: KeySpec) -> Result<&'static agreement::Algorithm, KeyError> {
+    match spec {
+        KeySpec::EccNistP256 => Ok(&agreement::ECDH_P256),
+        KeySpec::EccNistP384 => Ok(&agreement::ECDH_P384),
+        KeySpec::EccNistP521 => Ok(&agreement::ECDH_P521),
+        _ => Err(KeyError::Backend { spec }),
+    }
 }
 
 impl NistPrivate {
@@ -58,7 +70,28 @@ impl NistPrivate {
             .as_der()
             .map_err(|_| KeyError::Backend { spec })?;
         let public = NistPublic::from_spki(spec, spki.as_ref())?;
-        Ok((Self { spec, pair }, public))
+        let agreement = agreement::PrivateKey::from_private_key_der(ecdh(spec)?, pkcs8)
+            .map_err(|_| KeyError::InvalidKeyMaterial { spec })?;
+        Ok((
+            Self {
+                spec,
+                pair,
+                agreement,
+            },
+            public,
+        ))
+    }
+
+    /// ECDH with a peer SubjectPublicKeyInfo already checked to be on this curve.
+    pub(crate) fn agree(&self, peer_spki: &[u8]) -> Result<SecretBytes, KeyError> {
+        let spec = self.spec;
+        let peer = agreement::UnparsedPublicKey::new(ecdh(spec)?, peer_spki);
+        agreement::agree(
+            &self.agreement,
+            peer,
+            KeyError::InvalidPublicKey { spec },
+            |secret| Ok(SecretBytes::new(secret.to_vec())),
+        )
     }
 
     pub(crate) fn sign(

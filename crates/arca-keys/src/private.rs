@@ -3,14 +3,15 @@
 use arca_crypto::SecretBytes;
 use der::Decode;
 
+use crate::ed25519::Ed25519Private;
 use crate::nist::NistPrivate;
 use crate::public::{PublicInner, PublicKey};
 use crate::rsa::RsaPrivate;
 use crate::secp256k1::K256Private;
 use crate::sm2::Sm2Private;
 use crate::{
-    check_encryption, check_signing, EncryptionAlgorithm, KeyError, KeySpec, MacAlgorithm,
-    MessageType, SigningAlgorithm, MAX_MAC_MESSAGE_LEN,
+    check_encryption, check_signing, EncryptionAlgorithm, KeyAgreementAlgorithm, KeyError, KeySpec,
+    MacAlgorithm, MessageType, SigningAlgorithm, MAX_MAC_MESSAGE_LEN, MAX_PEER_PUBLIC_KEY_LEN,
 };
 
 /// Fresh key material for `spec`, as stored: PKCS#8 DER for asymmetric specs, raw key
@@ -23,6 +24,7 @@ pub fn generate(spec: KeySpec) -> Result<SecretBytes, KeyError> {
         }
         KeySpec::EccSecgP256k1 => crate::secp256k1::generate(),
         KeySpec::Sm2 => crate::sm2::generate(),
+        KeySpec::EccNistEdwards25519 => crate::ed25519::generate(),
         KeySpec::Hmac224 | KeySpec::Hmac256 | KeySpec::Hmac384 | KeySpec::Hmac512 => {
             crate::hmac::generate(spec)
         }
@@ -34,6 +36,7 @@ enum Inner {
     Nist(NistPrivate),
     Secp256k1(K256Private),
     Sm2(Sm2Private),
+    Ed25519(Ed25519Private),
     Hmac(SecretBytes),
 }
 
@@ -81,6 +84,10 @@ impl PrivateKey {
             KeySpec::Sm2 => {
                 let (k, p) = Sm2Private::load(material)?;
                 (Inner::Sm2(k), Some(PublicInner::Sm2(p)))
+            }
+            KeySpec::EccNistEdwards25519 => {
+                let (k, p) = Ed25519Private::load(material)?;
+                (Inner::Ed25519(k), Some(PublicInner::Ed25519(p)))
             }
             KeySpec::Hmac224 | KeySpec::Hmac256 | KeySpec::Hmac384 | KeySpec::Hmac512 => {
                 if Some(material.len()) != spec.hmac_key_len() {
@@ -133,6 +140,7 @@ impl PrivateKey {
             Inner::Nist(k) => k.sign(alg, message, kind),
             Inner::Secp256k1(k) => k.sign(message, kind),
             Inner::Sm2(k) => k.sign(message, kind),
+            Inner::Ed25519(k) => k.sign(alg, message),
             Inner::Hmac(_) => Err(KeyError::UnsupportedOperation {
                 spec: self.spec,
                 operation: "signing",
@@ -163,7 +171,7 @@ impl PrivateKey {
         match &self.inner {
             Inner::Rsa(k) => k.decrypt(alg, ciphertext),
             Inner::Sm2(k) => k.decrypt(ciphertext),
-            Inner::Nist(_) | Inner::Secp256k1(_) | Inner::Hmac(_) => {
+            Inner::Nist(_) | Inner::Secp256k1(_) | Inner::Ed25519(_) | Inner::Hmac(_) => {
                 Err(KeyError::UnsupportedOperation {
                     spec: self.spec,
                     operation: "encryption",
@@ -176,6 +184,41 @@ impl PrivateKey {
     pub fn encrypt(&self, alg: EncryptionAlgorithm, plaintext: &[u8]) -> Result<Vec<u8>, KeyError> {
         check_encryption(self.spec, alg)?;
         self.require_public("encryption")?.encrypt(alg, plaintext)
+    }
+
+    /// The raw ECDH shared secret (the x-coordinate of the shared point, as OpenSSL's
+    /// `pkeyutl -derive` gives it) with a peer's SubjectPublicKeyInfo DER, which must
+    /// be a key on this key's curve.
+    pub fn derive_shared_secret(
+        &self,
+        alg: KeyAgreementAlgorithm,
+        peer_spki: &[u8],
+    ) -> Result<SecretBytes, KeyError> {
+        let spec = self.spec;
+        if spec.key_agreement_algorithms().is_empty() {
+            return Err(KeyError::UnsupportedOperation {
+                spec,
+                operation: "key agreement",
+            });
+        }
+        if !spec.key_agreement_algorithms().contains(&alg) {
+            return Err(KeyError::UnsupportedAlgorithm {
+                spec,
+                alg: alg.as_aws(),
+            });
+        }
+        if peer_spki.len() > MAX_PEER_PUBLIC_KEY_LEN {
+            return Err(KeyError::InvalidPublicKey { spec });
+        }
+        let peer = PublicKey::from_spki_der(spec, peer_spki)?;
+        match (&self.inner, &peer.inner) {
+            (Inner::Nist(k), PublicInner::Nist(p)) => k.agree(p.spki()),
+            (Inner::Sm2(k), PublicInner::Sm2(p)) => Ok(k.agree(p)),
+            _ => Err(KeyError::UnsupportedOperation {
+                spec,
+                operation: "key agreement",
+            }),
+        }
     }
 
     fn mac_key(&self, alg: MacAlgorithm, message: &[u8]) -> Result<&SecretBytes, KeyError> {

@@ -3,6 +3,7 @@
 use der::Decode;
 use spki::{ObjectIdentifier, SubjectPublicKeyInfoRef};
 
+use crate::ed25519::Ed25519Public;
 use crate::nist::NistPublic;
 use crate::rsa::RsaPublic;
 use crate::secp256k1::K256Public;
@@ -19,6 +20,8 @@ const SECP384R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34")
 const SECP521R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.35");
 const SECP256K1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.10");
 const SM2_CURVE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.156.10197.1.301");
+/// id-Ed25519 (RFC 8410), with absent parameters.
+pub(crate) const ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
 
 /// The (algorithm, parameters) OIDs a SubjectPublicKeyInfo of `spec` carries.
 pub(crate) fn expected_oids(spec: KeySpec) -> Option<(ObjectIdentifier, Option<ObjectIdentifier>)> {
@@ -29,6 +32,7 @@ pub(crate) fn expected_oids(spec: KeySpec) -> Option<(ObjectIdentifier, Option<O
         KeySpec::EccNistP521 => (EC_PUBLIC_KEY, Some(SECP521R1)),
         KeySpec::EccSecgP256k1 => (EC_PUBLIC_KEY, Some(SECP256K1)),
         KeySpec::Sm2 => (EC_PUBLIC_KEY, Some(SM2_CURVE)),
+        KeySpec::EccNistEdwards25519 => (ED25519, None),
         KeySpec::Hmac224 | KeySpec::Hmac256 | KeySpec::Hmac384 | KeySpec::Hmac512 => return None,
     })
 }
@@ -38,12 +42,13 @@ pub(crate) enum PublicInner {
     Nist(NistPublic),
     Secp256k1(K256Public),
     Sm2(Sm2Public),
+    Ed25519(Ed25519Public),
 }
 
 /// A parsed asymmetric public key of a known spec. Not `Clone`: parse once, use many times.
 pub struct PublicKey {
     spec: KeySpec,
-    inner: PublicInner,
+    pub(crate) inner: PublicInner,
 }
 
 impl std::fmt::Debug for PublicKey {
@@ -82,6 +87,9 @@ impl PublicKey {
             }
             KeySpec::EccSecgP256k1 => PublicInner::Secp256k1(K256Public::from_spki(spki_der)?),
             KeySpec::Sm2 => PublicInner::Sm2(Sm2Public::from_spki(spki_der)?),
+            KeySpec::EccNistEdwards25519 => {
+                PublicInner::Ed25519(Ed25519Public::from_spki(spki_der)?)
+            }
             KeySpec::Hmac224 | KeySpec::Hmac256 | KeySpec::Hmac384 | KeySpec::Hmac512 => {
                 return Err(bad)
             }
@@ -100,6 +108,7 @@ impl PublicKey {
             PublicInner::Nist(k) => k.spki(),
             PublicInner::Secp256k1(k) => k.spki(),
             PublicInner::Sm2(k) => k.spki(),
+            PublicInner::Ed25519(k) => k.spki(),
         }
     }
 
@@ -133,6 +142,7 @@ impl PublicKey {
             PublicInner::Nist(k) => k.verify(alg, message, kind, signature),
             PublicInner::Secp256k1(k) => k.verify(message, kind, signature),
             PublicInner::Sm2(k) => k.verify(message, kind, signature),
+            PublicInner::Ed25519(k) => k.verify(alg, message, signature),
         })
     }
 
@@ -142,7 +152,7 @@ impl PublicKey {
         match &self.inner {
             PublicInner::Rsa(k) => k.encrypt(alg, plaintext),
             PublicInner::Sm2(k) => k.encrypt(plaintext),
-            PublicInner::Nist(_) | PublicInner::Secp256k1(_) => {
+            PublicInner::Nist(_) | PublicInner::Secp256k1(_) | PublicInner::Ed25519(_) => {
                 Err(KeyError::UnsupportedOperation {
                     spec: self.spec,
                     operation: "encryption",

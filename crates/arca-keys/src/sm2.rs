@@ -67,6 +67,16 @@ impl Sm2Private {
         Ok(sig.to_der().to_vec())
     }
 
+    /// Raw ECDH on the SM2 curve (not the SM2 key exchange protocol): the
+    /// x-coordinate of d * Q, as OpenSSL's `pkeyutl -derive` gives it.
+    pub(crate) fn agree(&self, peer: &Sm2Public) -> SecretBytes {
+        let shared = sm2::elliptic_curve::ecdh::diffie_hellman(
+            self.signing.as_nonzero_scalar(),
+            peer.key.as_affine(),
+        );
+        SecretBytes::new(shared.raw_secret_bytes().to_vec())
+    }
+
     pub(crate) fn decrypt(&self, ciphertext: &[u8]) -> Result<SecretBytes, KeyError> {
         if ciphertext.len() > MAX_CIPHERTEXT_LEN {
             return Err(KeyError::InvalidCiphertext);
@@ -151,6 +161,7 @@ fn identity_hash(key: &sm2::PublicKey) -> Result<[u8; 32], KeyError> {
 
 /// An SM2 public key.
 pub(crate) struct Sm2Public {
+    key: sm2::PublicKey,
     spki: Vec<u8>,
     z: [u8; 32],
     verifying: VerifyingKey,
@@ -172,6 +183,7 @@ impl Sm2Public {
         let verifying = VerifyingKey::new(SM2_DEFAULT_DISTID, key)
             .map_err(|_| KeyError::InvalidPublicKey { spec: SPEC })?;
         Ok(Self {
+            key,
             spki,
             z: identity_hash(&key)?,
             verifying,

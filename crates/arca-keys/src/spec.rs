@@ -49,6 +49,7 @@ aws_enum! {
         EccNistP521 => "ECC_NIST_P521",
         EccSecgP256k1 => "ECC_SECG_P256K1",
         Sm2 => "SM2",
+        EccNistEdwards25519 => "ECC_NIST_EDWARDS25519",
         Hmac224 => "HMAC_224",
         Hmac256 => "HMAC_256",
         Hmac384 => "HMAC_384",
@@ -62,6 +63,7 @@ aws_enum! {
         EncryptDecrypt => "ENCRYPT_DECRYPT",
         SignVerify => "SIGN_VERIFY",
         GenerateVerifyMac => "GENERATE_VERIFY_MAC",
+        KeyAgreement => "KEY_AGREEMENT",
     }
 }
 
@@ -78,6 +80,8 @@ aws_enum! {
         EcdsaSha384 => "ECDSA_SHA_384",
         EcdsaSha512 => "ECDSA_SHA_512",
         Sm2Dsa => "SM2DSA",
+        Ed25519Sha512 => "ED25519_SHA_512",
+        Ed25519PhSha512 => "ED25519_PH_SHA_512",
     }
 }
 
@@ -87,6 +91,13 @@ aws_enum! {
         RsaesOaepSha1 => "RSAES_OAEP_SHA_1",
         RsaesOaepSha256 => "RSAES_OAEP_SHA_256",
         Sm2Pke => "SM2PKE",
+    }
+}
+
+aws_enum! {
+    /// Key agreement algorithms (AWS `KeyAgreementAlgorithmSpec`).
+    KeyAgreementAlgorithm {
+        Ecdh => "ECDH",
     }
 }
 
@@ -132,6 +143,7 @@ impl KeySpec {
             KeySpec::EccNistP384 => &[S::EcdsaSha384],
             KeySpec::EccNistP521 => &[S::EcdsaSha512],
             KeySpec::Sm2 => &[S::Sm2Dsa],
+            KeySpec::EccNistEdwards25519 => &[S::Ed25519Sha512, S::Ed25519PhSha512],
             KeySpec::Hmac224 | KeySpec::Hmac256 | KeySpec::Hmac384 | KeySpec::Hmac512 => &[],
         }
     }
@@ -156,12 +168,23 @@ impl KeySpec {
         }
     }
 
+    /// The key agreement algorithms AWS KMS allows for this spec (KEY_AGREEMENT keys).
+    pub fn key_agreement_algorithms(&self) -> &'static [KeyAgreementAlgorithm] {
+        match self {
+            KeySpec::EccNistP256 | KeySpec::EccNistP384 | KeySpec::EccNistP521 | KeySpec::Sm2 => {
+                &[KeyAgreementAlgorithm::Ecdh]
+            }
+            _ => &[],
+        }
+    }
+
     /// Whether AWS KMS allows a key of this spec to have `usage`.
     pub fn supports_usage(&self, usage: KeyUsage) -> bool {
         match usage {
             KeyUsage::EncryptDecrypt => !self.encryption_algorithms().is_empty(),
             KeyUsage::SignVerify => !self.signing_algorithms().is_empty(),
             KeyUsage::GenerateVerifyMac => !self.mac_algorithms().is_empty(),
+            KeyUsage::KeyAgreement => !self.key_agreement_algorithms().is_empty(),
         }
     }
 
@@ -226,8 +249,24 @@ impl SigningAlgorithm {
         match self {
             S::RsassaPssSha256 | S::RsassaPkcs1V15Sha256 | S::EcdsaSha256 => Hash::Sha256,
             S::RsassaPssSha384 | S::RsassaPkcs1V15Sha384 | S::EcdsaSha384 => Hash::Sha384,
-            S::RsassaPssSha512 | S::RsassaPkcs1V15Sha512 | S::EcdsaSha512 => Hash::Sha512,
+            S::RsassaPssSha512
+            | S::RsassaPkcs1V15Sha512
+            | S::EcdsaSha512
+            | S::Ed25519Sha512
+            | S::Ed25519PhSha512 => Hash::Sha512,
             S::Sm2Dsa => Hash::Sm3,
+        }
+    }
+}
+
+impl SigningAlgorithm {
+    /// The one message type an algorithm takes, for those that take only one (AWS KMS:
+    /// `ED25519_SHA_512` signs RAW messages, `ED25519_PH_SHA_512` DIGEST messages).
+    pub fn required_message_type(&self) -> Option<MessageType> {
+        match self {
+            S::Ed25519Sha512 => Some(MessageType::Raw),
+            S::Ed25519PhSha512 => Some(MessageType::Digest),
+            _ => None,
         }
     }
 }
@@ -279,6 +318,9 @@ mod tests {
         for a in MacAlgorithm::ALL {
             assert_eq!(MacAlgorithm::from_aws(a.as_aws()), Some(*a));
         }
+        for a in KeyAgreementAlgorithm::ALL {
+            assert_eq!(KeyAgreementAlgorithm::from_aws(a.as_aws()), Some(*a));
+        }
         for m in MessageType::ALL {
             assert_eq!(MessageType::from_aws(m.as_aws()), Some(*m));
         }
@@ -310,6 +352,32 @@ mod tests {
         assert!(KeySpec::Sm2.supports_usage(SignVerify));
         assert!(KeySpec::Sm2.supports_usage(EncryptDecrypt));
         assert!(!KeySpec::Sm2.supports_usage(GenerateVerifyMac));
+        for s in [
+            KeySpec::EccNistP256,
+            KeySpec::EccNistP384,
+            KeySpec::EccNistP521,
+            KeySpec::Sm2,
+        ] {
+            assert!(s.supports_usage(KeyAgreement), "{s}");
+        }
+        for s in [
+            KeySpec::Rsa2048,
+            KeySpec::EccSecgP256k1,
+            KeySpec::EccNistEdwards25519,
+            KeySpec::Hmac256,
+        ] {
+            assert!(!s.supports_usage(KeyAgreement), "{s}");
+        }
+        let ed = KeySpec::EccNistEdwards25519;
+        assert!(ed.supports_usage(SignVerify));
+        assert!(!ed.supports_usage(EncryptDecrypt) && !ed.supports_usage(GenerateVerifyMac));
+        assert_eq!(
+            ed.signing_algorithms(),
+            &[
+                SigningAlgorithm::Ed25519Sha512,
+                SigningAlgorithm::Ed25519PhSha512
+            ]
+        );
         for s in [
             KeySpec::Hmac224,
             KeySpec::Hmac256,
@@ -347,5 +415,6 @@ mod tests {
         assert_eq!(digest_len(SigningAlgorithm::RsassaPkcs1V15Sha384), 48);
         assert_eq!(digest_len(SigningAlgorithm::EcdsaSha512), 64);
         assert_eq!(digest_len(SigningAlgorithm::Sm2Dsa), 32);
+        assert_eq!(digest_len(SigningAlgorithm::Ed25519PhSha512), 64);
     }
 }

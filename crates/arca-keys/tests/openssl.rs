@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use arca_keys::{EncryptionAlgorithm, KeySpec, MessageType, PrivateKey, SigningAlgorithm};
-use common::{asymmetric_specs, input, key, material, KINDS};
+use common::{asymmetric_specs, input, key, kinds, material};
 
 const MESSAGE: &[u8] = b"interop message for arca";
 
@@ -57,6 +57,8 @@ fn openssl_ok(args: &[&str]) -> Vec<u8> {
 fn sign_options(alg: SigningAlgorithm) -> Vec<&'static str> {
     use SigningAlgorithm as S;
     let digest = match alg {
+        // PureEdDSA hashes inside; OpenSSL 3.0 has no Ed25519ph (see `openssl_checks`).
+        S::Ed25519Sha512 | S::Ed25519PhSha512 => return vec!["-rawin"],
         S::RsassaPssSha256 | S::RsassaPkcs1V15Sha256 | S::EcdsaSha256 => "sha256",
         S::RsassaPssSha384 | S::RsassaPkcs1V15Sha384 | S::EcdsaSha384 => "sha384",
         S::RsassaPssSha512 | S::RsassaPkcs1V15Sha512 | S::EcdsaSha512 => "sha512",
@@ -86,9 +88,19 @@ fn sign_options(alg: SigningAlgorithm) -> Vec<&'static str> {
             v.extend(["-pkeyopt", "rsa_padding_mode:pkcs1"])
         }
         S::Sm2Dsa => v.extend(["-pkeyopt", "distid:1234567812345678"]),
-        S::EcdsaSha256 | S::EcdsaSha384 | S::EcdsaSha512 => {}
+        S::EcdsaSha256
+        | S::EcdsaSha384
+        | S::EcdsaSha512
+        | S::Ed25519Sha512
+        | S::Ed25519PhSha512 => {}
     }
     v
+}
+
+/// Whether OpenSSL 3.0 implements `alg` (it has no Ed25519ph; the known-answer
+/// tests of RFC 8032 section 7.3 cover it).
+fn openssl_checks(alg: SigningAlgorithm) -> bool {
+    alg != SigningAlgorithm::Ed25519PhSha512
 }
 
 fn openssl_verify(dir: &Dir, spki: &Path, alg: SigningAlgorithm, msg: &Path, sig: &[u8]) -> bool {
@@ -117,8 +129,12 @@ fn openssl_verifies_our_signatures() {
         let k = key(spec);
         let spki = dir.write("pub.der", &k.public_key_spki_der().unwrap());
         let msg = dir.write("msg.bin", MESSAGE);
-        for &alg in spec.signing_algorithms() {
-            for kind in KINDS {
+        for &alg in spec
+            .signing_algorithms()
+            .iter()
+            .filter(|a| openssl_checks(**a))
+        {
+            for kind in kinds(alg) {
                 let sig = k.sign(alg, &input(k, alg, MESSAGE, kind), kind).unwrap();
                 assert!(
                     openssl_verify(&dir, &spki, alg, &msg, &sig),
@@ -269,7 +285,11 @@ fn openssl_reads_our_pkcs8_and_signs_with_it() {
         assert_eq!(spki, k.public_key_spki_der().unwrap(), "{spec}");
 
         let msg = dir.write("msg.bin", MESSAGE);
-        for &alg in spec.signing_algorithms() {
+        for &alg in spec
+            .signing_algorithms()
+            .iter()
+            .filter(|a| openssl_checks(**a))
+        {
             let sig_path = dir.path("openssl-sig.bin");
             let mut args = vec![
                 "pkeyutl",
@@ -286,7 +306,7 @@ fn openssl_reads_our_pkcs8_and_signs_with_it() {
             args.extend(sign_options(alg));
             openssl_ok(&args);
             let sig = std::fs::read(&sig_path).unwrap();
-            for kind in KINDS {
+            for kind in kinds(alg) {
                 assert!(
                     k.verify(alg, &input(k, alg, MESSAGE, kind), kind, &sig)
                         .unwrap(),
@@ -299,7 +319,7 @@ fn openssl_reads_our_pkcs8_and_signs_with_it() {
 
 #[test]
 fn keys_generated_by_openssl_load_and_work() {
-    let cases: [(KeySpec, &[&str]); 6] = [
+    let cases: [(KeySpec, &[&str]); 7] = [
         (
             KeySpec::Rsa2048,
             &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
@@ -326,6 +346,7 @@ fn keys_generated_by_openssl_load_and_work() {
             ],
         ),
         (KeySpec::Sm2, &["-algorithm", "SM2"]),
+        (KeySpec::EccNistEdwards25519, &["-algorithm", "ED25519"]),
     ];
     for (spec, opts) in cases {
         let dir = Dir::new();
@@ -364,12 +385,100 @@ fn keys_generated_by_openssl_load_and_work() {
         assert_eq!(k.public_key_spki_der().unwrap(), spki, "{spec}");
         let pub_path = dir.write("pub.der", &spki);
         let msg = dir.write("msg.bin", MESSAGE);
-        for &alg in spec.signing_algorithms() {
+        for &alg in spec
+            .signing_algorithms()
+            .iter()
+            .filter(|a| openssl_checks(**a))
+        {
             let sig = k.sign(alg, MESSAGE, MessageType::Raw).unwrap();
             assert!(
                 openssl_verify(&dir, &pub_path, alg, &msg, &sig),
                 "{spec} {alg}"
             );
         }
+    }
+}
+
+/// ECDH: OpenSSL's `pkeyutl -derive` with our PKCS#8 key and the peer's
+/// SubjectPublicKeyInfo gives the secret we derive, on every NIST curve.
+#[test]
+fn ecdh_secrets_match_openssl() {
+    use arca_keys::{KeyAgreementAlgorithm, KeyError};
+    for (spec, len) in [
+        (KeySpec::EccNistP256, 32),
+        (KeySpec::EccNistP384, 48),
+        (KeySpec::EccNistP521, 66),
+    ] {
+        let dir = Dir::new();
+        let ours = dir.write("ours.der", material(spec));
+        let peer = common::other_key(spec);
+        let peer_spki = peer.public_key_spki_der().unwrap();
+        let peer_path = dir.write("peer.der", &peer_spki);
+        let secret = key(spec)
+            .derive_shared_secret(KeyAgreementAlgorithm::Ecdh, &peer_spki)
+            .unwrap();
+        assert_eq!(secret.expose().len(), len, "{spec}");
+        let theirs = openssl_ok(&[
+            "pkeyutl",
+            "-derive",
+            "-inkey",
+            s(&ours),
+            "-keyform",
+            "DER",
+            "-peerkey",
+            s(&peer_path),
+            "-peerform",
+            "DER",
+        ]);
+        assert_eq!(theirs, secret.expose(), "{spec}");
+        // The peer derives the same secret with our public key.
+        let back = peer
+            .derive_shared_secret(
+                KeyAgreementAlgorithm::Ecdh,
+                &key(spec).public_key_spki_der().unwrap(),
+            )
+            .unwrap();
+        assert_eq!(back.expose(), secret.expose(), "{spec}");
+    }
+    // SM2 (OpenSSL 3.0 has no ECDH on it): both sides agree.
+    let (a, b) = (key(KeySpec::Sm2), common::other_key(KeySpec::Sm2));
+    let ab = a
+        .derive_shared_secret(
+            KeyAgreementAlgorithm::Ecdh,
+            &b.public_key_spki_der().unwrap(),
+        )
+        .unwrap();
+    let ba = b
+        .derive_shared_secret(
+            KeyAgreementAlgorithm::Ecdh,
+            &a.public_key_spki_der().unwrap(),
+        )
+        .unwrap();
+    assert_eq!(ab.expose(), ba.expose());
+    assert_eq!(ab.expose().len(), 32);
+    // A key on another curve, or of a spec without key agreement, is refused.
+    let p384 = key(KeySpec::EccNistP384).public_key_spki_der().unwrap();
+    assert_eq!(
+        key(KeySpec::EccNistP256)
+            .derive_shared_secret(KeyAgreementAlgorithm::Ecdh, &p384)
+            .unwrap_err(),
+        KeyError::InvalidPublicKey {
+            spec: KeySpec::EccNistP256
+        }
+    );
+    assert!(key(KeySpec::Sm2)
+        .derive_shared_secret(KeyAgreementAlgorithm::Ecdh, &p384)
+        .is_err());
+    for spec in [
+        KeySpec::Rsa2048,
+        KeySpec::EccSecgP256k1,
+        KeySpec::EccNistEdwards25519,
+    ] {
+        assert!(matches!(
+            key(spec)
+                .derive_shared_secret(KeyAgreementAlgorithm::Ecdh, &p384)
+                .unwrap_err(),
+            KeyError::UnsupportedOperation { .. }
+        ));
     }
 }

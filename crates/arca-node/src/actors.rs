@@ -23,7 +23,10 @@ use std::time::Duration;
 use arca_crypto::symmetric::{self, AesKey};
 use arca_crypto::wrap::{RootKey, WrapContext};
 use arca_crypto::SecretBytes;
-use arca_keys::{EncryptionAlgorithm, MacAlgorithm, MessageType, PrivateKey, SigningAlgorithm};
+use arca_keys::{
+    EncryptionAlgorithm, KeyAgreementAlgorithm, MacAlgorithm, MessageType, PrivateKey,
+    SigningAlgorithm,
+};
 use arca_state::{KeyId, KeySpec, KeyState};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
@@ -125,6 +128,11 @@ pub enum KeyOp {
         message: Vec<u8>,
         mac: Vec<u8>,
     },
+    /// ECDH with a peer's SubjectPublicKeyInfo DER; the result is a secret.
+    DeriveSharedSecret {
+        alg: KeyAgreementAlgorithm,
+        public_key: Vec<u8>,
+    },
 }
 
 impl KeyOp {
@@ -132,8 +140,10 @@ impl KeyOp {
     /// run on the blocking pool; everything else (ECDSA signing takes ~12 µs)
     /// costs less than handing it to another thread.
     fn is_heavy(&self, spec: arca_keys::KeySpec) -> bool {
-        matches!(self, KeyOp::Sign { .. } | KeyOp::Decrypt { .. })
-            && (spec.rsa_bits().is_some() || spec == arca_keys::KeySpec::Sm2)
+        matches!(
+            self,
+            KeyOp::Sign { .. } | KeyOp::Decrypt { .. } | KeyOp::DeriveSharedSecret { .. }
+        ) && (spec.rsa_bits().is_some() || spec == arca_keys::KeySpec::Sm2)
     }
 
     /// Runs on the first key; a Decrypt given several keys returns the
@@ -175,6 +185,9 @@ impl KeyOp {
             KeyOp::Mac { alg, message } => KeyOut::Bytes(key.mac(alg, &message)?),
             KeyOp::VerifyMac { alg, message, mac } => {
                 KeyOut::Valid(key.verify_mac(alg, &message, &mac)?)
+            }
+            KeyOp::DeriveSharedSecret { alg, public_key } => {
+                KeyOut::Secret(key.derive_shared_secret(alg, &public_key)?)
             }
         };
         Ok(out)

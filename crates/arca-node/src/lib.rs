@@ -98,9 +98,10 @@ impl From<arca_keys::KeyError> for NodeError {
             K::UnsupportedAlgorithm { .. } | K::UnsupportedOperation { .. } => {
                 NodeError::InvalidKeyUsage(m)
             }
-            K::InvalidDigestLength { .. } | K::TooLong { .. } | K::Empty { .. } => {
-                NodeError::Validation(m)
-            }
+            K::InvalidDigestLength { .. }
+            | K::WrongMessageType { .. }
+            | K::TooLong { .. }
+            | K::Empty { .. } => NodeError::Validation(m),
             K::InvalidCiphertext => NodeError::InvalidCiphertext,
             K::InvalidPublicKey { .. } => NodeError::Validation(m),
             _ => NodeError::Internal(m),

@@ -23,13 +23,16 @@ pub enum KeyUsage {
     EncryptDecrypt,
     SignVerify,
     GenerateVerifyMac,
+    // New variants go last: postcard stores the variant's index.
+    KeyAgreement,
 }
 
 impl KeyUsage {
-    pub const ALL: [KeyUsage; 3] = [
+    pub const ALL: [KeyUsage; 4] = [
         KeyUsage::EncryptDecrypt,
         KeyUsage::SignVerify,
         KeyUsage::GenerateVerifyMac,
+        KeyUsage::KeyAgreement,
     ];
 
     pub fn as_aws(&self) -> &'static str {
@@ -37,6 +40,7 @@ impl KeyUsage {
             KeyUsage::EncryptDecrypt => "ENCRYPT_DECRYPT",
             KeyUsage::SignVerify => "SIGN_VERIFY",
             KeyUsage::GenerateVerifyMac => "GENERATE_VERIFY_MAC",
+            KeyUsage::KeyAgreement => "KEY_AGREEMENT",
         }
     }
 
@@ -61,6 +65,8 @@ pub enum KeySpec {
     Hmac256,
     Hmac384,
     Hmac512,
+    // New variants go last: postcard stores the variant's index.
+    EccNistEdwards25519,
 }
 
 const RSA_ENC: &[&str] = &["RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256"];
@@ -74,7 +80,7 @@ const RSA_SIGN: &[&str] = &[
 ];
 
 impl KeySpec {
-    pub const ALL: [KeySpec; 13] = [
+    pub const ALL: [KeySpec; 14] = [
         KeySpec::SymmetricDefault,
         KeySpec::Rsa2048,
         KeySpec::Rsa3072,
@@ -88,6 +94,7 @@ impl KeySpec {
         KeySpec::Hmac256,
         KeySpec::Hmac384,
         KeySpec::Hmac512,
+        KeySpec::EccNistEdwards25519,
     ];
 
     pub fn as_aws(&self) -> &'static str {
@@ -105,6 +112,7 @@ impl KeySpec {
             KeySpec::Hmac256 => "HMAC_256",
             KeySpec::Hmac384 => "HMAC_384",
             KeySpec::Hmac512 => "HMAC_512",
+            KeySpec::EccNistEdwards25519 => "ECC_NIST_EDWARDS25519",
         }
     }
 
@@ -117,8 +125,16 @@ impl KeySpec {
         use KeySpec::*;
         match self {
             SymmetricDefault => &[KeyUsage::EncryptDecrypt],
-            Rsa2048 | Rsa3072 | Rsa4096 | Sm2 => &[KeyUsage::EncryptDecrypt, KeyUsage::SignVerify],
-            EccNistP256 | EccNistP384 | EccNistP521 | EccSecgP256k1 => &[KeyUsage::SignVerify],
+            Rsa2048 | Rsa3072 | Rsa4096 => &[KeyUsage::EncryptDecrypt, KeyUsage::SignVerify],
+            Sm2 => &[
+                KeyUsage::EncryptDecrypt,
+                KeyUsage::SignVerify,
+                KeyUsage::KeyAgreement,
+            ],
+            EccNistP256 | EccNistP384 | EccNistP521 => {
+                &[KeyUsage::SignVerify, KeyUsage::KeyAgreement]
+            }
+            EccSecgP256k1 | EccNistEdwards25519 => &[KeyUsage::SignVerify],
             Hmac224 | Hmac256 | Hmac384 | Hmac512 => &[KeyUsage::GenerateVerifyMac],
         }
     }
@@ -171,6 +187,16 @@ impl KeySpec {
             EccNistP384 => &["ECDSA_SHA_384"],
             EccNistP521 => &["ECDSA_SHA_512"],
             Sm2 => &["SM2DSA"],
+            EccNistEdwards25519 => &["ED25519_SHA_512", "ED25519_PH_SHA_512"],
+            _ => &[],
+        }
+    }
+
+    /// KeyAgreementAlgorithms as DescribeKey lists them for a key of this spec and usage.
+    pub fn key_agreement_algorithms(&self, usage: KeyUsage) -> &'static [&'static str] {
+        use KeySpec::*;
+        match (usage, self) {
+            (KeyUsage::KeyAgreement, EccNistP256 | EccNistP384 | EccNistP521 | Sm2) => &["ECDH"],
             _ => &[],
         }
     }

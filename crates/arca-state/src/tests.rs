@@ -910,6 +910,45 @@ fn spec_and_usage_are_checked_and_versions_are_for_asymmetric_keys() {
         KeySpec::Sm2.encryption_algorithms(KeyUsage::EncryptDecrypt),
         &["SM2PKE"]
     );
+    // Key agreement: NIST curves and SM2, ECDH, listed only for that usage.
+    for spec in [
+        KeySpec::EccNistP256,
+        KeySpec::EccNistP384,
+        KeySpec::EccNistP521,
+        KeySpec::Sm2,
+    ] {
+        assert!(spec.allows(KeyUsage::KeyAgreement), "{spec:?}");
+        assert_eq!(
+            spec.key_agreement_algorithms(KeyUsage::KeyAgreement),
+            &["ECDH"]
+        );
+        assert!(spec
+            .key_agreement_algorithms(KeyUsage::SignVerify)
+            .is_empty());
+        assert!(spec.signing_algorithms(KeyUsage::KeyAgreement).is_empty());
+    }
+    for spec in [
+        KeySpec::EccSecgP256k1,
+        KeySpec::EccNistEdwards25519,
+        KeySpec::Rsa2048,
+    ] {
+        assert!(!spec.allows(KeyUsage::KeyAgreement), "{spec:?}");
+    }
+    assert_eq!(
+        KeySpec::EccNistEdwards25519.usages(),
+        &[KeyUsage::SignVerify]
+    );
+    assert_eq!(
+        KeySpec::EccNistEdwards25519.signing_algorithms(KeyUsage::SignVerify),
+        &["ED25519_SHA_512", "ED25519_PH_SHA_512"]
+    );
+    assert_eq!(
+        KeyUsage::from_aws("KEY_AGREEMENT"),
+        Some(KeyUsage::KeyAgreement)
+    );
+    // New variants went last, so records written before them keep their meaning.
+    assert_eq!(KeySpec::ALL.last(), Some(&KeySpec::EccNistEdwards25519));
+    assert_eq!(KeyUsage::ALL.last(), Some(&KeyUsage::KeyAgreement));
 }
 
 #[test]

@@ -238,13 +238,20 @@ fn csrs_are_signed_over_their_request_info() {
         KeySpec::EccNistP521,
         KeySpec::EccSecgP256k1,
         KeySpec::Sm2,
+        KeySpec::EccNistEdwards25519,
     ] {
         let key = PrivateKey::load(spec, generate(spec).unwrap().expose()).unwrap();
         let spki = key.public_key_spki_der().unwrap();
         let info = input.request_info(&spki).unwrap();
         for &alg in spec.signing_algorithms() {
-            let digest = signing_digest(spec, alg, &spki, &info).unwrap();
-            let sig = key.sign(alg, &digest, MessageType::Digest).unwrap();
+            if alg == SigningAlgorithm::Ed25519PhSha512 {
+                // No X.509 algorithm: refused before anything is signed.
+                assert!(signing_input(spec, alg, &spki, &info).is_err());
+                assert!(assemble_pem(&info, alg, &[0; 64]).is_err());
+                continue;
+            }
+            let (message, kind) = signing_input(spec, alg, &spki, &info).unwrap();
+            let sig = key.sign(alg, &message, kind).unwrap();
             let pem = assemble_pem(&info, alg, &sig).unwrap();
             let req = CertReq::from_pem(pem.as_bytes()).unwrap();
             assert_eq!(req.info.to_der().unwrap(), info);
@@ -264,6 +271,13 @@ fn csrs_are_signed_over_their_request_info() {
     }
     // An algorithm of another spec is refused before anything is signed.
     assert!(signing_digest(KeySpec::Sm2, SigningAlgorithm::EcdsaSha256, &[], b"x").is_err());
+    assert!(signing_digest(
+        KeySpec::EccNistEdwards25519,
+        SigningAlgorithm::Ed25519Sha512,
+        &[],
+        b"x"
+    )
+    .is_err());
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use arca_keys::{KeySpec, MessageType, PrivateKey, SigningAlgorithm};
 use sha2::Digest as _;
 
-const N: usize = 12;
+const N: usize = KeySpec::ALL.len();
 
 fn index(spec: KeySpec) -> usize {
     KeySpec::ALL
@@ -58,9 +58,11 @@ pub fn digest_of(key: &PrivateKey, alg: SigningAlgorithm, message: &[u8]) -> Vec
         S::RsassaPssSha384 | S::RsassaPkcs1V15Sha384 | S::EcdsaSha384 => {
             sha2::Sha384::digest(message).to_vec()
         }
-        S::RsassaPssSha512 | S::RsassaPkcs1V15Sha512 | S::EcdsaSha512 => {
-            sha2::Sha512::digest(message).to_vec()
-        }
+        S::RsassaPssSha512
+        | S::RsassaPkcs1V15Sha512
+        | S::EcdsaSha512
+        | S::Ed25519Sha512
+        | S::Ed25519PhSha512 => sha2::Sha512::digest(message).to_vec(),
         S::Sm2Dsa => key
             .public_key()
             .expect("public key")
@@ -79,6 +81,14 @@ pub fn hmac_specs() -> impl Iterator<Item = KeySpec> {
 }
 
 pub const KINDS: [MessageType; 2] = [MessageType::Raw, MessageType::Digest];
+
+/// The message types `alg` takes: both, or the one it requires (Ed25519).
+pub fn kinds(alg: SigningAlgorithm) -> Vec<MessageType> {
+    match alg.required_message_type() {
+        Some(k) => vec![k],
+        None => KINDS.to_vec(),
+    }
+}
 
 /// The message or its digest, per `kind`.
 pub fn input(
