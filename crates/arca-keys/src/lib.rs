@@ -13,6 +13,7 @@
 
 pub mod csr;
 mod hmac;
+pub mod import;
 mod nist;
 mod private;
 mod public;
