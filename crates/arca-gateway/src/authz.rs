@@ -45,6 +45,10 @@ struct Fields {
     customer_master_key_spec: Option<String>,
     key_usage: Option<String>,
     origin: Option<String>,
+    wrapping_algorithm: Option<String>,
+    wrapping_key_spec: Option<String>,
+    expiration_model: Option<String>,
+    valid_to: Option<f64>,
     policy: Option<String>,
     bypass_policy_lockout_safety_check: Option<bool>,
     tags: Option<Vec<TagField>>,
@@ -325,7 +329,7 @@ impl Authorizer {
         let mut layer = Context::new();
         layer.insert("kms:KeySpec", facts.spec.as_aws());
         layer.insert("kms:KeyUsage", facts.usage.as_aws());
-        layer.insert("kms:KeyOrigin", "AWS_KMS");
+        layer.insert("kms:KeyOrigin", facts.origin.as_aws());
         for (t, v) in &detail.tags {
             layer.insert(&format!("aws:ResourceTag/{t}"), v.clone());
         }
@@ -967,6 +971,27 @@ fn key_context(ctx: &mut Context, k: &KeyFacts, key_ref: &str, f: &Fields, actio
             );
         }
         "kms:TagResource" | "kms:UntagResource" => request_tags(ctx, f),
+        "kms:GetParametersForImport" => {
+            if let Some(a) = &f.wrapping_algorithm {
+                ctx.insert("kms:WrappingAlgorithm", a.clone());
+            }
+            if let Some(k) = &f.wrapping_key_spec {
+                ctx.insert("kms:WrappingKeySpec", k.clone());
+            }
+        }
+        "kms:ImportKeyMaterial" => {
+            ctx.insert(
+                "kms:ExpirationModel",
+                f.expiration_model
+                    .as_deref()
+                    .unwrap_or("KEY_MATERIAL_EXPIRES")
+                    .to_string(),
+            );
+            if let Some(v) = f.valid_to.filter(|v| v.is_finite() && *v >= 0.0) {
+                // Unix seconds, as the Date operators read them.
+                ctx.insert("kms:ValidTo", (v as u64).to_string());
+            }
+        }
         _ => {}
     }
 }

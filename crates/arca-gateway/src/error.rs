@@ -91,6 +91,15 @@ impl From<NodeError> for ApiError {
             NodeError::InvalidGrantToken(_) => {
                 ApiError::new(400, "InvalidGrantTokenException", msg)
             }
+            NodeError::IncorrectKeyMaterial(_) => {
+                ApiError::new(400, "IncorrectKeyMaterialException", msg)
+            }
+            NodeError::ExpiredImportToken(_) => {
+                ApiError::new(400, "ExpiredImportTokenException", msg)
+            }
+            NodeError::InvalidImportToken(_) => {
+                ApiError::new(400, "InvalidImportTokenException", msg)
+            }
             // Both are temporary: 503 tells SDKs to retry.
             NodeError::NotInitialized | NodeError::Unavailable(_) => {
                 ApiError::new(503, "DependencyTimeoutException", msg)
@@ -168,6 +177,21 @@ mod tests {
                 NodeError::Unsupported("x".into()),
                 400,
                 "UnsupportedOperationException",
+            ),
+            (
+                NodeError::IncorrectKeyMaterial("x".into()),
+                400,
+                "IncorrectKeyMaterialException",
+            ),
+            (
+                NodeError::ExpiredImportToken("x".into()),
+                400,
+                "ExpiredImportTokenException",
+            ),
+            (
+                NodeError::InvalidImportToken("x".into()),
+                400,
+                "InvalidImportTokenException",
             ),
         ];
         for (e, status, code) in cases {

@@ -13,6 +13,7 @@ pub mod authz;
 mod aws;
 pub mod error;
 pub mod grants;
+pub mod import;
 pub mod lifecycle;
 pub mod metrics;
 pub mod model;

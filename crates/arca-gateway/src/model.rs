@@ -395,6 +395,7 @@ fn pattern(p: &str) -> Option<fn(&str) -> bool> {
         },
         "[\\u0020-\\u00FF]*" => |s| s.chars().all(|c| matches!(c, '\u{20}'..='\u{ff}')),
         "[\\w]+" => |s| nonempty_all(s, word),
+        "^[a-f0-9]+$" => |s| nonempty_all(s, |c| matches!(c, 'a'..='f' | '0'..='9')),
         "^[a-zA-Z0-9:/_-]+$" => |s| nonempty_all(s, |c| word(c) || matches!(c, ':' | '/' | '-')),
         "^([A-Za-z0-9\\-]+)\\.([A-Za-z0-9\\-]+)(\\.[A-Za-z0-9\\-]+)+$" => |s| {
             let labels: Vec<&str> = s.split('.').collect();

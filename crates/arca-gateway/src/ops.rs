@@ -82,6 +82,10 @@ operations! {
     GetKeyRotationStatus => "kms:GetKeyRotationStatus", Key;
     RotateKeyOnDemand => "kms:RotateKeyOnDemand", Key;
     ListKeyRotations => "kms:ListKeyRotations", Key;
+    // Imported key material.
+    GetParametersForImport => "kms:GetParametersForImport", Key;
+    ImportKeyMaterial => "kms:ImportKeyMaterial", Key;
+    DeleteImportedKeyMaterial => "kms:DeleteImportedKeyMaterial", Key;
     // Asymmetric keys, HMAC, re-encryption.
     Sign => "kms:Sign", Key;
     Verify => "kms:Verify", Key;

@@ -16,6 +16,7 @@
 pub mod csr;
 mod ed25519;
 mod hmac;
+pub mod import;
 mod nist;
 mod private;
 mod public;

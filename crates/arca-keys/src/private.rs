@@ -90,7 +90,11 @@ impl PrivateKey {
                 (Inner::Ed25519(k), Some(PublicInner::Ed25519(p)))
             }
             KeySpec::Hmac224 | KeySpec::Hmac256 | KeySpec::Hmac384 | KeySpec::Hmac512 => {
-                if Some(material.len()) != spec.hmac_key_len() {
+                // Generated keys have the digest's length; imported ones
+                // may be longer (`import::hmac_import_lengths`).
+                let ok = crate::import::hmac_import_lengths(spec)
+                    .is_some_and(|r| r.contains(&material.len()));
+                if !ok {
                     return Err(KeyError::InvalidKeyMaterial { spec });
                 }
                 (Inner::Hmac(SecretBytes::new(material.to_vec())), None)

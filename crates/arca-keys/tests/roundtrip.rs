@@ -2,6 +2,7 @@
 
 mod common;
 
+use arca_keys::import::hmac_import_lengths;
 use arca_keys::{
     digest_len, encrypt_with_spki, max_plaintext_len, verify_with_spki, EncryptionAlgorithm,
     KeyError, KeySpec, MacAlgorithm, MessageType, PrivateKey, PublicKey, SigningAlgorithm,
@@ -330,9 +331,9 @@ fn load_rejects_material_of_another_spec() {
             if from.is_hmac() && to.is_hmac() {
                 continue;
             }
-            // Any bytes of an HMAC key's length are one (Ed25519's 48-byte PKCS#8
-            // is an HMAC_384 key's length).
-            if to.is_hmac() && Some(material(from).len()) == to.hmac_key_len() {
+            // Any bytes of a length an HMAC key may have are one (Ed25519's
+            // 48-byte PKCS#8 is an HMAC_384 key's length).
+            if hmac_import_lengths(to).is_some_and(|r| r.contains(&material(from).len())) {
                 continue;
             }
             let result = PrivateKey::load(to, material(from));
@@ -344,10 +345,15 @@ fn load_rejects_material_of_another_spec() {
         }
     }
     for spec in hmac_specs() {
+        // Generated keys have the digest's length; imported ones up to the
+        // hash's block size.
         let n = spec.hmac_key_len().unwrap();
+        let lengths = hmac_import_lengths(spec).unwrap();
+        assert_eq!(*lengths.start(), n);
         assert!(PrivateKey::load(spec, &vec![1; n - 1]).is_err());
-        assert!(PrivateKey::load(spec, &vec![1; n + 1]).is_err());
         assert!(PrivateKey::load(spec, &vec![1; n]).is_ok());
+        assert!(PrivateKey::load(spec, &vec![1; *lengths.end()]).is_ok());
+        assert!(PrivateKey::load(spec, &vec![1; lengths.end() + 1]).is_err());
     }
     for spec in asymmetric_specs() {
         assert!(PrivateKey::load(spec, b"").is_err());

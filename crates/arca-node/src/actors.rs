@@ -54,6 +54,9 @@ pub fn check_usable(key_id: KeyId, state: KeyState) -> Result<(), NodeError> {
         KeyState::PendingDeletion => Err(NodeError::InvalidState(format!(
             "Key '{key_id}' is pending deletion."
         ))),
+        KeyState::PendingImport => Err(NodeError::InvalidState(format!(
+            "Key '{key_id}' is pending import."
+        ))),
     }
 }
 

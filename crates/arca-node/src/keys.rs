@@ -33,6 +33,7 @@ pub struct KeyFacts {
     pub revision: u64,
     pub spec: KeySpec,
     pub usage: KeyUsage,
+    pub origin: arca_state::Origin,
     /// The policy and tags, unless the caller said it holds this revision.
     pub detail: Option<KeyDetail>,
     /// Alias names (`alias/...`) that point to it.
@@ -221,6 +222,43 @@ impl Node {
         let mut record = KeyRecord::new(key_id, description, usage, spec, first);
         record.tags = tags.into_iter().collect();
         record.policy = policy;
+        self.propose_new_key(rid, record).await
+    }
+
+    /// Creates a key of origin EXTERNAL: no material until
+    /// `ImportKeyMaterial`, PendingImport until then.
+    pub async fn create_external_key(
+        &self,
+        rid: RequestId,
+        description: String,
+        tags: Vec<(String, String)>,
+        spec: KeySpec,
+        usage: KeyUsage,
+        policy: Option<String>,
+    ) -> Result<KeyInfo, NodeError> {
+        self.require_cluster()?;
+        if !spec.allows(usage) {
+            return Err(NodeError::Validation(format!(
+                "KeyUsage {} is not compatible with KeySpec {}",
+                usage.as_aws(),
+                spec.as_aws()
+            )));
+        }
+        let key_id = KeyId::from_random(arca_crypto::random::bytes16()?);
+        let version_id = KeyId::from_random(arca_crypto::random::bytes16()?).to_string();
+        let mut record =
+            KeyRecord::new_external(key_id, description, usage, spec, version_id, self.now_ms());
+        record.tags = tags.into_iter().collect();
+        record.policy = policy;
+        self.propose_new_key(rid, record).await
+    }
+
+    async fn propose_new_key(
+        &self,
+        rid: RequestId,
+        record: KeyRecord,
+    ) -> Result<KeyInfo, NodeError> {
+        let (key_id, spec) = (record.key_id, record.spec);
         let (outcome, created) = self
             .propose_created(rid, Command::CreateKey { key: record })
             .await?;
@@ -442,6 +480,7 @@ impl Node {
             revision: k.revision,
             spec: k.spec,
             usage: k.usage,
+            origin: k.origin,
             detail: (known != Some(k.revision)).then(|| KeyDetail {
                 policy: k.policy.clone(),
                 tags: k.tags.iter().map(|(t, v)| (t.clone(), v.clone())).collect(),

@@ -8,6 +8,7 @@ pub mod actors;
 pub mod credentials;
 pub mod election;
 pub mod grants;
+pub mod import;
 pub mod keys;
 pub mod lease;
 pub mod limits;
@@ -71,6 +72,16 @@ pub enum NodeError {
     /// InvalidGrantTokenException.
     #[error("{0}")]
     InvalidGrantToken(String),
+    /// Other material than the key's, or material that does not fit its
+    /// spec (IncorrectKeyMaterialException).
+    #[error("{0}")]
+    IncorrectKeyMaterial(String),
+    /// ExpiredImportTokenException.
+    #[error("{0}")]
+    ExpiredImportToken(String),
+    /// InvalidImportTokenException.
+    #[error("{0}")]
+    InvalidImportToken(String),
     /// The cluster cannot take the request now (no leader, leader unreachable); retry.
     #[error("{0}")]
     Unavailable(String),
@@ -124,6 +135,8 @@ impl From<Rejection> for NodeError {
             Rejection::Unsupported(m) => NodeError::Unsupported(m),
             Rejection::Invalid(m) => NodeError::Validation(m),
             Rejection::Busy(_) => NodeError::Throttled,
+            Rejection::IncorrectKeyMaterial(m) => NodeError::IncorrectKeyMaterial(m),
+            Rejection::ExpiredImportToken(m) => NodeError::ExpiredImportToken(m),
         }
     }
 }

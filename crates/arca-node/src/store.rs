@@ -1207,6 +1207,8 @@ pub fn wrapped_key_material(
         .flat_map(|k| {
             k.versions
                 .iter()
+                // A key pending import has a version without material.
+                .filter(|v| !v.wrapped.is_empty())
                 .map(|v| (k.key_id, v.version, v.wrapped.clone()))
         })
         .collect())

@@ -754,8 +754,9 @@ async fn futures_join_all<F: std::future::Future>(futs: impl Iterator<Item = F>)
     out.into_iter().flatten().collect()
 }
 
-/// The leader proposes deletions whose date has passed and automatic
-/// rotations that are due, every `scheduler_interval`.
+/// The leader proposes deletions whose date has passed, automatic
+/// rotations that are due and the deletion of imported material whose
+/// `ValidTo` has passed, every `scheduler_interval`.
 pub(crate) async fn scheduler_loop(node: Arc<Node>) {
     let mut tick = tokio::time::interval(node.scheduler_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -768,10 +769,32 @@ pub(crate) async fn scheduler_loop(node: Arc<Node>) {
             continue;
         }
         let now = node.now_ms();
-        let (deletions, rotations) = {
+        let (deletions, rotations, expirations) = {
             let a = node.shared.read();
-            (a.state.due_deletions(now), a.state.due_rotations(now))
+            (
+                a.state.due_deletions(now),
+                a.state.due_rotations(now),
+                a.state.due_expirations(now),
+            )
         };
+        for key_id in expirations {
+            match node
+                .propose(None, Command::ExpireKeyMaterial { key_id })
+                .await
+            {
+                Ok(Outcome::Applied) => {
+                    tracing::info!(key_id = %key_id, "imported key material expired and was deleted")
+                }
+                Ok(Outcome::Rejected(Rejection::NotDue(_) | Rejection::NotFound(_)))
+                | Ok(Outcome::Repeated { .. }) => {}
+                Ok(Outcome::Rejected(r)) => {
+                    tracing::warn!(key_id = %key_id, reason = %r, "expiry of imported material refused")
+                }
+                Err(e) => {
+                    tracing::warn!(key_id = %key_id, error = %e, "expiry of imported material failed; will retry")
+                }
+            }
+        }
         for key_id in deletions {
             match node.propose(None, Command::PurgeKey { key_id }).await {
                 Ok(Outcome::Applied) => {

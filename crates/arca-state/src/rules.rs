@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::{KeyRecord, KeyState, Rejection};
+use crate::{KeyRecord, KeyState, Origin, Rejection};
 
 pub const DAY_MS: u64 = 24 * 60 * 60 * 1000;
 pub const MIN_PENDING_WINDOW_DAYS: u32 = 7;
@@ -20,6 +20,10 @@ pub const MAX_TAG_VALUE_CHARS: usize = 256;
 pub const MAX_ALIAS_NAME_CHARS: usize = 256;
 pub const MAX_ALIASES: usize = 100_000;
 pub const RESERVED_ALIAS_PREFIX: &str = "alias/aws/";
+/// How far ahead imported material's `ValidTo` may be (AWS: 365 days).
+pub const MAX_IMPORT_VALIDITY_DAYS: u64 = 365;
+/// How long `GetParametersForImport`'s wrapping key and token stay valid.
+pub const IMPORT_PARAMETERS_VALID_MS: u64 = DAY_MS;
 
 /// The earliest deletion date a command appended at `stamp_ms` may set: the
 /// shortest pending window after the leader's stamp.
@@ -99,8 +103,48 @@ pub fn require_not_pending_deletion(k: &KeyRecord) -> Result<(), Rejection> {
     Ok(())
 }
 
+pub fn require_not_pending_import(k: &KeyRecord) -> Result<(), Rejection> {
+    if k.state == KeyState::PendingImport {
+        return Err(Rejection::InvalidState(format!(
+            "{} is pending import.",
+            arn_free(k)
+        )));
+    }
+    Ok(())
+}
+
+/// Import operations need a key of origin EXTERNAL.
+pub fn require_external(k: &KeyRecord) -> Result<(), Rejection> {
+    if k.origin != Origin::External {
+        return Err(Rejection::Unsupported(format!(
+            "{} has origin {}; key material can be imported only into keys of origin EXTERNAL",
+            arn_free(k),
+            k.origin.as_aws()
+        )));
+    }
+    Ok(())
+}
+
+/// An imported material's `ValidTo`: after `stamp_ms`, at most
+/// [`MAX_IMPORT_VALIDITY_DAYS`] after it.
+pub fn check_import_valid_to(valid_to_ms: u64, stamp_ms: u64) -> Result<(), Rejection> {
+    let latest = stamp_ms.saturating_add(MAX_IMPORT_VALIDITY_DAYS * DAY_MS);
+    if valid_to_ms <= stamp_ms || valid_to_ms > latest {
+        return Err(Rejection::Invalid(format!(
+            "ValidTo must be in the future and at most {MAX_IMPORT_VALIDITY_DAYS} days from now"
+        )));
+    }
+    Ok(())
+}
+
 /// Rotation changes need a symmetric key that is enabled.
 pub fn require_usable_for_rotation(k: &KeyRecord) -> Result<(), Rejection> {
+    if k.origin == Origin::External {
+        return Err(Rejection::Unsupported(format!(
+            "{} has imported key material; it does not rotate",
+            arn_free(k)
+        )));
+    }
     if !k.spec.rotatable() {
         return Err(Rejection::Unsupported(format!(
             "{} has key spec {}; only symmetric encryption keys rotate",
@@ -112,6 +156,7 @@ pub fn require_usable_for_rotation(k: &KeyRecord) -> Result<(), Rejection> {
         KeyState::Enabled => Ok(()),
         KeyState::Disabled => Err(Rejection::Disabled(format!("{} is disabled.", arn_free(k)))),
         KeyState::PendingDeletion => require_not_pending_deletion(k),
+        KeyState::PendingImport => require_not_pending_import(k),
     }
 }
 

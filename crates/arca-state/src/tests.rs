@@ -1328,3 +1328,361 @@ fn key_usage_keeps_the_newest_use_and_leaves_revisions_alone() {
     assert!(touched.contains(&Touched::KeyUsage(id(2))));
     assert!(!s.key_usage.contains_key(&id(2)));
 }
+
+// ---- Imported key material ----
+
+const T0: u64 = 1_000 * DAY_MS;
+
+fn external(n: u8, spec: KeySpec, usage: KeyUsage) -> KeyRecord {
+    KeyRecord::new_external(id(n), String::new(), usage, spec, format!("v-{n}"), 10)
+}
+
+fn import(n: u8, digest: u8, valid_to_ms: Option<u64>) -> Command {
+    Command::ImportKeyMaterial {
+        key_id: id(n),
+        wrapped: vec![7; 40],
+        public_key: None,
+        material_digest: [digest; 32],
+        valid_to_ms,
+        token_valid_to_ms: T0 + DAY_MS,
+    }
+}
+
+/// `state()` plus key 5, symmetric and of origin EXTERNAL, pending import.
+fn import_state() -> State {
+    let mut s = state();
+    let k = external(5, KeySpec::SymmetricDefault, KeyUsage::EncryptDecrypt);
+    assert_eq!(
+        s.apply(3, stamped(None, T0, Command::CreateKey { key: k }))
+            .0,
+        Outcome::Applied
+    );
+    s
+}
+
+fn apply_at(s: &mut State, index: u64, stamp_ms: u64, cmd: Command) -> Outcome {
+    s.apply(index, stamped(None, stamp_ms, cmd)).0
+}
+
+fn rejected_at(s: &mut State, stamp_ms: u64, cmd: Command) -> Rejection {
+    let before = s.clone();
+    match s.apply(100, stamped(None, stamp_ms, cmd)) {
+        (Outcome::Rejected(r), _) => {
+            assert_eq!(s.keys, before.keys, "a rejected command changes no key");
+            r
+        }
+        (o, _) => panic!("expected a rejection, got {o:?}"),
+    }
+}
+
+#[test]
+fn an_external_key_starts_pending_import_and_refuses_what_needs_material() {
+    let mut s = import_state();
+    let k = &s.keys[&id(5)];
+    assert_eq!(k.state, KeyState::PendingImport);
+    assert_eq!(k.origin, Origin::External);
+    assert!(!k.has_material());
+    // Neither enabled nor disabled, rotated nor versioned without material.
+    for enabled in [true, false] {
+        assert!(matches!(
+            rejected(
+                &mut s,
+                Command::SetKeyEnabled {
+                    key_id: id(5),
+                    enabled
+                }
+            ),
+            Rejection::InvalidState(_)
+        ));
+    }
+    assert!(matches!(
+        rejected(
+            &mut s,
+            Command::SetRotation {
+                key_id: id(5),
+                schedule: Some(RotationSchedule {
+                    period_days: 365,
+                    next_ms: 0
+                })
+            }
+        ),
+        Rejection::Unsupported(_)
+    ));
+    // A generated key takes no import.
+    assert!(matches!(
+        rejected_at(&mut s, T0, import(1, 1, None)),
+        Rejection::Unsupported(_)
+    ));
+    assert!(matches!(
+        rejected(&mut s, Command::DeleteImportedKeyMaterial { key_id: id(1) }),
+        Rejection::Unsupported(_)
+    ));
+    // An external key proposed with material, or a generated one without,
+    // is refused.
+    let mut bad = external(6, KeySpec::SymmetricDefault, KeyUsage::EncryptDecrypt);
+    bad.versions[0].wrapped = vec![1; 8];
+    assert!(matches!(
+        rejected(&mut s, Command::CreateKey { key: bad }),
+        Rejection::Invalid(_)
+    ));
+    let mut bad = key(6);
+    bad.versions[0].wrapped.clear();
+    assert!(matches!(
+        rejected(&mut s, Command::CreateKey { key: bad }),
+        Rejection::Invalid(_)
+    ));
+}
+
+#[test]
+fn import_enables_and_only_the_same_material_comes_back() {
+    let mut s = import_state();
+    assert_eq!(
+        apply_at(&mut s, 10, T0, import(5, 1, None)),
+        Outcome::Applied
+    );
+    let k = &s.keys[&id(5)];
+    assert_eq!(k.state, KeyState::Enabled);
+    assert_eq!(k.revision, 10);
+    assert!(k.has_material());
+    assert_eq!(k.import.as_ref().unwrap().material_digest, Some([1; 32]));
+    // Other material: refused, whether material is held or not.
+    assert!(matches!(
+        rejected_at(&mut s, T0, import(5, 2, None)),
+        Rejection::IncorrectKeyMaterial(_)
+    ));
+    assert_eq!(
+        apply_at(
+            &mut s,
+            11,
+            T0,
+            Command::DeleteImportedKeyMaterial { key_id: id(5) }
+        ),
+        Outcome::Applied
+    );
+    let k = &s.keys[&id(5)];
+    assert_eq!(k.state, KeyState::PendingImport);
+    assert!(!k.has_material());
+    assert_eq!(k.versions[0].version_id, "v-5", "the version keeps its id");
+    assert!(matches!(
+        rejected_at(&mut s, T0, import(5, 2, None)),
+        Rejection::IncorrectKeyMaterial(_)
+    ));
+    // The same material again: enabled again.
+    assert_eq!(
+        apply_at(&mut s, 12, T0, import(5, 1, None)),
+        Outcome::Applied
+    );
+    assert_eq!(s.keys[&id(5)].state, KeyState::Enabled);
+    // Disabled keys stay disabled through a re-import.
+    assert_eq!(
+        apply_at(
+            &mut s,
+            13,
+            T0,
+            Command::SetKeyEnabled {
+                key_id: id(5),
+                enabled: false
+            }
+        ),
+        Outcome::Applied
+    );
+    assert_eq!(
+        apply_at(&mut s, 14, T0, import(5, 1, Some(T0 + 5))),
+        Outcome::Applied
+    );
+    assert_eq!(s.keys[&id(5)].state, KeyState::Disabled);
+    assert_eq!(
+        s.keys[&id(5)].import.as_ref().unwrap().valid_to_ms,
+        Some(T0 + 5)
+    );
+}
+
+#[test]
+fn import_tokens_and_valid_to_are_judged_by_the_stamp() {
+    let mut s = import_state();
+    // The token ended before the entry was stamped.
+    assert!(matches!(
+        rejected_at(&mut s, T0 + DAY_MS + 1, import(5, 1, None)),
+        Rejection::ExpiredImportToken(_)
+    ));
+    // ValidTo in the past, now, or beyond a year.
+    for v in [T0 - 1, T0, T0 + 365 * DAY_MS + 1] {
+        assert!(matches!(
+            rejected_at(&mut s, T0, import(5, 1, Some(v))),
+            Rejection::Invalid(_)
+        ));
+    }
+    assert_eq!(
+        apply_at(&mut s, 10, T0, import(5, 1, Some(T0 + 365 * DAY_MS))),
+        Outcome::Applied
+    );
+    // Asymmetric material comes with its public key, the rest without.
+    let mut with_public = import(5, 1, None);
+    if let Command::ImportKeyMaterial { public_key, .. } = &mut with_public {
+        *public_key = Some(vec![1, 2, 3]);
+    }
+    assert!(matches!(
+        rejected_at(&mut s, T0, with_public),
+        Rejection::Invalid(_)
+    ));
+}
+
+#[test]
+fn material_expires_when_the_stamp_passes_valid_to() {
+    let mut s = import_state();
+    assert_eq!(
+        apply_at(&mut s, 10, T0, import(5, 1, Some(T0 + DAY_MS))),
+        Outcome::Applied
+    );
+    assert!(s.due_expirations(T0 + DAY_MS - 1).is_empty());
+    assert_eq!(s.due_expirations(T0 + DAY_MS), vec![id(5)]);
+    // Not due by the stamp, whatever the proposer thought.
+    assert!(matches!(
+        rejected_at(
+            &mut s,
+            T0 + DAY_MS - 1,
+            Command::ExpireKeyMaterial { key_id: id(5) }
+        ),
+        Rejection::NotDue(_)
+    ));
+    assert_eq!(
+        apply_at(
+            &mut s,
+            11,
+            T0 + DAY_MS,
+            Command::ExpireKeyMaterial { key_id: id(5) }
+        ),
+        Outcome::Applied
+    );
+    assert_eq!(s.keys[&id(5)].state, KeyState::PendingImport);
+    assert!(s.due_expirations(T0 + 2 * DAY_MS).is_empty());
+    // Expiring twice changes nothing the second time.
+    assert!(matches!(
+        rejected_at(
+            &mut s,
+            T0 + DAY_MS,
+            Command::ExpireKeyMaterial { key_id: id(5) }
+        ),
+        Rejection::NotDue(_)
+    ));
+    // Material that does not expire is never due.
+    assert_eq!(
+        apply_at(&mut s, 12, T0 + DAY_MS, import(5, 1, None)),
+        Outcome::Applied
+    );
+    assert!(s.due_expirations(u64::MAX).is_empty());
+}
+
+#[test]
+fn a_key_pending_deletion_loses_material_but_stays_pending_deletion() {
+    let mut s = import_state();
+    assert_eq!(
+        apply_at(&mut s, 10, T0, import(5, 1, Some(T0 + DAY_MS))),
+        Outcome::Applied
+    );
+    assert_eq!(
+        apply_at(
+            &mut s,
+            11,
+            T0,
+            Command::ScheduleKeyDeletion {
+                key_id: id(5),
+                window_days: 7
+            }
+        ),
+        Outcome::Applied
+    );
+    assert!(matches!(
+        rejected_at(&mut s, T0, import(5, 1, None)),
+        Rejection::InvalidState(_)
+    ));
+    assert_eq!(
+        apply_at(
+            &mut s,
+            12,
+            T0 + DAY_MS,
+            Command::ExpireKeyMaterial { key_id: id(5) }
+        ),
+        Outcome::Applied
+    );
+    assert_eq!(s.keys[&id(5)].state, KeyState::PendingDeletion);
+    // Canceled, it has no material: pending import, not disabled.
+    assert_eq!(
+        apply_at(&mut s, 13, T0, Command::CancelDeletion { key_id: id(5) }),
+        Outcome::Applied
+    );
+    assert_eq!(s.keys[&id(5)].state, KeyState::PendingImport);
+}
+
+#[test]
+fn imports_apply_once_and_replay_alike() {
+    let mut s = import_state();
+    let first = s.apply(10, stamped(req(40, 1), T0, import(5, 1, Some(T0 + DAY_MS))));
+    assert_eq!(first.0, Outcome::Applied);
+    // Deleted meanwhile; the retried import changes nothing.
+    assert_eq!(
+        apply_at(
+            &mut s,
+            11,
+            T0,
+            Command::DeleteImportedKeyMaterial { key_id: id(5) }
+        ),
+        Outcome::Applied
+    );
+    let before = s.keys.clone();
+    let again = s.apply(
+        12,
+        stamped(req(40, 1), T0 + 1, import(5, 1, Some(T0 + DAY_MS))),
+    );
+    assert!(matches!(again.0, Outcome::Repeated { .. }));
+    assert_eq!(s.keys, before);
+    assert_eq!(s.keys[&id(5)].state, KeyState::PendingImport);
+
+    // The same entries give the same state on every replica.
+    let log = vec![
+        stamped(None, T0, import(5, 1, Some(T0 + DAY_MS))),
+        stamped(req(41, 1), T0, import(5, 2, None)),
+        stamped(
+            None,
+            T0 + DAY_MS,
+            Command::ExpireKeyMaterial { key_id: id(5) },
+        ),
+        stamped(None, T0 + DAY_MS, import(5, 1, None)),
+        stamped(
+            req(42, 1),
+            T0,
+            Command::DeleteImportedKeyMaterial { key_id: id(5) },
+        ),
+    ];
+    let (mut a, mut b) = (import_state(), import_state());
+    let outcomes_a: Vec<Outcome> = log
+        .iter()
+        .enumerate()
+        .map(|(i, e)| a.apply(20 + i as u64, e.clone()).0)
+        .collect();
+    let outcomes_b: Vec<Outcome> = log
+        .iter()
+        .enumerate()
+        .map(|(i, e)| b.apply(20 + i as u64, e.clone()).0)
+        .collect();
+    assert_eq!(a, b);
+    assert_eq!(outcomes_a, outcomes_b);
+    assert!(matches!(
+        outcomes_a[1],
+        Outcome::Rejected(Rejection::IncorrectKeyMaterial(_))
+    ));
+    assert_eq!(a.keys[&id(5)].state, KeyState::PendingImport);
+}
+
+#[test]
+fn import_commands_keep_their_times_through_the_stamp() {
+    let c = import(5, 1, Some(T0 + 9));
+    assert_eq!(c.clone().stamped(T0), c);
+    assert_eq!(c.key_id(), Some(id(5)));
+    assert_eq!(c.name(), "ImportKeyMaterial");
+    let debug = format!(
+        "{:?}",
+        external(5, KeySpec::Hmac256, KeyUsage::GenerateVerifyMac)
+    );
+    assert!(debug.contains("PendingImport"));
+}
