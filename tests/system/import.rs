@@ -964,13 +964,15 @@ async fn asymmetric_material_from_openssl_works_inside_and_out() {
 
     // Signing keys: Arca signs with imported material, OpenSSL verifies with
     // the public key it derived itself.
-    let cases: [(
+    // (spec, `openssl genpkey` options, wrapping, signing, `pkeyutl` options)
+    type Case = (
         KeySpec,
-        &[&str],
+        &'static [&'static str],
         AlgorithmSpec,
         SigningAlgorithmSpec,
-        &[&str],
-    ); 5] = [
+        &'static [&'static str],
+    );
+    let cases: [Case; 5] = [
         (
             KeySpec::Rsa3072,
             &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:3072"],

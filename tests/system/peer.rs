@@ -93,7 +93,7 @@ fn forward(auth: &PeerAuth, addr: &str, leader_id: u64, r: &Recorded) -> Forward
 }
 
 fn write(cmd: Command) -> ForwardRequest {
-    ForwardRequest::Write(Proposal::new(None, cmd))
+    ForwardRequest::Write(Box::new(Proposal::new(None, cmd)))
 }
 
 fn describe(c: &Cluster, via: usize, key: &str) -> serde_json::Value {

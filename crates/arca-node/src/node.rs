@@ -762,7 +762,7 @@ impl Node {
                 let now = self.now_ms();
                 p.stamp_ms = now;
                 p.command = p.command.stamped(now);
-                match self.raft.client_write(p).await {
+                match self.raft.client_write(*p).await {
                     Ok(r) => {
                         // Acknowledge only when no node can serve older state.
                         match tasks::barrier(self, r.log_id.leader_id.term, r.log_id.index).await {
@@ -926,7 +926,7 @@ impl Node {
     ) -> Result<(Outcome, Option<String>), NodeError> {
         let started = Instant::now();
         let p = Proposal::new(request, command);
-        match self.on_leader(ForwardRequest::Write(p)).await? {
+        match self.on_leader(ForwardRequest::Write(Box::new(p))).await? {
             ForwardResponse::Written { outcome, log_index } => {
                 // The leader's barrier passed for it: it is settled.
                 self.shared.raise_safe(log_index);

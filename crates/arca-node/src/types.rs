@@ -44,7 +44,7 @@ pub type Vote = openraft::Vote<NodeId>;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ForwardRequest {
     /// Propose a command.
-    Write(Proposal),
+    Write(Box<Proposal>),
     /// Confirm leadership with a quorum and return the index a reader must
     /// have applied to see every write acknowledged so far.
     ReadIndex,

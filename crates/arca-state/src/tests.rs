@@ -1639,7 +1639,7 @@ fn imports_apply_once_and_replay_alike() {
     assert_eq!(s.keys[&id(5)].state, KeyState::PendingImport);
 
     // The same entries give the same state on every replica.
-    let log = vec![
+    let log = [
         stamped(None, T0, import(5, 1, Some(T0 + DAY_MS))),
         stamped(req(41, 1), T0, import(5, 2, None)),
         stamped(
