@@ -13,9 +13,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 pub mod ids;
+pub mod root_keys;
 pub mod rules;
 
 pub use ids::KeyId;
+pub use root_keys::{Rewrapped, RootKeyRotation, RootKeyStatus, RootKeys, Wrapped};
 
 /// What a key is for; fixed at creation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -551,6 +553,16 @@ pub enum Command {
     PurgeKey {
         key_id: KeyId,
     },
+    /// Begins moving every secret to root key `to` (see `root_keys.rs`).
+    BeginRootKeyRotation {
+        to: arca_crypto::wrap::RootKeyId,
+    },
+    /// Secrets re-wrapped under the rotation's new root key.
+    RewrapMaterial {
+        items: Vec<Rewrapped>,
+    },
+    /// Ends a rotation whose secrets are all under the new root key.
+    FinishRootKeyRotation,
 }
 
 /// How far a legacy entry's proposer-chosen time may be from its leader's
@@ -587,6 +599,9 @@ impl Command {
             Command::RotateKey { .. } => "RotateKey",
             Command::ScheduleKeyDeletion { .. } => "ScheduleKeyDeletion",
             Command::PurgeKey { .. } => "PurgeKey",
+            Command::BeginRootKeyRotation { .. } => "BeginRootKeyRotation",
+            Command::RewrapMaterial { .. } => "RewrapMaterial",
+            Command::FinishRootKeyRotation => "FinishRootKeyRotation",
         }
     }
 
@@ -615,7 +630,10 @@ impl Command {
             | Command::CreateAccessKey { .. }
             | Command::DeleteAccessKey { .. }
             | Command::PutUserPolicy { .. }
-            | Command::DeleteAlias { .. } => None,
+            | Command::DeleteAlias { .. }
+            | Command::BeginRootKeyRotation { .. }
+            | Command::RewrapMaterial { .. }
+            | Command::FinishRootKeyRotation => None,
         }
     }
 
@@ -716,7 +734,10 @@ impl Command {
             | Command::TagKey { .. }
             | Command::UntagKey { .. }
             | Command::ScheduleKeyDeletion { .. }
-            | Command::PurgeKey { .. }) => c,
+            | Command::PurgeKey { .. }
+            | Command::BeginRootKeyRotation { .. }
+            | Command::RewrapMaterial { .. }
+            | Command::FinishRootKeyRotation) => c,
         }
     }
 
@@ -846,6 +867,8 @@ pub enum Touched {
     DedupAdded([u8; 16]),
     /// A request id forgotten from the dedup table.
     DedupEvicted([u8; 16]),
+    /// The root keys' record (`State::root_keys`).
+    RootKeys,
 }
 
 /// How long a request identity is remembered: far longer than any SDK's
@@ -956,6 +979,11 @@ pub struct State {
     pub aliases_by_key: BTreeMap<KeyId, BTreeSet<String>>,
     pub aliases: BTreeMap<String, AliasRecord>,
     pub dedup: Dedup,
+    /// The root key in use and a rotation in progress. Not in this struct's
+    /// serialized form, which snapshots of earlier releases also have: a
+    /// snapshot carries it after the state (`store.rs` `SnapshotData`).
+    #[serde(skip)]
+    pub root_keys: RootKeys,
 }
 
 fn key_not_found(id: &KeyId) -> Rejection {
@@ -995,6 +1023,10 @@ impl State {
                     touched,
                 );
             }
+        }
+        // Not remembered: the client's retry is prepared afresh.
+        if let Err(r) = self.admissible(&p.command) {
+            return (Outcome::Rejected(r), touched);
         }
         let created = p.command.created();
         let outcome = match self.try_apply(index, p.stamp_ms, p.command) {
@@ -1327,6 +1359,9 @@ impl State {
                 self.purge_key(key_id, judged, now_ms)
             }
             Command::PurgeKey { key_id } => self.purge_key(key_id, stamp_ms, stamp_ms),
+            Command::BeginRootKeyRotation { to } => self.begin_root_key_rotation(to, stamp_ms),
+            Command::RewrapMaterial { items } => self.rewrap_material(items),
+            Command::FinishRootKeyRotation => self.finish_root_key_rotation(index),
             Command::CreateAlias {
                 name,
                 key_id,
