@@ -66,10 +66,12 @@ async fn wait_finished(c: &Cluster, i: usize, to: &str) -> Value {
     wait_for(
         &format!("node {} to report the rotation finished", i + 1),
         WAIT,
-        || async {
-            let s = status(c, i)?;
-            let rk = &s["root_keys"];
-            (rk["active"] == to && rk["rotating_to"].is_null()).then_some(s)
+        || {
+            let done = status(c, i).filter(|s| {
+                let rk = &s["root_keys"];
+                rk["active"] == to && rk["rotating_to"].is_null()
+            });
+            async move { done }
         },
     )
     .await
@@ -492,10 +494,11 @@ async fn a_new_leader_finishes_a_rotation_whose_leader_was_killed() {
     let total = v["remaining"].as_u64().unwrap();
     assert!(total >= 13, "{v}");
     // Midway: some secrets re-wrapped, most not.
-    let midway = wait_for("the rotation to be midway", WAIT, || async {
-        let s = status(&c, leader)?;
-        let done = s["root_keys"]["rewrapped"].as_u64()?;
-        (done >= 2).then_some(done)
+    let midway = wait_for("the rotation to be midway", WAIT, || {
+        let done = status(&c, leader)
+            .and_then(|s| s["root_keys"]["rewrapped"].as_u64())
+            .filter(|d| *d >= 2);
+        async move { done }
     })
     .await;
     assert!(
@@ -532,14 +535,17 @@ async fn the_runbook_script_rotates_a_cluster() {
     let script =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/runbooks/root-key-rotation.sh");
     let new_path = c.dir.path().join("root-new.key");
+    let endpoint = c.nodes[0].endpoint();
+    let access_key_id = c.creds.access_key_id.clone();
+    let secret = c.creds.secret_access_key.clone();
     let run = |args: &[&str]| {
         let out = std::process::Command::new("bash")
             .arg(&script)
             .args(args)
             .env("ARCA_BIN", arca_bin())
-            .env("ARCA_ENDPOINT", c.nodes[0].endpoint())
-            .env("AWS_ACCESS_KEY_ID", &c.creds.access_key_id)
-            .env("AWS_SECRET_ACCESS_KEY", &c.creds.secret_access_key)
+            .env("ARCA_ENDPOINT", &endpoint)
+            .env("AWS_ACCESS_KEY_ID", &access_key_id)
+            .env("AWS_SECRET_ACCESS_KEY", &secret)
             .env("AWS_REGION", "us-east-1")
             .output()
             .unwrap();

@@ -511,8 +511,9 @@ mod tests {
         let (other, _) = RootKey::generate().unwrap();
         let mut s = cluster(&old);
         // No rotation: nothing to re-wrap.
+        let early = batch(&s, &old, &new, 1);
         assert!(matches!(
-            apply(&mut s, 10, batch(&s, &old, &new, 1)),
+            apply(&mut s, 10, early),
             Outcome::Rejected(Rejection::InvalidState(_))
         ));
         apply(&mut s, 11, Command::BeginRootKeyRotation { to: new.id() });
