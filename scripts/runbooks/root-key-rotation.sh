@@ -17,7 +17,7 @@
 set -euo pipefail
 
 ARCA_BIN=${ARCA_BIN:-arca}
-: "${ARCA_ENDPOINT:?set ARCA_ENDPOINT to a node's API endpoint}"
+: "${ARCA_ENDPOINT:?set ARCA_ENDPOINT to the API endpoint of a node}"
 
 usage() {
     sed -n '2,12p' "$0" >&2
@@ -42,13 +42,12 @@ check_held() {
         return 1
     fi
     while IFS= read -r line; do
-        case "$line" in
-            *"$id"*) echo "ok: $line" ;;
-            *)
-                echo "NOT READY: ${line%%:*} does not hold root key $id (${line#*: })" >&2
-                missing=1
-                ;;
-        esac
+        if [[ "$line" == *"$id"* ]]; then
+            echo "ok: $line"
+        else
+            echo "NOT READY: ${line%%:*} does not hold root key $id; it ${line#*: }" >&2
+            missing=1
+        fi
     done <<<"$lines"
     return $missing
 }
