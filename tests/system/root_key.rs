@@ -46,6 +46,7 @@ fn set_root_keys(c: &Cluster, i: usize, files: &[&Path]) {
 
 /// Restarts the nodes one at a time with `files`, each back and ready
 /// before the next goes down, as an operator's rolling restart does.
+#[allow(clippy::needless_range_loop)]
 async fn rolling_restart(c: &mut Cluster, files: &[&Path]) {
     for i in 0..c.nodes.len() {
         set_root_keys(c, i, files);
@@ -429,8 +430,7 @@ async fn rotation_online_under_load_then_the_old_key_is_gone() {
     assert!(!after.is_empty());
 
     // Each node shreds the old wrapping from its data file.
-    for i in 0..3 {
-        let n = &c.nodes[i];
+    for (i, n) in c.nodes.iter().enumerate() {
         wait_for(
             &format!("node {} to shred the old wrapping", i + 1),
             WAIT,

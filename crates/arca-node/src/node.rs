@@ -1232,7 +1232,9 @@ fn check_replicated_root(shared: &SharedState, root: &RootKeyRing) -> Result<(),
 /// What is wrong if `root` lacks a root key the state's secrets are wrapped
 /// under; `None` if it holds them all (or the cluster is not known yet).
 pub(crate) fn missing_root_keys(state: &arca_state::State, root: &RootKeyRing) -> Option<String> {
-    state.cluster.as_ref()?;
+    if state.cluster.is_none() {
+        return None;
+    }
     let missing: Vec<String> = state
         .root_keys_in_use()
         .into_iter()

@@ -58,8 +58,7 @@ impl Node {
     /// The root key in use and a rotation's progress, by this replica.
     pub fn root_key_status(&self) -> Option<RootKeyStatus> {
         let a = self.shared.read();
-        a.state.cluster.as_ref()?;
-        Some(a.state.root_key_status())
+        a.state.cluster.is_some().then(|| a.state.root_key_status())
     }
 
     /// Begins a rotation to root key `to`: refused unless every voter holds

@@ -1,7 +1,7 @@
 //! `arca root-key`: make a root key, show a key file's id, and rotate a
 //! running cluster to a new root key (docs/runbooks/root-key-rotation.md).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -153,7 +153,7 @@ pub async fn run(c: RootKeyCmd) -> anyhow::Result<()> {
 }
 
 /// The id of the root key in `file`.
-fn file_id(file: &PathBuf) -> anyhow::Result<String> {
+fn file_id(file: &Path) -> anyhow::Result<String> {
     let k = RootKey::from_file_contents(&read_secret_file(file, "root key")?)
         .with_context(|| format!("invalid root key file {}", file.display()))?;
     Ok(k.id().to_string())
