@@ -58,7 +58,12 @@ async fn a_full_disk_refuses_writes_retriably_and_the_node_recovers_by_itself() 
     let (status, why) = http_get(&addr, "/ready").unwrap();
     assert_eq!(status, 503);
     assert!(why.contains("disk") && why.contains("full"), "{why}");
-    assert_eq!(metric(&addr, "arca_storage_disk_full"), Some(1));
+    assert_eq!(
+        metric(&addr, "arca_storage_disk_full"),
+        Some(1),
+        "/metrics answered {:?}",
+        http_get(&addr, "/metrics")
+    );
     assert_eq!(
         http_get(&addr, "/health").map(|r| r.0),
         Some(200),

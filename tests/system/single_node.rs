@@ -490,7 +490,7 @@ async fn a_wrong_or_bad_root_key_stops_start_up_with_a_clear_error() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("root key does not match"), "{err}");
+    assert!(err.contains("this node lacks root key"), "{err}");
 
     // A short root key file.
     let short = c.dir.path().join("short.key");

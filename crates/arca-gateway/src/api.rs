@@ -370,8 +370,8 @@ pub async fn dispatch(node: &Node, ctx: &Ctx, op: Op, body: &[u8]) -> Result<Ans
         CreateGrant | ListGrants | ListRetirableGrants | RetireGrant | RevokeGrant => {
             crate::grants::run(node, ctx, op, body).await
         }
-        AddNode | RemoveNode | ClusterStatus | AdvanceClock | CreateAccessKey | DeleteAccessKey
-        | ListAccessKeys | PutUserPolicy | GetUserPolicy | DeleteUserPolicy => {
+        AddNode | RemoveNode | ClusterStatus | AdvanceClock | RotateRootKey | CreateAccessKey
+        | DeleteAccessKey | ListAccessKeys | PutUserPolicy | GetUserPolicy | DeleteUserPolicy => {
             dispatch_admin(node, ctx, op, body).await
         }
         CreateKey
@@ -752,6 +752,12 @@ struct AdvanceClockReq {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
+struct RotateRootKeyReq {
+    new_root_key_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
 struct RemoveNodeReq {
     node_id: Option<u64>,
 }
@@ -845,6 +851,20 @@ async fn dispatch_admin(node: &Node, ctx: &Ctx, op: Op, body: &[u8]) -> Result<A
             let ms = r.millis.ok_or_else(|| ApiError::missing("Millis"))?;
             let now = node.advance_clock(ms)?;
             Ok(answer(json!({ "NowMs": now })))
+        }
+        Op::RotateRootKey => {
+            let r: RotateRootKeyReq = parse(body)?;
+            let id = r
+                .new_root_key_id
+                .ok_or_else(|| ApiError::missing("NewRootKeyId"))?;
+            let id = arca_crypto::wrap::RootKeyId::parse(&id).ok_or_else(|| {
+                ApiError::validation("NewRootKeyId must be a root key id: 16 hex digits")
+            })?;
+            node.begin_root_key_rotation(id).await?;
+            Ok(answer(
+                serde_json::to_value(node.root_key_status())
+                    .map_err(|e| ApiError::internal(e.to_string()))?,
+            ))
         }
         Op::ClusterStatus => {
             let s = node.cluster_status().await;

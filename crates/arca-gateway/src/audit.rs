@@ -191,7 +191,17 @@ impl From<AuditError> for ApiError {
 
 /// The key that signs checkpoints: HMAC-SHA256 under
 /// `RootKey::derive_subkey(CHECKPOINT_KEY_LABEL)`, the same on every node.
-pub struct CheckpointKey(hmac::Key);
+///
+/// During a root-key rotation a node holds two root keys: it signs under
+/// the last one given (the new key) and accepts checkpoints under any of
+/// them, so a log whose last checkpoint the old key signed continues, and
+/// once the old key is removed the log's tail is already signed under the
+/// new one.
+pub struct CheckpointKey {
+    sign: hmac::Key,
+    /// Every key a checkpoint may be signed under (`sign` among them).
+    accept: Vec<hmac::Key>,
+}
 
 impl std::fmt::Debug for CheckpointKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -201,8 +211,19 @@ impl std::fmt::Debug for CheckpointKey {
 
 impl CheckpointKey {
     pub fn from_root(root: &RootKey) -> Self {
-        let k = root.derive_subkey(CHECKPOINT_KEY_LABEL);
-        Self(hmac::Key::new(hmac::HMAC_SHA256, k.expose()))
+        Self::from_roots(&[root]).expect("one root key")
+    }
+
+    /// Signs under the last of `roots`, accepts any; `None` if there is none.
+    pub fn from_roots(roots: &[&RootKey]) -> Option<Self> {
+        let key = |r: &&RootKey| {
+            let k = r.derive_subkey(CHECKPOINT_KEY_LABEL);
+            hmac::Key::new(hmac::HMAC_SHA256, k.expose())
+        };
+        Some(Self {
+            sign: key(roots.last()?),
+            accept: roots.iter().map(key).collect(),
+        })
     }
 
     /// What a checkpoint's signature covers: the node, the checkpoint's own
@@ -218,13 +239,28 @@ impl CheckpointKey {
     }
 
     fn sign(&self, node_id: u64, seq: u64, prev: &[u8; 32], time_ms: u64) -> [u8; 32] {
-        let tag = hmac::sign(&self.0, &Self::message(node_id, seq, prev, time_ms));
+        let tag = hmac::sign(&self.sign, &Self::message(node_id, seq, prev, time_ms));
         let mut out = [0u8; 32];
         out.copy_from_slice(tag.as_ref());
         out
     }
 
-    /// Whether `sig` is this key's signature of the checkpoint; constant time.
+    /// Whether `sig` is the checkpoint's signature under the key this node
+    /// signs with now; constant time.
+    pub(crate) fn signs(
+        &self,
+        node_id: u64,
+        seq: u64,
+        prev: &[u8; 32],
+        time_ms: u64,
+        sig: &[u8],
+    ) -> bool {
+        let m = Self::message(node_id, seq, prev, time_ms);
+        hmac::verify(&self.sign, &m, sig).is_ok()
+    }
+
+    /// Whether `sig` is the checkpoint's signature under one of the keys
+    /// accepted; constant time for each.
     pub(crate) fn verify(
         &self,
         node_id: u64,
@@ -233,7 +269,8 @@ impl CheckpointKey {
         time_ms: u64,
         sig: &[u8],
     ) -> bool {
-        hmac::verify(&self.0, &Self::message(node_id, seq, prev, time_ms), sig).is_ok()
+        let m = Self::message(node_id, seq, prev, time_ms);
+        self.accept.iter().any(|k| hmac::verify(k, &m, sig).is_ok())
     }
 }
 
@@ -494,7 +531,19 @@ impl AuditLog {
             }
         }
         let (seq, head, sealed) = match tail {
-            Tail::Chained { seq, head, sealed } => {
+            Tail::Chained {
+                seq,
+                head,
+                sealed,
+                sealed_under_old_key,
+            } => {
+                if sealed_under_old_key {
+                    tracing::info!(
+                        path = %path.display(),
+                        "the audit log's last checkpoint is signed under a root key being retired; \
+                         the next checkpoint signs it under the new one"
+                    );
+                }
                 if !sealed {
                     tracing::warn!(
                         path = %path.display(),
@@ -502,7 +551,7 @@ impl AuditLog {
                          its last lines are sealed by the next checkpoint"
                     );
                 }
-                (seq, head, sealed)
+                (seq, head, sealed && !sealed_under_old_key)
             }
             Tail::Empty | Tail::Unchained => (0, GENESIS, true),
         };
@@ -1154,6 +1203,10 @@ enum Tail {
         head: [u8; 32],
         /// The last line is a checkpoint.
         sealed: bool,
+        /// ... signed under a root key this node accepts but no longer signs
+        /// with (a root-key rotation): the next checkpoint signs the tail
+        /// again, so the log still opens once the old key is gone.
+        sealed_under_old_key: bool,
     },
     /// Written before the chain existed.
     Unchained,
@@ -1221,6 +1274,7 @@ fn read_tail(path: &Path, key: &CheckpointKey) -> io::Result<Tail> {
     };
     match serde_json::from_slice::<Link>(line) {
         Ok(l) => {
+            let mut sealed_under_old_key = false;
             if let Some(cp) = &l.checkpoint {
                 let mut prev = [0u8; 32];
                 let mut sig = [0u8; 32];
@@ -1237,11 +1291,13 @@ fn read_tail(path: &Path, key: &CheckpointKey) -> io::Result<Tail> {
                         path.display()
                     )));
                 }
+                sealed_under_old_key = !key.signs(cp.node_id, l.seq, &prev, cp.time_ms, &sig);
             }
             Ok(Tail::Chained {
                 seq: l.seq,
                 head: sha256(line),
                 sealed: l.checkpoint.is_some(),
+                sealed_under_old_key,
             })
         }
         Err(_) => match serde_json::from_slice::<serde_json::Value>(line) {
@@ -1557,6 +1613,51 @@ mod tests {
         cp["checkpoint"]["time_ms"] = 1.into();
         std::fs::write(&path, format!("{records}\n{cp}\n")).unwrap();
         assert!(AuditLog::open(config(&path), key()).is_err());
+    }
+
+    /// A root-key rotation: the node holds the old and the new key, then
+    /// only the new one; its log goes on throughout, and verifies offline
+    /// with both keys (not with either alone).
+    #[tokio::test]
+    async fn a_log_continues_across_a_root_key_rotation() {
+        let dir = TempDir::new();
+        let path = dir.path().join("audit.jsonl");
+        write_log(config(&path), 0, 2).await;
+        let old = root();
+        let new = RootKey::from_file_contents(&[8u8; 32]).unwrap();
+        let both = || CheckpointKey::from_roots(&[&old, &new]).unwrap();
+        // A run with both keys that records nothing still signs the tail
+        // under the new key as it stops.
+        let (log, writer) = AuditLog::open(config(&path), both()).unwrap();
+        drop(log);
+        writer.finished().await;
+        let (log, writer) = AuditLog::open(config(&path), CheckpointKey::from_root(&new)).unwrap();
+        drop(log);
+        writer.finished().await;
+        let (log, writer) = AuditLog::open(config(&path), both()).unwrap();
+        log.record(&record(2)).await.unwrap();
+        drop(log);
+        writer.finished().await;
+        // The tail is signed under the new key now.
+        let (log, writer) = AuditLog::open(config(&path), CheckpointKey::from_root(&new)).unwrap();
+        log.record(&record(3)).await.unwrap();
+        drop(log);
+        writer.finished().await;
+        fn opts(key: Option<&CheckpointKey>) -> super::verify::VerifyOptions<'_> {
+            super::verify::VerifyOptions {
+                key,
+                require_sealed: true,
+            }
+        }
+        let s =
+            super::verify::verify_files(std::slice::from_ref(&path), opts(Some(&both()))).unwrap();
+        assert_eq!(s.records, 4);
+        for one in [key(), CheckpointKey::from_root(&new)] {
+            assert!(
+                super::verify::verify_files(std::slice::from_ref(&path), opts(Some(&one))).is_err()
+            );
+        }
+        assert!(CheckpointKey::from_roots(&[]).is_none());
     }
 
     #[tokio::test]

@@ -113,6 +113,7 @@ operations! {
     RemoveNode => "arca:RemoveNode", Admin;
     ClusterStatus => "arca:ClusterStatus", Admin;
     AdvanceClock => "arca:AdvanceClock", Admin;
+    RotateRootKey => "arca:RotateRootKey", Admin;
     CreateAccessKey => "arca:CreateAccessKey", Admin;
     DeleteAccessKey => "arca:DeleteAccessKey", Admin;
     ListAccessKeys => "arca:ListAccessKeys", Admin;

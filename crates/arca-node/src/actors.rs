@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arca_crypto::symmetric::{self, AesKey};
-use arca_crypto::wrap::{RootKey, WrapContext};
+use arca_crypto::wrap::{RootKeyRing, WrapContext};
 use arca_crypto::SecretBytes;
 use arca_keys::{
     EncryptionAlgorithm, KeyAgreementAlgorithm, MacAlgorithm, MessageType, PrivateKey,
@@ -219,7 +219,7 @@ pub struct KeyHandle {
 pub struct Registry {
     actors: Mutex<HashMap<KeyId, KeyHandle>>,
     shared: Arc<SharedState>,
-    root: Arc<RootKey>,
+    root: Arc<RootKeyRing>,
     mailbox: usize,
     idle_timeout: Duration,
     heavy: Arc<Semaphore>,
@@ -232,7 +232,7 @@ impl Registry {
     /// flight across all keys.
     pub fn new(
         shared: Arc<SharedState>,
-        root: Arc<RootKey>,
+        root: Arc<RootKeyRing>,
         mailbox: usize,
         idle_timeout: Duration,
         heavy: usize,
@@ -326,7 +326,7 @@ struct Loaded {
 struct KeyActor {
     key_id: KeyId,
     shared: Arc<SharedState>,
-    root: Arc<RootKey>,
+    root: Arc<RootKeyRing>,
     heavy: Arc<Semaphore>,
     loaded: Option<Loaded>,
 }
@@ -625,12 +625,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = crate::store::open_database(dir.path()).unwrap();
         let sm = StateMachineStore::open(db).unwrap();
-        let root = Arc::new(RootKey::generate().unwrap().0);
+        let key = arca_crypto::wrap::RootKey::generate().unwrap().0;
         let id = KeyId::from_random([4; 16]);
         let material = Secret::new(material);
-        let wrapped = root
+        let wrapped = key
             .wrap(material.expose(), material_context(&id, 1))
             .unwrap();
+        let root = Arc::new(RootKeyRing::new(vec![key]).unwrap());
         sm.shared().insert_for_test(KeyRecord::new(
             id,
             String::new(),

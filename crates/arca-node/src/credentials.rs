@@ -4,13 +4,14 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use arca_crypto::wrap::{RootKey, WrapContext};
+use arca_crypto::wrap::{RootKey, RootKeyRing, WrapContext};
 use arca_crypto::{CryptoError, SecretBytes};
 use arca_state::AccessKeyRecord;
 
 pub const ACCESS_KEY_PURPOSE: &str = "access-key";
 
-fn ctx(access_key_id: &str) -> WrapContext<'_> {
+/// What an access key's secret is wrapped for.
+pub fn wrap_context(access_key_id: &str) -> WrapContext<'_> {
     WrapContext {
         purpose: ACCESS_KEY_PURPOSE,
         id: access_key_id.as_bytes(),
@@ -42,7 +43,7 @@ pub fn generate(
             .map(|b| SECRET_ALPHABET[(b % 64) as usize])
             .collect(),
     );
-    let wrapped_secret = root.wrap(secret.expose(), ctx(&id))?;
+    let wrapped_secret = root.wrap(secret.expose(), wrap_context(&id))?;
     Ok((
         AccessKeyRecord {
             access_key_id: id,
@@ -55,8 +56,11 @@ pub fn generate(
 }
 
 /// The secret of an access key, unwrapped from its record.
-pub fn unwrap_secret(root: &RootKey, record: &AccessKeyRecord) -> Result<SecretBytes, CryptoError> {
-    root.unwrap(&record.wrapped_secret, ctx(&record.access_key_id))
+pub fn unwrap_secret(
+    root: &RootKeyRing,
+    record: &AccessKeyRecord,
+) -> Result<SecretBytes, CryptoError> {
+    root.unwrap(&record.wrapped_secret, wrap_context(&record.access_key_id))
 }
 
 /// Unwrapped access-key secrets, kept for signature checks.
@@ -90,7 +94,7 @@ impl SecretCache {
 
     pub fn get_or_unwrap(
         &self,
-        root: &RootKey,
+        root: &RootKeyRing,
         record: &AccessKeyRecord,
     ) -> Result<Arc<SecretBytes>, CryptoError> {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
@@ -110,15 +114,16 @@ mod tests {
 
     #[test]
     fn generated_keys_look_like_aws_and_unwrap() {
-        let (root, _) = RootKey::generate().unwrap();
-        let (rec, secret) = generate(&root, "app", 1).unwrap();
+        let (key, _) = RootKey::generate().unwrap();
+        let (rec, secret) = generate(&key, "app", 1).unwrap();
+        let root = RootKeyRing::new(vec![key]).unwrap();
         assert_eq!(rec.access_key_id.len(), 20);
         assert!(rec.access_key_id.starts_with("AKIA"));
         assert_eq!(secret.len(), 40);
         let cache = SecretCache::default();
         let s = cache.get_or_unwrap(&root, &rec).unwrap();
         assert_eq!(s.expose(), secret.expose());
-        let (other, _) = RootKey::generate().unwrap();
+        let other = RootKeyRing::new(vec![RootKey::generate().unwrap().0]).unwrap();
         assert!(SecretCache::default().get_or_unwrap(&other, &rec).is_err());
     }
 }

@@ -14,18 +14,16 @@ const TAG_LEN: usize = 32;
 pub const MAX_TOKEN_LEN: usize = 8192;
 
 impl Node {
-    fn token_key(&self) -> hmac::Key {
-        hmac::Key::new(
-            hmac::HMAC_SHA256,
-            self.root.derive_subkey(TOKEN_LABEL).expose(),
-        )
+    fn token_key(root: &arca_crypto::wrap::RootKey) -> hmac::Key {
+        hmac::Key::new(hmac::HMAC_SHA256, root.derive_subkey(TOKEN_LABEL).expose())
     }
 
-    /// The token for `grant`: hex of its encoding and a MAC over it.
+    /// The token for `grant`: hex of its encoding and a MAC over it, under
+    /// the root key new secrets are wrapped under.
     pub fn grant_token(&self, grant: &GrantRecord) -> Result<String, NodeError> {
         let mut body =
             postcard::to_allocvec(grant).map_err(|e| NodeError::Internal(e.to_string()))?;
-        let tag = hmac::sign(&self.token_key(), &body);
+        let tag = hmac::sign(&Self::token_key(self.wrap_key()?), &body);
         body.extend_from_slice(tag.as_ref());
         Ok(hex::encode(body))
     }
@@ -42,7 +40,16 @@ impl Node {
             return Err(invalid());
         }
         let (body, tag) = bytes.split_at(bytes.len() - TAG_LEN);
-        hmac::verify(&self.token_key(), body, tag).map_err(|_| invalid())?;
+        // Any root key this node holds: a token made during a root-key
+        // rotation verifies on every node holding the key it was made under.
+        if !self
+            .root
+            .keys()
+            .iter()
+            .any(|k| hmac::verify(&Self::token_key(k), body, tag).is_ok())
+        {
+            return Err(invalid());
+        }
         let grant: GrantRecord = postcard::from_bytes(body).map_err(|_| invalid())?;
         if let Some(GrantRow::Removed { .. }) = self.shared.read().state.grants.get(&grant.grant_id)
         {

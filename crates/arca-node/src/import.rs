@@ -139,7 +139,7 @@ impl Node {
         payload.push(spec_code(wrapping_spec));
         payload.extend_from_slice(&valid_to_ms.to_be_bytes());
         payload.extend_from_slice(private.expose());
-        let import_token = self.root.wrap(&payload, token_context(&key_id))?;
+        let import_token = self.wrap_key()?.wrap(&payload, token_context(&key_id))?;
         Ok(ImportParameters {
             import_token,
             public_key,
@@ -181,7 +181,7 @@ impl Node {
         if known.is_some_and(|d| d != material_digest) {
             return Err(incorrect_material(&key_id));
         }
-        let wrapped = self.root.wrap(
+        let wrapped = self.wrap_key()?.wrap(
             material.expose(),
             actors::material_context(&key_id, version),
         )?;

@@ -75,7 +75,7 @@ fn not_found(key_ref: &str) -> NodeError {
 }
 
 impl Node {
-    fn require_cluster(&self) -> Result<ClusterInfo, NodeError> {
+    pub(crate) fn require_cluster(&self) -> Result<ClusterInfo, NodeError> {
         self.cluster_info().ok_or(NodeError::NotInitialized)
     }
 
@@ -188,7 +188,7 @@ impl Node {
     ) -> Result<KeyVersion, NodeError> {
         let (material, public_key) = self.new_material(spec).await?;
         let wrapped = self
-            .root
+            .wrap_key()?
             .wrap(material.expose(), actors::material_context(key_id, version))?;
         Ok(KeyVersion {
             version,

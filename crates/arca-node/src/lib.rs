@@ -17,6 +17,7 @@ pub mod node;
 pub mod peer;
 pub mod peer_auth;
 pub mod pool;
+pub mod rotation;
 pub mod store;
 mod tasks;
 pub mod tls;

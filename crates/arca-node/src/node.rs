@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
-use arca_crypto::wrap::RootKey;
+use arca_crypto::wrap::{RootKeyId, RootKeyRing};
 use arca_crypto::SecretBytes;
 use arca_state::{ClusterInfo, Command, Outcome, Proposal, RequestKey};
 use openraft::error::{ClientWriteError, RaftError};
@@ -61,7 +61,12 @@ pub struct NodeConfig {
     /// The peer address to listen on and advertise.
     pub peer_addr: String,
     pub data_dir: PathBuf,
-    pub root_key: RootKey,
+    /// The root keys this node holds (one, or two during a root-key rotation).
+    pub root_keys: RootKeyRing,
+    /// Secrets re-wrapped per entry while the leader rotates the root key.
+    pub rewrap_batch: usize,
+    /// The leader's pause between two re-wrap entries.
+    pub rewrap_pause: Duration,
     /// The contents of the cluster secret file.
     pub cluster_secret: SecretBytes,
     pub raft: RaftTuning,
@@ -92,6 +97,10 @@ pub enum StartError {
     DataDir(PathBuf, String),
     #[error("the root key does not match the data in {0}: it was written under another root key (check root_key_file)")]
     WrongRootKey(PathBuf),
+    #[error("{0}")]
+    MissingRootKey(String),
+    #[error("{0}")]
+    NewerFormat(String),
     #[error("the data directory {dir} belongs to node {found}, not node {configured}")]
     WrongNodeId {
         dir: PathBuf,
@@ -154,6 +163,9 @@ pub type ForwardObserver = Arc<dyn Fn(ForwardedWrite) + Send + Sync>;
 /// long is reported as stuck rather than catching up.
 const STUCK_AFTER: Duration = Duration::from_secs(10);
 
+/// How long [`Node::raft_view`] waits for the Raft core's own state.
+const RAFT_VIEW_WAIT: Duration = Duration::from_secs(1);
+
 /// When the applied index last moved, as `/ready` saw it.
 #[derive(Default)]
 struct Progress(std::sync::Mutex<Option<(u64, Instant)>>);
@@ -200,7 +212,9 @@ pub struct Node {
     /// The cluster id, computed once the cluster's facts are applied.
     cluster_id: OnceLock<ClusterId>,
     forward_observer: RwLock<Option<ForwardObserver>>,
-    pub(crate) root: Arc<RootKey>,
+    pub(crate) root: Arc<RootKeyRing>,
+    pub(crate) rewrap_batch: usize,
+    pub(crate) rewrap_pause: Duration,
     pub(crate) secrets: SecretCache,
     pub(crate) write_timeout: Duration,
     pub(crate) election_min: Duration,
@@ -247,15 +261,20 @@ impl Node {
         let db = store::open_database(&cfg.data_dir)
             .map_err(|e| StartError::DataDir(cfg.data_dir.clone(), e.to_string()))?;
         let st = |e: crate::types::StorageError| StartError::Storage(e.to_string());
+        // A data directory of a newer release is not read at all.
+        store::check_format(&db, &cfg.data_dir)
+            .map_err(st)?
+            .map_err(|e| StartError::NewerFormat(e.to_string()))?;
 
-        // This data dir's root key and node id, checked before anything is read.
-        let kcv = cfg.root_key.check_value();
-        match store::read_local_meta(&db.get(), store::ROOT_CHECK).map_err(st)? {
-            Some(found) if found != kcv => {
-                return Err(StartError::WrongRootKey(cfg.data_dir.clone()))
-            }
-            Some(_) => {}
-            None => store::write_local_meta(&db.get(), store::ROOT_CHECK, &kcv).map_err(st)?,
+        // This data dir's root key and node id, checked before anything is
+        // read. The data dir remembers the root key it was first written
+        // under; once the replica knows the cluster's root keys
+        // (`check_replicated_root`), those decide instead, since a root-key
+        // rotation moves the data to another key.
+        let kcv = cfg.root_keys.first().check_value();
+        let first_check = store::read_local_meta(&db.get(), store::ROOT_CHECK).map_err(st)?;
+        if first_check.is_none() {
+            store::write_local_meta(&db.get(), store::ROOT_CHECK, &kcv).map_err(st)?;
         }
         match store::read_local_meta(&db.get(), store::NODE_ID).map_err(st)? {
             Some(found) => {
@@ -316,8 +335,15 @@ impl Node {
                 peer_guard.refusals.clone(),
             )
         };
-        let root = Arc::new(cfg.root_key);
+        let root = Arc::new(cfg.root_keys);
         check_replicated_root(&shared, &root)?;
+        if shared.read().state.cluster.is_none() {
+            if let Some(found) = &first_check {
+                if !root.keys().iter().any(|k| k.check_value()[..] == found[..]) {
+                    return Err(StartError::WrongRootKey(cfg.data_dir.clone()));
+                }
+            }
+        }
 
         let t = &cfg.raft;
         let raft_config = openraft::Config {
@@ -378,6 +404,10 @@ impl Node {
             cluster_id: OnceLock::new(),
             forward_observer: RwLock::new(None),
             root: root.clone(),
+            rewrap_batch: cfg
+                .rewrap_batch
+                .clamp(1, arca_state::root_keys::MAX_REWRAP_BATCH),
+            rewrap_pause: cfg.rewrap_pause,
             secrets: SecretCache::default(),
             write_timeout: cfg.write_timeout,
             election_min: Duration::from_millis(t.election_min_ms),
@@ -413,12 +443,14 @@ impl Node {
         let pool = tokio::spawn(node.pool.clone().refill(node.shutdown.clone()));
         let secrets = tokio::spawn(tasks::secret_sweep_loop(node.clone()));
         let usage = tokio::spawn(crate::usage::report_loop(node.clone()));
+        let rewrap = tokio::spawn(crate::rotation::rewrap_loop(node.clone()));
+        let shred = tokio::spawn(crate::rotation::shred_loop(node.clone()));
         node.tasks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .extend([
                 peer_task, watchdog, root_watch, leases, leading, settle, notices, scheduler, pool,
-                secrets, usage,
+                secrets, usage, rewrap, shred,
             ]);
         Ok(node)
     }
@@ -485,16 +517,23 @@ impl Node {
 
     pub async fn raft_view(&self) -> RaftView {
         let m = self.raft.metrics().borrow().clone();
-        let (commit_index, quiet) = self
-            .raft
-            .with_raft_state(|s| {
+        // The Raft core answers between its storage calls; one that waits
+        // for disk space (see `store::Db::durable`) must not stall
+        // `/metrics`: the view then has no commit index and no leader
+        // heard from, which is the truth a scraper can act on.
+        let (commit_index, quiet) = tokio::time::timeout(
+            RAFT_VIEW_WAIT,
+            self.raft.with_raft_state(|s| {
                 (
                     s.committed.map(|c| c.index),
                     s.vote_last_modified().map(|t| t.elapsed()),
                 )
-            })
-            .await
-            .unwrap_or((None, None));
+            }),
+        )
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or((None, None));
         // openraft keeps naming a leader it no longer hears from (this node
         // campaigns only after a pre-vote succeeds): past the leader lease,
         // the leader is not known.
@@ -627,7 +666,10 @@ impl Node {
 
     /// Runs `req` on the leader: here if this node leads, else forwarded.
     /// Retries across elections until the write timeout.
-    async fn on_leader(&self, req: ForwardRequest) -> Result<ForwardResponse, NodeError> {
+    pub(crate) async fn on_leader(
+        &self,
+        req: ForwardRequest,
+    ) -> Result<ForwardResponse, NodeError> {
         self.on_leader_until(req, Instant::now() + self.write_timeout)
             .await
     }
@@ -691,6 +733,7 @@ impl Node {
                 }
                 ForwardResponse::Failed(m) => return Err(NodeError::Internal(m)),
                 ForwardResponse::Unavailable(m) => return Err(NodeError::Unavailable(m)),
+                ForwardResponse::Refused(r) => return Err(r.into()),
                 other => return Ok(other),
             }
         }
@@ -837,8 +880,23 @@ impl Node {
                 if self.raft.ensure_linearizable().await.is_err() {
                     return ForwardResponse::NotLeader { leader: None };
                 }
-                ForwardResponse::Status(self.local_status().await)
+                let mut s = self.local_status().await;
+                // Which root keys each member holds, as it answers now.
+                for m in &mut s.members {
+                    m.root_key_ids = if m.node_id == self.id {
+                        Some(self.held_root_keys())
+                    } else {
+                        let info = NodeInfo {
+                            api_addr: m.api_addr.clone(),
+                            peer_addr: m.peer_addr.clone(),
+                        };
+                        self.ask_held_root_keys(m.node_id, &info).await.ok()
+                    };
+                }
+                ForwardResponse::Status(s)
             }
+            ForwardRequest::HeldRootKeys => ForwardResponse::HeldRootKeys(self.held_root_keys()),
+            ForwardRequest::BeginRootKeyRotation { to } => self.lead_root_key_rotation(to).await,
         }
     }
 
@@ -892,6 +950,7 @@ impl Node {
                     lag,
                     last_contact_ms: contact.map(|t| t.elapsed().as_millis() as u64),
                     reachable: contact.map(|t| t.elapsed() < self.leases.bound()),
+                    root_key_ids: None,
                 }
             })
             .collect();
@@ -903,6 +962,8 @@ impl Node {
             applied_index: v.applied_index,
             last_log_index: v.last_log_index,
             members,
+            held_root_keys: self.held_root_keys(),
+            root_keys: self.root_key_status(),
         }
     }
 
@@ -980,13 +1041,14 @@ impl Node {
                 .map_err(|e| NodeError::Internal(format!("raft initialize: {e}")))?;
         }
         let now = self.now_ms();
-        let (admin, secret) =
-            credentials::generate(&self.root, arca_state::BOOTSTRAP_ADMIN_USER, now)?;
+        // The cluster is created under the node's first root key.
+        let root = self.root.first();
+        let (admin, secret) = credentials::generate(root, arca_state::BOOTSTRAP_ADMIN_USER, now)?;
         let access_key_id = admin.access_key_id.clone();
         let info = ClusterInfo {
             region: region.clone(),
             account_id: account_id.clone(),
-            root_check_value: self.root.check_value(),
+            root_check_value: root.check_value(),
             created_ms: now,
         };
         crate::keys::applied(
@@ -1034,7 +1096,7 @@ impl Node {
         user: &str,
     ) -> Result<NewAccessKey, NodeError> {
         let cluster = self.cluster_info().ok_or(NodeError::NotInitialized)?;
-        let (rec, secret) = credentials::generate(&self.root, user, self.now_ms())?;
+        let (rec, secret) = credentials::generate(self.wrap_key()?, user, self.now_ms())?;
         let access_key_id = rec.access_key_id.clone();
         let (outcome, created) = self
             .propose_created(rid, Command::CreateAccessKey { key: rec })
@@ -1170,17 +1232,38 @@ impl Node {
     }
 }
 
-/// Refuses to run with a root key other than the cluster's (once the node
-/// knows the cluster's check value from its replica).
-fn check_replicated_root(shared: &SharedState, root: &RootKey) -> Result<(), StartError> {
-    if let Some(c) = &shared.read().state.cluster {
-        if c.root_check_value != root.check_value() {
-            return Err(StartError::WrongRootKey(PathBuf::from(
-                "(replicated cluster state)",
-            )));
-        }
+/// Refuses to run without every root key the cluster's secrets are wrapped
+/// under (once the node knows them from its replica): after a root-key
+/// rotation, a node started with only the old key stops here, naming the
+/// key it lacks.
+fn check_replicated_root(shared: &SharedState, root: &RootKeyRing) -> Result<(), StartError> {
+    match missing_root_keys(&shared.read().state, root) {
+        Some(m) => Err(StartError::MissingRootKey(m)),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// What is wrong if `root` lacks a root key the state's secrets are wrapped
+/// under; `None` if it holds them all (or the cluster is not known yet).
+pub(crate) fn missing_root_keys(state: &arca_state::State, root: &RootKeyRing) -> Option<String> {
+    state.cluster.as_ref()?;
+    let missing: Vec<String> = state
+        .root_keys_in_use()
+        .into_iter()
+        .filter(|id| !root.holds(id))
+        .map(|id| id.to_string())
+        .collect();
+    if missing.is_empty() {
+        return None;
+    }
+    let held: Vec<String> = root.ids().iter().map(RootKeyId::to_string).collect();
+    Some(format!(
+        "this node lacks root key {} (it holds {}): the cluster's key material is wrapped under {}. \
+         Start it with that key's file (root_key_file / root_key_files, or --root-key-file)",
+        missing.join(" and "),
+        held.join(", "),
+        if missing.len() == 1 { "it" } else { "them" }
+    ))
 }
 
 impl From<PeerError> for NodeError {
@@ -1218,7 +1301,10 @@ mod tests {
             api_addr: "127.0.0.1:1".into(),
             peer_addr: "127.0.0.1:0".into(),
             data_dir: dir.path().to_path_buf(),
-            root_key: RootKey::generate().unwrap().0,
+            root_keys: RootKeyRing::new(vec![arca_crypto::wrap::RootKey::generate().unwrap().0])
+                .unwrap(),
+            rewrap_batch: 100,
+            rewrap_pause: Duration::ZERO,
             cluster_secret: SecretBytes::new(vec![7; 32]),
             raft: RaftTuning::default(),
             actor_mailbox: 8,

@@ -1,7 +1,7 @@
-//! Authentication between nodes with the cluster secret (peer protocol v3).
+//! Authentication between nodes with the cluster secret (peer protocol v4).
 //!
 //! Each peer request carries
-//! `x-arca-peer-auth: v3 <cluster> <from> <to> <epoch> <seq> <time> <length> <head MAC> <body MAC>`:
+//! `x-arca-peer-auth: v4 <cluster> <from> <to> <epoch> <seq> <time> <length> <head MAC> <body MAC>`:
 //! HMAC-SHA256s under a key derived from the cluster secret. The head MAC
 //! covers the method, path, cluster id, sender and receiver node ids, the
 //! sender's run (`epoch`, its start time in ms) and sequence number, the time
@@ -17,7 +17,7 @@
 //! was not admitted before. Then the body MAC.
 //!
 //! Every answer to a request whose head verified carries
-//! `x-arca-peer-auth: v3 <responder> <status> <length> <head MAC> <body MAC>`,
+//! `x-arca-peer-auth: v4 <responder> <status> <length> <head MAC> <body MAC>`,
 //! bound to the request's `(from, epoch, seq)`: a client refuses an answer
 //! without it, from another node, to another request, or whose body does not
 //! match — before it reads more of the body than the signed length.
@@ -37,7 +37,7 @@ use crate::types::NodeId;
 
 pub const HEADER: &str = "x-arca-peer-auth";
 /// The protocol version this node speaks (and the only one it accepts).
-pub const VERSION: &str = "v3";
+pub const VERSION: &str = "v4";
 /// How far a request's time may be from the receiver's clock.
 pub const MAX_SKEW_MS: i64 = 300_000;
 /// The shortest cluster secret accepted.
@@ -85,7 +85,7 @@ impl std::fmt::Debug for PeerAuth {
 pub enum PeerAuthError {
     #[error("missing or malformed {HEADER} header")]
     Malformed,
-    #[error("the peer speaks protocol {0} and this node {VERSION}: upgrade every node of the cluster to the same release (rolling upgrades from v2 are not supported)")]
+    #[error("the peer speaks protocol {0} and this node {VERSION}: nodes of different protocols cannot form a cluster: run one release on every node (see docs/upgrading.md)")]
     Version(String),
     #[error("peer request time is more than {MAX_SKEW_MS} ms away from this node's clock")]
     Skew,
@@ -212,7 +212,7 @@ fn parse_cluster(s: &str) -> Result<Option<ClusterId>, PeerAuthError> {
     v.try_into().map(Some).map_err(|_| PeerAuthError::Malformed)
 }
 
-/// Splits a header into exactly `N` space-separated fields after `v3`.
+/// Splits a header into exactly `N` space-separated fields after the version.
 fn fields<const N: usize>(header: Option<&str>) -> Result<[&str; N], PeerAuthError> {
     let header = header.ok_or(PeerAuthError::Malformed)?;
     let mut parts = header.split(' ');
@@ -770,8 +770,8 @@ mod tests {
         for bad in [
             None,
             Some(""),
-            Some("v3 x y"),
-            Some("v3 - 1 2 3 4 5 6 00 00 extra"),
+            Some("v4 x y"),
+            Some("v4 - 1 2 3 4 5 6 00 00 extra"),
             Some("x3 - 1 2 3 4 5 6 00 00"),
         ] {
             assert_eq!(
@@ -782,14 +782,32 @@ mod tests {
     }
 
     #[test]
-    fn a_v2_request_gets_a_clear_error() {
+    fn an_older_protocol_gets_a_clear_error() {
         let a = PeerAuth::new(SECRET).unwrap();
         let v2 = format!("v2 1000 4 {} {}", "00".repeat(32), "00".repeat(32));
         let e = a
             .verify_head(Some(&v2), "POST", "/forward", 1000, Some(4), 10)
             .unwrap_err();
         assert_eq!(e, PeerAuthError::Version("v2".into()));
-        assert!(e.to_string().contains("upgrade every node"), "{e}");
+        assert!(
+            e.to_string().contains("run one release on every node"),
+            "{e}"
+        );
+        // A request of the release before root-key rotation (v3).
+        let v3 = format!(
+            "v3 {} 2 1 5 1 1000 100 {} {}",
+            "00".repeat(16),
+            "00".repeat(32),
+            "00".repeat(32)
+        );
+        let e = a
+            .verify_head(Some(&v3), "POST", "/forward", 1000, Some(100), 10)
+            .unwrap_err();
+        assert_eq!(e, PeerAuthError::Version("v3".into()));
+        assert!(
+            e.to_string().contains("protocol v3 and this node v4"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -835,7 +853,7 @@ mod tests {
         );
         // Without the secret, a head never verifies, whatever it claims.
         let forged = format!(
-            "v3 {} 2 1 5 1 1000 100 {} {}",
+            "v4 {} 2 1 5 1 1000 100 {} {}",
             hex::encode(C1),
             "00".repeat(32),
             "00".repeat(32)
@@ -1056,7 +1074,7 @@ mod tests {
             PeerAuthError::ResponseMismatch
         );
         // Forged without the secret.
-        let forged = format!("v3 1 200 6 {} {}", "00".repeat(32), "00".repeat(32));
+        let forged = format!("v4 1 200 6 {} {}", "00".repeat(32), "00".repeat(32));
         assert_eq!(
             check(Some(&forged), &req, Some(1), 200, b"answer"),
             Err(PeerAuthError::ResponseMismatch)

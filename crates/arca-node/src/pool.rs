@@ -6,7 +6,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use arca_crypto::wrap::{RootKey, WrapContext};
+use arca_crypto::wrap::{RootKeyRing, WrapContext};
 use arca_crypto::SecretBytes;
 use arca_keys::KeySpec;
 use tokio::sync::Notify;
@@ -28,7 +28,7 @@ type Pooled = ([u8; 16], Vec<u8>);
 
 pub struct RsaPool {
     target: usize,
-    root: Arc<RootKey>,
+    root: Arc<RootKeyRing>,
     /// spec → (entry id, wrapped PKCS#8)
     slots: Mutex<HashMap<KeySpec, VecDeque<Pooled>>>,
     taken: Notify,
@@ -36,7 +36,7 @@ pub struct RsaPool {
 
 impl RsaPool {
     /// `target` keys per RSA size (0 turns the pool off).
-    pub fn new(target: usize, root: Arc<RootKey>) -> Arc<Self> {
+    pub fn new(target: usize, root: Arc<RootKeyRing>) -> Arc<Self> {
         Arc::new(Self {
             target,
             root,
@@ -91,7 +91,7 @@ impl RsaPool {
                 let Ok(id) = arca_crypto::random::bytes16() else {
                     continue;
                 };
-                let Ok(wrapped) = self.root.wrap(key.expose(), ctx(&id)) else {
+                let Ok(wrapped) = self.root.first().wrap(key.expose(), ctx(&id)) else {
                     continue;
                 };
                 drop(key);

@@ -56,6 +56,8 @@ const LAST_PURGED: &str = "last_purged";
 const APPLIED: &str = "applied";
 const MEMBERSHIP: &str = "membership";
 const CLUSTER: &str = "cluster";
+/// `State::root_keys`: the root key in use and a rotation in progress.
+const ROOT_KEYS: &str = "root_keys";
 /// The dedup table's clock (`Dedup::newest_ms`).
 const DEDUP_CLOCK: &str = "dedup_clock";
 /// `State::usage_since_ms`.
@@ -65,6 +67,55 @@ const SNAPSHOT: &str = "snapshot";
 pub const ROOT_CHECK: &str = "root_check";
 /// The node id this data directory belongs to.
 pub const NODE_ID: &str = "node_id";
+/// The storage format the data directory is written in (local meta, u32 BE).
+pub const FORMAT: &str = "format_version";
+
+/// The storage format this release writes, and the newest it reads.
+///
+/// 1: releases before root-key ids (no version recorded; read as 1).
+/// 2: wrapped secrets name their root key (wrap format `0x02`), and the state
+///    holds the root keys' record (`sm_meta` `root_keys`); a release that
+///    reads only 1 would not open secrets re-wrapped by a rotation.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The data directory was written in a format this release cannot read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("the data directory {dir} is in storage format {found}, written by a newer release of arca; this release reads formats 1 to {FORMAT_VERSION}. Run the release that wrote it (or a newer one); see docs/upgrading.md")]
+pub struct NewerFormat {
+    pub dir: String,
+    pub found: u32,
+}
+
+/// The data directory's storage format (1 if none is recorded: releases
+/// before formats were recorded).
+pub fn format_version(db: &Database) -> Result<u32, StorageError> {
+    Ok(read_local_meta(db, FORMAT)?
+        .and_then(|b| <[u8; 4]>::try_from(b.as_slice()).ok())
+        .map_or(1, u32::from_be_bytes))
+}
+
+/// Refuses a data directory of a newer format; records this release's
+/// format in an older (or new) one. Call before reading anything else.
+pub fn check_format(db: &Db, dir: &Path) -> Result<Result<(), NewerFormat>, StorageError> {
+    let found = format_version(&db.get())?;
+    if found > FORMAT_VERSION {
+        return Ok(Err(NewerFormat {
+            dir: dir.display().to_string(),
+            found,
+        }));
+    }
+    if found < FORMAT_VERSION || read_local_meta(&db.get(), FORMAT)?.is_none() {
+        db.durable(|g| write_local_meta(g, FORMAT, &FORMAT_VERSION.to_be_bytes()))?;
+    }
+    Ok(Ok(()))
+}
+
+/// Records `version` as the storage format of the stopped node's data
+/// directory `dir`. For tests of the refusal of newer formats.
+pub fn set_format_version(dir: &Path, version: u32) -> Result<(), StorageError> {
+    let db = Database::open(dir.join("arca.redb")).map_err(r)?;
+    write_local_meta(&db, FORMAT, &version.to_be_bytes())
+}
 
 fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>, StorageError> {
     postcard::to_allocvec(v).map_err(|e| StorageIOError::write(&e).into())
@@ -132,6 +183,11 @@ impl Db {
     /// doubling to 2 s — and tries again, until the write succeeds or the node
     /// stops. Nothing is acknowledged meanwhile, because Raft waits for the
     /// write; every other error is returned at once.
+    /// Writes one local meta row, waiting for disk space like any write.
+    pub fn write_meta(&self, name: &str, value: &[u8]) -> Result<(), StorageError> {
+        self.durable(|g| write_local_meta(g, name, value))
+    }
+
     pub fn durable<T>(
         &self,
         f: impl Fn(&Database) -> Result<T, StorageError>,
@@ -678,6 +734,21 @@ impl SharedState {
 #[derive(Serialize, Deserialize)]
 struct SnapshotData {
     state: State,
+    /// `State::root_keys`, after the state: a snapshot of a release before
+    /// root-key rotation ends with the state (see [`SnapshotData::decode`]).
+    root_keys: arca_state::RootKeys,
+}
+
+impl SnapshotData {
+    /// Decodes a snapshot, of this release or of one before root-key
+    /// rotation (whose state is everything: its root keys are the default).
+    fn decode(bytes: &[u8]) -> Result<State, postcard::Error> {
+        let (mut state, rest): (State, _) = postcard::take_from_bytes(bytes)?;
+        if !rest.is_empty() {
+            state.root_keys = postcard::from_bytes(rest)?;
+        }
+        Ok(state)
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -724,6 +795,9 @@ fn load_state(db: &Database) -> Result<Applied, StorageError> {
             }
             if let Some(v) = t.get(USAGE_SINCE).map_err(r)? {
                 applied.state.usage_since_ms = dec(v.value())?;
+            }
+            if let Some(v) = t.get(ROOT_KEYS).map_err(r)? {
+                applied.state.root_keys = dec(v.value())?;
             }
         }
         Err(redb::TableError::TableDoesNotExist(_)) => return Ok(applied),
@@ -806,6 +880,7 @@ fn load_state(db: &Database) -> Result<Applied, StorageError> {
 #[derive(Default)]
 struct Changes {
     cluster: Option<Option<ClusterInfo>>,
+    root_keys: Option<arca_state::RootKeys>,
     keys: Vec<(Vec<u8>, Option<Vec<u8>>)>,
     access_keys: Vec<(String, Option<Vec<u8>>)>,
     users: Vec<(String, Option<Vec<u8>>)>,
@@ -844,7 +919,17 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                         outcomes.push(arca_state::Outcome::Applied);
                     }
                     EntryPayload::Normal(cmd) => {
+                        // Re-wrapping leaves the old wrapping in freed pages
+                        // and in the log: shredded like a deleted key's.
+                        let rewrap = matches!(
+                            cmd.command,
+                            arca_state::Command::RewrapMaterial { .. }
+                                | arca_state::Command::FinishRootKeyRotation
+                        );
                         let (outcome, touched) = a.state.apply(entry.log_id.index, cmd);
+                        if rewrap && matches!(outcome, arca_state::Outcome::Applied) {
+                            changes.deleted_at = Some(entry.log_id.index);
+                        }
                         for t in touched {
                             match t {
                                 Touched::Cluster => {
@@ -886,6 +971,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                                 Touched::UsageSince => {
                                     changes.usage_since = Some(enc(&a.state.usage_since_ms)?);
                                 }
+                                Touched::RootKeys => {
+                                    changes.root_keys = Some(a.state.root_keys.clone());
+                                }
                             }
                         }
                         outcomes.push(outcome);
@@ -902,6 +990,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let dedup_clock_row = enc(&dedup_clock)?;
         let membership_row = enc(&membership)?;
         let cluster_row = changes.cluster.map(|c| enc(&c)).transpose()?;
+        let root_keys_row = changes.root_keys.as_ref().map(enc).transpose()?;
         if let Some(i) = changes.deleted_at {
             self.db.note_deletion(i);
         }
@@ -934,6 +1023,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                                 None => t.remove(id.as_slice()).map_err(w)?,
                             };
                         }
+                    }
+                    if let Some(rk) = &root_keys_row {
+                        m.insert(ROOT_KEYS, rk.as_slice()).map_err(w)?;
                     }
                     let mut k = txn.open_table(SM_KEYS).map_err(w)?;
                     for (id, row) in &changes.keys {
@@ -1002,9 +1094,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError> {
         let bytes = snapshot.into_inner();
-        let data: SnapshotData = postcard::from_bytes(&bytes)
+        let mut state = SnapshotData::decode(&bytes)
             .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
-        let mut state = data.state;
         state.rebuild_indexes();
         let applied = Applied {
             state,
@@ -1078,6 +1169,7 @@ fn state_rows(a: &Applied) -> Result<StateRows, StorageError> {
             (APPLIED, enc(&a.last_applied)?),
             (MEMBERSHIP, enc(&a.membership)?),
             (CLUSTER, enc(&a.state.cluster)?),
+            (ROOT_KEYS, enc(&a.state.root_keys)?),
             (DEDUP_CLOCK, enc(&a.state.dedup.newest_ms)?),
             (USAGE_SINCE, enc(&a.state.usage_since_ms)?),
         ],
@@ -1170,7 +1262,8 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
             let a = self.shared.read();
             (a.state.clone(), a.last_applied, a.membership.clone())
         };
-        let data = enc(&SnapshotData { state })?;
+        let root_keys = state.root_keys.clone();
+        let data = enc(&SnapshotData { state, root_keys })?;
         let snapshot_id = match last_applied {
             Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, data.len()),
             None => format!("0-0-{}", data.len()),
@@ -1191,6 +1284,13 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
             snapshot: Box::new(Cursor::new(data)),
         })
     }
+}
+
+/// The replicated state in a stopped node's data dir, as it would load it.
+/// For offline inspection and tests.
+pub fn offline_state(dir: &Path) -> Result<State, StorageError> {
+    let db = Database::open(dir.join("arca.redb")).map_err(r)?;
+    Ok(load_state(&db)?.state)
 }
 
 /// The wrapped material of every key version in a stopped node's data dir:
@@ -1226,6 +1326,24 @@ mod tests {
 
     fn set_mode(p: &Path, m: u32) {
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    }
+
+    #[test]
+    fn a_newer_format_is_refused_and_an_older_one_is_recorded_as_this_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open_database(dir.path()).unwrap();
+        // Nothing recorded: a data directory of a release before formats.
+        assert_eq!(format_version(&db.get()).unwrap(), 1);
+        assert_eq!(check_format(&db, dir.path()).unwrap(), Ok(()));
+        assert_eq!(format_version(&db.get()).unwrap(), FORMAT_VERSION);
+        drop(db);
+        set_format_version(dir.path(), FORMAT_VERSION + 1).unwrap();
+        let db = open_database(dir.path()).unwrap();
+        let e = check_format(&db, dir.path()).unwrap().unwrap_err();
+        assert_eq!(e.found, FORMAT_VERSION + 1);
+        assert!(e.to_string().contains("written by a newer release"), "{e}");
+        // Refused, not rewritten.
+        assert_eq!(format_version(&db.get()).unwrap(), FORMAT_VERSION + 1);
     }
 
     #[test]

@@ -15,21 +15,18 @@ use crate::network::{PATH_BARRIER, PATH_CONFIRM, PATH_LEASE, PATH_QUIET, PATH_SE
 use crate::types::NodeId;
 use crate::{Node, NodeError};
 
-/// A node that joined with another root key than the cluster's learns so when
-/// the cluster's info is applied; it cannot serve anything, so it says so loudly
-/// and stops taking part.
+/// A node that joined with another root key than the cluster's — or whose
+/// replica learns of a finished root-key rotation to a key it was not given —
+/// learns so when that is applied; it cannot serve anything, so it says so
+/// loudly and stops taking part.
 pub(crate) async fn root_key_watch(node: Arc<Node>) {
     let mut rx = node.shared.applied_index();
     loop {
-        if let Some(c) = node.cluster_info() {
-            if c.root_check_value != node.root.check_value() {
-                tracing::error!(
-                    "this node's root key is not the cluster's root key: it cannot unwrap any key material. \
-                     Stop it and start it with the cluster's root_key_file."
-                );
-                node.shutdown.cancel();
-                let _ = node.raft.shutdown().await;
-            }
+        let missing = crate::node::missing_root_keys(&node.shared.read().state, &node.root);
+        if let Some(m) = missing {
+            tracing::error!("{m}; this node stops");
+            node.shutdown.cancel();
+            let _ = node.raft.shutdown().await;
             return;
         }
         tokio::select! {

@@ -2,7 +2,8 @@
 
 use std::io::Cursor;
 
-use arca_state::{Outcome, Proposal};
+use arca_crypto::wrap::RootKeyId;
+use arca_state::{Outcome, Proposal, RootKeyStatus};
 use serde::{Deserialize, Serialize};
 
 pub type NodeId = u64;
@@ -56,6 +57,12 @@ pub enum ForwardRequest {
         node_id: NodeId,
     },
     Status,
+    /// Which root keys the receiving node holds (any node answers).
+    HeldRootKeys,
+    /// Begin a root-key rotation to this key, once every voter holds it.
+    BeginRootKeyRotation {
+        to: RootKeyId,
+    },
 }
 
 /// The leader's answer to a [`ForwardRequest`].
@@ -68,6 +75,9 @@ pub enum ForwardResponse {
     ReadIndex(u64),
     Done,
     Status(ClusterStatus),
+    HeldRootKeys(Vec<RootKeyId>),
+    /// The request was refused, with the reason a client is told.
+    Refused(arca_state::Rejection),
     /// The request reached a node that is not (or no longer) the leader.
     NotLeader {
         leader: Option<NodeId>,
@@ -89,6 +99,13 @@ pub struct ClusterStatus {
     pub applied_index: Option<u64>,
     pub last_log_index: Option<u64>,
     pub members: Vec<MemberStatus>,
+    /// The root keys the answering node holds.
+    #[serde(default)]
+    pub held_root_keys: Vec<RootKeyId>,
+    /// The root key in use and a rotation's progress, by the answering
+    /// node's replica (none before the cluster is initialized).
+    #[serde(default)]
+    pub root_keys: Option<RootKeyStatus>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -108,4 +125,7 @@ pub struct MemberStatus {
     /// Heard from within the stale bound (leader's view only).
     #[serde(default)]
     pub reachable: Option<bool>,
+    /// The root keys it holds (leader's view only; none if it did not answer).
+    #[serde(default)]
+    pub root_key_ids: Option<Vec<RootKeyId>>,
 }

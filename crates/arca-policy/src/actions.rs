@@ -78,6 +78,7 @@ const KNOWN_ACTIONS: &[&str] = &[
     "arca:RemoveNode",
     "arca:ClusterStatus",
     "arca:AdvanceClock",
+    "arca:RotateRootKey",
 ];
 
 /// Service prefixes an action may have.

@@ -13,9 +13,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 pub mod ids;
+pub mod root_keys;
 pub mod rules;
 
 pub use ids::KeyId;
+pub use root_keys::{Rewrapped, RootKeyRotation, RootKeyStatus, RootKeys, Wrapped};
 
 /// What a key is for; fixed at creation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -685,6 +687,16 @@ pub enum Command {
     ExpireKeyMaterial {
         key_id: KeyId,
     },
+    /// Begins moving every secret to root key `to` (see `root_keys.rs`).
+    BeginRootKeyRotation {
+        to: arca_crypto::wrap::RootKeyId,
+    },
+    /// Secrets re-wrapped under the rotation's new root key.
+    RewrapMaterial {
+        items: Vec<Rewrapped>,
+    },
+    /// Ends a rotation whose secrets are all under the new root key.
+    FinishRootKeyRotation,
 }
 
 /// The last successful cryptographic use of a key the cluster knows of.
@@ -736,6 +748,9 @@ impl Command {
             Command::ImportKeyMaterial { .. } => "ImportKeyMaterial",
             Command::DeleteImportedKeyMaterial { .. } => "DeleteImportedKeyMaterial",
             Command::ExpireKeyMaterial { .. } => "ExpireKeyMaterial",
+            Command::BeginRootKeyRotation { .. } => "BeginRootKeyRotation",
+            Command::RewrapMaterial { .. } => "RewrapMaterial",
+            Command::FinishRootKeyRotation => "FinishRootKeyRotation",
         }
     }
 
@@ -768,7 +783,10 @@ impl Command {
             | Command::DeleteAccessKey { .. }
             | Command::PutUserPolicy { .. }
             | Command::DeleteAlias { .. }
-            | Command::RecordKeyUsage { .. } => None,
+            | Command::RecordKeyUsage { .. }
+            | Command::BeginRootKeyRotation { .. }
+            | Command::RewrapMaterial { .. }
+            | Command::FinishRootKeyRotation => None,
         }
     }
 
@@ -874,7 +892,10 @@ impl Command {
             // the stamp when applied.
             | Command::ImportKeyMaterial { .. }
             | Command::DeleteImportedKeyMaterial { .. }
-            | Command::ExpireKeyMaterial { .. }) => c,
+            | Command::ExpireKeyMaterial { .. }
+            | Command::BeginRootKeyRotation { .. }
+            | Command::RewrapMaterial { .. }
+            | Command::FinishRootKeyRotation) => c,
             // A reporting node's times are believed only up to the leader's.
             Command::RecordKeyUsage { since_ms, mut uses } => {
                 for (_, u) in &mut uses {
@@ -1024,6 +1045,8 @@ pub enum Touched {
     DedupAdded([u8; 16]),
     /// A request id forgotten from the dedup table.
     DedupEvicted([u8; 16]),
+    /// The root keys' record (`State::root_keys`).
+    RootKeys,
 }
 
 /// How long a request identity is remembered: far longer than any SDK's
@@ -1139,6 +1162,11 @@ pub struct State {
     /// Since when the cluster tracks key usage: the start of the node that
     /// reported first.
     pub usage_since_ms: Option<u64>,
+    /// The root key in use and a rotation in progress. Not in this struct's
+    /// serialized form, which snapshots of earlier releases also have: a
+    /// snapshot carries it after the state (`store.rs` `SnapshotData`).
+    #[serde(skip)]
+    pub root_keys: RootKeys,
 }
 
 fn key_not_found(id: &KeyId) -> Rejection {
@@ -1178,6 +1206,10 @@ impl State {
                     touched,
                 );
             }
+        }
+        // Not remembered: the client's retry is prepared afresh.
+        if let Err(r) = self.admissible(&p.command) {
+            return (Outcome::Rejected(r), touched);
         }
         let created = p.command.created();
         let outcome = match self.try_apply(index, p.stamp_ms, p.command) {
@@ -1560,6 +1592,9 @@ impl State {
                 }
                 Ok(touched)
             }
+            Command::BeginRootKeyRotation { to } => self.begin_root_key_rotation(to, stamp_ms),
+            Command::RewrapMaterial { items } => self.rewrap_material(items),
+            Command::FinishRootKeyRotation => self.finish_root_key_rotation(index),
             Command::CreateAlias {
                 name,
                 key_id,

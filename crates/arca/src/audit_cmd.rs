@@ -22,8 +22,10 @@ pub enum AuditCmd {
     Verify {
         /// The cluster's root key file: also check checkpoint signatures
         /// (without it, a rewrite that recomputes every hash goes unnoticed).
+        /// Given twice (old and new) for a log written across a root-key
+        /// rotation: a checkpoint may be signed under either.
         #[arg(long, env = "ARCA_ROOT_KEY_FILE")]
-        root_key_file: Option<PathBuf>,
+        root_key_file: Vec<PathBuf>,
         /// Fail if lines follow the last checkpoint, instead of warning. A
         /// stopped node's log ends in a checkpoint; a running one's may not.
         #[arg(long)]
@@ -42,14 +44,14 @@ pub fn run(c: AuditCmd) -> anyhow::Result<()> {
             require_sealed,
             files,
         } => {
-            let key = match &root_key_file {
-                Some(p) => {
-                    let root = RootKey::from_file_contents(&read_secret_file(p, "root key")?)
-                        .with_context(|| format!("invalid root key file {}", p.display()))?;
-                    Some(CheckpointKey::from_root(&root))
-                }
-                None => None,
-            };
+            let mut roots = Vec::with_capacity(root_key_file.len());
+            for p in &root_key_file {
+                roots.push(
+                    RootKey::from_file_contents(&read_secret_file(p, "root key")?)
+                        .with_context(|| format!("invalid root key file {}", p.display()))?,
+                );
+            }
+            let key = CheckpointKey::from_roots(&roots.iter().collect::<Vec<_>>());
             let opts = VerifyOptions {
                 key: key.as_ref(),
                 require_sealed,

@@ -20,6 +20,10 @@ pub struct FileConfig {
     pub peer_addr: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub root_key_file: Option<PathBuf>,
+    /// Further root key files (after `root_key_file`): during a root-key
+    /// rotation a node holds the old and the new key.
+    #[serde(default)]
+    pub root_key_files: Vec<PathBuf>,
     pub cluster_secret_file: Option<PathBuf>,
     /// The audit log file (default: <data_dir>/audit.jsonl).
     pub audit_log: Option<PathBuf>,
@@ -56,6 +60,18 @@ pub struct FileConfig {
     pub limits: LimitsSection,
     #[serde(default)]
     pub audit: AuditSection,
+    #[serde(default)]
+    pub root_keys: RootKeysSection,
+}
+
+/// How the leader paces a root-key rotation.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RootKeysSection {
+    /// Secrets re-wrapped per Raft entry (default 100, at most 1000).
+    pub rewrap_batch: Option<usize>,
+    /// Pause between two re-wrap entries (default 0).
+    pub rewrap_interval_ms: Option<u64>,
 }
 
 /// The audit log (its file is `audit_log`).

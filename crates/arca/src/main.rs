@@ -7,6 +7,7 @@ mod client;
 mod config;
 mod csr_cmd;
 mod principals;
+mod root_key_cmd;
 mod tls_cmd;
 
 use std::fmt::Write as _;
@@ -57,7 +58,7 @@ enum Cmd {
     User(principals::UserCmd),
     /// Root key utilities.
     #[command(subcommand, name = "root-key")]
-    RootKey(RootKeyCmd),
+    RootKey(root_key_cmd::RootKeyCmd),
     /// Generate a random cluster secret file (mode 0600).
     ClusterSecret {
         #[arg(long)]
@@ -103,9 +104,11 @@ struct ServerArgs {
     peer_addr: Option<String>,
     #[arg(long, env = "ARCA_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// File holding the 256-bit root key (64 hex digits); the same on every node.
+    /// File holding the 256-bit root key (`arca root-key generate`); the same
+    /// on every node. Given twice during a root-key rotation: the old key's
+    /// file and the new one's.
     #[arg(long, env = "ARCA_ROOT_KEY_FILE")]
-    root_key_file: Option<PathBuf>,
+    root_key_file: Vec<PathBuf>,
     /// File holding the cluster secret that authenticates nodes to each other.
     #[arg(long, env = "ARCA_CLUSTER_SECRET_FILE")]
     cluster_secret_file: Option<PathBuf>,
@@ -219,15 +222,6 @@ struct PeerTlsArgs {
     peer_tls_key_file: Option<PathBuf>,
 }
 
-#[derive(Subcommand)]
-enum RootKeyCmd {
-    /// Write a new random root key to a file (mode 0600; refuses to overwrite).
-    Generate {
-        #[arg(long)]
-        out: PathBuf,
-    },
-}
-
 /// A command's output piped into `head` ends quietly when the pipe closes,
 /// as a Unix tool killed by SIGPIPE does (exit status 141), instead of
 /// panicking on the write. Rust ignores SIGPIPE, so `println!` panics with
@@ -262,12 +256,7 @@ fn main() -> anyhow::Result<()> {
             Cmd::Cluster(c) => cluster(c).await,
             Cmd::AccessKey(c) => principals::access_key(c).await,
             Cmd::User(c) => principals::user(c).await,
-            Cmd::RootKey(RootKeyCmd::Generate { out }) => {
-                let (_, text) = RootKey::generate()?;
-                write_secret_file(&out, text.expose())?;
-                println!("root key written to {}", out.display());
-                Ok(())
-            }
+            Cmd::RootKey(c) => root_key_cmd::run(c).await,
             Cmd::ClusterSecret { out } => {
                 write_secret_file(&out, random_secret_text()?.expose())?;
                 println!("cluster secret written to {}", out.display());
@@ -350,11 +339,19 @@ async fn server(a: ServerArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| listen.clone());
 
     let mut dev_ca = None;
-    let mut root_key_file = a.root_key_file.or(file.root_key_file);
+    let mut root_key_files: Vec<PathBuf> = if a.root_key_file.is_empty() {
+        file.root_key_file
+            .iter()
+            .chain(&file.root_key_files)
+            .cloned()
+            .collect()
+    } else {
+        a.root_key_file
+    };
     let mut secret_file = a.cluster_secret_file.or(file.cluster_secret_file);
     if dev {
         let rk = data_dir.join("root.key");
-        if root_key_file.is_none() {
+        if root_key_files.is_empty() {
             if !rk.exists() {
                 let (_, text) = RootKey::generate()?;
                 write_secret_file(&rk, text.expose())?;
@@ -364,7 +361,7 @@ async fn server(a: ServerArgs) -> anyhow::Result<()> {
                      the data directory can unwrap every key. Never use --dev for real keys."
                 );
             }
-            root_key_file = Some(rk);
+            root_key_files.push(rk);
         }
         let cs = data_dir.join("cluster.secret");
         if secret_file.is_none() {
@@ -391,11 +388,18 @@ async fn server(a: ServerArgs) -> anyhow::Result<()> {
         Some(f) => Some(PeerTls::load(f).context("peer TLS")?),
         None => None,
     };
-    let root_key_file = root_key_file
-        .context("no root key: set root_key_file in the config, --root-key-file or ARCA_ROOT_KEY_FILE (create one with `arca root-key generate --out FILE`)")?;
-    // The file's bytes are wiped as soon as they are parsed.
-    let root_key = RootKey::from_file_contents(&read_secret_file(&root_key_file, "root key")?)
-        .with_context(|| format!("invalid root key file {}", root_key_file.display()))?;
+    if root_key_files.is_empty() {
+        bail!("no root key: set root_key_file in the config, --root-key-file or ARCA_ROOT_KEY_FILE (create one with `arca root-key generate --out FILE`)");
+    }
+    let mut keys = Vec::with_capacity(root_key_files.len());
+    for f in &root_key_files {
+        // The file's bytes are wiped as soon as they are parsed.
+        let k = RootKey::from_file_contents(&read_secret_file(f, "root key")?)
+            .with_context(|| format!("invalid root key file {}", f.display()))?;
+        tracing::info!(file = %f.display(), root_key = %k.id(), "root key loaded");
+        keys.push(k);
+    }
+    let root_keys = arca_crypto::wrap::RootKeyRing::new(keys).context("no root key")?;
     let secret_file = secret_file
         .context("no cluster secret: set cluster_secret_file in the config, --cluster-secret-file or ARCA_CLUSTER_SECRET_FILE (create one with `arca cluster-secret --out FILE`)")?;
     // Moved, not copied, out of the zeroizing buffer it was read into.
@@ -450,7 +454,12 @@ async fn server(a: ServerArgs) -> anyhow::Result<()> {
         .audit_log
         .or(file.audit_log)
         .unwrap_or_else(|| data_dir.join("audit.jsonl"));
-    let audit_key = arca_gateway::audit::CheckpointKey::from_root(&root_key);
+    // Audit checkpoints are signed under the last root key file given (the
+    // new key during a root-key rotation) and accepted under any.
+    let audit_key = arca_gateway::audit::CheckpointKey::from_roots(
+        &root_keys.keys().iter().collect::<Vec<_>>(),
+    )
+    .context("no root key")?;
     let api_listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -459,7 +468,9 @@ async fn server(a: ServerArgs) -> anyhow::Result<()> {
         api_addr: advertise.clone(),
         peer_addr: peer.clone(),
         data_dir: data_dir.clone(),
-        root_key,
+        root_keys,
+        rewrap_batch: file.root_keys.rewrap_batch.unwrap_or(100),
+        rewrap_pause: Duration::from_millis(file.root_keys.rewrap_interval_ms.unwrap_or(0)),
         cluster_secret,
         raft: tuning,
         actor_mailbox,
