@@ -338,7 +338,7 @@ pub async fn dispatch(node: &Node, ctx: &Ctx, op: Op, body: &[u8]) -> Result<Ans
             crate::grants::run(node, ctx, op, body).await
         }
         AddNode | RemoveNode | ClusterStatus | AdvanceClock | CreateAccessKey | DeleteAccessKey
-        | ListAccessKeys | PutUserPolicy | GetUserPolicy | DeleteUserPolicy => {
+        | ListAccessKeys | PutUserPolicy | GetUserPolicy | DeleteUserPolicy | Backup => {
             dispatch_admin(node, ctx, op, body).await
         }
         CreateKey
@@ -766,6 +766,14 @@ async fn dispatch_admin(node: &Node, ctx: &Ctx, op: Op, body: &[u8]) -> Result<A
             let ms = r.millis.ok_or_else(|| ApiError::missing("Millis"))?;
             let now = node.advance_clock(ms)?;
             Ok(answer(json!({ "NowMs": now })))
+        }
+        Op::Backup => {
+            let _: Value = parse(body)?;
+            let (manifest, bytes) = node.backup().await?;
+            Ok(answer(json!({
+                "Manifest": manifest,
+                "Backup": B64.encode(&bytes),
+            })))
         }
         Op::ClusterStatus => {
             let s = node.cluster_status().await;

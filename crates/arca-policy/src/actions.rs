@@ -77,6 +77,7 @@ const KNOWN_ACTIONS: &[&str] = &[
     "arca:RemoveNode",
     "arca:ClusterStatus",
     "arca:AdvanceClock",
+    "arca:Backup",
 ];
 
 /// Service prefixes an action may have.
