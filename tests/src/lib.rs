@@ -1070,3 +1070,71 @@ pub fn openssl(args: &[&str]) -> (bool, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// Runs the `arca` CLI expecting nothing: its exit status, stdout and
+/// stderr, for commands a test expects to fail.
+pub fn try_cli(args: &[&str], creds: Option<&AdminCreds>) -> (bool, String, String) {
+    let mut cmd = Command::new(arca_bin());
+    cmd.args(args).env("AWS_REGION", REGION);
+    if let Some(c) = creds {
+        cmd.env("AWS_ACCESS_KEY_ID", &c.access_key_id)
+            .env("AWS_SECRET_ACCESS_KEY", &c.secret_access_key);
+    }
+    let out = cmd.output().expect("run arca cli");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+impl Cluster {
+    /// Starts a new cluster from a backup: node 1's data directory is seeded
+    /// with `arca restore` under the root key in `root_key_file` (copied),
+    /// then `n - 1` nodes are added as usual. The admin key is the backed-up
+    /// cluster's (`creds`).
+    pub async fn restore_from(
+        backup: &Path,
+        root_key_file: &Path,
+        creds: &AdminCreds,
+        n: usize,
+        opts: Options,
+    ) -> Cluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("root.key");
+        std::fs::copy(root_key_file, &root).expect("copy the root key");
+        let secret_file = dir.path().join("cluster.secret");
+        run_cli(
+            &["cluster-secret", "--out", secret_file.to_str().unwrap()],
+            None,
+        );
+        let mut c = Cluster {
+            dir,
+            nodes: Vec::new(),
+            net: None,
+            creds: AdminCreds {
+                access_key_id: creds.access_key_id.clone(),
+                secret_access_key: creds.secret_access_key.clone(),
+            },
+            root_key_file: root,
+            secret_file,
+            tls_dir: None,
+            opts,
+        };
+        let i = c.new_node();
+        let config = c.nodes[i].config.display().to_string();
+        run_cli(
+            &["restore", backup.to_str().unwrap(), "--config", &config],
+            None,
+        );
+        c.nodes[i].spawn();
+        c.wait_ready(i).await;
+        for _ in 1..n {
+            c.add_node().await;
+        }
+        for i in 0..n {
+            c.wait_ready(i).await;
+        }
+        c
+    }
+}

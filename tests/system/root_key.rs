@@ -594,4 +594,43 @@ async fn the_runbook_script_rotates_a_cluster() {
     );
     check_made(&c, &made).await;
     assert_ne!(old.id(), RootKeyId::from_check_value(&new.check_value()));
+
+    // A backup after the rotation names the new key only: it verifies and
+    // restores with it, and the old key alone is refused by name.
+    let file = c.dir.path().join("after-rotation.backup");
+    let out = c.cli(&[
+        "backup",
+        "--endpoint",
+        &c.nodes[2].endpoint(),
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.contains(&format!("root keys:       {to}\n")), "{out}");
+    let f = file.to_str().unwrap();
+    let out = c.cli(&[
+        "backup",
+        "verify",
+        f,
+        "--root-key-file",
+        new_path.to_str().unwrap(),
+    ]);
+    assert!(out.contains("OK:"), "{out}");
+    let (ok, _, err) = try_cli(
+        &[
+            "backup",
+            "verify",
+            f,
+            "--root-key-file",
+            old_path.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(!ok && err.contains(&format!("lack root key {to}")), "{err}");
+    let mut r = Cluster::restore_from(&file, &new_path, &c.creds, 1, Options::default()).await;
+    r.wait_leader().await;
+    check_made(&r, &made).await;
+    assert!(
+        !r.new_key(0).await.is_empty(),
+        "the restored cluster takes writes"
+    );
 }

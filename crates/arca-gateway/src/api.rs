@@ -371,9 +371,8 @@ pub async fn dispatch(node: &Node, ctx: &Ctx, op: Op, body: &[u8]) -> Result<Ans
             crate::grants::run(node, ctx, op, body).await
         }
         AddNode | RemoveNode | ClusterStatus | AdvanceClock | RotateRootKey | CreateAccessKey
-        | DeleteAccessKey | ListAccessKeys | PutUserPolicy | GetUserPolicy | DeleteUserPolicy => {
-            dispatch_admin(node, ctx, op, body).await
-        }
+        | DeleteAccessKey | ListAccessKeys | PutUserPolicy | GetUserPolicy | DeleteUserPolicy
+        | Backup => dispatch_admin(node, ctx, op, body).await,
         CreateKey
         | DescribeKey
         | ListKeys
@@ -865,6 +864,14 @@ async fn dispatch_admin(node: &Node, ctx: &Ctx, op: Op, body: &[u8]) -> Result<A
                 serde_json::to_value(node.root_key_status())
                     .map_err(|e| ApiError::internal(e.to_string()))?,
             ))
+        }
+        Op::Backup => {
+            let _: Value = parse(body)?;
+            let (manifest, bytes) = node.backup().await?;
+            Ok(answer(json!({
+                "Manifest": manifest,
+                "Backup": B64.encode(&bytes),
+            })))
         }
         Op::ClusterStatus => {
             let s = node.cluster_status().await;

@@ -246,6 +246,7 @@ impl Gateway {
                     );
                 }
                 metrics::render_secrets(&mut body, self.node.cached_secrets());
+                metrics::render_backup_age(&mut body, self.node.backup_age_seconds());
                 metrics::render_process(&mut body);
                 let mut r = text(StatusCode::OK, body);
                 r.headers_mut().insert(

@@ -186,6 +186,17 @@ pub fn render_secrets(out: &mut String, cached: usize) {
     let _ = writeln!(out, "arca_access_key_secrets_cached {cached}");
 }
 
+/// Seconds since this node last served a backup (`arca backup`); absent
+/// until it has served one since it started.
+pub fn render_backup_age(out: &mut String, age: Option<u64>) {
+    let Some(age) = age else { return };
+    out.push_str(
+        "# HELP arca_backup_age_seconds Seconds since this node last served a successful backup.\n",
+    );
+    out.push_str("# TYPE arca_backup_age_seconds gauge\n");
+    let _ = writeln!(out, "arca_backup_age_seconds {age}");
+}
+
 /// The process's CPU time and resident memory, from its own counters (Linux
 /// `/proc/self`; nothing elsewhere), so that a benchmark can report CPU time
 /// per request next to its throughput.

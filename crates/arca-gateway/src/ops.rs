@@ -120,6 +120,7 @@ operations! {
     PutUserPolicy => "arca:PutUserPolicy", Admin;
     GetUserPolicy => "arca:GetUserPolicy", Admin;
     DeleteUserPolicy => "arca:DeleteUserPolicy", Admin;
+    Backup => "arca:Backup", Admin;
 }
 
 /// The AWS JSON protocol's service prefix of the KMS operations.

@@ -5,6 +5,7 @@
 //! `arca-crypto`.
 
 pub mod actors;
+pub mod backup;
 pub mod credentials;
 pub mod election;
 pub mod grants;

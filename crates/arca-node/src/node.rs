@@ -117,6 +117,21 @@ pub enum StartError {
     Raft(String),
     #[error("storage error: {0}")]
     Storage(String),
+    #[error(
+        "the data directory {dir} is older than this node's log as the cluster knows it: \
+         leader {leader} has it matched up to log index {matched}, the directory ends at {last}. \
+         It was put back from a copy, and has lost entries (and perhaps a vote) it acknowledged. \
+         Do not start node {node_id} on it. Remove the node (`arca cluster remove-node --node-id {node_id}`), \
+         move this directory aside, start the node on an empty one and add it again \
+         (`arca cluster add-node`): it receives a snapshot. See docs/runbooks/disaster-recovery.md."
+    )]
+    PutBack {
+        dir: PathBuf,
+        node_id: NodeId,
+        matched: u64,
+        last: u64,
+        leader: NodeId,
+    },
 }
 
 /// What `/ready` and `/metrics` report.
@@ -240,6 +255,8 @@ pub struct Node {
     /// Successful cryptographic uses of keys not yet reported (GetKeyLastUsage).
     pub usage: crate::usage::UsageTracker,
     progress: Progress,
+    /// When this node last served a backup (ms since the epoch; 0: never).
+    pub(crate) last_backup_ms: std::sync::atomic::AtomicU64,
     pub(crate) shutdown: CancellationToken,
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -344,6 +361,7 @@ impl Node {
                 }
             }
         }
+        crate::backup::refuse_put_back(cfg.node_id, &cfg.data_dir, &db, &shared, &peers).await?;
 
         let t = &cfg.raft;
         let raft_config = openraft::Config {
@@ -425,6 +443,7 @@ impl Node {
             db: db.clone(),
             usage: crate::usage::UsageTracker::new(crate::network::unix_now_ms().max(0) as u64),
             progress: Progress::default(),
+            last_backup_ms: Default::default(),
             shutdown: CancellationToken::new(),
             tasks: Default::default(),
         });

@@ -79,6 +79,7 @@ const KNOWN_ACTIONS: &[&str] = &[
     "arca:ClusterStatus",
     "arca:AdvanceClock",
     "arca:RotateRootKey",
+    "arca:Backup",
 ];
 
 /// Service prefixes an action may have.

@@ -1,6 +1,7 @@
 //! `arca`: the server, the cluster admin CLI and the load generator.
 
 mod audit_cmd;
+mod backup_cmd;
 mod bench;
 mod bench_crypto;
 mod client;
@@ -76,6 +77,11 @@ enum Cmd {
     /// A certificate signing request (PEM) for a signing key, signed inside
     /// the cluster: the private key never leaves it.
     Csr(csr_cmd::CsrArgs),
+    /// Write a consistent backup of the cluster's state (wrapped material
+    /// only) from any node; `backup verify FILE` checks one offline.
+    Backup(backup_cmd::BackupArgs),
+    /// Seed a new one-node cluster's data directory from a backup (offline).
+    Restore(backup_cmd::RestoreArgs),
 }
 
 #[derive(Args)]
@@ -207,6 +213,9 @@ enum ClusterCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Disaster recovery, offline: make the stopped survivor of a lost quorum
+    /// the only member of its cluster, with everything it had.
+    Recover(backup_cmd::RecoverArgs),
 }
 
 /// Mutual TLS to a peer port: the cluster CA and a node certificate (the
@@ -266,6 +275,8 @@ fn main() -> anyhow::Result<()> {
             Cmd::Audit(c) => audit_cmd::run(c),
             Cmd::Tls(c) => tls_cmd::run(c),
             Cmd::Csr(a) => csr_cmd::run(a).await,
+            Cmd::Backup(a) => backup_cmd::backup(a).await,
+            Cmd::Restore(a) => backup_cmd::restore(a),
         }
     })
 }
@@ -716,6 +727,7 @@ async fn cluster(c: ClusterCmd) -> anyhow::Result<()> {
             println!("node {node_id} removed");
             Ok(())
         }
+        ClusterCmd::Recover(a) => backup_cmd::recover(a).await,
         ClusterCmd::Status { admin, json } => {
             let s = admin
                 .client()?
