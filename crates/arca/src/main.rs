@@ -28,7 +28,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::{ApiClient, Credentials};
-use crate::config::{read_secret_file, write_secret_file, FileConfig};
+use crate::config::{read_secret_file, write_secret_file, FileConfig, LogFormat};
 use zeroize::Zeroizing;
 
 #[derive(Parser)]
@@ -115,6 +115,9 @@ struct ServerArgs {
     /// Log filter (e.g. `info`, `arca_node=debug`); RUST_LOG wins if set.
     #[arg(long, env = "ARCA_LOG")]
     log: Option<String>,
+    /// Log line format: `text` or `json` (one object per line, for log shippers).
+    #[arg(long, env = "ARCA_LOG_FORMAT", value_enum)]
+    log_format: Option<LogFormat>,
 }
 
 #[derive(Args, Clone)]
@@ -293,16 +296,22 @@ fn random_secret_text() -> anyhow::Result<SecretBytes> {
     Ok(SecretBytes::new(s.into_bytes()))
 }
 
-fn init_tracing(filter: &str) {
+fn init_tracing(filter: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
-    // Colour codes only on a terminal: a log file or journal gets plain text.
-    use std::io::IsTerminal;
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        // Colour codes only on a terminal: a log file or journal gets plain text.
+        LogFormat::Text => {
+            use std::io::IsTerminal;
+            builder.with_ansi(std::io::stderr().is_terminal()).init();
+        }
+        // One object per line, never colour: `{"timestamp", "level",
+        // "message", the event's fields, "target", "span", "spans"}`.
+        LogFormat::Json => builder.json().flatten_event(true).with_ansi(false).init(),
+    }
 }
 
 const DEV_DATA_DIR: &str = "arca-data";
@@ -320,6 +329,7 @@ async fn server(a: ServerArgs) -> anyhow::Result<()> {
             .as_deref()
             .or(file.log.as_deref())
             .unwrap_or("info,openraft=warn"),
+        a.log_format.or(file.log_format).unwrap_or_default(),
     );
     let dev = a.dev;
     let mut tls = file.tls(dev)?;

@@ -1,0 +1,115 @@
+//! What an operator runs a cluster with: JSON logs for log shippers, the
+//! metrics on /metrics, the monitoring files in docs/monitoring and the
+//! runbook scripts in scripts/runbooks.
+
+use arca_system_tests::aws_sdk_kms::primitives::Blob;
+use arca_system_tests::aws_sdk_kms::types::DataKeySpec;
+use arca_system_tests::*;
+use base64::Engine as _;
+use serde_json::Value;
+
+/// With `log_format = "json"` every line a node writes is one JSON object
+/// with a level and a message, and none holds a secret the node handled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_are_one_object_per_line_without_secrets() {
+    let mut c = Cluster::start_with(
+        1,
+        Options {
+            json_logs: true,
+            // Debug too: a secret must not reach any level.
+            log_filter: "debug,openraft=info,hyper=info,h2=info,rustls=info".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let kms = c.client(0);
+    let key = c.new_key(0).await;
+    let plaintext = b"json-log-plaintext-marker-0123456789";
+    let ct = kms
+        .encrypt()
+        .key_id(&key)
+        .plaintext(Blob::new(plaintext.to_vec()))
+        .send()
+        .await
+        .unwrap();
+    let back = kms
+        .decrypt()
+        .ciphertext_blob(ct.ciphertext_blob().unwrap().clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(back.plaintext().unwrap().as_ref(), plaintext);
+    let dk = kms
+        .generate_data_key()
+        .key_id(&key)
+        .key_spec(DataKeySpec::Aes256)
+        .send()
+        .await
+        .unwrap();
+    let data_key = dk.plaintext().unwrap().as_ref().to_vec();
+    // A request that fails is logged too.
+    let denied = client_no_retry(&c.nodes[0].endpoint(), &c.creds.access_key_id, "wrong")
+        .list_keys()
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&denied), "InvalidSignatureException");
+    // A graceful stop flushes and logs its last line.
+    c.nodes[0].stop();
+
+    let text = c.nodes[0].log_text();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let root_key = std::fs::read_to_string(&c.root_key_file).unwrap();
+    let cluster_secret = std::fs::read_to_string(&c.secret_file).unwrap();
+    let secrets: Vec<(&str, String)> = vec![
+        ("the root key", root_key.trim().to_string()),
+        ("the cluster secret", cluster_secret.trim().to_string()),
+        ("the admin secret key", c.creds.secret_access_key.clone()),
+        (
+            "a plaintext",
+            String::from_utf8(plaintext.to_vec()).unwrap(),
+        ),
+        ("a plaintext (base64)", b64.encode(plaintext)),
+        ("a data key (base64)", b64.encode(&data_key)),
+        ("a data key (hex)", hex(&data_key)),
+    ];
+    let mut levels = std::collections::BTreeSet::new();
+    let mut messages = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let v: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("log line {} is not JSON ({e}): {line}", n + 1));
+        let level = v["level"]
+            .as_str()
+            .unwrap_or_else(|| panic!("log line {} has no level: {line}", n + 1));
+        assert!(
+            ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"].contains(&level),
+            "log line {} has level {level}",
+            n + 1
+        );
+        let message = v["message"]
+            .as_str()
+            .unwrap_or_else(|| panic!("log line {} has no message: {line}", n + 1));
+        assert!(v["timestamp"].is_string(), "log line {}: {line}", n + 1);
+        levels.insert(level.to_string());
+        messages.push(message.to_string());
+        for (what, s) in &secrets {
+            assert!(
+                !line.contains(s.as_str()),
+                "log line {} holds {what}: {line}",
+                n + 1
+            );
+        }
+    }
+    assert!(
+        levels.contains("INFO") && levels.contains("DEBUG"),
+        "levels {levels:?}"
+    );
+    assert!(
+        messages.iter().any(|m| m == "stopped"),
+        "the last line of a graceful stop is missing: {messages:?}"
+    );
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
