@@ -113,3 +113,88 @@ async fn json_logs_are_one_object_per_line_without_secrets() {
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
+
+/// The counters an operator alerts on move with the events they count: a
+/// killed leader shows up as a leader change on every survivor, an election
+/// started and won, and every write's barrier is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_leader_changes_elections_and_barriers() {
+    let mut c = Cluster::start(3).await;
+    let leader = c.wait_leader().await;
+    let key = c.new_key(leader).await;
+    c.client(0)
+        .encrypt()
+        .key_id(&key)
+        .plaintext(Blob::new(b"x".to_vec()))
+        .send()
+        .await
+        .unwrap();
+    for i in 0..3 {
+        assert!(c.metric(i, "arca_raft_leader_changes_total").unwrap() >= 1);
+        // Every node serves, and says so in both forms.
+        let serving = wait_for("every node to serve", DEADLINE, || {
+            let s = c.metric(i, "arca_serving");
+            async move { s.filter(|s| *s == 1) }
+        })
+        .await;
+        assert_eq!(serving, 1);
+        assert_eq!(
+            c.metric(i, "arca_serving_state{state=\"serving\"}"),
+            Some(1)
+        );
+        assert_eq!(
+            c.metric(i, "arca_serving_state{state=\"no_lease\"}"),
+            Some(0)
+        );
+        assert_eq!(c.metric(i, "arca_audit_write_errors_total"), Some(0));
+    }
+    // CreateKey is a write: the leader ran its barrier and it passed.
+    assert!(
+        c.metric(leader, "arca_write_barriers_total{outcome=\"passed\"}")
+            .unwrap()
+            >= 1
+    );
+    assert_eq!(
+        c.metric(leader, "arca_write_barriers_total{outcome=\"failed\"}"),
+        Some(0)
+    );
+
+    let survivors: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    let before: Vec<i64> = survivors
+        .iter()
+        .map(|i| c.metric(*i, "arca_raft_leader_changes_total").unwrap())
+        .collect();
+    let won_before: Vec<i64> = survivors
+        .iter()
+        .map(|i| c.metric(*i, "arca_raft_elections_won_total").unwrap())
+        .collect();
+    c.nodes[leader].kill();
+    let new_leader = c.wait_leader().await;
+    assert_ne!(new_leader, leader);
+    for (n, i) in survivors.iter().enumerate() {
+        let after = c.metric(*i, "arca_raft_leader_changes_total").unwrap();
+        assert!(
+            after > before[n],
+            "node {} saw no leader change ({} -> {after})",
+            i + 1,
+            before[n]
+        );
+    }
+    let started: i64 = survivors
+        .iter()
+        .map(|i| c.metric(*i, "arca_raft_elections_started_total").unwrap())
+        .sum();
+    assert!(started >= 1, "no election started");
+    let n = survivors.iter().position(|i| *i == new_leader).unwrap();
+    assert!(
+        c.metric(new_leader, "arca_raft_elections_won_total")
+            .unwrap()
+            > won_before[n]
+    );
+    // The old leader's absence is visible too: the new leader still serves.
+    wait_for("the new leader to serve", DEADLINE, || {
+        let s = c.metric(new_leader, "arca_serving");
+        async move { s.filter(|s| *s == 1) }
+    })
+    .await;
+}

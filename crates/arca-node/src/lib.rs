@@ -5,6 +5,7 @@
 //! `arca-crypto`.
 
 pub mod actors;
+pub mod counters;
 pub mod credentials;
 pub mod election;
 pub mod grants;

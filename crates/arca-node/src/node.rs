@@ -131,6 +131,10 @@ pub struct RaftView {
     pub peer_refused: Vec<(&'static str, u64)>,
     /// The cluster id (hex) peer messages are bound to, once known.
     pub cluster_id: Option<String>,
+    /// Event counters since this process started.
+    pub counters: crate::counters::CountersView,
+    /// Whether this node serves crypto requests now, or why not.
+    pub serving: crate::counters::ServingState,
 }
 
 /// A write another node forwarded to this node (as the leader), for its
@@ -223,6 +227,7 @@ pub struct Node {
     /// Set once the leader said this node is not a member.
     removed: AtomicBool,
     pub(crate) db: Arc<store::Db>,
+    pub(crate) counters: Arc<crate::counters::Counters>,
     progress: Progress,
     pub(crate) shutdown: CancellationToken,
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -289,7 +294,8 @@ impl Node {
                 }
             }
         }
-        let sm = StateMachineStore::open(db.clone()).map_err(st)?;
+        let counters = Arc::new(crate::counters::Counters::default());
+        let sm = StateMachineStore::open(db.clone(), counters.clone()).map_err(st)?;
         let shared = sm.shared();
         let peers = {
             let shared = shared.clone();
@@ -335,6 +341,7 @@ impl Node {
         .map_err(|e| StartError::Raft(e.to_string()))?;
         let network = Network {
             client: peers.clone(),
+            counters: counters.clone(),
         };
         // The term this process starts in: a newer term it leads was won by
         // an election here, never restored (see `lease.rs`).
@@ -391,6 +398,7 @@ impl Node {
             clock_offset_ms: AtomicI64::new(0),
             removed: AtomicBool::new(false),
             db: db.clone(),
+            counters,
             progress: Progress::default(),
             shutdown: CancellationToken::new(),
             tasks: Default::default(),
@@ -409,12 +417,13 @@ impl Node {
         let scheduler = tokio::spawn(tasks::scheduler_loop(node.clone()));
         let pool = tokio::spawn(node.pool.clone().refill(node.shutdown.clone()));
         let secrets = tokio::spawn(tasks::secret_sweep_loop(node.clone()));
+        let leadership = tokio::spawn(crate::counters::leadership_watch(node.clone()));
         node.tasks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .extend([
                 peer_task, watchdog, root_watch, leases, leading, settle, notices, scheduler, pool,
-                secrets,
+                secrets, leadership,
             ]);
         Ok(node)
     }
@@ -514,6 +523,8 @@ impl Node {
             disk_full: self.db.waiting_for_space(),
             peer_refused: self.peer_guard.refusals.snapshot(),
             cluster_id: self.cluster_id().map(hex::encode),
+            counters: self.counters.view(),
+            serving: self.serving_state(),
         }
     }
 
