@@ -198,3 +198,113 @@ async fn metrics_count_leader_changes_elections_and_barriers() {
     })
     .await;
 }
+
+/// The names a /metrics body exports: each sample's name.
+fn exported_names(body: &str) -> std::collections::BTreeSet<String> {
+    body.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The metric names an expression (or any text) mentions: Arca's and the
+/// process's.
+fn metric_names(text: &str) -> Vec<String> {
+    text.split(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_' || ch == ':'))
+        .filter(|t| t.starts_with("arca_") || t.starts_with("process_"))
+        .map(str::to_string)
+        .collect()
+}
+
+fn collect_exprs(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, v) in m {
+                match (k.as_str(), v) {
+                    ("expr", Value::String(e)) => out.push(e.clone()),
+                    _ => collect_exprs(v, out),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|v| collect_exprs(v, out)),
+        _ => {}
+    }
+}
+
+/// docs/monitoring's dashboard and alert rules name only metrics a real
+/// node's /metrics exports, and cover what an operator watches.
+/// (`promtool check rules` and `promtool test rules` run in scripts/test.sh.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitoring_files_name_only_exported_metrics() {
+    let c = Cluster::start(1).await;
+    // A request, so that the per-operation series exist.
+    c.new_key(0).await;
+    let (status, body) = http_get(&c.nodes[0].api_addr, "/metrics").unwrap();
+    assert_eq!(status, 200);
+    let exported = exported_names(&body);
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/monitoring");
+
+    let dashboard: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("grafana-dashboard.json")).unwrap())
+            .expect("the dashboard is JSON");
+    let panels = dashboard["panels"].as_array().expect("panels");
+    for p in panels.iter().filter(|p| p["type"] != "row") {
+        let title = p["title"].as_str().expect("a panel title");
+        let targets = p["targets"].as_array().map_or(0, Vec::len);
+        assert!(targets > 0, "panel {title} has no query");
+    }
+    let mut exprs = Vec::new();
+    collect_exprs(&dashboard, &mut exprs);
+    assert!(exprs.len() >= 20, "{} queries", exprs.len());
+    let rules = std::fs::read_to_string(dir.join("alerts.yml")).unwrap();
+
+    let mut used = std::collections::BTreeSet::new();
+    for (file, text) in exprs
+        .iter()
+        .map(|e| ("grafana-dashboard.json", e.as_str()))
+        .chain([("alerts.yml", rules.as_str())])
+    {
+        for name in metric_names(text) {
+            assert!(
+                exported.contains(&name),
+                "{file} uses {name}, which /metrics does not export"
+            );
+            used.insert(name);
+        }
+    }
+    // What the operator watches is all there.
+    for name in [
+        "arca_requests_total",
+        "arca_request_duration_seconds_bucket",
+        "arca_raft_term",
+        "arca_raft_leader",
+        "arca_raft_commit_index",
+        "arca_raft_applied_index",
+        "arca_raft_leader_changes_total",
+        "arca_serving",
+        "arca_serving_state",
+        "arca_snapshots_installed_total",
+        "arca_snapshots_sent_total",
+        "arca_audit_failures_total",
+        "arca_audit_write_errors_total",
+        "arca_peer_refused_total",
+        "arca_storage_disk_full",
+    ] {
+        assert!(used.contains(name), "nothing shows {name}");
+    }
+    for alert in [
+        "ArcaNoLeader",
+        "ArcaLeaderFlapping",
+        "ArcaNodeNotServing",
+        "ArcaApplyLagGrowing",
+        "ArcaDiskFull",
+        "ArcaAuditFailures",
+        "ArcaPeerRefusals",
+    ] {
+        assert!(
+            rules.contains(&format!("- alert: {alert}\n")),
+            "no alert {alert}"
+        );
+    }
+}
