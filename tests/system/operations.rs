@@ -308,3 +308,153 @@ async fn monitoring_files_name_only_exported_metrics() {
         );
     }
 }
+
+/// One runbook script at a time: each starts its own cluster.
+static RUNBOOK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Runs scripts/runbooks/`name` against the binary under test; it must
+/// succeed and say so on its last line.
+fn runbook(name: &str) {
+    let _one = RUNBOOK.lock().unwrap_or_else(|p| p.into_inner());
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scripts/runbooks")
+        .join(format!("{name}.sh"));
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .env("ARCA_BIN", arca_bin())
+        .env("ARCA_RUNBOOK_PAUSE", "0.2")
+        .output()
+        .expect("bash");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{name}.sh failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.trim_end().ends_with(&format!("{name}: OK")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn runbook_bootstrap() {
+    runbook("bootstrap");
+}
+
+#[test]
+fn runbook_add_node() {
+    runbook("add-node");
+}
+
+#[test]
+fn runbook_remove_node() {
+    runbook("remove-node");
+}
+
+#[test]
+fn runbook_replace_node() {
+    runbook("replace-node");
+}
+
+#[test]
+fn runbook_rolling_restart() {
+    runbook("rolling-restart");
+}
+
+/// A rolling restart as docs/runbooks/cluster.md describes it — take a node
+/// out of the clients' rotation, stop it gracefully, start it, wait until
+/// it is ready, put it back — while a client with the AWS SDK's default
+/// retries keeps encrypting and decrypting: it sees no error at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_restart_keeps_serving() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let mut c = Cluster::start(3).await;
+    let key = c.new_key(0).await;
+    let clients: Vec<_> = (0..3).map(|i| c.client(i)).collect();
+    // The nodes a load balancer would send requests to.
+    let rotation = Arc::new(Mutex::new(vec![0usize, 1, 2]));
+    let stop = Arc::new(AtomicBool::new(false));
+    let served: Arc<Vec<AtomicU64>> = Arc::new((0..3).map(|_| AtomicU64::new(0)).collect());
+    let errors = Arc::new(Mutex::new(Vec::<String>::new()));
+    let load = {
+        let (rotation, stop, served, errors) = (
+            rotation.clone(),
+            stop.clone(),
+            served.clone(),
+            errors.clone(),
+        );
+        tokio::spawn(async move {
+            let mut n = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                let pick = |k: usize| {
+                    let r = rotation.lock().unwrap();
+                    r[k % r.len()]
+                };
+                let (a, b) = (pick(n), pick(n + 1));
+                n += 1;
+                let plaintext = format!("message {n}").into_bytes();
+                let ct = match clients[a]
+                    .encrypt()
+                    .key_id(&key)
+                    .plaintext(Blob::new(plaintext.clone()))
+                    .send()
+                    .await
+                {
+                    Ok(r) => r.ciphertext_blob().unwrap().clone(),
+                    Err(e) => {
+                        errors
+                            .lock()
+                            .unwrap()
+                            .push(format!("Encrypt on node {}: {e:?}", a + 1));
+                        continue;
+                    }
+                };
+                served[a].fetch_add(1, Ordering::Relaxed);
+                match clients[b].decrypt().ciphertext_blob(ct).send().await {
+                    Ok(r) if r.plaintext().unwrap().as_ref() == plaintext => {
+                        served[b].fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(_) => errors
+                        .lock()
+                        .unwrap()
+                        .push(format!("Decrypt on node {}: wrong plaintext", b + 1)),
+                    Err(e) => errors
+                        .lock()
+                        .unwrap()
+                        .push(format!("Decrypt on node {}: {e:?}", b + 1)),
+                }
+            }
+        })
+    };
+
+    for i in 0..3 {
+        rotation.lock().unwrap().retain(|x| *x != i);
+        c.nodes[i].stop();
+        c.start_node(i);
+        c.wait_ready(i).await;
+        rotation.lock().unwrap().push(i);
+        // Back in rotation, it serves again before the next node goes.
+        let before = served[i].load(Ordering::Relaxed);
+        wait_for(
+            &format!("node {} to serve the client again", i + 1),
+            DEADLINE,
+            || {
+                let now = served[i].load(Ordering::Relaxed);
+                async move { (now > before).then_some(()) }
+            },
+        )
+        .await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    load.await.unwrap();
+    let errors = errors.lock().unwrap();
+    assert!(errors.is_empty(), "client-visible errors: {errors:#?}");
+    let total: u64 = served.iter().map(|s| s.load(Ordering::Relaxed)).sum();
+    assert!(total > 30, "only {total} requests served");
+    // Every node restarted, and the cluster agrees on a leader again.
+    c.wait_leader().await;
+}

@@ -75,6 +75,17 @@ enum Cmd {
     /// A certificate signing request (PEM) for a signing key, signed inside
     /// the cluster: the private key never leaves it.
     Csr(csr_cmd::CsrArgs),
+    /// Call one API operation (e.g. `TrentService.Encrypt`) with a signed
+    /// request and print its JSON answer: for scripts and runbooks.
+    Call {
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// The operation, as in the `X-Amz-Target` header.
+        target: String,
+        /// The request body (JSON).
+        #[arg(default_value = "{}")]
+        body: String,
+    },
 }
 
 #[derive(Args)]
@@ -263,6 +274,20 @@ fn main() -> anyhow::Result<()> {
         match cli.cmd {
             Cmd::Server(a) => server(a).await,
             Cmd::Cluster(c) => cluster(c).await,
+            Cmd::Call {
+                admin,
+                target,
+                body,
+            } => {
+                let body: serde_json::Value =
+                    serde_json::from_str(&body).context("the request body is not JSON")?;
+                let v = admin
+                    .client()?
+                    .call(&target, body, Duration::from_secs(30))
+                    .await?;
+                println!("{v}");
+                Ok(())
+            }
             Cmd::AccessKey(c) => principals::access_key(c).await,
             Cmd::User(c) => principals::user(c).await,
             Cmd::RootKey(RootKeyCmd::Generate { out }) => {
