@@ -19,7 +19,7 @@ if [ -z "${ARCA_BIN:-}" ]; then
 fi
 arca() { "$ARCA_BIN" "$@"; }
 
-RB="$(mktemp -d "${TMPDIR:-/tmp}/arca-runbook.XXXXXX")"
+RB="$(mktemp -d -t arca-runbook.XXXXXX)"
 declare -A API PEER PID
 
 cleanup() {
