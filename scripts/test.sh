@@ -20,6 +20,21 @@ if ! command -v openssl >/dev/null; then
 fi
 openssl version
 
+# The alert rules in docs/monitoring are checked and unit-tested by promtool
+# (Debian's prometheus package).
+if ! command -v promtool >/dev/null; then
+  echo "==> installing promtool (alert rule tests)"
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  else
+    echo "promtool is required (e.g. apt-get install prometheus)" >&2; exit 1
+  fi
+fi
+echo "==> promtool: alert rules"
+promtool check rules docs/monitoring/alerts.yml
+(cd docs/monitoring && promtool test rules alerts_test.yml)
+
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy (warnings denied)"

@@ -111,6 +111,10 @@ pub struct Options {
     /// API certificate and its peer certificate (mutual TLS between nodes).
     /// Without it the nodes serve plain HTTP (`allow_insecure_http = true`).
     pub tls: bool,
+    /// `log_format = "json"`: each node logs one JSON object per line.
+    pub json_logs: bool,
+    /// Each node's log filter (`log`).
+    pub log_filter: String,
 }
 
 impl Default for Options {
@@ -129,6 +133,8 @@ impl Default for Options {
             tmpfs_data_mib: None,
             ops_token: None,
             tls: false,
+            json_logs: false,
+            log_filter: "info,openraft=warn".into(),
         }
     }
 }
@@ -513,7 +519,8 @@ peer_addr = "{peer_addr}"
 data_dir = "{data}"
 root_key_file = "{root}"
 cluster_secret_file = "{secret}"
-log = "info,openraft=warn"
+log = "{log_filter}"
+log_format = "{log_format}"
 {tls}
 
 [raft]
@@ -546,6 +553,8 @@ rsa_pool = {pool}
             clock = self.opts.adjustable_clock,
             pool = self.opts.rsa_pool,
             extra = self.opts.extra_config,
+            log_filter = self.opts.log_filter,
+            log_format = if self.opts.json_logs { "json" } else { "text" },
             write_timeout = self
                 .opts
                 .write_timeout_ms

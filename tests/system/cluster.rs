@@ -237,6 +237,14 @@ async fn a_node_added_after_many_writes_catches_up_by_snapshot() {
         c.metric(n4, "arca_raft_snapshot_index").unwrap() > 0,
         "the new node holds a snapshot"
     );
+    // The metrics say how it got there: a leader sent it a snapshot, which it
+    // installed.
+    assert!(c.metric(n4, "arca_snapshots_installed_total").unwrap() >= 1);
+    let sent: i64 = (0..3)
+        .filter_map(|i| c.metric(i, "arca_snapshots_sent_total"))
+        .sum();
+    assert!(sent >= 1, "no snapshot sent");
+    assert!(c.metric(leader, "arca_snapshots_built_total").unwrap() >= 1);
     assert_eq!(decrypt(&c, n4, &ct).await, b"early key");
 
     // Remove it again: the status lists three voters, and writes go on.

@@ -441,6 +441,8 @@ struct Shared {
     mode: AuditMode,
     dropped: AtomicU64,
     failures: AtomicU64,
+    /// Failed writes (and syncs) of the file.
+    write_errors: AtomicU64,
     last_seq: AtomicU64,
 }
 
@@ -573,6 +575,7 @@ impl AuditLog {
             mode: config.mode,
             dropped: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            write_errors: AtomicU64::new(0),
             last_seq: AtomicU64::new(seq),
         });
         let writer = Writer {
@@ -731,6 +734,13 @@ impl AuditLog {
         out.push_str("# HELP arca_audit_failures_total Requests answered 503 because their audit record could not be written.\n");
         out.push_str("# TYPE arca_audit_failures_total counter\n");
         let _ = writeln!(out, "arca_audit_failures_total {}", self.failures());
+        out.push_str("# HELP arca_audit_write_errors_total Failed writes of the audit log file (each is retried; see the node's log).\n");
+        out.push_str("# TYPE arca_audit_write_errors_total counter\n");
+        let _ = writeln!(
+            out,
+            "arca_audit_write_errors_total {}",
+            self.shared.write_errors.load(Ordering::Relaxed)
+        );
         out.push_str("# HELP arca_audit_last_seq The seq of the last line written to the audit log (compare with `arca audit verify`).\n");
         out.push_str("# TYPE arca_audit_last_seq gauge\n");
         let _ = writeln!(out, "arca_audit_last_seq {}", self.last_seq());
@@ -1159,6 +1169,7 @@ impl Writer {
             }
         }
         self.failing += 1;
+        self.shared.write_errors.fetch_add(1, Ordering::Relaxed);
         if self.failing.is_power_of_two() {
             tracing::error!(error = %e, failed_writes = self.failing, path = %self.path.display(), "cannot write the audit log");
         }

@@ -6,6 +6,7 @@ use std::fmt::Write;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use arca_node::counters::ServingState;
 use arca_node::node::RaftView;
 
 /// Upper bounds of the latency buckets, in seconds.
@@ -157,10 +158,92 @@ impl Metrics {
             out.push_str("# HELP arca_cluster_info The cluster id peer messages are bound to.\n# TYPE arca_cluster_info gauge\n");
             let _ = writeln!(out, "arca_cluster_info{{cluster_id=\"{id}\"}} 1");
         }
+        render_counters(&mut out, raft);
         out.push_str("# HELP arca_audit_dropped_total Audit records dropped because the writer was behind.\n");
         out.push_str("# TYPE arca_audit_dropped_total counter\n");
         let _ = writeln!(out, "arca_audit_dropped_total {audit_dropped}");
         out
+    }
+}
+
+/// The node's event counters and its serving state.
+fn render_counters(out: &mut String, raft: &RaftView) {
+    let c = &raft.counters;
+    let counter = |out: &mut String, name: &str, help: &str, v: u64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+        );
+    };
+    counter(
+        out,
+        "arca_raft_leader_changes_total",
+        "Times this node saw a new leader (a new term or leader).",
+        c.leader_changes,
+    );
+    counter(
+        out,
+        "arca_raft_elections_started_total",
+        "Elections this node started (after a successful pre-vote).",
+        c.elections_started,
+    );
+    counter(
+        out,
+        "arca_raft_elections_won_total",
+        "Elections this node won.",
+        c.elections_won,
+    );
+    out.push_str("# HELP arca_write_barriers_total Write barriers the leader ran, by outcome (failed: the write was not acknowledged; the client retries).\n");
+    out.push_str("# TYPE arca_write_barriers_total counter\n");
+    let _ = writeln!(
+        out,
+        "arca_write_barriers_total{{outcome=\"passed\"}} {}",
+        c.barriers_passed
+    );
+    let _ = writeln!(
+        out,
+        "arca_write_barriers_total{{outcome=\"failed\"}} {}",
+        c.barriers_failed
+    );
+    let _ = writeln!(
+        out,
+        "# HELP arca_write_barrier_seconds_total Time writes spent waiting in write barriers.\n# TYPE arca_write_barrier_seconds_total counter\narca_write_barrier_seconds_total {}",
+        c.barrier_wait_us as f64 / 1e6
+    );
+    counter(
+        out,
+        "arca_snapshots_built_total",
+        "Snapshots this node built of its state machine.",
+        c.snapshots_built,
+    );
+    counter(
+        out,
+        "arca_snapshots_sent_total",
+        "Snapshots this node (as leader) sent to a member in full.",
+        c.snapshots_sent,
+    );
+    counter(
+        out,
+        "arca_snapshots_installed_total",
+        "Snapshots from a leader this node installed.",
+        c.snapshots_installed,
+    );
+    let _ = writeln!(
+        out,
+        "# HELP arca_serving 1 if this node serves crypto requests from its replica now.\n# TYPE arca_serving gauge\narca_serving {}",
+        u64::from(raft.serving == ServingState::Serving)
+    );
+    out.push_str(
+        "# HELP arca_serving_state 1 for this node's serving state: serving, or why not.\n",
+    );
+    out.push_str("# TYPE arca_serving_state gauge\n");
+    for s in ServingState::ALL {
+        let _ = writeln!(
+            out,
+            "arca_serving_state{{state=\"{}\"}} {}",
+            s.label(),
+            u64::from(raft.serving == s)
+        );
     }
 }
 

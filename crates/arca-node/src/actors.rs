@@ -624,7 +624,7 @@ mod tests {
     ) -> (tempfile::TempDir, Registry, KeyId) {
         let dir = tempfile::tempdir().unwrap();
         let db = crate::store::open_database(dir.path()).unwrap();
-        let sm = StateMachineStore::open(db).unwrap();
+        let sm = StateMachineStore::open(db, Default::default()).unwrap();
         let key = arca_crypto::wrap::RootKey::generate().unwrap().0;
         let id = KeyId::from_random([4; 16]);
         let material = Secret::new(material);

@@ -571,6 +571,10 @@ pub fn recover(dir: &Path, root: &RootKeyRing) -> Result<Recovered, BackupError>
     })
 }
 
+/// How long [`refuse_put_back`] waits for each member's answer: a member
+/// that is down refuses the connection at once; a busy leader gets time.
+const PUT_BACK_ASK: Duration = Duration::from_secs(5);
+
 /// Refuses to start on a data directory older than what the cluster knows
 /// this node wrote: the leader has this node's log matched up to an index
 /// past this directory's last entry. That happens when a copy of the
@@ -604,7 +608,7 @@ pub(crate) async fn refuse_put_back(
     };
     for (id, info) in others {
         let answer = peers
-            .forward(id, &info, &ForwardRequest::Status, Duration::from_secs(2))
+            .forward(id, &info, &ForwardRequest::Status, PUT_BACK_ASK)
             .await;
         let Ok(ForwardResponse::Status(status)) = answer else {
             continue;

@@ -290,6 +290,7 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 #[derive(Clone)]
 pub struct Network {
     pub client: PeerClient,
+    pub counters: Arc<crate::counters::Counters>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -301,6 +302,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             client: self.client.clone(),
             target,
             addr: node.peer_addr.clone(),
+            counters: self.counters.clone(),
         }
     }
 }
@@ -309,6 +311,7 @@ pub struct PeerConnection {
     client: PeerClient,
     target: NodeId,
     addr: String,
+    counters: Arc<crate::counters::Counters>,
 }
 
 type RpcResult<T, E = openraft::error::Infallible> =
@@ -354,7 +357,12 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<InstallSnapshotResponse<NodeId>, InstallSnapshotError> {
-        self.rpc(PATH_SNAPSHOT, &rpc, &option).await
+        let last_chunk = rpc.done;
+        let r = self.rpc(PATH_SNAPSHOT, &rpc, &option).await;
+        if last_chunk && r.is_ok() {
+            crate::counters::Counters::bump(&self.counters.snapshots_sent);
+        }
+        r
     }
 
     async fn vote(

@@ -155,6 +155,10 @@ pub struct RaftView {
     pub peer_refused: Vec<(&'static str, u64)>,
     /// The cluster id (hex) peer messages are bound to, once known.
     pub cluster_id: Option<String>,
+    /// Event counters since this process started.
+    pub counters: crate::counters::CountersView,
+    /// Whether this node serves crypto requests now, or why not.
+    pub serving: crate::counters::ServingState,
 }
 
 /// A write another node forwarded to this node (as the leader), for its
@@ -254,6 +258,7 @@ pub struct Node {
     pub(crate) db: Arc<store::Db>,
     /// Successful cryptographic uses of keys not yet reported (GetKeyLastUsage).
     pub usage: crate::usage::UsageTracker,
+    pub(crate) counters: Arc<crate::counters::Counters>,
     progress: Progress,
     /// When this node last served a backup (ms since the epoch; 0: never).
     pub(crate) last_backup_ms: std::sync::atomic::AtomicU64,
@@ -327,7 +332,8 @@ impl Node {
                 }
             }
         }
-        let sm = StateMachineStore::open(db.clone()).map_err(st)?;
+        let counters = Arc::new(crate::counters::Counters::default());
+        let sm = StateMachineStore::open(db.clone(), counters.clone()).map_err(st)?;
         let shared = sm.shared();
         let peers = {
             let shared = shared.clone();
@@ -381,6 +387,7 @@ impl Node {
         .map_err(|e| StartError::Raft(e.to_string()))?;
         let network = Network {
             client: peers.clone(),
+            counters: counters.clone(),
         };
         // The term this process starts in: a newer term it leads was won by
         // an election here, never restored (see `lease.rs`).
@@ -442,6 +449,7 @@ impl Node {
             removed: AtomicBool::new(false),
             db: db.clone(),
             usage: crate::usage::UsageTracker::new(crate::network::unix_now_ms().max(0) as u64),
+            counters,
             progress: Progress::default(),
             last_backup_ms: Default::default(),
             shutdown: CancellationToken::new(),
@@ -464,12 +472,13 @@ impl Node {
         let usage = tokio::spawn(crate::usage::report_loop(node.clone()));
         let rewrap = tokio::spawn(crate::rotation::rewrap_loop(node.clone()));
         let shred = tokio::spawn(crate::rotation::shred_loop(node.clone()));
+        let leadership = tokio::spawn(crate::counters::leadership_watch(node.clone()));
         node.tasks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .extend([
                 peer_task, watchdog, root_watch, leases, leading, settle, notices, scheduler, pool,
-                secrets, usage, rewrap, shred,
+                secrets, usage, rewrap, shred, leadership,
             ]);
         Ok(node)
     }
@@ -576,6 +585,8 @@ impl Node {
             disk_full: self.db.waiting_for_space(),
             peer_refused: self.peer_guard.refusals.snapshot(),
             cluster_id: self.cluster_id().map(hex::encode),
+            counters: self.counters.view(),
+            serving: self.serving_state(),
         }
     }
 

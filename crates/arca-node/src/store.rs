@@ -774,15 +774,20 @@ struct StoredSnapshot {
 pub struct StateMachineStore {
     db: Arc<Db>,
     shared: Arc<SharedState>,
+    counters: Arc<crate::counters::Counters>,
 }
 
 impl StateMachineStore {
     /// Loads the state machine from the database (empty on a new node).
-    pub fn open(db: Arc<Db>) -> Result<Self, StorageError> {
+    pub fn open(
+        db: Arc<Db>,
+        counters: Arc<crate::counters::Counters>,
+    ) -> Result<Self, StorageError> {
         let applied = load_state(&db.get())?;
         Ok(Self {
             db,
             shared: SharedState::new(applied),
+            counters,
         })
     }
 
@@ -1149,6 +1154,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         })
         .await?;
         self.shared.replace(applied);
+        crate::counters::Counters::bump(&self.counters.snapshots_installed);
         Ok(())
     }
 
@@ -1291,6 +1297,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
         })?;
         let db = self.db.clone();
         blocking(move || db.durable(|g| write_local_meta(g, SNAPSHOT, &stored))).await?;
+        crate::counters::Counters::bump(&self.counters.snapshots_built);
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(data)),

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use arca_state::{Command, Outcome, Rejection};
 use openraft::ServerState;
 
+use crate::counters::{Counters, ServingState};
 use crate::lease::{
     BarrierRequest, BarrierResponse, ConfirmRequest, ConfirmResponse, LeaseRequest, LeaseResponse,
     NotServing, QuietRequest, QuietResponse, SettledNotice,
@@ -56,6 +57,12 @@ pub(crate) async fn secret_sweep_loop(node: Arc<Node>) {
             _ = node.shutdown.cancelled() => return,
         }
     }
+}
+
+/// Why a node may not serve: as a leader of a term, or without a lease.
+enum Why {
+    Leader(NotServing, u64),
+    NoLease(ServerState),
 }
 
 /// How often, at most, the secret cache is swept.
@@ -108,9 +115,44 @@ impl Node {
             .await
     }
 
+    /// Whether this node serves now, or why not (`arca_serving_state`).
+    /// Looks, never waits.
+    pub(crate) fn serving_state(&self) -> ServingState {
+        if self.is_removed() {
+            return ServingState::Removed;
+        }
+        match self.floor_or_why(Instant::now()) {
+            Ok(floor) if self.shared.applied() >= floor => ServingState::Serving,
+            Ok(_) => ServingState::CatchingUp,
+            Err(Why::Leader(NotServing::NoReadFloor, _)) => ServingState::LeaderNoReadFloor,
+            Err(Why::Leader(_, _)) => ServingState::LeaderNoQuorum,
+            Err(Why::NoLease(_)) => ServingState::NoLease,
+        }
+    }
+
     /// The index this node must have applied to serve at `now`, if its lease,
     /// evidence or a deposed leader's evidence lets it serve at all.
     fn serving_floor(&self, now: Instant) -> Result<u64, NodeError> {
+        self.floor_or_why(now).map_err(|why| match why {
+            Why::Leader(why, term) => NodeError::Unavailable(format!(
+                "this node leads term {term} but {}; retry",
+                match why {
+                    NotServing::NotLeading | NotServing::NoQuorum => {
+                        "cannot prove that a quorum still follows it"
+                    }
+                    NotServing::NoReadFloor => {
+                        "has not yet applied an entry committed in its term"
+                    }
+                }
+            )),
+            Why::NoLease(state) => NodeError::Unavailable(format!(
+                "this node ({state:?}) has not heard from the Raft leader within {} ms, so its key state may be stale; retry",
+                self.leases.bound().as_millis()
+            )),
+        })
+    }
+
+    fn floor_or_why(&self, now: Instant) -> Result<u64, Why> {
         let (state, term, leader, as_follower) = {
             let m = self.raft.metrics();
             let m = m.borrow();
@@ -140,28 +182,11 @@ impl Node {
             // still holds from the previous leader lets it serve meanwhile.
             Some(Err(why)) => match self.leases.follower_commit(term, now) {
                 Some(commit) => commit,
-                None => {
-                    return Err(NodeError::Unavailable(format!(
-                        "this node leads term {term} but {}; retry",
-                        match why {
-                            NotServing::NotLeading | NotServing::NoQuorum => {
-                                "cannot prove that a quorum still follows it"
-                            }
-                            NotServing::NoReadFloor => {
-                                "has not yet applied an entry committed in its term"
-                            }
-                        }
-                    )))
-                }
+                None => return Err(Why::Leader(why, term)),
             },
             None => match as_follower {
                 Some(commit) => commit,
-                None => {
-                    return Err(NodeError::Unavailable(format!(
-                        "this node ({state:?}) has not heard from the Raft leader within {} ms, so its key state may be stale; retry",
-                        self.leases.bound().as_millis()
-                    )))
-                }
+                None => return Err(Why::NoLease(state)),
             },
         };
         Ok(floor)
@@ -575,6 +600,21 @@ pub(crate) async fn removed_from_cluster(node: &Arc<Node>) -> bool {
 /// is not acknowledged: the error is retriable, and a retry with the same
 /// request id returns the write's outcome once the barrier passes.
 pub(crate) async fn barrier(node: &Node, term: u64, index: u64) -> Result<(), NodeError> {
+    let started = Instant::now();
+    let r = barrier_wait(node, term, index).await;
+    let c = &node.counters;
+    let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    c.barrier_wait_us
+        .fetch_add(us, std::sync::atomic::Ordering::Relaxed);
+    Counters::bump(if r.is_ok() {
+        &c.barriers_passed
+    } else {
+        &c.barriers_failed
+    });
+    r
+}
+
+async fn barrier_wait(node: &Node, term: u64, index: u64) -> Result<(), NodeError> {
     let members: Vec<(NodeId, String)> = {
         let m = node.raft.metrics();
         let m = m.borrow();

@@ -28,6 +28,8 @@ pub struct FileConfig {
     /// The audit log file (default: <data_dir>/audit.jsonl).
     pub audit_log: Option<PathBuf>,
     pub log: Option<String>,
+    /// `text` (default) or `json`: one JSON object per line, for log shippers.
+    pub log_format: Option<LogFormat>,
     /// The API port's certificate (PEM, chain allowed) and key: HTTPS.
     pub tls_cert_file: Option<PathBuf>,
     pub tls_key_file: Option<PathBuf>,
@@ -74,7 +76,18 @@ pub struct RootKeysSection {
     pub rewrap_interval_ms: Option<u64>,
 }
 
-/// The audit log (its file is `audit_log`).
+/// How log lines are written to stderr.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (colour only on a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `message`, the
+    /// event's other fields, `target` and the enclosing spans.
+    Json,
+}
+
 /// How the API port treats what clients send.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
