@@ -31,6 +31,27 @@ if ! command -v promtool >/dev/null; then
     echo "promtool is required (e.g. apt-get install prometheus)" >&2; exit 1
   fi
 fi
+# The Alibaba Cloud API's system test drives the official Alibaba Cloud SDK
+# for Python, pinned in tests/alibaba/requirements.txt, from a virtual
+# environment made here (tests/system/alibaba.rs runs its python).
+if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+  echo "==> installing python3 with venv (the Alibaba Cloud SDK test)"
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y -qq --no-install-recommends python3 python3-venv >/dev/null
+  else
+    echo "python3 (3.8+) with venv is required (e.g. apt-get install python3-venv)" >&2; exit 1
+  fi
+fi
+venv=tests/alibaba/.venv
+if [ ! -x "$venv/bin/python" ] || ! cmp -s tests/alibaba/requirements.txt "$venv/requirements.txt"; then
+  echo "==> creating $venv (the Alibaba Cloud SDK for the system tests)"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/alibaba/requirements.txt
+  cp tests/alibaba/requirements.txt "$venv/requirements.txt"
+fi
+
 echo "==> promtool: alert rules"
 promtool check rules docs/monitoring/alerts.yml
 (cd docs/monitoring && promtool test rules alerts_test.yml)

@@ -121,7 +121,7 @@ impl Gateway {
 
 /// Bytes wiped when the last reference to them is dropped (an answer's body,
 /// once hyper has written it).
-struct Wiped(Vec<u8>);
+pub(crate) struct Wiped(pub(crate) Vec<u8>);
 
 impl AsRef<[u8]> for Wiped {
     fn as_ref(&self) -> &[u8] {
@@ -137,7 +137,7 @@ impl Drop for Wiped {
 
 /// Wipes every string of an answer (base64 plaintexts, secrets) as it is
 /// dropped.
-fn wipe(v: Value) {
+pub(crate) fn wipe(v: Value) {
     match v {
         Value::String(mut s) => s.zeroize(),
         Value::Array(a) => a.into_iter().for_each(wipe),
@@ -147,7 +147,10 @@ fn wipe(v: Value) {
 }
 
 /// The whole body, within [`MAX_BODY`] and `timeout`, in a buffer wiped on drop.
-async fn read_body(body: Incoming, timeout: Duration) -> Result<Zeroizing<Vec<u8>>, ApiError> {
+pub(crate) async fn read_body(
+    body: Incoming,
+    timeout: Duration,
+) -> Result<Zeroizing<Vec<u8>>, ApiError> {
     match tokio::time::timeout(timeout, Limited::new(body, MAX_BODY).collect()).await {
         Ok(Ok(b)) => Ok(Zeroizing::new(Vec::from(b.to_bytes()))),
         Ok(Err(_)) => Err(ApiError::validation(format!(

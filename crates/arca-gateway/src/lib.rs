@@ -4,8 +4,11 @@
 //!
 //! - `POST /` with `X-Amz-Target: TrentService.<Op>`: the KMS API ([`api`]).
 //! - `POST /` with `X-Amz-Target: ArcaAdmin.<Op>`: cluster administration.
+//! - `POST /` or `GET /` without `X-Amz-Target`, signed the Alibaba Cloud
+//!   way: the Alibaba Cloud KMS API ([`alibaba`]), over the same keys.
 //! - `GET /health`, `GET /ready`, `GET /metrics`.
 
+pub mod alibaba;
 pub mod api;
 pub mod asym;
 pub mod audit;
@@ -71,6 +74,8 @@ pub struct Gateway {
     audit: Option<audit::AuditLog>,
     authz: authz::Authorizer,
     signing_keys: aws::SigningKeys,
+    /// Signature nonces of Alibaba requests, so that replays are refused.
+    nonces: alibaba::nonce::NonceCache,
     limits: PortLimits,
     /// The API port's acceptor once serving (for /metrics).
     acceptor: std::sync::OnceLock<Arc<Acceptor>>,
@@ -130,6 +135,7 @@ impl Gateway {
             audit,
             authz: authz::Authorizer::default(),
             signing_keys: aws::SigningKeys::default(),
+            nonces: alibaba::nonce::NonceCache::default(),
             limits,
             acceptor: std::sync::OnceLock::new(),
         })
@@ -254,6 +260,11 @@ impl Gateway {
                     HeaderValue::from_static("text/plain; version=0.0.4"),
                 );
                 r
+            }
+            (&Method::POST | &Method::GET, "/")
+                if alibaba::sign::is_alibaba(req.headers(), req.uri().query()) =>
+            {
+                self.alibaba(req, source).await
             }
             (&Method::POST, "/") => self.aws(req, source).await,
             _ => text(StatusCode::NOT_FOUND, "not found\n".into()),
