@@ -135,7 +135,10 @@ async fn a_recorded_peer_write_replayed_or_sent_elsewhere_is_refused() {
     let cluster = cluster_id(&c, leader);
     let key = c.new_key(leader).await;
     let key_id: KeyId = key.parse().unwrap();
-    assert_eq!(refused(&c, leader, "replay"), 0);
+    assert!(
+        refused(&c, leader, "replay") >= 0,
+        "the refusal counters are exported"
+    );
 
     // The follower forwards DisableKey to the leader; someone records it.
     let disable = record(
@@ -166,7 +169,10 @@ async fn a_recorded_peer_write_replayed_or_sent_elsewhere_is_refused() {
     assert_eq!(status, 200, "{v}");
 
     // The recorded request, replayed within the clock window: refused,
-    // counted, and the key stays enabled.
+    // counted, and the key stays enabled. (Counters are compared before and
+    // after: nodes of other tests' clusters on this machine may knock on a
+    // reused port and be refused too.)
+    let replays = refused(&c, leader, "replay");
     let (status, _, body) = send(&leader_peer, &disable);
     assert_eq!(status, 401, "{}", String::from_utf8_lossy(&body));
     assert!(
@@ -174,14 +180,15 @@ async fn a_recorded_peer_write_replayed_or_sent_elsewhere_is_refused() {
         "{}",
         String::from_utf8_lossy(&body)
     );
-    assert_eq!(refused(&c, leader, "replay"), 1);
+    assert!(refused(&c, leader, "replay") > replays);
     assert_eq!(describe(&c, leader, &key)["KeyState"], "Enabled");
 
     // The same bytes sent to another node (re-targeted): refused there.
     let other = (leader + 2) % 3;
+    let targets = refused(&c, other, "target");
     let (status, _, _) = send(&c.nodes[other].peer_addr.clone(), &disable);
     assert_eq!(status, 401);
-    assert_eq!(refused(&c, other, "target"), 1);
+    assert!(refused(&c, other, "target") > targets);
 
     // Signed for another cluster (the same secret, say a copy of it): refused.
     let foreign = record(
@@ -195,9 +202,10 @@ async fn a_recorded_peer_write_replayed_or_sent_elsewhere_is_refused() {
             enabled: false,
         }),
     );
+    let clusters = refused(&c, leader, "cluster");
     let (status, _, _) = send(&leader_peer, &foreign);
     assert_eq!(status, 401);
-    assert_eq!(refused(&c, leader, "cluster"), 1);
+    assert!(refused(&c, leader, "cluster") > clusters);
     assert_eq!(describe(&c, leader, &key)["KeyState"], "Enabled");
 
     // The leader audits the forwarded write, naming the node that sent it.
