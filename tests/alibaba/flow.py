@@ -319,6 +319,51 @@ out["aws_key_signature"] = {"version": md.primary_key_version,
                             "signature": sign(aws_key, md.primary_key_version, "ECDSA_SHA_256", dg),
                             "digest": b64(dg)}
 
+# ---- Imported key material (BYOK) ------------------------------------------------
+ext = any_node().create_key(m.CreateKeyRequest(key_spec="Aliyun_AES_256", key_usage="ENCRYPT/DECRYPT",
+                                               origin="EXTERNAL")).body.key_metadata
+assert (ext.origin, ext.key_state) == ("EXTERNAL", "PendingImport"), (ext.origin, ext.key_state)
+expect_error("Rejected.UnexpectedState", lambda: encrypt(ext.key_id, b"no material yet"))
+
+
+def import_params(key_id):
+    p = any_node().get_parameters_for_import(m.GetParametersForImportRequest(
+        key_id=key_id, wrapping_algorithm="RSAES_OAEP_SHA_256", wrapping_key_spec="RSA_2048")).body
+    assert p.key_id == key_id and p.import_token and p.token_expire_time.endswith("Z"), p
+    wrapping = serialization.load_der_public_key(unb64(p.public_key))
+    assert wrapping.key_size == 2048
+    return p, wrapping
+
+
+def wrapped(wrapping, material):
+    return b64(wrapping.encrypt(material, padding.OAEP(
+        mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)))
+
+
+material = os.urandom(32)
+params, wrapping = import_params(ext.key_id)
+any_node().import_key_material(m.ImportKeyMaterialRequest(
+    key_id=ext.key_id, import_token=params.import_token,
+    encrypted_key_material=wrapped(wrapping, material), key_material_expire_unix=0))
+md = describe(ext.key_id)
+assert (md.origin, md.key_state) == ("EXTERNAL", "Enabled"), (md.origin, md.key_state)
+imported_ct = encrypt(ext.key_id, b"imported material", {"byok": "alibaba"}).ciphertext_blob
+assert unb64(decrypt(imported_ct, {"byok": "alibaba"}).plaintext) == b"imported material"
+# Other material, or a token altered or made for another key: refused.
+params2, wrapping2 = import_params(ext.key_id)
+expect_error("InvalidParameter", lambda: any_node().import_key_material(m.ImportKeyMaterialRequest(
+    key_id=ext.key_id, import_token=params2.import_token,
+    encrypted_key_material=wrapped(wrapping2, os.urandom(32)))), 400)
+bad_token = bytearray(unb64(params2.import_token))
+bad_token[len(bad_token) // 2] ^= 1
+expect_error("InvalidParameter", lambda: any_node().import_key_material(m.ImportKeyMaterialRequest(
+    key_id=ext.key_id, import_token=b64(bytes(bad_token)),
+    encrypted_key_material=wrapped(wrapping2, material))), 400)
+expect_error("UnsupportedOperation", lambda: any_node().get_parameters_for_import(
+    m.GetParametersForImportRequest(key_id=ext.key_id, wrapping_algorithm="SM2PKE",
+                                    wrapping_key_spec="EC_SM2")), 400)
+out["imported"] = {"key_id": ext.key_id, "ciphertext": imported_ct}
+
 # ---- Authentication: a wrong secret, an unknown key, the time window, replays --
 expect_error("SignatureDoesNotMatch", lambda: client(0, secret=SECRET + "x").describe_key(
     m.DescribeKeyRequest(key_id=k.key_id)), 400)

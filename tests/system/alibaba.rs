@@ -9,7 +9,7 @@ use std::process::Command;
 
 use arca_system_tests::aws_sdk_kms::primitives::Blob;
 use arca_system_tests::aws_sdk_kms::types::{
-    EncryptionAlgorithmSpec, KeySpec, KeyUsageType, MessageType, SigningAlgorithmSpec,
+    EncryptionAlgorithmSpec, KeySpec, KeyUsageType, MessageType, OriginType, SigningAlgorithmSpec,
 };
 use arca_system_tests::*;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -278,6 +278,29 @@ async fn the_official_alibaba_sdk_works_against_a_cluster() {
     let md = k.key_metadata().unwrap();
     assert_eq!(md.key_spec(), Some(&KeySpec::EccSecgP256K1));
     assert_eq!(md.key_usage(), Some(&KeyUsageType::SignVerify));
+
+    // Material imported through the Alibaba API: the key is EXTERNAL
+    // through the AWS API too, and what it encrypted decrypts there.
+    let imported = &out["imported"];
+    let kms = c.client(1);
+    let md = kms
+        .describe_key()
+        .key_id(imported["key_id"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        md.key_metadata().unwrap().origin(),
+        Some(&OriginType::External)
+    );
+    let pt = kms
+        .decrypt()
+        .ciphertext_blob(Blob::new(b64(&imported["ciphertext"])))
+        .encryption_context("byok", "alibaba")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pt.plaintext().unwrap().as_ref(), b"imported material");
 }
 
 /// The DER inside a `PUBLIC KEY` PEM.
