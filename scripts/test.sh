@@ -64,3 +64,14 @@ echo "==> cargo build -p arca (the binary the system tests start)"
 cargo build --locked -p arca
 echo "==> tests"
 cargo test --workspace --locked
+
+# Every fuzz target for a short time on its committed corpus (docs/fuzzing.md);
+# a crash or a hang fails the run. Needs the nightly toolchain; fuzz.sh
+# installs cargo-fuzz from crates.io when missing.
+if ! rustup toolchain list | grep -q '^nightly'; then
+  echo "==> installing the nightly toolchain (fuzzing)"
+  rustup toolchain install nightly --profile minimal ||
+    { echo "the nightly toolchain is required for fuzzing: rustup toolchain install nightly" >&2; exit 1; }
+fi
+echo "==> fuzzing: every target for ${ARCA_FUZZ_SECONDS:-20} s"
+ARCA_FUZZ_SCRATCH=1 scripts/fuzz.sh "${ARCA_FUZZ_SECONDS:-20}"
