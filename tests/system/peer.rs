@@ -331,3 +331,97 @@ async fn a_forged_forwarded_deletion_cannot_choose_its_date() {
         assert_eq!(describe(&c, n, &key)["KeyState"], "PendingDeletion");
     }
 }
+
+/// Points node `i`'s config at the cluster secret it signs with and the
+/// further ones it accepts.
+fn set_cluster_secrets(c: &Cluster, i: usize, sign: &std::path::Path, accept: &[&std::path::Path]) {
+    let path = &c.nodes[i].config;
+    let text = std::fs::read_to_string(path).unwrap();
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            !l.starts_with("cluster_secret_file") && !l.starts_with("cluster_secret_accept_files")
+        })
+        .collect();
+    let list = accept
+        .iter()
+        .map(|f| format!("{:?}", f.display().to_string()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    // Top-level keys go before the first section.
+    let mut out = format!(
+        "cluster_secret_file = {:?}\ncluster_secret_accept_files = [{list}]\n",
+        sign.display().to_string()
+    );
+    out.push_str(&kept.join("\n"));
+    out.push('\n');
+    std::fs::write(path, out).unwrap();
+}
+
+/// A write through every node: followers forward it to the leader over the
+/// peer port, so it succeeds only if the nodes accept each other's MACs.
+async fn write_through_every_node(c: &Cluster, key: &str, step: &str) {
+    for i in 0..c.nodes.len() {
+        let (status, v) = c.call(
+            i,
+            "TrentService.UpdateKeyDescription",
+            &json!({ "KeyId": key, "Description": format!("{step}, via node {}", i + 1) }),
+        );
+        assert_eq!(status, 200, "{step}, via node {}: {v}", i + 1);
+    }
+}
+
+/// The cluster secret rotates with rolling restarts and no outage: first
+/// every node also accepts the new secret, then signs with it (accepting
+/// the old), then holds only the new one. After each single restart the
+/// nodes still forward to each other. A node left on the old secret alone
+/// is then refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_secret_rotates_online() {
+    let mut c = Cluster::start(3).await;
+    c.wait_leader().await;
+    let key = c.new_key(0).await;
+    let old = c.secret_file.clone();
+    let new = c.dir.path().join("cluster-2.secret");
+    c.cli(&["cluster-secret", "--out", new.to_str().unwrap()]);
+    let steps: [(&str, &std::path::Path, Vec<&std::path::Path>); 3] = [
+        ("step 1: the new secret accepted", &old, vec![&new]),
+        ("step 2: signing with the new secret", &new, vec![&old]),
+        ("step 3: the old secret retired", &new, vec![]),
+    ];
+    for (step, sign, accept) in &steps {
+        for i in 0..3 {
+            set_cluster_secrets(&c, i, sign, accept);
+            c.nodes[i].stop();
+            c.start_node(i);
+            c.wait_healthy(i).await;
+            c.wait_leader().await;
+            c.wait_ready(i).await;
+            write_through_every_node(&c, &key, step).await;
+        }
+    }
+    // A node that still holds only the old secret is refused by the others:
+    // it never hears from a leader and cannot serve.
+    let refused_before = (0..3)
+        .filter(|j| *j != 2)
+        .map(|j| refused(&c, j, "signature"))
+        .sum::<i64>();
+    set_cluster_secrets(&c, 2, &old, &[]);
+    c.nodes[2].stop();
+    c.start_node(2);
+    c.wait_healthy(2).await;
+    wait_for("the others to refuse the old secret", DEADLINE, || {
+        let n = (0..3)
+            .filter(|j| *j != 2)
+            .map(|j| refused(&c, j, "signature"))
+            .sum::<i64>();
+        async move { (n > refused_before).then_some(()) }
+    })
+    .await;
+    let (status, _) = c.call(
+        2,
+        "TrentService.UpdateKeyDescription",
+        &json!({ "KeyId": key, "Description": "from the node with the old secret" }),
+    );
+    assert_ne!(status, 200);
+}

@@ -67,8 +67,12 @@ pub struct NodeConfig {
     pub rewrap_batch: usize,
     /// The leader's pause between two re-wrap entries.
     pub rewrap_pause: Duration,
-    /// The contents of the cluster secret file.
+    /// The contents of the cluster secret file: peer messages are signed
+    /// with it.
     pub cluster_secret: SecretBytes,
+    /// Further cluster secrets whose signatures are accepted (a
+    /// cluster-secret rotation).
+    pub accepted_cluster_secrets: Vec<SecretBytes>,
     pub raft: RaftTuning,
     pub actor_mailbox: usize,
     pub actor_idle: Duration,
@@ -314,7 +318,14 @@ impl Node {
         }
 
         let peer_auth = Arc::new(
-            PeerAuth::new(cfg.cluster_secret.expose()).map_err(StartError::ClusterSecret)?,
+            PeerAuth::with_secrets(
+                cfg.cluster_secret.expose(),
+                &cfg.accepted_cluster_secrets
+                    .iter()
+                    .map(|s| s.expose())
+                    .collect::<Vec<_>>(),
+            )
+            .map_err(StartError::ClusterSecret)?,
         );
         // Requests signed before now may have been seen by this node's
         // previous run: refused (see `ReplayGuard`).
@@ -1336,6 +1347,7 @@ mod tests {
             rewrap_batch: 100,
             rewrap_pause: Duration::ZERO,
             cluster_secret: SecretBytes::new(vec![7; 32]),
+            accepted_cluster_secrets: Vec::new(),
             raft: RaftTuning::default(),
             actor_mailbox: 8,
             actor_idle: Duration::from_secs(60),

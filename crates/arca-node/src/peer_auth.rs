@@ -72,7 +72,9 @@ pub fn cluster_id(info: &ClusterInfo) -> ClusterId {
 }
 
 pub struct PeerAuth {
-    key: hmac::Key,
+    /// Signs with the first; accepts a MAC under any (during a
+    /// cluster-secret rotation a node holds the current and the other one).
+    keys: Vec<hmac::Key>,
 }
 
 impl std::fmt::Debug for PeerAuth {
@@ -240,22 +242,45 @@ fn eq(expected: &hmac::Tag, got: &[u8]) -> bool {
 impl PeerAuth {
     /// `secret` is the cluster secret as read from its file (surrounding white space is ignored).
     pub fn new(secret: &[u8]) -> Result<Self, String> {
-        let trimmed = secret.trim_ascii();
-        if trimmed.len() < MIN_SECRET_LEN {
-            return Err(format!(
-                "the cluster secret must be at least {MIN_SECRET_LEN} bytes (got {})",
-                trimmed.len()
-            ));
+        Self::with_secrets(secret, &[])
+    }
+
+    /// Signs with `secret`, and accepts what `also` (further secrets, during
+    /// a cluster-secret rotation) signed as well.
+    pub fn with_secrets(secret: &[u8], also: &[&[u8]]) -> Result<Self, String> {
+        let key = |secret: &[u8]| {
+            let trimmed = secret.trim_ascii();
+            if trimmed.len() < MIN_SECRET_LEN {
+                return Err(format!(
+                    "the cluster secret must be at least {MIN_SECRET_LEN} bytes (got {})",
+                    trimmed.len()
+                ));
+            }
+            let derive = hmac::Key::new(hmac::HMAC_SHA256, trimmed);
+            let k = hmac::sign(&derive, b"arca/peer-auth/v3");
+            Ok(hmac::Key::new(hmac::HMAC_SHA256, k.as_ref()))
+        };
+        let mut keys = vec![key(secret)?];
+        for s in also {
+            keys.push(key(s)?);
         }
-        let derive = hmac::Key::new(hmac::HMAC_SHA256, trimmed);
-        let k = hmac::sign(&derive, b"arca/peer-auth/v3");
-        Ok(Self {
-            key: hmac::Key::new(hmac::HMAC_SHA256, k.as_ref()),
-        })
+        Ok(Self { keys })
+    }
+
+    /// Whether `got` is the MAC under any accepted secret; constant time for
+    /// each.
+    fn mac_matches(&self, label: &[u8], parts: &[&str], body: Option<&[u8]>, got: &[u8]) -> bool {
+        self.keys
+            .iter()
+            .any(|k| eq(&Self::mac_with(k, label, parts, body), got))
     }
 
     fn mac(&self, label: &[u8], parts: &[&str], body: Option<&[u8]>) -> hmac::Tag {
-        let mut ctx = hmac::Context::with_key(&self.key);
+        Self::mac_with(&self.keys[0], label, parts, body)
+    }
+
+    fn mac_with(key: &hmac::Key, label: &[u8], parts: &[&str], body: Option<&[u8]>) -> hmac::Tag {
+        let mut ctx = hmac::Context::with_key(key);
         ctx.update(label);
         ctx.update(b"\n");
         for part in parts {
@@ -352,7 +377,7 @@ impl PeerAuth {
         }
         let parts = Self::request_parts(method, path, &route, &id, ts_ms, len);
         let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
-        if !eq(&self.mac(b"v3-head", &parts, None), &head) {
+        if !self.mac_matches(b"v3-head", &parts, None, &head) {
             return Err(PeerAuthError::Mismatch);
         }
         if content_length != Some(len) || len > max_len {
@@ -380,7 +405,7 @@ impl PeerAuth {
         }
         let parts = Self::request_parts(method, path, &head.route, &head.id, head.ts_ms, head.len);
         let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
-        if eq(&self.mac(b"v3-body", &parts, Some(body)), &head.body_mac) {
+        if self.mac_matches(b"v3-body", &parts, Some(body), &head.body_mac) {
             Ok(())
         } else {
             Err(PeerAuthError::Mismatch)
@@ -445,7 +470,7 @@ impl PeerAuth {
         let body_mac = hex::decode(body).map_err(|_| PeerAuthError::ResponseMismatch)?;
         let parts = Self::response_parts(request, from, st, len);
         let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
-        if !eq(&self.mac(b"v3-response-head", &parts, None), &head)
+        if !self.mac_matches(b"v3-response-head", &parts, None, &head)
             || st != status
             || from.is_none()
             || (responder.is_some() && from != responder)
@@ -475,10 +500,7 @@ impl PeerAuth {
         }
         let parts = Self::response_parts(request, head.responder, head.status, head.len);
         let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
-        if eq(
-            &self.mac(b"v3-response-body", &parts, Some(body)),
-            &head.body_mac,
-        ) {
+        if self.mac_matches(b"v3-response-body", &parts, Some(body), &head.body_mac) {
             Ok(())
         } else {
             Err(PeerAuthError::ResponseMismatch)
@@ -717,6 +739,45 @@ mod tests {
         let head = a.verify_head(Some(h), "POST", path, now, Some(body.len() as u64), 1 << 20)?;
         a.verify_body(&head, "POST", path, body)?;
         Ok(head)
+    }
+
+    /// A cluster-secret rotation's three steps: each node signs with its
+    /// first secret and accepts the others, so at every step a node's
+    /// messages are accepted by nodes one step behind or ahead.
+    #[test]
+    fn a_second_secret_is_accepted_but_not_signed_with() {
+        let new: &[u8] = b"the next cluster secret, long enough";
+        let old = PeerAuth::new(SECRET).unwrap();
+        let step1 = PeerAuth::with_secrets(SECRET, &[new]).unwrap();
+        let step2 = PeerAuth::with_secrets(new, &[SECRET]).unwrap();
+        let step3 = PeerAuth::new(new).unwrap();
+        let signed = |a: &PeerAuth| {
+            a.sign(
+                "POST",
+                "/raft/vote",
+                &route(2, 1),
+                &rid(2, 5, 1),
+                1000,
+                b"body",
+            )
+        };
+        let ok = |a: &PeerAuth, h: &str| verify(a, h, "/raft/vote", 1000, b"body").is_ok();
+        for (from, to) in [
+            (&old, &step1),
+            (&step1, &old),
+            (&step1, &step2),
+            (&step2, &step1),
+            (&step2, &step3),
+            (&step3, &step2),
+        ] {
+            assert!(ok(to, &signed(from)));
+        }
+        // Two steps apart, the secrets no longer meet.
+        assert!(!ok(&step3, &signed(&old)));
+        assert!(!ok(&old, &signed(&step3)));
+        // Step 1 still signs with the current secret.
+        assert_eq!(signed(&step1), signed(&old));
+        assert!(PeerAuth::with_secrets(SECRET, &[b"short"]).is_err());
     }
 
     #[test]

@@ -25,6 +25,10 @@ pub struct FileConfig {
     #[serde(default)]
     pub root_key_files: Vec<PathBuf>,
     pub cluster_secret_file: Option<PathBuf>,
+    /// Further cluster secrets accepted from peers, never signed with: during
+    /// a cluster-secret rotation (docs/runbooks/certificates.md).
+    #[serde(default)]
+    pub cluster_secret_accept_files: Vec<PathBuf>,
     /// The audit log file (default: <data_dir>/audit.jsonl).
     pub audit_log: Option<PathBuf>,
     pub log: Option<String>,

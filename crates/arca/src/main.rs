@@ -453,6 +453,14 @@ async fn server(a: ServerArgs) -> anyhow::Result<()> {
         &secret_file,
         "cluster secret",
     )?));
+    let mut accepted_cluster_secrets = Vec::new();
+    for f in &file.cluster_secret_accept_files {
+        accepted_cluster_secrets.push(SecretBytes::new(std::mem::take(&mut *read_secret_file(
+            f,
+            "cluster secret",
+        )?)));
+        tracing::info!(file = %f.display(), "a further cluster secret is accepted from peers (a cluster-secret rotation)");
+    }
 
     let r = &file.raft;
     let d = RaftTuning::default();
@@ -518,6 +526,7 @@ async fn server(a: ServerArgs) -> anyhow::Result<()> {
         rewrap_batch: file.root_keys.rewrap_batch.unwrap_or(100),
         rewrap_pause: Duration::from_millis(file.root_keys.rewrap_interval_ms.unwrap_or(0)),
         cluster_secret,
+        accepted_cluster_secrets,
         raft: tuning,
         actor_mailbox,
         actor_idle: Duration::from_secs(file.actors.idle_secs.unwrap_or(300)),
