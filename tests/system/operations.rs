@@ -363,6 +363,11 @@ fn runbook_rolling_restart() {
     runbook("rolling-restart");
 }
 
+#[test]
+fn runbook_cluster_secret_rotation() {
+    runbook("cluster-secret-rotation");
+}
+
 /// A rolling restart as docs/runbooks/cluster.md describes it — take a node
 /// out of the clients' rotation, stop it gracefully, start it, wait until
 /// it is ready, put it back — while a client with the AWS SDK's default
