@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arca_state::{Command, Outcome, Rejection};
+use futures::future::join_all;
 use openraft::ServerState;
 
 use crate::counters::{Counters, ServingState};
@@ -325,7 +326,7 @@ impl Node {
                     }
                 }
             });
-            futures_join_all(calls).await;
+            join_all(calls).await;
             if !self.leases.old_end_known(term) {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
@@ -438,7 +439,7 @@ impl Node {
                 }
             }
         });
-        futures_join_all(calls).await;
+        join_all(calls).await;
     }
 }
 
@@ -583,7 +584,7 @@ pub(crate) async fn removed_from_cluster(node: &Arc<Node>) -> bool {
         node.peers
             .call::<_, LeaseResponse>(*id, addr, PATH_LEASE, &req, timeout)
     });
-    let removed = futures_join_all(calls)
+    let removed = join_all(calls)
         .await
         .into_iter()
         .any(|r| matches!(r, Ok(LeaseResponse::NotAMember)));
@@ -678,7 +679,7 @@ async fn barrier_wait(node: &Node, term: u64, index: u64) -> Result<(), NodeErro
             }
         }
     });
-    let failed: Vec<NodeId> = futures_join_all(waits)
+    let failed: Vec<NodeId> = join_all(waits)
         .await
         .into_iter()
         .filter_map(Result::err)
@@ -762,33 +763,6 @@ pub(crate) async fn settled_notice_loop(node: Arc<Node>) {
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-}
-
-/// Runs futures concurrently and returns their outputs, in order.
-async fn futures_join_all<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
-    let mut pending: Vec<Option<std::pin::Pin<Box<F>>>> = futs.map(|f| Some(Box::pin(f))).collect();
-    let mut out: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut busy = false;
-        for (slot, done) in pending.iter_mut().zip(out.iter_mut()) {
-            if let Some(f) = slot {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => {
-                        *done = Some(v);
-                        *slot = None;
-                    }
-                    std::task::Poll::Pending => busy = true,
-                }
-            }
-        }
-        if busy {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    out.into_iter().flatten().collect()
 }
 
 /// The leader proposes deletions whose date has passed, automatic
