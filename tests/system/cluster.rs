@@ -474,3 +474,44 @@ async fn cli_output_into_a_closed_pipe_ends_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(141), "{stderr}");
 }
+
+/// Membership changes the cluster cannot make are the caller's mistake, with
+/// a 400 that says so, never an internal error; and they change nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn impossible_membership_changes_are_refused_as_client_errors() {
+    let c = Cluster::start(1).await;
+    let (code, status) = c.admin_call(0, "ClusterStatus", &serde_json::json!({}));
+    assert_eq!(code, 200, "{status}");
+    let me = status["node_id"].as_u64().expect("node_id");
+
+    let (code, v) = c.admin_call(0, "RemoveNode", &serde_json::json!({ "NodeId": me + 40 }));
+    assert_eq!(
+        (code, v["__type"].as_str()),
+        (400, Some("NotFoundException")),
+        "{v}"
+    );
+    assert!(
+        v["message"].as_str().unwrap().contains("not a member"),
+        "{v}"
+    );
+
+    // Removing the only voter would leave a cluster of nobody.
+    let (code, v) = c.admin_call(0, "RemoveNode", &serde_json::json!({ "NodeId": me }));
+    assert_eq!(
+        (code, v["__type"].as_str()),
+        (400, Some("ValidationException")),
+        "{v}"
+    );
+
+    // The node still serves, and is still the whole cluster.
+    let key = create(&c, 0, "after refused membership changes").await;
+    let ct = encrypt(&c, 0, &key, b"still here").await;
+    assert_eq!(decrypt(&c, 0, &ct).await, b"still here");
+    let (code, after) = c.admin_call(0, "ClusterStatus", &serde_json::json!({}));
+    assert_eq!(code, 200);
+    assert_eq!(
+        after["members"].as_array().map(Vec::len),
+        Some(1),
+        "{after}"
+    );
+}

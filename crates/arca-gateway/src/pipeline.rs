@@ -131,13 +131,10 @@ impl Gateway {
         // AWS's model constraints come before any semantic rule, and before
         // authorization, as AWS orders them.
         crate::model::validate(op, inv.body)?;
-        let cluster = self.node.cluster_info().ok_or_else(|| {
-            ApiError::new(
-                503,
-                "KMSInternalException",
-                "the cluster is not initialized",
-            )
-        })?;
+        let cluster = self
+            .node
+            .cluster_info()
+            .ok_or_else(|| ApiError::from(arca_node::NodeError::NotInitialized))?;
         let who = authz::Principal {
             arn: format!("arn:aws:iam::{}:user/{}", cluster.account_id, caller.user),
             account: cluster.account_id,

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use arca_crypto::wrap::{RootKeyId, RootKeyRing};
 use arca_crypto::SecretBytes;
-use arca_state::{ClusterInfo, Command, Outcome, Proposal, RequestKey};
-use openraft::error::{ClientWriteError, RaftError};
+use arca_state::{ClusterInfo, Command, Outcome, Proposal, Rejection, RequestKey};
+use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
 use openraft::{ChangeMembers, ServerState, SnapshotPolicy};
 use tokio_util::sync::CancellationToken;
 
@@ -885,21 +885,15 @@ impl Node {
                     };
                 }
                 let add = ChangeMembers::AddVoterIds(BTreeSet::from([node_id]));
-                match self.raft.change_membership(add, false).await {
-                    Ok(_) => ForwardResponse::Done,
-                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                        ForwardResponse::NotLeader {
-                            leader: f.leader_id,
-                        }
-                    }
-                    Err(e) => ForwardResponse::Failed(e.to_string()),
-                }
+                membership_changed(self.raft.change_membership(add, false).await)
             }
             ForwardRequest::RemoveNode { node_id } => {
                 let m = self.raft.metrics().borrow().clone();
                 let membership = m.membership_config.membership().clone();
                 if membership.get_node(&node_id).is_none() {
-                    return ForwardResponse::Failed(format!("node {node_id} is not a member"));
+                    return ForwardResponse::Refused(Rejection::NotFound(format!(
+                        "node {node_id} is not a member"
+                    )));
                 }
                 let is_voter = membership.voter_ids().any(|v| v == node_id);
                 let change = if is_voter {
@@ -907,15 +901,7 @@ impl Node {
                 } else {
                     ChangeMembers::RemoveNodes(BTreeSet::from([node_id]))
                 };
-                match self.raft.change_membership(change, false).await {
-                    Ok(_) => ForwardResponse::Done,
-                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                        ForwardResponse::NotLeader {
-                            leader: f.leader_id,
-                        }
-                    }
-                    Err(e) => ForwardResponse::Failed(e.to_string()),
-                }
+                membership_changed(self.raft.change_membership(change, false).await)
             }
             ForwardRequest::Status => {
                 if self.raft.ensure_linearizable().await.is_err() {
@@ -1310,6 +1296,30 @@ pub(crate) fn missing_root_keys(state: &arca_state::State, root: &RootKeyRing) -
 impl From<PeerError> for NodeError {
     fn from(e: PeerError) -> Self {
         NodeError::Unavailable(e.to_string())
+    }
+}
+
+/// The answer to a membership change: a change the cluster cannot make now
+/// (another is in progress) is retriable; one it can never make (it would
+/// leave no voter, or names a node that is not a learner) is the caller's
+/// mistake; neither is an internal error.
+fn membership_changed<T>(
+    r: Result<T, RaftError<NodeId, ClientWriteError<NodeId, NodeInfo>>>,
+) -> ForwardResponse {
+    match r {
+        Ok(_) => ForwardResponse::Done,
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+            ForwardResponse::NotLeader {
+                leader: f.leader_id,
+            }
+        }
+        Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => match e {
+            ChangeMembershipError::InProgress(_) => ForwardResponse::Unavailable(format!(
+                "{e}; retry when the membership change in progress is done"
+            )),
+            e => ForwardResponse::Refused(Rejection::Invalid(e.to_string())),
+        },
+        Err(e) => ForwardResponse::Failed(e.to_string()),
     }
 }
 
