@@ -139,14 +139,16 @@ pub enum KeyOp {
 }
 
 impl KeyOp {
-    /// RSA and SM2 private-key operations take from 70 µs to milliseconds and
+    /// RSA and SM2 private-key operations take from 70 µs to milliseconds, and
+    /// ML-DSA signing about a millisecond (RAW) to several (EXTERNAL_MU): they
     /// run on the blocking pool; everything else (ECDSA signing takes ~12 µs)
     /// costs less than handing it to another thread.
     fn is_heavy(&self, spec: arca_keys::KeySpec) -> bool {
-        matches!(
+        let private = matches!(
             self,
             KeyOp::Sign { .. } | KeyOp::Decrypt { .. } | KeyOp::DeriveSharedSecret { .. }
-        ) && (spec.rsa_bits().is_some() || spec == arca_keys::KeySpec::Sm2)
+        ) && (spec.rsa_bits().is_some() || spec == arca_keys::KeySpec::Sm2);
+        private || (matches!(self, KeyOp::Sign { .. }) && spec.is_ml_dsa())
     }
 
     /// Runs on the first key; a Decrypt given several keys returns the
