@@ -139,16 +139,25 @@ pub enum KeyOp {
 }
 
 impl KeyOp {
-    /// RSA and SM2 private-key operations take from 70 µs to milliseconds, and
-    /// ML-DSA signing about a millisecond (RAW) to several (EXTERNAL_MU): they
-    /// run on the blocking pool; everything else (ECDSA signing takes ~12 µs)
-    /// costs less than handing it to another thread.
+    /// RSA and SM2 private-key operations take from 70 µs to milliseconds,
+    /// ML-DSA signing a few hundred µs (RAW) to tens of ms (EXTERNAL_MU), and
+    /// ML-DSA verification over an external mu a few ms: they run on the
+    /// blocking pool; everything else (ECDSA signing takes ~12 µs) costs less
+    /// than handing it to another thread.
     fn is_heavy(&self, spec: arca_keys::KeySpec) -> bool {
         let private = matches!(
             self,
             KeyOp::Sign { .. } | KeyOp::Decrypt { .. } | KeyOp::DeriveSharedSecret { .. }
         ) && (spec.rsa_bits().is_some() || spec == arca_keys::KeySpec::Sm2);
-        private || (matches!(self, KeyOp::Sign { .. }) && spec.is_ml_dsa())
+        let ml_dsa = matches!(
+            self,
+            KeyOp::Sign { .. }
+                | KeyOp::Verify {
+                    kind: MessageType::ExternalMu,
+                    ..
+                }
+        ) && spec.is_ml_dsa();
+        private || ml_dsa
     }
 
     /// Runs on the first key; a Decrypt given several keys returns the
