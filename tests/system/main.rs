@@ -21,6 +21,7 @@ mod import;
 mod key_agreement;
 mod lifecycle;
 mod limits;
+mod ml_dsa;
 mod operations;
 mod peer;
 mod restarted_leader;

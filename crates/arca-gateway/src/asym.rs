@@ -69,7 +69,12 @@ fn message_type(v: Option<String>) -> Result<MessageType, ApiError> {
     match v.as_deref() {
         None | Some("RAW") => Ok(MessageType::Raw),
         Some("DIGEST") => Ok(MessageType::Digest),
-        Some(o) => Err(enum_error("messageType", o, &["RAW", "DIGEST"])),
+        Some("EXTERNAL_MU") => Ok(MessageType::ExternalMu),
+        Some(o) => Err(enum_error(
+            "messageType",
+            o,
+            &["RAW", "DIGEST", "EXTERNAL_MU"],
+        )),
     }
 }
 
@@ -600,7 +605,7 @@ async fn csr(node: &Node, ctx: &Ctx, r: CsrReq) -> Result<Answer, ApiError> {
         .map_err(arca_node::NodeError::from)?;
     let op = KeyOp::Sign { alg, message, kind };
     let (out, vid) = node.key_op(id, KeyUsage::SignVerify, Some(vid), op).await?;
-    let pem = arca_keys::csr::assemble_pem(&info, alg, &bytes(out)?).map_err(csr_error)?;
+    let pem = arca_keys::csr::assemble_pem(&info, spec, alg, &bytes(out)?).map_err(csr_error)?;
     Ok(Answer {
         body: json!({
             "KeyId": node.key_arn(&id)?,

@@ -39,6 +39,7 @@ struct Fields {
     source_encryption_algorithm: Option<String>,
     destination_encryption_algorithm: Option<String>,
     signing_algorithm: Option<String>,
+    message_type: Option<String>,
     key_agreement_algorithm: Option<String>,
     mac_algorithm: Option<String>,
     key_spec: Option<String>,
@@ -945,6 +946,12 @@ fn key_context(ctx: &mut Context, k: &KeyFacts, key_ref: &str, f: &Fields, actio
         "kms:Sign" | "kms:Verify" | "arca:GenerateCertificateSigningRequest" => {
             if let Some(a) = &f.signing_algorithm {
                 ctx.insert("kms:SigningAlgorithm", a.clone());
+            }
+            // As the request gives it (RAW, DIGEST or EXTERNAL_MU); absent when omitted.
+            if action != "arca:GenerateCertificateSigningRequest" {
+                if let Some(m) = &f.message_type {
+                    ctx.insert("kms:MessageType", m.clone());
+                }
             }
         }
         "kms:DeriveSharedSecret" => {

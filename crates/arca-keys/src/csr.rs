@@ -514,6 +514,13 @@ pub fn signing_digest(
         Hash::Sha384 => &digest::SHA384,
         Hash::Sha512 => &digest::SHA512,
         Hash::Sm3 => return Ok(crate::sm2_digest(spki_der, info)?.to_vec()),
+        // ML-DSA takes no DIGEST; `signing_input` gives its EXTERNAL_MU.
+        Hash::Shake256 => {
+            return Err(KeyError::UnsupportedAlgorithm {
+                spec,
+                alg: alg.as_aws(),
+            })
+        }
     };
     if alg.required_message_type() == Some(MessageType::Raw) {
         // PureEdDSA signs the message itself, never a digest.
@@ -526,7 +533,9 @@ pub fn signing_digest(
 }
 
 /// What Sign takes to sign `info` with `alg`: the DIGEST of [`signing_digest`], or,
-/// for Ed25519 (PureEdDSA, RFC 8410), the request info itself as a RAW message.
+/// for Ed25519 (PureEdDSA, RFC 8410), the request info itself as a RAW message, or,
+/// for ML-DSA (pure ML-DSA, empty context, RFC 9881), the EXTERNAL_MU mu of the
+/// request info under the key `spki_der` (so the 4096-byte RAW limit does not apply).
 /// `ED25519_PH_SHA_512` has no X.509 signature algorithm and is refused.
 pub fn signing_input(
     spec: KeySpec,
@@ -544,6 +553,14 @@ pub fn signing_input(
                 alg: alg.as_aws(),
             })
         }
+        SigningAlgorithm::MlDsaShake256 if spec.signing_algorithms().contains(&alg) => {
+            let mu = crate::PublicKey::from_spki_der(spec, spki_der)?.ml_dsa_mu(info)?;
+            Ok((mu.to_vec(), MessageType::ExternalMu))
+        }
+        SigningAlgorithm::MlDsaShake256 => Err(KeyError::UnsupportedAlgorithm {
+            spec,
+            alg: alg.as_aws(),
+        }),
         _ => Ok((
             signing_digest(spec, alg, spki_der, info)?,
             MessageType::Digest,
@@ -557,7 +574,7 @@ fn hash_alg_id(hash: Hash) -> Vec<u8> {
         Hash::Sha256 => 1,
         Hash::Sha384 => 2,
         Hash::Sha512 => 3,
-        Hash::Sm3 => 0, // not used with PSS
+        Hash::Sm3 | Hash::Shake256 => 0, // not used with PSS
     };
     vec![
         0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, last, 0x05, 0x00,
@@ -580,8 +597,11 @@ fn pss_params(hash: Hash, salt: u8) -> Vec<u8> {
     out
 }
 
-/// The X.509 signature AlgorithmIdentifier of a signing algorithm.
-fn signature_algorithm(alg: SigningAlgorithm) -> Result<AlgorithmIdentifierOwned, CsrError> {
+/// The X.509 signature AlgorithmIdentifier of a signing algorithm with a key of `spec`.
+fn signature_algorithm(
+    spec: KeySpec,
+    alg: SigningAlgorithm,
+) -> Result<AlgorithmIdentifierOwned, CsrError> {
     use SigningAlgorithm as S;
     let null = || Any::from_der(&[0x05, 0x00]).map(Some).map_err(enc);
     let (oid, parameters) = match alg {
@@ -606,6 +626,18 @@ fn signature_algorithm(alg: SigningAlgorithm) -> Result<AlgorithmIdentifierOwned
                 "ED25519_PH_SHA_512 has no X.509 signature algorithm; use ED25519_SHA_512",
             ))
         }
+        // id-ml-dsa-44/65/87 (RFC 9881): the key's parameter set, absent parameters.
+        S::MlDsaShake256 => match spec {
+            KeySpec::MlDsa44 => ("2.16.840.1.101.3.4.3.17", None),
+            KeySpec::MlDsa65 => ("2.16.840.1.101.3.4.3.18", None),
+            KeySpec::MlDsa87 => ("2.16.840.1.101.3.4.3.19", None),
+            _ => {
+                return Err(invalid(
+                    "SigningAlgorithm",
+                    "ML_DSA_SHAKE_256 signs with ML_DSA_44, ML_DSA_65 and ML_DSA_87 keys only",
+                ))
+            }
+        },
     };
     Ok(AlgorithmIdentifierOwned {
         oid: ObjectIdentifier::new_unwrap(oid),
@@ -613,16 +645,18 @@ fn signature_algorithm(alg: SigningAlgorithm) -> Result<AlgorithmIdentifierOwned
     })
 }
 
-/// The PEM `CERTIFICATE REQUEST` of a request info signed with `alg`
-/// (`signature` as Sign returns it: DER for ECDSA and SM2DSA, 64 bytes for Ed25519).
+/// The PEM `CERTIFICATE REQUEST` of a request info signed with `alg` by a key of
+/// `spec` (`signature` as Sign returns it: DER for ECDSA and SM2DSA, 64 bytes for
+/// Ed25519, the FIPS 204 encoding for ML-DSA).
 pub fn assemble_pem(
     info_der: &[u8],
+    spec: KeySpec,
     alg: SigningAlgorithm,
     signature: &[u8],
 ) -> Result<String, CsrError> {
     let req = CertReq {
         info: CertReqInfo::from_der(info_der).map_err(enc)?,
-        algorithm: signature_algorithm(alg)?,
+        algorithm: signature_algorithm(spec, alg)?,
         signature: BitString::from_bytes(signature).map_err(enc)?,
     };
     req.to_pem(der::pem::LineEnding::LF).map_err(enc)

@@ -6,17 +6,20 @@
 //! - ECDSA on secp256k1: `k256`.
 //! - SM2DSA and SM2PKE: `sm2`; ECDH on the SM2 curve: `elliptic-curve` over `sm2`.
 //! - Ed25519: aws-lc-rs; Ed25519ph (`ED25519_PH_SHA_512`): `ed25519-dalek`.
+//! - ML-DSA-44/65/87 (FIPS 204): aws-lc-rs for RAW messages; `ml-dsa` for EXTERNAL_MU.
 //! - HMAC-SHA-224/256/384/512: `hmac` with `sha2`.
 //!
 //! Key material is stored as PKCS#8 DER for asymmetric specs and as raw bytes for HMAC
 //! specs. Public keys are SubjectPublicKeyInfo DER. ECDSA and SM2 signatures are DER;
-//! Ed25519 signatures are the raw 64 bytes.
+//! Ed25519 signatures are the raw 64 bytes, ML-DSA signatures the FIPS 204 encoding
+//! (2420, 3309 or 4627 bytes). ML-DSA keys are PKCS#8 holding the 32-byte seed.
 //! Every input is checked before it reaches a backend.
 
 pub mod csr;
 mod ed25519;
 mod hmac;
 pub mod import;
+mod ml_dsa;
 mod nist;
 mod private;
 mod public;
@@ -39,8 +42,9 @@ pub const MAX_RAW_MESSAGE_LEN: usize = 4096;
 pub const MAX_MAC_MESSAGE_LEN: usize = 4096;
 /// Largest peer public key DeriveSharedSecret accepts, in bytes (an SPKI of P-521 is 158).
 pub const MAX_PEER_PUBLIC_KEY_LEN: usize = 8192;
-/// Signatures longer than this cannot be valid for any spec; verify returns false for them.
-pub const MAX_SIGNATURE_LEN: usize = 1024;
+/// Signatures longer than this cannot be valid for any spec; verify returns false for them
+/// (an ML-DSA-87 signature, the longest, is 4627 bytes).
+pub const MAX_SIGNATURE_LEN: usize = 4627;
 /// The SM2 distinguishing ID used for SM2DSA (the GB/T default, as AWS KMS uses).
 pub const SM2_DEFAULT_DISTID: &str = "1234567812345678";
 
@@ -68,6 +72,13 @@ pub enum KeyError {
     WrongMessageType {
         alg: SigningAlgorithm,
         required: MessageType,
+        actual: MessageType,
+    },
+    /// The algorithm does not take this message type at all (DIGEST with ML-DSA,
+    /// EXTERNAL_MU with anything but ML-DSA).
+    #[error("signing algorithm {alg} does not accept MessageType {actual}")]
+    UnsupportedMessageType {
+        alg: SigningAlgorithm,
         actual: MessageType,
     },
     /// An input is longer than allowed.
@@ -116,14 +127,15 @@ pub(crate) fn check_signing(
             alg: alg.as_aws(),
         });
     }
-    if let Some(required) = alg.required_message_type() {
-        if required != kind {
-            return Err(KeyError::WrongMessageType {
+    if !alg.message_types().contains(&kind) {
+        return Err(match alg.required_message_type() {
+            Some(required) => KeyError::WrongMessageType {
                 alg,
                 required,
                 actual: kind,
-            });
-        }
+            },
+            None => KeyError::UnsupportedMessageType { alg, actual: kind },
+        });
     }
     match kind {
         MessageType::Raw if message.len() > MAX_RAW_MESSAGE_LEN => Err(KeyError::TooLong {
@@ -131,7 +143,7 @@ pub(crate) fn check_signing(
             len: message.len(),
             max: MAX_RAW_MESSAGE_LEN,
         }),
-        MessageType::Digest if message.len() != digest_len(alg) => {
+        MessageType::Digest | MessageType::ExternalMu if message.len() != digest_len(alg) => {
             Err(KeyError::InvalidDigestLength {
                 alg,
                 expected: digest_len(alg),
@@ -152,7 +164,7 @@ pub(crate) fn import_digest(
         spec::Hash::Sha256 => &digest::SHA256,
         spec::Hash::Sha384 => &digest::SHA384,
         spec::Hash::Sha512 => &digest::SHA512,
-        spec::Hash::Sm3 => {
+        spec::Hash::Sm3 | spec::Hash::Shake256 => {
             return Err(KeyError::UnsupportedAlgorithm {
                 spec: KeySpec::Sm2,
                 alg: alg.as_aws(),

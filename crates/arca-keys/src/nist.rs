@@ -108,6 +108,10 @@ impl NistPrivate {
                 let d = crate::import_digest(alg, message)?;
                 self.pair.sign_digest(&d)
             }
+            // Refused by `check_signing` before this point.
+            MessageType::ExternalMu => {
+                return Err(KeyError::UnsupportedMessageType { alg, actual: kind })
+            }
         }
         .map_err(|_| KeyError::Backend { spec })?;
         Ok(sig.as_ref().to_vec())
@@ -150,6 +154,7 @@ impl NistPublic {
                 Ok(d) => self.parsed.verify_digest_sig(&d, sig).is_ok(),
                 Err(_) => false,
             },
+            MessageType::ExternalMu => false,
         }
     }
 }

@@ -4,6 +4,7 @@ use arca_crypto::SecretBytes;
 use der::Decode;
 
 use crate::ed25519::Ed25519Private;
+use crate::ml_dsa::MlDsaPrivate;
 use crate::nist::NistPrivate;
 use crate::public::{PublicInner, PublicKey};
 use crate::rsa::RsaPrivate;
@@ -25,6 +26,7 @@ pub fn generate(spec: KeySpec) -> Result<SecretBytes, KeyError> {
         KeySpec::EccSecgP256k1 => crate::secp256k1::generate(),
         KeySpec::Sm2 => crate::sm2::generate(),
         KeySpec::EccNistEdwards25519 => crate::ed25519::generate(),
+        KeySpec::MlDsa44 | KeySpec::MlDsa65 | KeySpec::MlDsa87 => crate::ml_dsa::generate(spec),
         KeySpec::Hmac224 | KeySpec::Hmac256 | KeySpec::Hmac384 | KeySpec::Hmac512 => {
             crate::hmac::generate(spec)
         }
@@ -37,6 +39,7 @@ enum Inner {
     Secp256k1(K256Private),
     Sm2(Sm2Private),
     Ed25519(Ed25519Private),
+    MlDsa(MlDsaPrivate),
     Hmac(SecretBytes),
 }
 
@@ -89,6 +92,10 @@ impl PrivateKey {
                 let (k, p) = Ed25519Private::load(material)?;
                 (Inner::Ed25519(k), Some(PublicInner::Ed25519(p)))
             }
+            KeySpec::MlDsa44 | KeySpec::MlDsa65 | KeySpec::MlDsa87 => {
+                let (k, p) = MlDsaPrivate::load(spec, material)?;
+                (Inner::MlDsa(k), Some(PublicInner::MlDsa(p)))
+            }
             KeySpec::Hmac224 | KeySpec::Hmac256 | KeySpec::Hmac384 | KeySpec::Hmac512 => {
                 // Generated keys have the digest's length; imported ones
                 // may be longer (`import::hmac_import_lengths`).
@@ -130,7 +137,8 @@ impl PrivateKey {
     }
 
     /// Signs `message` (at most 4096 bytes) or, for `MessageType::Digest`, a digest of
-    /// exactly [`crate::digest_len`] bytes. ECDSA and SM2 signatures are DER; RSA-PSS uses
+    /// exactly [`crate::digest_len`] bytes (for ML-DSA's `MessageType::ExternalMu`, the
+    /// 64-byte mu). ECDSA and SM2 signatures are DER; RSA-PSS uses
     /// a salt as long as the digest.
     pub fn sign(
         &self,
@@ -145,6 +153,7 @@ impl PrivateKey {
             Inner::Secp256k1(k) => k.sign(message, kind),
             Inner::Sm2(k) => k.sign(message, kind),
             Inner::Ed25519(k) => k.sign(alg, message),
+            Inner::MlDsa(k) => k.sign(message, kind),
             Inner::Hmac(_) => Err(KeyError::UnsupportedOperation {
                 spec: self.spec,
                 operation: "signing",
@@ -175,12 +184,14 @@ impl PrivateKey {
         match &self.inner {
             Inner::Rsa(k) => k.decrypt(alg, ciphertext),
             Inner::Sm2(k) => k.decrypt(ciphertext),
-            Inner::Nist(_) | Inner::Secp256k1(_) | Inner::Ed25519(_) | Inner::Hmac(_) => {
-                Err(KeyError::UnsupportedOperation {
-                    spec: self.spec,
-                    operation: "encryption",
-                })
-            }
+            Inner::Nist(_)
+            | Inner::Secp256k1(_)
+            | Inner::Ed25519(_)
+            | Inner::MlDsa(_)
+            | Inner::Hmac(_) => Err(KeyError::UnsupportedOperation {
+                spec: self.spec,
+                operation: "encryption",
+            }),
         }
     }
 

@@ -4,6 +4,7 @@ use der::Decode;
 use spki::{ObjectIdentifier, SubjectPublicKeyInfoRef};
 
 use crate::ed25519::Ed25519Public;
+use crate::ml_dsa::MlDsaPublic;
 use crate::nist::NistPublic;
 use crate::rsa::RsaPublic;
 use crate::secp256k1::K256Public;
@@ -22,6 +23,13 @@ const SECP256K1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.10")
 const SM2_CURVE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.156.10197.1.301");
 /// id-Ed25519 (RFC 8410), with absent parameters.
 pub(crate) const ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
+/// id-ml-dsa-44/65/87 (FIPS 204, RFC 9881), with absent parameters.
+pub(crate) const ML_DSA_44: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.3.17");
+pub(crate) const ML_DSA_65: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.3.18");
+pub(crate) const ML_DSA_87: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.3.19");
 
 /// The (algorithm, parameters) OIDs a SubjectPublicKeyInfo of `spec` carries.
 pub(crate) fn expected_oids(spec: KeySpec) -> Option<(ObjectIdentifier, Option<ObjectIdentifier>)> {
@@ -33,6 +41,9 @@ pub(crate) fn expected_oids(spec: KeySpec) -> Option<(ObjectIdentifier, Option<O
         KeySpec::EccSecgP256k1 => (EC_PUBLIC_KEY, Some(SECP256K1)),
         KeySpec::Sm2 => (EC_PUBLIC_KEY, Some(SM2_CURVE)),
         KeySpec::EccNistEdwards25519 => (ED25519, None),
+        KeySpec::MlDsa44 => (ML_DSA_44, None),
+        KeySpec::MlDsa65 => (ML_DSA_65, None),
+        KeySpec::MlDsa87 => (ML_DSA_87, None),
         KeySpec::Hmac224 | KeySpec::Hmac256 | KeySpec::Hmac384 | KeySpec::Hmac512 => return None,
     })
 }
@@ -43,6 +54,7 @@ pub(crate) enum PublicInner {
     Secp256k1(K256Public),
     Sm2(Sm2Public),
     Ed25519(Ed25519Public),
+    MlDsa(MlDsaPublic),
 }
 
 /// A parsed asymmetric public key of a known spec. Not `Clone`: parse once, use many times.
@@ -90,6 +102,9 @@ impl PublicKey {
             KeySpec::EccNistEdwards25519 => {
                 PublicInner::Ed25519(Ed25519Public::from_spki(spki_der)?)
             }
+            KeySpec::MlDsa44 | KeySpec::MlDsa65 | KeySpec::MlDsa87 => {
+                PublicInner::MlDsa(MlDsaPublic::from_spki(spec, spki_der)?)
+            }
             KeySpec::Hmac224 | KeySpec::Hmac256 | KeySpec::Hmac384 | KeySpec::Hmac512 => {
                 return Err(bad)
             }
@@ -109,6 +124,20 @@ impl PublicKey {
             PublicInner::Secp256k1(k) => k.spki(),
             PublicInner::Sm2(k) => k.spki(),
             PublicInner::Ed25519(k) => k.spki(),
+            PublicInner::MlDsa(k) => k.spki(),
+        }
+    }
+
+    /// The ML-DSA EXTERNAL_MU message for a RAW `message`: mu = SHAKE256(tr || 0x00 ||
+    /// 0x00 || message, 64) with tr = SHAKE256(public key, 64) (FIPS 204 Algorithm 2,
+    /// empty context). An error for other specs.
+    pub fn ml_dsa_mu(&self, message: &[u8]) -> Result<[u8; 64], KeyError> {
+        match &self.inner {
+            PublicInner::MlDsa(k) => k.mu(message),
+            _ => Err(KeyError::UnsupportedAlgorithm {
+                spec: self.spec,
+                alg: SigningAlgorithm::MlDsaShake256.as_aws(),
+            }),
         }
     }
 
@@ -143,6 +172,7 @@ impl PublicKey {
             PublicInner::Secp256k1(k) => k.verify(message, kind, signature),
             PublicInner::Sm2(k) => k.verify(message, kind, signature),
             PublicInner::Ed25519(k) => k.verify(alg, message, signature),
+            PublicInner::MlDsa(k) => k.verify(message, kind, signature),
         })
     }
 
@@ -152,12 +182,13 @@ impl PublicKey {
         match &self.inner {
             PublicInner::Rsa(k) => k.encrypt(alg, plaintext),
             PublicInner::Sm2(k) => k.encrypt(plaintext),
-            PublicInner::Nist(_) | PublicInner::Secp256k1(_) | PublicInner::Ed25519(_) => {
-                Err(KeyError::UnsupportedOperation {
-                    spec: self.spec,
-                    operation: "encryption",
-                })
-            }
+            PublicInner::Nist(_)
+            | PublicInner::Secp256k1(_)
+            | PublicInner::Ed25519(_)
+            | PublicInner::MlDsa(_) => Err(KeyError::UnsupportedOperation {
+                spec: self.spec,
+                operation: "encryption",
+            }),
         }
     }
 }

@@ -122,6 +122,10 @@ impl RsaPrivate {
                 let d = crate::import_digest(alg, message)?;
                 self.pair.sign_digest(encoding, &d, &mut sig)
             }
+            // Refused by `check_signing` before this point.
+            MessageType::ExternalMu => {
+                return Err(KeyError::UnsupportedMessageType { alg, actual: kind })
+            }
         }
         .map_err(|_| KeyError::Backend { spec })?;
         Ok(sig)
@@ -206,6 +210,7 @@ impl RsaPublic {
                 Ok(d) => key.verify_digest(&d, sig).is_ok(),
                 Err(_) => false,
             },
+            MessageType::ExternalMu => false,
         };
         Ok(ok)
     }

@@ -47,6 +47,13 @@ impl K256Private {
         let sig: Signature = match kind {
             MessageType::Raw => self.key.try_sign(message),
             MessageType::Digest => self.key.sign_prehash(message),
+            // Refused by `check_signing` before this point.
+            MessageType::ExternalMu => {
+                return Err(KeyError::UnsupportedMessageType {
+                    alg: crate::SigningAlgorithm::EcdsaSha256,
+                    actual: kind,
+                })
+            }
         }
         .map_err(|_| KeyError::Backend { spec: SPEC })?;
         Ok(sig.to_der().as_bytes().to_vec())
@@ -87,6 +94,7 @@ impl K256Public {
         match kind {
             MessageType::Raw => self.key.verify(message, &sig).is_ok(),
             MessageType::Digest => self.key.verify_prehash(message, &sig).is_ok(),
+            MessageType::ExternalMu => false,
         }
     }
 }

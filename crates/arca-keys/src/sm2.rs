@@ -62,6 +62,13 @@ impl Sm2Private {
         let sig: Signature = match kind {
             MessageType::Raw => self.signing.try_sign(message),
             MessageType::Digest => self.signing.sign_prehash(message),
+            // Refused by `check_signing` before this point.
+            MessageType::ExternalMu => {
+                return Err(KeyError::UnsupportedMessageType {
+                    alg: crate::SigningAlgorithm::Sm2Dsa,
+                    actual: kind,
+                })
+            }
         }
         .map_err(|_| KeyError::Backend { spec: SPEC })?;
         Ok(sig.to_der().to_vec())
@@ -212,6 +219,7 @@ impl Sm2Public {
         match kind {
             MessageType::Raw => self.verifying.verify(message, &sig).is_ok(),
             MessageType::Digest => self.verifying.verify_prehash(message, &sig).is_ok(),
+            MessageType::ExternalMu => false,
         }
     }
 

@@ -50,6 +50,9 @@ aws_enum! {
         EccSecgP256k1 => "ECC_SECG_P256K1",
         Sm2 => "SM2",
         EccNistEdwards25519 => "ECC_NIST_EDWARDS25519",
+        MlDsa44 => "ML_DSA_44",
+        MlDsa65 => "ML_DSA_65",
+        MlDsa87 => "ML_DSA_87",
         Hmac224 => "HMAC_224",
         Hmac256 => "HMAC_256",
         Hmac384 => "HMAC_384",
@@ -82,6 +85,7 @@ aws_enum! {
         Sm2Dsa => "SM2DSA",
         Ed25519Sha512 => "ED25519_SHA_512",
         Ed25519PhSha512 => "ED25519_PH_SHA_512",
+        MlDsaShake256 => "ML_DSA_SHAKE_256",
     }
 }
 
@@ -112,10 +116,12 @@ aws_enum! {
 }
 
 aws_enum! {
-    /// Whether a Sign/Verify message is the message itself or its digest (AWS `MessageType`).
+    /// Whether a Sign/Verify message is the message itself, its digest, or (ML-DSA) the
+    /// 64-byte message representative mu of FIPS 204 (AWS `MessageType`).
     MessageType {
         Raw => "RAW",
         Digest => "DIGEST",
+        ExternalMu => "EXTERNAL_MU",
     }
 }
 
@@ -144,6 +150,7 @@ impl KeySpec {
             KeySpec::EccNistP521 => &[S::EcdsaSha512],
             KeySpec::Sm2 => &[S::Sm2Dsa],
             KeySpec::EccNistEdwards25519 => &[S::Ed25519Sha512, S::Ed25519PhSha512],
+            KeySpec::MlDsa44 | KeySpec::MlDsa65 | KeySpec::MlDsa87 => &[S::MlDsaShake256],
             KeySpec::Hmac224 | KeySpec::Hmac256 | KeySpec::Hmac384 | KeySpec::Hmac512 => &[],
         }
     }
@@ -188,7 +195,12 @@ impl KeySpec {
         }
     }
 
-    /// True for RSA, ECC and SM2 specs.
+    /// True for the ML-DSA (FIPS 204) specs.
+    pub fn is_ml_dsa(&self) -> bool {
+        matches!(self, KeySpec::MlDsa44 | KeySpec::MlDsa65 | KeySpec::MlDsa87)
+    }
+
+    /// True for RSA, ECC, SM2 and ML-DSA specs.
     pub fn is_asymmetric(&self) -> bool {
         !self.is_hmac()
     }
@@ -242,6 +254,8 @@ pub(crate) enum Hash {
     Sha384,
     Sha512,
     Sm3,
+    /// ML-DSA's own SHAKE256; its DIGEST-like input is the 64-byte mu.
+    Shake256,
 }
 
 impl SigningAlgorithm {
@@ -255,6 +269,7 @@ impl SigningAlgorithm {
             | S::Ed25519Sha512
             | S::Ed25519PhSha512 => Hash::Sha512,
             S::Sm2Dsa => Hash::Sm3,
+            S::MlDsaShake256 => Hash::Shake256,
         }
     }
 }
@@ -263,15 +278,26 @@ impl SigningAlgorithm {
     /// The one message type an algorithm takes, for those that take only one (AWS KMS:
     /// `ED25519_SHA_512` signs RAW messages, `ED25519_PH_SHA_512` DIGEST messages).
     pub fn required_message_type(&self) -> Option<MessageType> {
-        match self {
-            S::Ed25519Sha512 => Some(MessageType::Raw),
-            S::Ed25519PhSha512 => Some(MessageType::Digest),
+        match self.message_types() {
+            [one] => Some(*one),
             _ => None,
+        }
+    }
+
+    /// The message types AWS KMS accepts with this algorithm: RAW and DIGEST, except
+    /// Ed25519 (one each) and ML-DSA (RAW and EXTERNAL_MU; no DIGEST).
+    pub fn message_types(&self) -> &'static [MessageType] {
+        match self {
+            S::Ed25519Sha512 => &[MessageType::Raw],
+            S::Ed25519PhSha512 => &[MessageType::Digest],
+            S::MlDsaShake256 => &[MessageType::Raw, MessageType::ExternalMu],
+            _ => &[MessageType::Raw, MessageType::Digest],
         }
     }
 }
 
-/// Digest length a DIGEST message must have for `alg`, in bytes.
+/// Digest length a DIGEST message must have for `alg`, in bytes (for ML-DSA, the
+/// length of an EXTERNAL_MU message: mu is 64 bytes).
 ///
 /// For SM2DSA the digest is SM3(Z || M), where Z is the SM2 identity hash of the
 /// public key with the default distinguishing ID "1234567812345678".
@@ -279,7 +305,7 @@ pub fn digest_len(alg: SigningAlgorithm) -> usize {
     match alg.hash() {
         Hash::Sha256 | Hash::Sm3 => 32,
         Hash::Sha384 => 48,
-        Hash::Sha512 => 64,
+        Hash::Sha512 | Hash::Shake256 => 64,
     }
 }
 
@@ -368,6 +394,25 @@ mod tests {
         ] {
             assert!(!s.supports_usage(KeyAgreement), "{s}");
         }
+        for s in [KeySpec::MlDsa44, KeySpec::MlDsa65, KeySpec::MlDsa87] {
+            assert!(s.is_ml_dsa() && s.is_asymmetric());
+            assert!(s.supports_usage(SignVerify), "{s}");
+            assert!(!s.supports_usage(EncryptDecrypt) && !s.supports_usage(GenerateVerifyMac));
+            assert!(!s.supports_usage(KeyAgreement));
+            assert_eq!(s.signing_algorithms(), &[SigningAlgorithm::MlDsaShake256]);
+        }
+        assert_eq!(
+            SigningAlgorithm::MlDsaShake256.message_types(),
+            &[MessageType::Raw, MessageType::ExternalMu]
+        );
+        assert_eq!(
+            SigningAlgorithm::MlDsaShake256.required_message_type(),
+            None
+        );
+        assert_eq!(
+            MessageType::from_aws("EXTERNAL_MU"),
+            Some(MessageType::ExternalMu)
+        );
         let ed = KeySpec::EccNistEdwards25519;
         assert!(ed.supports_usage(SignVerify));
         assert!(!ed.supports_usage(EncryptDecrypt) && !ed.supports_usage(GenerateVerifyMac));

@@ -127,7 +127,7 @@ fn signing_input_is_validated() {
                 // Ed25519: each algorithm takes one message type only.
                 let other = match r {
                     MessageType::Raw => MessageType::Digest,
-                    MessageType::Digest => MessageType::Raw,
+                    MessageType::Digest | MessageType::ExternalMu => MessageType::Raw,
                 };
                 let err = k.sign(*alg, &vec![7; n], other).unwrap_err();
                 assert!(
@@ -136,12 +136,30 @@ fn signing_input_is_validated() {
                 );
                 assert!(k.verify(*alg, &vec![7; n], other, b"sig").is_err());
             }
-            // ED25519_SHA_512 has no DIGEST form to check.
-            if required != Some(MessageType::Raw) {
+            for kind in [MessageType::Digest, MessageType::ExternalMu] {
+                if !alg.message_types().contains(&kind) && required.is_none() {
+                    // DIGEST with ML-DSA, EXTERNAL_MU with anything else.
+                    let err = k.sign(*alg, &vec![7; n], kind).unwrap_err();
+                    assert_eq!(
+                        err,
+                        KeyError::UnsupportedMessageType {
+                            alg: *alg,
+                            actual: kind
+                        },
+                        "{spec} {alg}"
+                    );
+                    assert!(k.verify(*alg, &vec![7; n], kind, b"sig").is_err());
+                }
+            }
+            // The fixed-length message type (DIGEST or EXTERNAL_MU), if any.
+            let fixed = alg
+                .message_types()
+                .iter()
+                .copied()
+                .find(|k| *k != MessageType::Raw);
+            if let Some(fixed) = fixed {
                 for len in [0, 1, n - 1, n + 1, 2 * n] {
-                    let err = k
-                        .sign(*alg, &vec![7; len], MessageType::Digest)
-                        .unwrap_err();
+                    let err = k.sign(*alg, &vec![7; len], fixed).unwrap_err();
                     assert_eq!(
                         err,
                         KeyError::InvalidDigestLength {
@@ -150,9 +168,7 @@ fn signing_input_is_validated() {
                             actual: len
                         }
                     );
-                    assert!(k
-                        .verify(*alg, &vec![7; len], MessageType::Digest, b"sig")
-                        .is_err());
+                    assert!(k.verify(*alg, &vec![7; len], fixed, b"sig").is_err());
                 }
             }
             if required == Some(MessageType::Digest) {

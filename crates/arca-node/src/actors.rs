@@ -139,14 +139,25 @@ pub enum KeyOp {
 }
 
 impl KeyOp {
-    /// RSA and SM2 private-key operations take from 70 µs to milliseconds and
-    /// run on the blocking pool; everything else (ECDSA signing takes ~12 µs)
-    /// costs less than handing it to another thread.
+    /// RSA and SM2 private-key operations take from 70 µs to milliseconds,
+    /// ML-DSA signing a few hundred µs (RAW) to tens of ms (EXTERNAL_MU), and
+    /// ML-DSA verification over an external mu a few ms: they run on the
+    /// blocking pool; everything else (ECDSA signing takes ~12 µs) costs less
+    /// than handing it to another thread.
     fn is_heavy(&self, spec: arca_keys::KeySpec) -> bool {
-        matches!(
+        let private = matches!(
             self,
             KeyOp::Sign { .. } | KeyOp::Decrypt { .. } | KeyOp::DeriveSharedSecret { .. }
-        ) && (spec.rsa_bits().is_some() || spec == arca_keys::KeySpec::Sm2)
+        ) && (spec.rsa_bits().is_some() || spec == arca_keys::KeySpec::Sm2);
+        let ml_dsa = matches!(
+            self,
+            KeyOp::Sign { .. }
+                | KeyOp::Verify {
+                    kind: MessageType::ExternalMu,
+                    ..
+                }
+        ) && spec.is_ml_dsa();
+        private || ml_dsa
     }
 
     /// Runs on the first key; a Decrypt given several keys returns the

@@ -114,6 +114,7 @@ impl From<arca_keys::KeyError> for NodeError {
             }
             K::InvalidDigestLength { .. }
             | K::WrongMessageType { .. }
+            | K::UnsupportedMessageType { .. }
             | K::TooLong { .. }
             | K::Empty { .. } => NodeError::Validation(m),
             K::InvalidCiphertext => NodeError::InvalidCiphertext,

@@ -65,6 +65,7 @@ const EXACT_KEYS: &[KeyDef] = &[
     multi("kms:EncryptionContextKeys", KeyType::String),
     key("kms:EncryptionAlgorithm", KeyType::String),
     key("kms:SigningAlgorithm", KeyType::String),
+    key("kms:MessageType", KeyType::String),
     key("kms:MacAlgorithm", KeyType::String),
     key("kms:KeyAgreementAlgorithm", KeyType::String),
     key("kms:KeySpec", KeyType::String),

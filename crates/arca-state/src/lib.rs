@@ -69,6 +69,9 @@ pub enum KeySpec {
     Hmac512,
     // New variants go last: postcard stores the variant's index.
     EccNistEdwards25519,
+    MlDsa44,
+    MlDsa65,
+    MlDsa87,
 }
 
 const RSA_ENC: &[&str] = &["RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256"];
@@ -82,7 +85,7 @@ const RSA_SIGN: &[&str] = &[
 ];
 
 impl KeySpec {
-    pub const ALL: [KeySpec; 14] = [
+    pub const ALL: [KeySpec; 17] = [
         KeySpec::SymmetricDefault,
         KeySpec::Rsa2048,
         KeySpec::Rsa3072,
@@ -97,6 +100,9 @@ impl KeySpec {
         KeySpec::Hmac384,
         KeySpec::Hmac512,
         KeySpec::EccNistEdwards25519,
+        KeySpec::MlDsa44,
+        KeySpec::MlDsa65,
+        KeySpec::MlDsa87,
     ];
 
     pub fn as_aws(&self) -> &'static str {
@@ -115,6 +121,9 @@ impl KeySpec {
             KeySpec::Hmac384 => "HMAC_384",
             KeySpec::Hmac512 => "HMAC_512",
             KeySpec::EccNistEdwards25519 => "ECC_NIST_EDWARDS25519",
+            KeySpec::MlDsa44 => "ML_DSA_44",
+            KeySpec::MlDsa65 => "ML_DSA_65",
+            KeySpec::MlDsa87 => "ML_DSA_87",
         }
     }
 
@@ -136,7 +145,9 @@ impl KeySpec {
             EccNistP256 | EccNistP384 | EccNistP521 => {
                 &[KeyUsage::SignVerify, KeyUsage::KeyAgreement]
             }
-            EccSecgP256k1 | EccNistEdwards25519 => &[KeyUsage::SignVerify],
+            EccSecgP256k1 | EccNistEdwards25519 | MlDsa44 | MlDsa65 | MlDsa87 => {
+                &[KeyUsage::SignVerify]
+            }
             Hmac224 | Hmac256 | Hmac384 | Hmac512 => &[KeyUsage::GenerateVerifyMac],
         }
     }
@@ -190,6 +201,7 @@ impl KeySpec {
             EccNistP521 => &["ECDSA_SHA_512"],
             Sm2 => &["SM2DSA"],
             EccNistEdwards25519 => &["ED25519_SHA_512", "ED25519_PH_SHA_512"],
+            MlDsa44 | MlDsa65 | MlDsa87 => &["ML_DSA_SHAKE_256"],
             _ => &[],
         }
     }

@@ -947,8 +947,37 @@ fn spec_and_usage_are_checked_and_versions_are_for_asymmetric_keys() {
         Some(KeyUsage::KeyAgreement)
     );
     // New variants went last, so records written before them keep their meaning.
-    assert_eq!(KeySpec::ALL.last(), Some(&KeySpec::EccNistEdwards25519));
+    assert_eq!(KeySpec::ALL.last(), Some(&KeySpec::MlDsa87));
     assert_eq!(KeyUsage::ALL.last(), Some(&KeyUsage::KeyAgreement));
+}
+
+#[test]
+fn ml_dsa_specs_sign_only_and_keep_earlier_indexes() {
+    for (spec, name) in [
+        (KeySpec::MlDsa44, "ML_DSA_44"),
+        (KeySpec::MlDsa65, "ML_DSA_65"),
+        (KeySpec::MlDsa87, "ML_DSA_87"),
+    ] {
+        assert_eq!(KeySpec::from_aws(name), Some(spec));
+        assert_eq!(spec.usages(), &[KeyUsage::SignVerify]);
+        assert!(spec.is_asymmetric() && !spec.is_hmac() && !spec.rotatable());
+        assert_eq!(
+            spec.signing_algorithms(KeyUsage::SignVerify),
+            &["ML_DSA_SHAKE_256"]
+        );
+        for usage in [
+            KeyUsage::EncryptDecrypt,
+            KeyUsage::GenerateVerifyMac,
+            KeyUsage::KeyAgreement,
+        ] {
+            assert!(!spec.allows(usage), "{name}");
+        }
+    }
+    // Appended after ECC_NIST_EDWARDS25519: stored records keep their meaning.
+    let i = |s: KeySpec| KeySpec::ALL.iter().position(|x| *x == s).unwrap();
+    assert_eq!(i(KeySpec::EccNistEdwards25519), 13);
+    assert_eq!(i(KeySpec::MlDsa44), 14);
+    assert_eq!(i(KeySpec::MlDsa87), 16);
 }
 
 #[test]

@@ -188,6 +188,43 @@ pub fn run(a: CryptoArgs) -> anyhow::Result<()> {
             Some((spec, "verify")),
         ));
     }
+    // ML-DSA: RAW (pure ML-DSA through aws-lc-rs) and EXTERNAL_MU (through
+    // `ml-dsa`); `openssl speed` 3.0 has no ML-DSA to compare with.
+    for spec in [K::MlDsa44, K::MlDsa65, K::MlDsa87] {
+        let alg = S::MlDsaShake256;
+        let material = arca_keys::generate(spec)?;
+        let key = PrivateKey::load(spec, material.expose())?;
+        let mu = key
+            .public_key()
+            .context("an ML-DSA key has a public key")?
+            .ml_dsa_mu(&msg)?;
+        for (kind, input) in [
+            (MessageType::Raw, &msg[..]),
+            (MessageType::ExternalMu, &mu[..]),
+        ] {
+            let name = format!("{} {} {}", spec.as_aws(), alg.as_aws(), kind.as_aws());
+            if !want(&name) {
+                continue;
+            }
+            let sig = key.sign(alg, input, kind)?;
+            rows.push((
+                name.clone(),
+                "sign",
+                rate(d, || {
+                    black_box(key.sign(alg, input, kind).ok());
+                }),
+                None,
+            ));
+            rows.push((
+                name,
+                "verify",
+                rate(d, || {
+                    black_box(key.verify(alg, input, kind, &sig).ok());
+                }),
+                None,
+            ));
+        }
+    }
     let encryption: [(K, E); 4] = [
         (K::Rsa2048, E::RsaesOaepSha256),
         (K::Rsa3072, E::RsaesOaepSha256),

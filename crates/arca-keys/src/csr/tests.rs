@@ -239,6 +239,9 @@ fn csrs_are_signed_over_their_request_info() {
         KeySpec::EccSecgP256k1,
         KeySpec::Sm2,
         KeySpec::EccNistEdwards25519,
+        KeySpec::MlDsa44,
+        KeySpec::MlDsa65,
+        KeySpec::MlDsa87,
     ] {
         let key = PrivateKey::load(spec, generate(spec).unwrap().expose()).unwrap();
         let spki = key.public_key_spki_der().unwrap();
@@ -247,14 +250,27 @@ fn csrs_are_signed_over_their_request_info() {
             if alg == SigningAlgorithm::Ed25519PhSha512 {
                 // No X.509 algorithm: refused before anything is signed.
                 assert!(signing_input(spec, alg, &spki, &info).is_err());
-                assert!(assemble_pem(&info, alg, &[0; 64]).is_err());
+                assert!(assemble_pem(&info, spec, alg, &[0; 64]).is_err());
                 continue;
             }
             let (message, kind) = signing_input(spec, alg, &spki, &info).unwrap();
             let sig = key.sign(alg, &message, kind).unwrap();
-            let pem = assemble_pem(&info, alg, &sig).unwrap();
+            let pem = assemble_pem(&info, spec, alg, &sig).unwrap();
             let req = CertReq::from_pem(pem.as_bytes()).unwrap();
             assert_eq!(req.info.to_der().unwrap(), info);
+            if spec.is_ml_dsa() {
+                // RFC 9881: the parameter set's OID, parameters absent; signed over mu.
+                assert_eq!(kind, MessageType::ExternalMu);
+                let oid = req.algorithm.oid.to_string();
+                let want = match spec {
+                    KeySpec::MlDsa44 => "2.16.840.1.101.3.4.3.17",
+                    KeySpec::MlDsa65 => "2.16.840.1.101.3.4.3.18",
+                    _ => "2.16.840.1.101.3.4.3.19",
+                };
+                assert_eq!(oid, want);
+                assert!(req.algorithm.parameters.is_none());
+                assert_eq!(req.info.public_key.algorithm.oid.to_string(), want);
+            }
             assert_eq!(req.info.public_key.to_der().unwrap(), spki);
             // Display is RFC 4514 order again.
             assert_eq!(
@@ -270,6 +286,21 @@ fn csrs_are_signed_over_their_request_info() {
         }
     }
     // An algorithm of another spec is refused before anything is signed.
+    assert!(signing_input(
+        KeySpec::EccNistP256,
+        SigningAlgorithm::MlDsaShake256,
+        &[],
+        b"x"
+    )
+    .is_err());
+    assert!(signing_digest(KeySpec::MlDsa44, SigningAlgorithm::MlDsaShake256, &[], b"x").is_err());
+    assert!(assemble_pem(
+        &[],
+        KeySpec::EccNistP256,
+        SigningAlgorithm::MlDsaShake256,
+        &[]
+    )
+    .is_err());
     assert!(signing_digest(KeySpec::Sm2, SigningAlgorithm::EcdsaSha256, &[], b"x").is_err());
     assert!(signing_digest(
         KeySpec::EccNistEdwards25519,

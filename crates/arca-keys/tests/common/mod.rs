@@ -69,6 +69,13 @@ pub fn digest_of(key: &PrivateKey, alg: SigningAlgorithm, message: &[u8]) -> Vec
             .sm2_digest(message)
             .expect("sm2 digest")
             .to_vec(),
+        // ML-DSA has no DIGEST; its 64-byte EXTERNAL_MU message is mu.
+        S::MlDsaShake256 => key
+            .public_key()
+            .expect("public key")
+            .ml_dsa_mu(message)
+            .expect("mu")
+            .to_vec(),
     }
 }
 
@@ -82,12 +89,10 @@ pub fn hmac_specs() -> impl Iterator<Item = KeySpec> {
 
 pub const KINDS: [MessageType; 2] = [MessageType::Raw, MessageType::Digest];
 
-/// The message types `alg` takes: both, or the one it requires (Ed25519).
+/// The message types `alg` takes: RAW and DIGEST, the one Ed25519 requires, or
+/// RAW and EXTERNAL_MU (ML-DSA).
 pub fn kinds(alg: SigningAlgorithm) -> Vec<MessageType> {
-    match alg.required_message_type() {
-        Some(k) => vec![k],
-        None => KINDS.to_vec(),
-    }
+    alg.message_types().to_vec()
 }
 
 /// The message or its digest, per `kind`.
@@ -99,6 +104,6 @@ pub fn input(
 ) -> Vec<u8> {
     match kind {
         MessageType::Raw => message.to_vec(),
-        MessageType::Digest => digest_of(key, alg, message),
+        MessageType::Digest | MessageType::ExternalMu => digest_of(key, alg, message),
     }
 }
