@@ -4,14 +4,16 @@ use arca_crypto::SecretBytes;
 use der::Decode;
 
 use crate::ed25519::Ed25519Private;
+use crate::mlkem::MlKemPrivate;
 use crate::nist::NistPrivate;
 use crate::public::{PublicInner, PublicKey};
 use crate::rsa::RsaPrivate;
 use crate::secp256k1::K256Private;
 use crate::sm2::Sm2Private;
 use crate::{
-    check_encryption, check_signing, EncryptionAlgorithm, KeyAgreementAlgorithm, KeyError, KeySpec,
-    MacAlgorithm, MessageType, SigningAlgorithm, MAX_MAC_MESSAGE_LEN, MAX_PEER_PUBLIC_KEY_LEN,
+    check_encapsulation, check_encryption, check_signing, EncapsulationAlgorithm,
+    EncryptionAlgorithm, KeyAgreementAlgorithm, KeyError, KeySpec, MacAlgorithm, MessageType,
+    SigningAlgorithm, MAX_MAC_MESSAGE_LEN, MAX_PEER_PUBLIC_KEY_LEN,
 };
 
 /// Fresh key material for `spec`, as stored: PKCS#8 DER for asymmetric specs, raw key
@@ -25,6 +27,7 @@ pub fn generate(spec: KeySpec) -> Result<SecretBytes, KeyError> {
         KeySpec::EccSecgP256k1 => crate::secp256k1::generate(),
         KeySpec::Sm2 => crate::sm2::generate(),
         KeySpec::EccNistEdwards25519 => crate::ed25519::generate(),
+        KeySpec::MlKem512 | KeySpec::MlKem768 | KeySpec::MlKem1024 => crate::mlkem::generate(spec),
         KeySpec::Hmac224 | KeySpec::Hmac256 | KeySpec::Hmac384 | KeySpec::Hmac512 => {
             crate::hmac::generate(spec)
         }
@@ -37,6 +40,7 @@ enum Inner {
     Secp256k1(K256Private),
     Sm2(Sm2Private),
     Ed25519(Ed25519Private),
+    MlKem(MlKemPrivate),
     Hmac(SecretBytes),
 }
 
@@ -88,6 +92,10 @@ impl PrivateKey {
             KeySpec::EccNistEdwards25519 => {
                 let (k, p) = Ed25519Private::load(material)?;
                 (Inner::Ed25519(k), Some(PublicInner::Ed25519(p)))
+            }
+            KeySpec::MlKem512 | KeySpec::MlKem768 | KeySpec::MlKem1024 => {
+                let (k, p) = MlKemPrivate::load(spec, material)?;
+                (Inner::MlKem(k), Some(PublicInner::MlKem(p)))
             }
             KeySpec::Hmac224 | KeySpec::Hmac256 | KeySpec::Hmac384 | KeySpec::Hmac512 => {
                 // Generated keys have the digest's length; imported ones
@@ -145,7 +153,7 @@ impl PrivateKey {
             Inner::Secp256k1(k) => k.sign(message, kind),
             Inner::Sm2(k) => k.sign(message, kind),
             Inner::Ed25519(k) => k.sign(alg, message),
-            Inner::Hmac(_) => Err(KeyError::UnsupportedOperation {
+            Inner::MlKem(_) | Inner::Hmac(_) => Err(KeyError::UnsupportedOperation {
                 spec: self.spec,
                 operation: "signing",
             }),
@@ -175,12 +183,14 @@ impl PrivateKey {
         match &self.inner {
             Inner::Rsa(k) => k.decrypt(alg, ciphertext),
             Inner::Sm2(k) => k.decrypt(ciphertext),
-            Inner::Nist(_) | Inner::Secp256k1(_) | Inner::Ed25519(_) | Inner::Hmac(_) => {
-                Err(KeyError::UnsupportedOperation {
-                    spec: self.spec,
-                    operation: "encryption",
-                })
-            }
+            Inner::Nist(_)
+            | Inner::Secp256k1(_)
+            | Inner::Ed25519(_)
+            | Inner::MlKem(_)
+            | Inner::Hmac(_) => Err(KeyError::UnsupportedOperation {
+                spec: self.spec,
+                operation: "encryption",
+            }),
         }
     }
 
@@ -221,6 +231,34 @@ impl PrivateKey {
             _ => Err(KeyError::UnsupportedOperation {
                 spec,
                 operation: "key agreement",
+            }),
+        }
+    }
+
+    /// A fresh 32-byte shared secret and its ciphertext, with the public half (ML-KEM).
+    pub fn encapsulate(
+        &self,
+        alg: EncapsulationAlgorithm,
+    ) -> Result<(Vec<u8>, SecretBytes), KeyError> {
+        check_encapsulation(self.spec, alg)?;
+        self.require_public("key encapsulation")?.encapsulate(alg)
+    }
+
+    /// The shared secret of an ML-KEM ciphertext, which must have the length of the
+    /// key's parameter set (else [`KeyError::InvalidCiphertext`]). A ciphertext of
+    /// the right length not made for this key gives an unrelated secret (implicit
+    /// rejection, FIPS 203), never an error.
+    pub fn decapsulate(
+        &self,
+        alg: EncapsulationAlgorithm,
+        ciphertext: &[u8],
+    ) -> Result<SecretBytes, KeyError> {
+        check_encapsulation(self.spec, alg)?;
+        match &self.inner {
+            Inner::MlKem(k) => k.decapsulate(ciphertext),
+            _ => Err(KeyError::UnsupportedOperation {
+                spec: self.spec,
+                operation: "key encapsulation",
             }),
         }
     }

@@ -1,16 +1,18 @@
 //! Public keys: SubjectPublicKeyInfo parsing, verification and encryption.
 
+use arca_crypto::SecretBytes;
 use der::Decode;
 use spki::{ObjectIdentifier, SubjectPublicKeyInfoRef};
 
 use crate::ed25519::Ed25519Public;
+use crate::mlkem::MlKemPublic;
 use crate::nist::NistPublic;
 use crate::rsa::RsaPublic;
 use crate::secp256k1::K256Public;
 use crate::sm2::Sm2Public;
 use crate::{
-    check_plaintext, check_signing, EncryptionAlgorithm, KeyError, KeySpec, MessageType,
-    SigningAlgorithm, MAX_SIGNATURE_LEN,
+    check_encapsulation, check_plaintext, check_signing, EncapsulationAlgorithm,
+    EncryptionAlgorithm, KeyError, KeySpec, MessageType, SigningAlgorithm, MAX_SIGNATURE_LEN,
 };
 
 const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
@@ -33,6 +35,9 @@ pub(crate) fn expected_oids(spec: KeySpec) -> Option<(ObjectIdentifier, Option<O
         KeySpec::EccSecgP256k1 => (EC_PUBLIC_KEY, Some(SECP256K1)),
         KeySpec::Sm2 => (EC_PUBLIC_KEY, Some(SM2_CURVE)),
         KeySpec::EccNistEdwards25519 => (ED25519, None),
+        KeySpec::MlKem512 => (crate::mlkem::ML_KEM_512, None),
+        KeySpec::MlKem768 => (crate::mlkem::ML_KEM_768, None),
+        KeySpec::MlKem1024 => (crate::mlkem::ML_KEM_1024, None),
         KeySpec::Hmac224 | KeySpec::Hmac256 | KeySpec::Hmac384 | KeySpec::Hmac512 => return None,
     })
 }
@@ -43,6 +48,7 @@ pub(crate) enum PublicInner {
     Secp256k1(K256Public),
     Sm2(Sm2Public),
     Ed25519(Ed25519Public),
+    MlKem(MlKemPublic),
 }
 
 /// A parsed asymmetric public key of a known spec. Not `Clone`: parse once, use many times.
@@ -90,6 +96,9 @@ impl PublicKey {
             KeySpec::EccNistEdwards25519 => {
                 PublicInner::Ed25519(Ed25519Public::from_spki(spki_der)?)
             }
+            KeySpec::MlKem512 | KeySpec::MlKem768 | KeySpec::MlKem1024 => {
+                PublicInner::MlKem(MlKemPublic::from_spki(spec, spki_der)?)
+            }
             KeySpec::Hmac224 | KeySpec::Hmac256 | KeySpec::Hmac384 | KeySpec::Hmac512 => {
                 return Err(bad)
             }
@@ -109,6 +118,7 @@ impl PublicKey {
             PublicInner::Secp256k1(k) => k.spki(),
             PublicInner::Sm2(k) => k.spki(),
             PublicInner::Ed25519(k) => k.spki(),
+            PublicInner::MlKem(k) => k.spki(),
         }
     }
 
@@ -143,6 +153,7 @@ impl PublicKey {
             PublicInner::Secp256k1(k) => k.verify(message, kind, signature),
             PublicInner::Sm2(k) => k.verify(message, kind, signature),
             PublicInner::Ed25519(k) => k.verify(alg, message, signature),
+            PublicInner::MlKem(_) => false,
         })
     }
 
@@ -152,12 +163,30 @@ impl PublicKey {
         match &self.inner {
             PublicInner::Rsa(k) => k.encrypt(alg, plaintext),
             PublicInner::Sm2(k) => k.encrypt(plaintext),
-            PublicInner::Nist(_) | PublicInner::Secp256k1(_) | PublicInner::Ed25519(_) => {
-                Err(KeyError::UnsupportedOperation {
-                    spec: self.spec,
-                    operation: "encryption",
-                })
-            }
+            PublicInner::Nist(_)
+            | PublicInner::Secp256k1(_)
+            | PublicInner::Ed25519(_)
+            | PublicInner::MlKem(_) => Err(KeyError::UnsupportedOperation {
+                spec: self.spec,
+                operation: "encryption",
+            }),
+        }
+    }
+}
+
+impl PublicKey {
+    /// A fresh 32-byte shared secret and its ciphertext (ML-KEM keys).
+    pub fn encapsulate(
+        &self,
+        alg: EncapsulationAlgorithm,
+    ) -> Result<(Vec<u8>, SecretBytes), KeyError> {
+        check_encapsulation(self.spec, alg)?;
+        match &self.inner {
+            PublicInner::MlKem(k) => k.encapsulate(),
+            _ => Err(KeyError::UnsupportedOperation {
+                spec: self.spec,
+                operation: "key encapsulation",
+            }),
         }
     }
 }
