@@ -27,14 +27,16 @@ pub enum KeyUsage {
     GenerateVerifyMac,
     // New variants go last: postcard stores the variant's index.
     KeyAgreement,
+    EncapsulateDecapsulate,
 }
 
 impl KeyUsage {
-    pub const ALL: [KeyUsage; 4] = [
+    pub const ALL: [KeyUsage; 5] = [
         KeyUsage::EncryptDecrypt,
         KeyUsage::SignVerify,
         KeyUsage::GenerateVerifyMac,
         KeyUsage::KeyAgreement,
+        KeyUsage::EncapsulateDecapsulate,
     ];
 
     pub fn as_aws(&self) -> &'static str {
@@ -43,6 +45,7 @@ impl KeyUsage {
             KeyUsage::SignVerify => "SIGN_VERIFY",
             KeyUsage::GenerateVerifyMac => "GENERATE_VERIFY_MAC",
             KeyUsage::KeyAgreement => "KEY_AGREEMENT",
+            KeyUsage::EncapsulateDecapsulate => "ENCAPSULATE_DECAPSULATE",
         }
     }
 
@@ -69,6 +72,9 @@ pub enum KeySpec {
     Hmac512,
     // New variants go last: postcard stores the variant's index.
     EccNistEdwards25519,
+    MlKem512,
+    MlKem768,
+    MlKem1024,
 }
 
 const RSA_ENC: &[&str] = &["RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256"];
@@ -82,7 +88,7 @@ const RSA_SIGN: &[&str] = &[
 ];
 
 impl KeySpec {
-    pub const ALL: [KeySpec; 14] = [
+    pub const ALL: [KeySpec; 17] = [
         KeySpec::SymmetricDefault,
         KeySpec::Rsa2048,
         KeySpec::Rsa3072,
@@ -97,6 +103,9 @@ impl KeySpec {
         KeySpec::Hmac384,
         KeySpec::Hmac512,
         KeySpec::EccNistEdwards25519,
+        KeySpec::MlKem512,
+        KeySpec::MlKem768,
+        KeySpec::MlKem1024,
     ];
 
     pub fn as_aws(&self) -> &'static str {
@@ -115,6 +124,9 @@ impl KeySpec {
             KeySpec::Hmac384 => "HMAC_384",
             KeySpec::Hmac512 => "HMAC_512",
             KeySpec::EccNistEdwards25519 => "ECC_NIST_EDWARDS25519",
+            KeySpec::MlKem512 => "ML_KEM_512",
+            KeySpec::MlKem768 => "ML_KEM_768",
+            KeySpec::MlKem1024 => "ML_KEM_1024",
         }
     }
 
@@ -138,6 +150,7 @@ impl KeySpec {
             }
             EccSecgP256k1 | EccNistEdwards25519 => &[KeyUsage::SignVerify],
             Hmac224 | Hmac256 | Hmac384 | Hmac512 => &[KeyUsage::GenerateVerifyMac],
+            MlKem512 | MlKem768 | MlKem1024 => &[KeyUsage::EncapsulateDecapsulate],
         }
     }
 
@@ -199,6 +212,15 @@ impl KeySpec {
         use KeySpec::*;
         match (usage, self) {
             (KeyUsage::KeyAgreement, EccNistP256 | EccNistP384 | EccNistP521 | Sm2) => &["ECDH"],
+            _ => &[],
+        }
+    }
+
+    /// EncapsulationAlgorithms as DescribeKey lists them for a key of this spec and usage.
+    pub fn encapsulation_algorithms(&self, usage: KeyUsage) -> &'static [&'static str] {
+        use KeySpec::*;
+        match (usage, self) {
+            (KeyUsage::EncapsulateDecapsulate, MlKem512 | MlKem768 | MlKem1024) => &["ML_KEM"],
             _ => &[],
         }
     }
