@@ -22,6 +22,7 @@ mod key_agreement;
 mod lifecycle;
 mod limits;
 mod ml_dsa;
+mod ml_kem;
 mod operations;
 mod peer;
 mod restarted_leader;

@@ -182,6 +182,10 @@ pub(crate) fn key_metadata(k: &KeyInfo) -> Value {
     if !agreement.is_empty() {
         m["KeyAgreementAlgorithms"] = json!(agreement);
     }
+    let encapsulation = r.spec.encapsulation_algorithms(r.usage);
+    if !encapsulation.is_empty() {
+        m["EncapsulationAlgorithms"] = json!(encapsulation);
+    }
     if r.spec == KeySpec::SymmetricDefault {
         m["CurrentKeyMaterialId"] = json!(key_material_id(&r.key_id, r.primary().version));
     }
@@ -359,6 +363,8 @@ pub async fn dispatch(node: &Node, ctx: &Ctx, op: Op, body: &[u8]) -> Result<Ans
         | GenerateDataKeyPair
         | GenerateDataKeyPairWithoutPlaintext
         | DeriveSharedSecret
+        | Encapsulate
+        | Decapsulate
         | ReEncrypt
         | CreateKeyVersion
         | ListKeyVersions
@@ -522,7 +528,7 @@ async fn create_key(node: &Node, ctx: &Ctx, r: CreateKeyReq) -> Result<Answer, A
         Some(u) => KeyUsage::from_aws(u).ok_or_else(|| {
             ApiError::validation(format!(
                 "1 validation error detected: Value '{u}' at 'keyUsage' failed to satisfy constraint: \
-                 Member must satisfy enum value set: [ENCRYPT_DECRYPT, SIGN_VERIFY, GENERATE_VERIFY_MAC, KEY_AGREEMENT]"
+                 Member must satisfy enum value set: [ENCRYPT_DECRYPT, SIGN_VERIFY, GENERATE_VERIFY_MAC, KEY_AGREEMENT, ENCAPSULATE_DECAPSULATE]"
             ))
         })?,
     };

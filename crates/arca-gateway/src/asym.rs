@@ -1,7 +1,7 @@
 //! Operations of asymmetric and HMAC keys: Sign, Verify, GetPublicKey,
 //! asymmetric Encrypt/Decrypt, ReEncrypt, GenerateMac, VerifyMac, data key
-//! pairs, the key-version extension operations and certificate signing
-//! requests.
+//! pairs, DeriveSharedSecret, Encapsulate/Decapsulate (ML-KEM), the
+//! key-version extension operations and certificate signing requests.
 
 use std::collections::BTreeMap;
 
@@ -9,7 +9,8 @@ use arca_crypto::symmetric::MAX_CIPHERTEXT_LEN;
 use arca_crypto::SecretBytes;
 use arca_keys::csr::{CsrError, CsrInput, SanInput};
 use arca_keys::{
-    EncryptionAlgorithm, KeyAgreementAlgorithm, MacAlgorithm, MessageType, SigningAlgorithm,
+    EncapsulationAlgorithm, EncryptionAlgorithm, KeyAgreementAlgorithm, MacAlgorithm, MessageType,
+    SigningAlgorithm,
 };
 use arca_node::actors::{KeyOp, KeyOut};
 use arca_node::Node;
@@ -211,6 +212,18 @@ struct DeriveReq {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
+struct KemReq {
+    // KeyId: resolved once, by authorization (`Ctx::keys`).
+    encapsulation_algorithm: Option<String>,
+    /// Decapsulate only.
+    shared_secret_ciphertext_blob: Option<String>,
+    #[allow(dead_code)]
+    grant_tokens: Option<Vec<String>>,
+    dry_run: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
 struct ReEncryptReq {
     ciphertext_blob: Option<String>,
     source_encryption_context: Option<BTreeMap<String, String>>,
@@ -336,6 +349,10 @@ pub async fn run(node: &Node, ctx: &Ctx, op: Op, body: &[u8]) -> Result<Answer, 
             if !agreement.is_empty() {
                 body["KeyAgreementAlgorithms"] = json!(agreement);
             }
+            let encapsulation = spec.encapsulation_algorithms(usage);
+            if !encapsulation.is_empty() {
+                body["EncapsulationAlgorithms"] = json!(encapsulation);
+            }
             Ok(Answer {
                 body,
                 key_id: Some(id),
@@ -408,6 +425,9 @@ pub async fn run(node: &Node, ctx: &Ctx, op: Op, body: &[u8]) -> Result<Answer, 
                             "ECC_SECG_P256K1",
                             "SM2",
                             "ECC_NIST_EDWARDS25519",
+                            "ML_KEM_512",
+                            "ML_KEM_768",
+                            "ML_KEM_1024",
                         ],
                     )
                 })?;
@@ -432,6 +452,7 @@ pub async fn run(node: &Node, ctx: &Ctx, op: Op, body: &[u8]) -> Result<Answer, 
             })
         }
         Op::DeriveSharedSecret => derive_shared_secret(node, ctx, parse(body)?).await,
+        Op::Encapsulate | Op::Decapsulate => kem(node, ctx, op, parse(body)?).await,
         Op::ReEncrypt => re_encrypt(node, ctx, parse(body)?).await,
         Op::GenerateCertificateSigningRequest => csr(node, ctx, parse(body)?).await,
         Op::CreateKeyVersion => {
@@ -540,6 +561,52 @@ async fn derive_shared_secret(node: &Node, ctx: &Ctx, r: DeriveReq) -> Result<An
             "KeyAgreementAlgorithm": alg.as_aws(),
             "KeyOrigin": "AWS_KMS",
         }),
+        key_id: Some(id),
+    })
+}
+
+/// ML-KEM Encapsulate (a fresh secret and its ciphertext, with the key's public half)
+/// or Decapsulate (the secret in a ciphertext), on the key actor. The secret is
+/// returned once and never logged.
+async fn kem(node: &Node, ctx: &Ctx, op: Op, r: KemReq) -> Result<Answer, ApiError> {
+    let name = r
+        .encapsulation_algorithm
+        .ok_or_else(|| ApiError::missing("EncapsulationAlgorithm"))?;
+    let alg = EncapsulationAlgorithm::from_aws(&name)
+        .ok_or_else(|| enum_error("encapsulationAlgorithm", &name, &["ML_KEM"]))?;
+    let ciphertext = if op == Op::Decapsulate {
+        Some(blob(
+            "SharedSecretCiphertextBlob",
+            r.shared_secret_ciphertext_blob,
+            1,
+            MAX_CIPHERTEXT_LEN,
+        )?)
+    } else {
+        None
+    };
+    let id = ctx.key(0)?;
+    dry_run(r.dry_run)?;
+    let key_op = match ciphertext {
+        None => KeyOp::Encapsulate { alg },
+        Some(ciphertext) => KeyOp::Decapsulate { alg, ciphertext },
+    };
+    let (out, _) = node
+        .key_op(id, KeyUsage::EncapsulateDecapsulate, None, key_op)
+        .await?;
+    let mut body = json!({
+        "KeyId": node.key_arn(&id)?,
+        "EncapsulationAlgorithm": alg.as_aws(),
+    });
+    match out {
+        KeyOut::Encapsulated { ciphertext, secret } => {
+            body["SharedSecret"] = json!(B64.encode(secret.expose()));
+            body["SharedSecretCiphertextBlob"] = json!(B64.encode(ciphertext));
+        }
+        KeyOut::Secret(secret) => body["SharedSecret"] = json!(B64.encode(secret.expose())),
+        _ => return Err(ApiError::internal("unexpected result of a key operation")),
+    }
+    Ok(Answer {
+        body,
         key_id: Some(id),
     })
 }

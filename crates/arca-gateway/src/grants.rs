@@ -32,6 +32,8 @@ const GRANT_OPERATIONS: &[&str] = &[
     "GenerateMac",
     "VerifyMac",
     "DeriveSharedSecret",
+    "Encapsulate",
+    "Decapsulate",
 ];
 
 /// Operations without an encryption context: a grant with a constraint
@@ -44,6 +46,8 @@ const WITHOUT_CONTEXT: &[&str] = &[
     "GenerateMac",
     "VerifyMac",
     "DeriveSharedSecret",
+    "Encapsulate",
+    "Decapsulate",
 ];
 
 /// AWS's bounds on one constraint: pairs, and characters per value.

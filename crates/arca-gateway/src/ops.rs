@@ -95,6 +95,8 @@ operations! {
     GenerateDataKeyPair => "kms:GenerateDataKeyPair", Key;
     GenerateDataKeyPairWithoutPlaintext => "kms:GenerateDataKeyPairWithoutPlaintext", Key;
     DeriveSharedSecret => "kms:DeriveSharedSecret", Key;
+    Encapsulate => "kms:Encapsulate", Key;
+    Decapsulate => "kms:Decapsulate", Key;
     // Authorized as ReEncryptFrom on the source and ReEncryptTo on the destination.
     ReEncrypt => "kms:ReEncrypt", Key;
     // Extensions in the TrentService namespace.

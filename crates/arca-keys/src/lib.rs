@@ -1,5 +1,5 @@
 //! Asymmetric and HMAC keys for the AWS KMS key specs: generation, loading, signing,
-//! verification, encryption, decryption, key agreement and MACs.
+//! verification, encryption, decryption, key agreement, key encapsulation and MACs.
 //!
 //! Backends:
 //! - RSA 2048/3072/4096, ECDSA and ECDH on NIST P-256/P-384/P-521: aws-lc-rs.
@@ -8,9 +8,11 @@
 //! - Ed25519: aws-lc-rs; Ed25519ph (`ED25519_PH_SHA_512`): `ed25519-dalek`.
 //! - ML-DSA-44/65/87 (FIPS 204): aws-lc-rs for RAW messages; `ml-dsa` for EXTERNAL_MU.
 //! - HMAC-SHA-224/256/384/512: `hmac` with `sha2`.
+//! - ML-KEM-512/768/1024: seeds expanded by `ml-kem`, encapsulation and
+//!   decapsulation on aws-lc-rs (`mlkem.rs`).
 //!
 //! Key material is stored as PKCS#8 DER for asymmetric specs and as raw bytes for HMAC
-//! specs. Public keys are SubjectPublicKeyInfo DER. ECDSA and SM2 signatures are DER;
+//! specs (ML-KEM: the 64-byte seed form). Public keys are SubjectPublicKeyInfo DER. ECDSA and SM2 signatures are DER;
 //! Ed25519 signatures are the raw 64 bytes, ML-DSA signatures the FIPS 204 encoding
 //! (2420, 3309 or 4627 bytes). ML-DSA keys are PKCS#8 holding the 32-byte seed.
 //! Every input is checked before it reaches a backend.
@@ -20,6 +22,7 @@ mod ed25519;
 mod hmac;
 pub mod import;
 mod ml_dsa;
+mod mlkem;
 mod nist;
 mod private;
 mod public;
@@ -29,11 +32,15 @@ mod secp256k1;
 mod sm2;
 mod spec;
 
+pub use mlkem::{
+    ciphertext_len as ml_kem_ciphertext_len, encapsulation_key_len as ml_kem_encapsulation_key_len,
+    SHARED_SECRET_LEN,
+};
 pub use private::{generate, PrivateKey};
 pub use public::{encrypt_with_spki, sm2_digest, verify_with_spki, PublicKey};
 pub use spec::{
-    digest_len, max_plaintext_len, EncryptionAlgorithm, KeyAgreementAlgorithm, KeySpec, KeyUsage,
-    MacAlgorithm, MessageType, SigningAlgorithm,
+    digest_len, max_plaintext_len, EncapsulationAlgorithm, EncryptionAlgorithm,
+    KeyAgreementAlgorithm, KeySpec, KeyUsage, MacAlgorithm, MessageType, SigningAlgorithm,
 };
 
 /// Largest RAW message Sign and Verify accept, in bytes (the AWS KMS limit).
@@ -187,6 +194,26 @@ pub(crate) fn check_encryption(spec: KeySpec, alg: EncryptionAlgorithm) -> Resul
         });
     }
     if !spec.encryption_algorithms().contains(&alg) {
+        return Err(KeyError::UnsupportedAlgorithm {
+            spec,
+            alg: alg.as_aws(),
+        });
+    }
+    Ok(())
+}
+
+/// Checks a key encapsulation algorithm against the spec.
+pub(crate) fn check_encapsulation(
+    spec: KeySpec,
+    alg: EncapsulationAlgorithm,
+) -> Result<(), KeyError> {
+    if spec.encapsulation_algorithms().is_empty() {
+        return Err(KeyError::UnsupportedOperation {
+            spec,
+            operation: "key encapsulation",
+        });
+    }
+    if !spec.encapsulation_algorithms().contains(&alg) {
         return Err(KeyError::UnsupportedAlgorithm {
             spec,
             alg: alg.as_aws(),

@@ -5,14 +5,16 @@ use der::Decode;
 
 use crate::ed25519::Ed25519Private;
 use crate::ml_dsa::MlDsaPrivate;
+use crate::mlkem::MlKemPrivate;
 use crate::nist::NistPrivate;
 use crate::public::{PublicInner, PublicKey};
 use crate::rsa::RsaPrivate;
 use crate::secp256k1::K256Private;
 use crate::sm2::Sm2Private;
 use crate::{
-    check_encryption, check_signing, EncryptionAlgorithm, KeyAgreementAlgorithm, KeyError, KeySpec,
-    MacAlgorithm, MessageType, SigningAlgorithm, MAX_MAC_MESSAGE_LEN, MAX_PEER_PUBLIC_KEY_LEN,
+    check_encapsulation, check_encryption, check_signing, EncapsulationAlgorithm,
+    EncryptionAlgorithm, KeyAgreementAlgorithm, KeyError, KeySpec, MacAlgorithm, MessageType,
+    SigningAlgorithm, MAX_MAC_MESSAGE_LEN, MAX_PEER_PUBLIC_KEY_LEN,
 };
 
 /// Fresh key material for `spec`, as stored: PKCS#8 DER for asymmetric specs, raw key
@@ -27,6 +29,7 @@ pub fn generate(spec: KeySpec) -> Result<SecretBytes, KeyError> {
         KeySpec::Sm2 => crate::sm2::generate(),
         KeySpec::EccNistEdwards25519 => crate::ed25519::generate(),
         KeySpec::MlDsa44 | KeySpec::MlDsa65 | KeySpec::MlDsa87 => crate::ml_dsa::generate(spec),
+        KeySpec::MlKem512 | KeySpec::MlKem768 | KeySpec::MlKem1024 => crate::mlkem::generate(spec),
         KeySpec::Hmac224 | KeySpec::Hmac256 | KeySpec::Hmac384 | KeySpec::Hmac512 => {
             crate::hmac::generate(spec)
         }
@@ -40,6 +43,7 @@ enum Inner {
     Sm2(Sm2Private),
     Ed25519(Ed25519Private),
     MlDsa(MlDsaPrivate),
+    MlKem(MlKemPrivate),
     Hmac(SecretBytes),
 }
 
@@ -95,6 +99,10 @@ impl PrivateKey {
             KeySpec::MlDsa44 | KeySpec::MlDsa65 | KeySpec::MlDsa87 => {
                 let (k, p) = MlDsaPrivate::load(spec, material)?;
                 (Inner::MlDsa(k), Some(PublicInner::MlDsa(p)))
+            }
+            KeySpec::MlKem512 | KeySpec::MlKem768 | KeySpec::MlKem1024 => {
+                let (k, p) = MlKemPrivate::load(spec, material)?;
+                (Inner::MlKem(k), Some(PublicInner::MlKem(p)))
             }
             KeySpec::Hmac224 | KeySpec::Hmac256 | KeySpec::Hmac384 | KeySpec::Hmac512 => {
                 // Generated keys have the digest's length; imported ones
@@ -154,7 +162,7 @@ impl PrivateKey {
             Inner::Sm2(k) => k.sign(message, kind),
             Inner::Ed25519(k) => k.sign(alg, message),
             Inner::MlDsa(k) => k.sign(message, kind),
-            Inner::Hmac(_) => Err(KeyError::UnsupportedOperation {
+            Inner::MlKem(_) | Inner::Hmac(_) => Err(KeyError::UnsupportedOperation {
                 spec: self.spec,
                 operation: "signing",
             }),
@@ -188,6 +196,7 @@ impl PrivateKey {
             | Inner::Secp256k1(_)
             | Inner::Ed25519(_)
             | Inner::MlDsa(_)
+            | Inner::MlKem(_)
             | Inner::Hmac(_) => Err(KeyError::UnsupportedOperation {
                 spec: self.spec,
                 operation: "encryption",
@@ -232,6 +241,34 @@ impl PrivateKey {
             _ => Err(KeyError::UnsupportedOperation {
                 spec,
                 operation: "key agreement",
+            }),
+        }
+    }
+
+    /// A fresh 32-byte shared secret and its ciphertext, with the public half (ML-KEM).
+    pub fn encapsulate(
+        &self,
+        alg: EncapsulationAlgorithm,
+    ) -> Result<(Vec<u8>, SecretBytes), KeyError> {
+        check_encapsulation(self.spec, alg)?;
+        self.require_public("key encapsulation")?.encapsulate(alg)
+    }
+
+    /// The shared secret of an ML-KEM ciphertext, which must have the length of the
+    /// key's parameter set (else [`KeyError::InvalidCiphertext`]). A ciphertext of
+    /// the right length not made for this key gives an unrelated secret (implicit
+    /// rejection, FIPS 203), never an error.
+    pub fn decapsulate(
+        &self,
+        alg: EncapsulationAlgorithm,
+        ciphertext: &[u8],
+    ) -> Result<SecretBytes, KeyError> {
+        check_encapsulation(self.spec, alg)?;
+        match &self.inner {
+            Inner::MlKem(k) => k.decapsulate(ciphertext),
+            _ => Err(KeyError::UnsupportedOperation {
+                spec: self.spec,
+                operation: "key encapsulation",
             }),
         }
     }

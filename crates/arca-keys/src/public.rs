@@ -1,17 +1,19 @@
 //! Public keys: SubjectPublicKeyInfo parsing, verification and encryption.
 
+use arca_crypto::SecretBytes;
 use der::Decode;
 use spki::{ObjectIdentifier, SubjectPublicKeyInfoRef};
 
 use crate::ed25519::Ed25519Public;
 use crate::ml_dsa::MlDsaPublic;
+use crate::mlkem::MlKemPublic;
 use crate::nist::NistPublic;
 use crate::rsa::RsaPublic;
 use crate::secp256k1::K256Public;
 use crate::sm2::Sm2Public;
 use crate::{
-    check_plaintext, check_signing, EncryptionAlgorithm, KeyError, KeySpec, MessageType,
-    SigningAlgorithm, MAX_SIGNATURE_LEN,
+    check_encapsulation, check_plaintext, check_signing, EncapsulationAlgorithm,
+    EncryptionAlgorithm, KeyError, KeySpec, MessageType, SigningAlgorithm, MAX_SIGNATURE_LEN,
 };
 
 const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
@@ -44,6 +46,9 @@ pub(crate) fn expected_oids(spec: KeySpec) -> Option<(ObjectIdentifier, Option<O
         KeySpec::MlDsa44 => (ML_DSA_44, None),
         KeySpec::MlDsa65 => (ML_DSA_65, None),
         KeySpec::MlDsa87 => (ML_DSA_87, None),
+        KeySpec::MlKem512 => (crate::mlkem::ML_KEM_512, None),
+        KeySpec::MlKem768 => (crate::mlkem::ML_KEM_768, None),
+        KeySpec::MlKem1024 => (crate::mlkem::ML_KEM_1024, None),
         KeySpec::Hmac224 | KeySpec::Hmac256 | KeySpec::Hmac384 | KeySpec::Hmac512 => return None,
     })
 }
@@ -55,6 +60,7 @@ pub(crate) enum PublicInner {
     Sm2(Sm2Public),
     Ed25519(Ed25519Public),
     MlDsa(MlDsaPublic),
+    MlKem(MlKemPublic),
 }
 
 /// A parsed asymmetric public key of a known spec. Not `Clone`: parse once, use many times.
@@ -105,6 +111,9 @@ impl PublicKey {
             KeySpec::MlDsa44 | KeySpec::MlDsa65 | KeySpec::MlDsa87 => {
                 PublicInner::MlDsa(MlDsaPublic::from_spki(spec, spki_der)?)
             }
+            KeySpec::MlKem512 | KeySpec::MlKem768 | KeySpec::MlKem1024 => {
+                PublicInner::MlKem(MlKemPublic::from_spki(spec, spki_der)?)
+            }
             KeySpec::Hmac224 | KeySpec::Hmac256 | KeySpec::Hmac384 | KeySpec::Hmac512 => {
                 return Err(bad)
             }
@@ -124,6 +133,7 @@ impl PublicKey {
             PublicInner::Secp256k1(k) => k.spki(),
             PublicInner::Sm2(k) => k.spki(),
             PublicInner::Ed25519(k) => k.spki(),
+            PublicInner::MlKem(k) => k.spki(),
             PublicInner::MlDsa(k) => k.spki(),
         }
     }
@@ -173,6 +183,7 @@ impl PublicKey {
             PublicInner::Sm2(k) => k.verify(message, kind, signature),
             PublicInner::Ed25519(k) => k.verify(alg, message, signature),
             PublicInner::MlDsa(k) => k.verify(message, kind, signature),
+            PublicInner::MlKem(_) => false,
         })
     }
 
@@ -185,9 +196,27 @@ impl PublicKey {
             PublicInner::Nist(_)
             | PublicInner::Secp256k1(_)
             | PublicInner::Ed25519(_)
-            | PublicInner::MlDsa(_) => Err(KeyError::UnsupportedOperation {
+            | PublicInner::MlDsa(_)
+            | PublicInner::MlKem(_) => Err(KeyError::UnsupportedOperation {
                 spec: self.spec,
                 operation: "encryption",
+            }),
+        }
+    }
+}
+
+impl PublicKey {
+    /// A fresh 32-byte shared secret and its ciphertext (ML-KEM keys).
+    pub fn encapsulate(
+        &self,
+        alg: EncapsulationAlgorithm,
+    ) -> Result<(Vec<u8>, SecretBytes), KeyError> {
+        check_encapsulation(self.spec, alg)?;
+        match &self.inner {
+            PublicInner::MlKem(k) => k.encapsulate(),
+            _ => Err(KeyError::UnsupportedOperation {
+                spec: self.spec,
+                operation: "key encapsulation",
             }),
         }
     }

@@ -57,6 +57,9 @@ aws_enum! {
         Hmac256 => "HMAC_256",
         Hmac384 => "HMAC_384",
         Hmac512 => "HMAC_512",
+        MlKem512 => "ML_KEM_512",
+        MlKem768 => "ML_KEM_768",
+        MlKem1024 => "ML_KEM_1024",
     }
 }
 
@@ -67,6 +70,7 @@ aws_enum! {
         SignVerify => "SIGN_VERIFY",
         GenerateVerifyMac => "GENERATE_VERIFY_MAC",
         KeyAgreement => "KEY_AGREEMENT",
+        EncapsulateDecapsulate => "ENCAPSULATE_DECAPSULATE",
     }
 }
 
@@ -102,6 +106,13 @@ aws_enum! {
     /// Key agreement algorithms (AWS `KeyAgreementAlgorithmSpec`).
     KeyAgreementAlgorithm {
         Ecdh => "ECDH",
+    }
+}
+
+aws_enum! {
+    /// Key encapsulation algorithms (AWS `EncapsulationAlgorithmSpec`).
+    EncapsulationAlgorithm {
+        MlKem => "ML_KEM",
     }
 }
 
@@ -151,7 +162,13 @@ impl KeySpec {
             KeySpec::Sm2 => &[S::Sm2Dsa],
             KeySpec::EccNistEdwards25519 => &[S::Ed25519Sha512, S::Ed25519PhSha512],
             KeySpec::MlDsa44 | KeySpec::MlDsa65 | KeySpec::MlDsa87 => &[S::MlDsaShake256],
-            KeySpec::Hmac224 | KeySpec::Hmac256 | KeySpec::Hmac384 | KeySpec::Hmac512 => &[],
+            KeySpec::Hmac224
+            | KeySpec::Hmac256
+            | KeySpec::Hmac384
+            | KeySpec::Hmac512
+            | KeySpec::MlKem512
+            | KeySpec::MlKem768
+            | KeySpec::MlKem1024 => &[],
         }
     }
 
@@ -185,6 +202,24 @@ impl KeySpec {
         }
     }
 
+    /// The key encapsulation algorithms AWS KMS allows for this spec
+    /// (ENCAPSULATE_DECAPSULATE keys).
+    pub fn encapsulation_algorithms(&self) -> &'static [EncapsulationAlgorithm] {
+        if self.is_ml_kem() {
+            &[EncapsulationAlgorithm::MlKem]
+        } else {
+            &[]
+        }
+    }
+
+    /// True for the ML-KEM specs (FIPS 203).
+    pub fn is_ml_kem(&self) -> bool {
+        matches!(
+            self,
+            KeySpec::MlKem512 | KeySpec::MlKem768 | KeySpec::MlKem1024
+        )
+    }
+
     /// Whether AWS KMS allows a key of this spec to have `usage`.
     pub fn supports_usage(&self, usage: KeyUsage) -> bool {
         match usage {
@@ -192,6 +227,7 @@ impl KeySpec {
             KeyUsage::SignVerify => !self.signing_algorithms().is_empty(),
             KeyUsage::GenerateVerifyMac => !self.mac_algorithms().is_empty(),
             KeyUsage::KeyAgreement => !self.key_agreement_algorithms().is_empty(),
+            KeyUsage::EncapsulateDecapsulate => !self.encapsulation_algorithms().is_empty(),
         }
     }
 
@@ -347,6 +383,9 @@ mod tests {
         for a in KeyAgreementAlgorithm::ALL {
             assert_eq!(KeyAgreementAlgorithm::from_aws(a.as_aws()), Some(*a));
         }
+        for a in EncapsulationAlgorithm::ALL {
+            assert_eq!(EncapsulationAlgorithm::from_aws(a.as_aws()), Some(*a));
+        }
         for m in MessageType::ALL {
             assert_eq!(MessageType::from_aws(m.as_aws()), Some(*m));
         }
@@ -431,6 +470,24 @@ mod tests {
         ] {
             assert!(s.supports_usage(GenerateVerifyMac));
             assert!(!s.supports_usage(SignVerify) && !s.supports_usage(EncryptDecrypt));
+        }
+        // ML-KEM keys only encapsulate and decapsulate; nothing else does.
+        for s in KeySpec::ALL {
+            let kem = matches!(
+                s,
+                KeySpec::MlKem512 | KeySpec::MlKem768 | KeySpec::MlKem1024
+            );
+            assert_eq!(s.is_ml_kem(), kem, "{s}");
+            assert_eq!(s.supports_usage(EncapsulateDecapsulate), kem, "{s}");
+            if kem {
+                assert_eq!(
+                    s.encapsulation_algorithms(),
+                    &[EncapsulationAlgorithm::MlKem]
+                );
+                for u in [SignVerify, EncryptDecrypt, GenerateVerifyMac, KeyAgreement] {
+                    assert!(!s.supports_usage(u), "{s} {u}");
+                }
+            }
         }
     }
 

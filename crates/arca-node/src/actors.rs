@@ -24,8 +24,8 @@ use arca_crypto::symmetric::{self, AesKey};
 use arca_crypto::wrap::{RootKeyRing, WrapContext};
 use arca_crypto::SecretBytes;
 use arca_keys::{
-    EncryptionAlgorithm, KeyAgreementAlgorithm, MacAlgorithm, MessageType, PrivateKey,
-    SigningAlgorithm,
+    EncapsulationAlgorithm, EncryptionAlgorithm, KeyAgreementAlgorithm, MacAlgorithm, MessageType,
+    PrivateKey, SigningAlgorithm,
 };
 use arca_state::{KeyId, KeySpec, KeyState};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
@@ -136,6 +136,15 @@ pub enum KeyOp {
         alg: KeyAgreementAlgorithm,
         public_key: Vec<u8>,
     },
+    /// ML-KEM encapsulation to the key's public half: a fresh secret and its ciphertext.
+    Encapsulate {
+        alg: EncapsulationAlgorithm,
+    },
+    /// ML-KEM decapsulation; the result is a secret.
+    Decapsulate {
+        alg: EncapsulationAlgorithm,
+        ciphertext: Vec<u8>,
+    },
 }
 
 impl KeyOp {
@@ -203,6 +212,13 @@ impl KeyOp {
             KeyOp::DeriveSharedSecret { alg, public_key } => {
                 KeyOut::Secret(key.derive_shared_secret(alg, &public_key)?)
             }
+            KeyOp::Encapsulate { alg } => {
+                let (ciphertext, secret) = key.encapsulate(alg)?;
+                KeyOut::Encapsulated { ciphertext, secret }
+            }
+            KeyOp::Decapsulate { alg, ciphertext } => {
+                KeyOut::Secret(key.decapsulate(alg, &ciphertext)?)
+            }
         };
         Ok(out)
     }
@@ -213,6 +229,11 @@ pub enum KeyOut {
     Bytes(Vec<u8>),
     Secret(SecretBytes),
     Valid(bool),
+    /// A shared secret and the ciphertext that carries it (Encapsulate).
+    Encapsulated {
+        ciphertext: Vec<u8>,
+        secret: SecretBytes,
+    },
 }
 
 /// A ciphertext and the key version that made it.

@@ -27,14 +27,16 @@ pub enum KeyUsage {
     GenerateVerifyMac,
     // New variants go last: postcard stores the variant's index.
     KeyAgreement,
+    EncapsulateDecapsulate,
 }
 
 impl KeyUsage {
-    pub const ALL: [KeyUsage; 4] = [
+    pub const ALL: [KeyUsage; 5] = [
         KeyUsage::EncryptDecrypt,
         KeyUsage::SignVerify,
         KeyUsage::GenerateVerifyMac,
         KeyUsage::KeyAgreement,
+        KeyUsage::EncapsulateDecapsulate,
     ];
 
     pub fn as_aws(&self) -> &'static str {
@@ -43,6 +45,7 @@ impl KeyUsage {
             KeyUsage::SignVerify => "SIGN_VERIFY",
             KeyUsage::GenerateVerifyMac => "GENERATE_VERIFY_MAC",
             KeyUsage::KeyAgreement => "KEY_AGREEMENT",
+            KeyUsage::EncapsulateDecapsulate => "ENCAPSULATE_DECAPSULATE",
         }
     }
 
@@ -72,6 +75,9 @@ pub enum KeySpec {
     MlDsa44,
     MlDsa65,
     MlDsa87,
+    MlKem512,
+    MlKem768,
+    MlKem1024,
 }
 
 const RSA_ENC: &[&str] = &["RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256"];
@@ -85,7 +91,7 @@ const RSA_SIGN: &[&str] = &[
 ];
 
 impl KeySpec {
-    pub const ALL: [KeySpec; 17] = [
+    pub const ALL: [KeySpec; 20] = [
         KeySpec::SymmetricDefault,
         KeySpec::Rsa2048,
         KeySpec::Rsa3072,
@@ -103,6 +109,9 @@ impl KeySpec {
         KeySpec::MlDsa44,
         KeySpec::MlDsa65,
         KeySpec::MlDsa87,
+        KeySpec::MlKem512,
+        KeySpec::MlKem768,
+        KeySpec::MlKem1024,
     ];
 
     pub fn as_aws(&self) -> &'static str {
@@ -124,6 +133,9 @@ impl KeySpec {
             KeySpec::MlDsa44 => "ML_DSA_44",
             KeySpec::MlDsa65 => "ML_DSA_65",
             KeySpec::MlDsa87 => "ML_DSA_87",
+            KeySpec::MlKem512 => "ML_KEM_512",
+            KeySpec::MlKem768 => "ML_KEM_768",
+            KeySpec::MlKem1024 => "ML_KEM_1024",
         }
     }
 
@@ -149,6 +161,7 @@ impl KeySpec {
                 &[KeyUsage::SignVerify]
             }
             Hmac224 | Hmac256 | Hmac384 | Hmac512 => &[KeyUsage::GenerateVerifyMac],
+            MlKem512 | MlKem768 | MlKem1024 => &[KeyUsage::EncapsulateDecapsulate],
         }
     }
 
@@ -211,6 +224,15 @@ impl KeySpec {
         use KeySpec::*;
         match (usage, self) {
             (KeyUsage::KeyAgreement, EccNistP256 | EccNistP384 | EccNistP521 | Sm2) => &["ECDH"],
+            _ => &[],
+        }
+    }
+
+    /// EncapsulationAlgorithms as DescribeKey lists them for a key of this spec and usage.
+    pub fn encapsulation_algorithms(&self, usage: KeyUsage) -> &'static [&'static str] {
+        use KeySpec::*;
+        match (usage, self) {
+            (KeyUsage::EncapsulateDecapsulate, MlKem512 | MlKem768 | MlKem1024) => &["ML_KEM"],
             _ => &[],
         }
     }

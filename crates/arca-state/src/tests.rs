@@ -946,9 +946,45 @@ fn spec_and_usage_are_checked_and_versions_are_for_asymmetric_keys() {
         KeyUsage::from_aws("KEY_AGREEMENT"),
         Some(KeyUsage::KeyAgreement)
     );
+    // ML-KEM: only ENCAPSULATE_DECAPSULATE, listing ML_KEM for that usage alone.
+    for spec in [KeySpec::MlKem512, KeySpec::MlKem768, KeySpec::MlKem1024] {
+        assert_eq!(spec.usages(), &[KeyUsage::EncapsulateDecapsulate]);
+        assert!(spec.is_asymmetric() && !spec.is_hmac() && !spec.rotatable());
+        assert_eq!(
+            spec.encapsulation_algorithms(KeyUsage::EncapsulateDecapsulate),
+            &["ML_KEM"]
+        );
+        assert_eq!(KeySpec::from_aws(spec.as_aws()), Some(spec));
+    }
+    for spec in KeySpec::ALL {
+        if !matches!(
+            spec,
+            KeySpec::MlKem512 | KeySpec::MlKem768 | KeySpec::MlKem1024
+        ) {
+            assert!(!spec.allows(KeyUsage::EncapsulateDecapsulate), "{spec:?}");
+        }
+        for usage in KeyUsage::ALL {
+            if usage != KeyUsage::EncapsulateDecapsulate {
+                assert!(spec.encapsulation_algorithms(usage).is_empty());
+            }
+        }
+    }
+    assert_eq!(
+        KeyUsage::from_aws("ENCAPSULATE_DECAPSULATE"),
+        Some(KeyUsage::EncapsulateDecapsulate)
+    );
     // New variants went last, so records written before them keep their meaning.
-    assert_eq!(KeySpec::ALL.last(), Some(&KeySpec::MlDsa87));
-    assert_eq!(KeyUsage::ALL.last(), Some(&KeyUsage::KeyAgreement));
+    let n = KeySpec::ALL.len();
+    assert_eq!(KeySpec::ALL[n - 7], KeySpec::EccNistEdwards25519);
+    assert_eq!(KeySpec::ALL[n - 4], KeySpec::MlDsa87);
+    assert_eq!(KeySpec::ALL[n - 1], KeySpec::MlKem1024);
+    assert_eq!(KeySpec::MlDsa44 as u8, 14);
+    assert_eq!(KeySpec::MlKem512 as u8, 17);
+    assert_eq!(KeyUsage::KeyAgreement as u8, 3);
+    assert_eq!(
+        KeyUsage::ALL.last(),
+        Some(&KeyUsage::EncapsulateDecapsulate)
+    );
 }
 
 #[test]
