@@ -1068,6 +1068,67 @@ pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
 }
 
+/// RSA-OAEP-SHA-256 with OpenSSL under the import wrapping key, as AWS documents it.
+pub fn oaep_sha256_encrypt(wrapping_spki: &[u8], plain: &[u8]) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let (pk, inp, out) = (
+        dir.path().join("wrapping.der"),
+        dir.path().join("plain.bin"),
+        dir.path().join("oaep.bin"),
+    );
+    std::fs::write(&pk, wrapping_spki).unwrap();
+    std::fs::write(&inp, plain).unwrap();
+    let (ok, err) = openssl(&[
+        "pkeyutl",
+        "-encrypt",
+        "-pubin",
+        "-inkey",
+        pk.to_str().unwrap(),
+        "-keyform",
+        "DER",
+        "-in",
+        inp.to_str().unwrap(),
+        "-out",
+        out.to_str().unwrap(),
+        "-pkeyopt",
+        "rsa_padding_mode:oaep",
+        "-pkeyopt",
+        "rsa_oaep_md:sha256",
+        "-pkeyopt",
+        "rsa_mgf1_md:sha256",
+    ]);
+    assert!(ok, "openssl: {err}");
+    std::fs::read(&out).unwrap()
+}
+
+/// Imports `material` into the EXTERNAL key `key` by AWS's documented flow
+/// (RSAES_OAEP_SHA_256 under an RSA-3072 wrapping key, wrapped by OpenSSL):
+/// `Ok(())` or the error code.
+pub async fn import_material(
+    kms: &aws_sdk_kms::Client,
+    key: &str,
+    material: &[u8],
+) -> Result<(), String> {
+    let p = kms
+        .get_parameters_for_import()
+        .key_id(key)
+        .wrapping_algorithm(aws_sdk_kms::types::AlgorithmSpec::RsaesOaepSha256)
+        .wrapping_key_spec(aws_sdk_kms::types::WrappingKeySpec::Rsa3072)
+        .send()
+        .await
+        .unwrap();
+    let encrypted = oaep_sha256_encrypt(p.public_key().unwrap().as_ref(), material);
+    kms.import_key_material()
+        .key_id(key)
+        .import_token(p.import_token().unwrap().clone())
+        .encrypted_key_material(aws_sdk_kms::primitives::Blob::new(encrypted))
+        .expiration_model(aws_sdk_kms::types::ExpirationModelType::KeyMaterialDoesNotExpire)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| error_code(&e))
+}
+
 /// Runs the `openssl` CLI; returns whether it succeeded, and its stderr.
 pub fn openssl(args: &[&str]) -> (bool, String) {
     let out = Command::new("openssl")

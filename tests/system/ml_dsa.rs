@@ -7,8 +7,7 @@
 
 use arca_system_tests::aws_sdk_kms::primitives::Blob;
 use arca_system_tests::aws_sdk_kms::types::{
-    AlgorithmSpec, ExpirationModelType, KeySpec, KeyState, KeyUsageType, MessageType, OriginType,
-    SigningAlgorithmSpec, WrappingKeySpec,
+    KeySpec, KeyState, KeyUsageType, MessageType, OriginType, SigningAlgorithmSpec,
 };
 use arca_system_tests::*;
 use ml_dsa::signature::digest::Update;
@@ -368,61 +367,6 @@ async fn ml_dsa_usages_and_policy_conditions() {
     );
 }
 
-/// RSA-OAEP-SHA-256 with OpenSSL under the import wrapping key, as AWS documents it.
-fn oaep_encrypt(wrapping_spki: &[u8], plain: &[u8]) -> Vec<u8> {
-    let dir = tempfile::tempdir().unwrap();
-    let (pk, inp, out) = (
-        dir.path().join("wrapping.der"),
-        dir.path().join("plain.bin"),
-        dir.path().join("oaep.bin"),
-    );
-    std::fs::write(&pk, wrapping_spki).unwrap();
-    std::fs::write(&inp, plain).unwrap();
-    let (ok, err) = openssl(&[
-        "pkeyutl",
-        "-encrypt",
-        "-pubin",
-        "-inkey",
-        pk.to_str().unwrap(),
-        "-keyform",
-        "DER",
-        "-in",
-        inp.to_str().unwrap(),
-        "-out",
-        out.to_str().unwrap(),
-        "-pkeyopt",
-        "rsa_padding_mode:oaep",
-        "-pkeyopt",
-        "rsa_oaep_md:sha256",
-        "-pkeyopt",
-        "rsa_mgf1_md:sha256",
-    ]);
-    assert!(ok, "openssl: {err}");
-    std::fs::read(&out).unwrap()
-}
-
-/// Imports `material` into the EXTERNAL key `key`: `Ok(())` or the error code.
-async fn import(kms: &Client, key: &str, material: &[u8]) -> Result<(), String> {
-    let p = kms
-        .get_parameters_for_import()
-        .key_id(key)
-        .wrapping_algorithm(AlgorithmSpec::RsaesOaepSha256)
-        .wrapping_key_spec(WrappingKeySpec::Rsa3072)
-        .send()
-        .await
-        .unwrap();
-    let encrypted = oaep_encrypt(p.public_key().unwrap().as_ref(), material);
-    kms.import_key_material()
-        .key_id(key)
-        .import_token(p.import_token().unwrap().clone())
-        .encrypted_key_material(Blob::new(encrypted))
-        .expiration_model(ExpirationModelType::KeyMaterialDoesNotExpire)
-        .send()
-        .await
-        .map(|_| ())
-        .map_err(|e| error_code(&e))
-}
-
 /// A key made by the independent library, imported: Arca's public key is its
 /// public key, Arca's signatures verify with it, and Arca verifies its signatures.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -452,10 +396,12 @@ async fn ml_dsa_material_made_elsewhere_imports_and_interoperates() {
         .to_pkcs8_der()
         .unwrap();
     assert_eq!(
-        import(&kms, &key, other.as_bytes()).await,
+        import_material(&kms, &key, other.as_bytes()).await,
         Err("IncorrectKeyMaterialException".to_string())
     );
-    import(&kms, &key, material.as_bytes()).await.unwrap();
+    import_material(&kms, &key, material.as_bytes())
+        .await
+        .unwrap();
     let d = kms.describe_key().key_id(&key).send().await.unwrap();
     assert_eq!(
         d.key_metadata().unwrap().key_state(),

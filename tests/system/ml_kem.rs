@@ -654,3 +654,78 @@ async fn policies_and_grants_name_encapsulate_and_decapsulate() {
         .unwrap_err();
     assert_eq!(error_code(&e), "AccessDeniedException");
 }
+
+/// ML-KEM material made by the independent library (the 64-byte seed in
+/// PKCS#8, as Arca stores its own), imported by AWS's documented flow: Arca's
+/// public key is the library's, Arca decapsulates what the library
+/// encapsulates, and the library decapsulates what Arca encapsulates.
+/// Another parameter set's material is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ml_kem_material_made_elsewhere_imports_and_interoperates() {
+    use ml_kem::pkcs8::EncodePrivateKey;
+
+    let mut c = Cluster::start(1).await;
+    c.wait_leader().await;
+    let kms = c.client(0);
+    let key = kms
+        .create_key()
+        .origin(arca_system_tests::aws_sdk_kms::types::OriginType::External)
+        .key_spec(KeySpec::MlKem768)
+        .key_usage(KeyUsageType::EncapsulateDecapsulate)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata()
+        .unwrap()
+        .key_id()
+        .to_string();
+    let mut seed = [0u8; 64];
+    aws_lc_rs::rand::fill(&mut seed).unwrap();
+    let theirs = ml_kem::DecapsulationKey::<ml_kem::MlKem768>::from_seed(seed.into());
+    let material = theirs.to_pkcs8_der().unwrap();
+    assert_eq!(material.as_bytes().len(), 86);
+    let other = ml_kem::DecapsulationKey::<ml_kem::MlKem512>::from_seed(seed.into())
+        .to_pkcs8_der()
+        .unwrap();
+    assert_eq!(
+        import_material(&kms, &key, other.as_bytes()).await,
+        Err("IncorrectKeyMaterialException".to_string())
+    );
+    assert_eq!(
+        import_material(&kms, &key, &material.as_bytes()[..40]).await,
+        Err("IncorrectKeyMaterialException".to_string())
+    );
+    import_material(&kms, &key, material.as_bytes())
+        .await
+        .unwrap();
+    let d = kms.describe_key().key_id(&key).send().await.unwrap();
+    assert_eq!(
+        d.key_metadata().unwrap().key_state(),
+        Some(&KeyState::Enabled)
+    );
+
+    let spki = kms
+        .get_public_key()
+        .key_id(&key)
+        .send()
+        .await
+        .unwrap()
+        .public_key()
+        .unwrap()
+        .as_ref()
+        .to_vec();
+    let ek = theirs.encapsulation_key();
+    assert_eq!(ek.to_public_key_der().unwrap().as_bytes(), spki.as_slice());
+
+    // The library encapsulates; Arca decapsulates the same secret.
+    let (ct, secret) = ek.encapsulate_with_rng(&mut Rng);
+    assert_eq!(decapsulate(&c, 0, &key, &ct).await, secret.to_vec());
+    // Arca encapsulates; the library decapsulates the same secret.
+    let (ct, secret) = encapsulate(&c, 0, &key).await;
+    assert_eq!(theirs.decapsulate_slice(&ct).unwrap().to_vec(), secret);
+
+    // Importing the same material again is accepted (AWS's re-import).
+    import_material(&kms, &key, material.as_bytes())
+        .await
+        .unwrap();
+}
