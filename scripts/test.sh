@@ -31,11 +31,12 @@ if ! command -v promtool >/dev/null; then
     echo "promtool is required (e.g. apt-get install prometheus)" >&2; exit 1
   fi
 fi
-# The Alibaba Cloud API's system test drives the official Alibaba Cloud SDK
-# for Python, pinned in tests/alibaba/requirements.txt, from a virtual
-# environment made here (tests/system/alibaba.rs runs its python).
+# Two system tests drive official Python clients, each pinned in a
+# requirements file and installed into a virtual environment made here:
+# the Alibaba Cloud SDK for Python (tests/system/alibaba.rs) and the aws CLI
+# (tests/system/aws_cli.rs).
 if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
-  echo "==> installing python3 with venv (the Alibaba Cloud SDK test)"
+  echo "==> installing python3 with venv (the Alibaba Cloud SDK and aws CLI tests)"
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
       apt-get install -y -qq --no-install-recommends python3 python3-venv >/dev/null
@@ -43,14 +44,19 @@ if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
     echo "python3 (3.8+) with venv is required (e.g. apt-get install python3-venv)" >&2; exit 1
   fi
 fi
-venv=tests/alibaba/.venv
-if [ ! -x "$venv/bin/python" ] || ! cmp -s tests/alibaba/requirements.txt "$venv/requirements.txt"; then
-  echo "==> creating $venv (the Alibaba Cloud SDK for the system tests)"
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/alibaba/requirements.txt
-  cp tests/alibaba/requirements.txt "$venv/requirements.txt"
-fi
+# python_env DIR: DIR/.venv holds exactly DIR/requirements.txt.
+python_env() {
+  local venv=$1/.venv
+  if [ ! -x "$venv/bin/python" ] || ! cmp -s "$1/requirements.txt" "$venv/requirements.txt"; then
+    echo "==> creating $venv"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$1/requirements.txt"
+    cp "$1/requirements.txt" "$venv/requirements.txt"
+  fi
+}
+python_env tests/alibaba
+python_env tests/awscli
 
 echo "==> promtool: alert rules"
 promtool check rules docs/monitoring/alerts.yml

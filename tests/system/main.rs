@@ -9,6 +9,7 @@ mod asymmetric;
 mod at_rest;
 mod audit;
 mod authorization;
+mod aws_cli;
 mod backup;
 mod cluster;
 mod consistency;
