@@ -889,6 +889,38 @@ async fn answers_match_aws_for_invalid_and_unsupported_input() {
             .contains("at 'aliasName' failed to satisfy constraint: Member must satisfy regular expression pattern"),
         "{v}"
     );
+    // Descriptions: at most 8192 UTF-16 code units, on creation and update
+    // alike ("é" is one unit, "𝄞" two); the limit itself is accepted.
+    for (op, body) in [
+        (
+            "TrentService.CreateKey",
+            serde_json::json!({ "Description": "é".repeat(8193) }),
+        ),
+        (
+            "TrentService.UpdateKeyDescription",
+            serde_json::json!({ "KeyId": key, "Description": "𝄞".repeat(4097) }),
+        ),
+    ] {
+        let (status, v) = c.call(0, op, &body);
+        assert_eq!(
+            (status, v["__type"].as_str()),
+            (400, Some("ValidationException")),
+            "{op}: {v}"
+        );
+        assert!(
+            v["message"]
+                .as_str()
+                .unwrap()
+                .contains("at 'description' failed to satisfy constraint: Member must have length less than or equal to 8192"),
+            "{v}"
+        );
+    }
+    let (status, v) = c.call(
+        0,
+        "TrentService.UpdateKeyDescription",
+        &serde_json::json!({ "KeyId": key, "Description": "𝄞".repeat(4096) }),
+    );
+    assert_eq!(status, 200, "{v}");
     let (_, v) = c.call(
         0,
         "TrentService.Encrypt",

@@ -27,9 +27,14 @@ pub struct Caller {
     pub user: String,
 }
 
-/// Keys and values of an encryption context, as AWS KMS bounds them.
-const MAX_CONTEXT_BYTES: usize = 8192;
-const MAX_DESCRIPTION_CHARS: usize = 8192;
+/// Keys and values of an encryption context together, in bytes, as AWS KMS
+/// bounds them (the model bounds each key and value alone, not their sum).
+pub(crate) const MAX_CONTEXT_BYTES: usize = 8192;
+
+/// The size of an encryption context as [`MAX_CONTEXT_BYTES`] measures it.
+pub(crate) fn context_bytes(c: &BTreeMap<String, String>) -> usize {
+    c.iter().map(|(k, v)| k.len() + v.len()).sum()
+}
 
 pub(crate) fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let body = if body.is_empty() {
@@ -87,7 +92,7 @@ pub(crate) fn context(
     c: Option<BTreeMap<String, String>>,
 ) -> Result<BTreeMap<String, String>, ApiError> {
     let c = c.unwrap_or_default();
-    let size: usize = c.iter().map(|(k, v)| k.len() + v.len()).sum();
+    let size = context_bytes(&c);
     if size > MAX_CONTEXT_BYTES {
         return Err(ApiError::validation(format!(
             "EncryptionContext is {size} bytes; at most {MAX_CONTEXT_BYTES} are allowed"
@@ -488,12 +493,8 @@ async fn keys(node: &Node, ctx: &Ctx, op: Op, body: &[u8]) -> Result<Answer, Api
 }
 
 async fn create_key(node: &Node, ctx: &Ctx, r: CreateKeyReq) -> Result<Answer, ApiError> {
+    // Its length (at most 8192) is the model's constraint, checked before.
     let description = r.description.unwrap_or_default();
-    if description.chars().count() > MAX_DESCRIPTION_CHARS {
-        return Err(ApiError::validation(format!(
-            "Description must be at most {MAX_DESCRIPTION_CHARS} characters"
-        )));
-    }
     if r.key_spec.is_some() && r.customer_master_key_spec.is_some() {
         return Err(ApiError::validation(
             "You cannot specify KeySpec and CustomerMasterKeySpec in the same request",

@@ -17,7 +17,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde::Deserialize;
 
-use crate::api::Caller;
+use crate::api::{context_bytes, Caller, MAX_CONTEXT_BYTES};
 use crate::error::ApiError;
 use crate::ops::{Op, Scope};
 
@@ -70,17 +70,11 @@ struct Fields {
     mac: Option<String>,
 }
 
-/// Encryption contexts, as AWS bounds them (keys and values, in bytes).
-const MAX_CONTEXT_BYTES: usize = 8192;
 /// Tags in one request, as AWS bounds them.
 const MAX_TAGS: usize = 50;
 /// A grant constraint's pairs, in bytes (its token must stay within
 /// `arca_node::grants::MAX_TOKEN_LEN`).
 pub const MAX_CONSTRAINT_BYTES: usize = 2048;
-
-fn context_bytes(c: &BTreeMap<String, String>) -> usize {
-    c.iter().map(|(k, v)| k.len() + v.len()).sum()
-}
 
 impl Fields {
     /// AWS's input limits, checked before any condition key is built from
