@@ -1,10 +1,12 @@
 //! The AWS JSON request of every operation, through the code every request
 //! runs before anything asks the node: the API model's constraints, the
 //! decoding of the fields authorization reads (blobs, contexts, tags, grant
-//! constraints) and the keys the operation names. Any body gives `Ok` or a
-//! typed AWS error, never a panic.
+//! constraints), the keys the operation names, and then the decoding of the
+//! body into the typed input the operation's handler reads. Any body gives
+//! `Ok` or a typed AWS error, never a panic.
 #![no_main]
 
+use arca_gateway::api::decode;
 use arca_gateway::authz::precheck;
 use arca_gateway::ops::Op;
 use libfuzzer_sys::fuzz_target;
@@ -14,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let op = Op::ALL[usize::from(which) % Op::ALL.len()];
-    if let Err(e) = precheck(op, body) {
+    if let Err(e) = precheck(op, body).and_then(|()| decode(op, body)) {
         assert!(
             matches!(
                 e.code,

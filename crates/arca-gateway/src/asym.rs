@@ -155,6 +155,27 @@ pub(crate) async fn decrypt(
     }
 }
 
+/// [`crate::api::decode`] for the operations of this module; `None` for others.
+pub(crate) fn decode(op: Op, body: &[u8]) -> Option<Result<(), ApiError>> {
+    fn as_<T: serde::de::DeserializeOwned>(body: &[u8]) -> Option<Result<(), ApiError>> {
+        Some(parse::<T>(body).map(drop))
+    }
+    match op {
+        Op::Sign | Op::Verify => as_::<SignReq>(body),
+        Op::GetPublicKey => as_::<PublicKeyReq>(body),
+        Op::GenerateMac | Op::VerifyMac => as_::<MacReq>(body),
+        Op::GenerateDataKeyPair | Op::GenerateDataKeyPairWithoutPlaintext => as_::<PairReq>(body),
+        Op::DeriveSharedSecret => as_::<DeriveReq>(body),
+        Op::Encapsulate | Op::Decapsulate => as_::<KemReq>(body),
+        Op::ReEncrypt => as_::<ReEncryptReq>(body),
+        Op::GenerateCertificateSigningRequest => as_::<CsrReq>(body),
+        Op::CreateKeyVersion | Op::ListKeyVersions | Op::DescribeKeyVersion => {
+            as_::<VersionReq>(body)
+        }
+        _ => None,
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct SignReq {

@@ -15,6 +15,19 @@ use crate::ops::Op;
 /// AWS's bound on `ImportToken` and `EncryptedKeyMaterial`, in bytes.
 pub const MAX_IMPORT_BLOB_LEN: usize = 6144;
 
+/// [`crate::api::decode`] for the operations of this module; `None` for others.
+pub(crate) fn decode(op: Op, body: &[u8]) -> Option<Result<(), ApiError>> {
+    fn as_<T: serde::de::DeserializeOwned>(body: &[u8]) -> Option<Result<(), ApiError>> {
+        Some(parse::<T>(body).map(drop))
+    }
+    match op {
+        Op::GetParametersForImport => as_::<ParametersReq>(body),
+        Op::ImportKeyMaterial => as_::<ImportReq>(body),
+        Op::DeleteImportedKeyMaterial => as_::<DeleteReq>(body),
+        _ => None,
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct ParametersReq {

@@ -122,6 +122,29 @@ fn limit(l: Option<i64>, max: i64, default: i64) -> Result<usize, ApiError> {
     Ok(l as usize)
 }
 
+/// [`crate::api::decode`] for the operations of this module; `None` for others.
+pub(crate) fn decode(op: Op, body: &[u8]) -> Option<Result<(), ApiError>> {
+    fn as_<T: serde::de::DeserializeOwned>(body: &[u8]) -> Option<Result<(), ApiError>> {
+        Some(parse::<T>(body).map(drop))
+    }
+    match op {
+        Op::EnableKey
+        | Op::DisableKey
+        | Op::CancelKeyDeletion
+        | Op::DisableKeyRotation
+        | Op::GetKeyRotationStatus
+        | Op::RotateKeyOnDemand => as_::<KeyReq>(body),
+        Op::UpdateKeyDescription => as_::<DescriptionReq>(body),
+        Op::ScheduleKeyDeletion => as_::<ScheduleReq>(body),
+        Op::CreateAlias | Op::UpdateAlias | Op::DeleteAlias => as_::<AliasReq>(body),
+        Op::ListAliases | Op::ListResourceTags | Op::ListKeyRotations => as_::<ListReq>(body),
+        Op::TagResource => as_::<TagReq>(body),
+        Op::UntagResource => as_::<UntagReq>(body),
+        Op::EnableKeyRotation => as_::<RotationReq>(body),
+        _ => None,
+    }
+}
+
 /// A marker we handed out: the index of the next item, as text.
 fn offset(marker: Option<String>) -> Result<usize, ApiError> {
     match marker {
