@@ -6,6 +6,7 @@
 # fuzzer's output and leaves the input in fuzz/artifacts/<target>/.
 #
 # usage: scripts/fuzz.sh [SECONDS] [TARGET...]
+#        scripts/fuzz.sh build      (only build the targets)
 # Needs the nightly toolchain; installs cargo-fuzz from crates.io if missing.
 # With ARCA_FUZZ_SCRATCH=1 (the test command sets it) new inputs go to a
 # temporary directory and the committed corpus is only read.
@@ -22,6 +23,7 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(cargo +nightly fuzz list)
 
 cargo +nightly fuzz build -O
+[ "$seconds" != build ] || exit 0
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 

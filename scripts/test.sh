@@ -68,16 +68,32 @@ echo "==> cargo clippy (warnings denied)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "==> cargo build -p arca (the binary the system tests start)"
 cargo build --locked -p arca
-echo "==> tests"
-cargo test --workspace --locked
-
-# Every fuzz target for a short time on its committed corpus (docs/fuzzing.md);
-# a crash or a hang fails the run. Needs the nightly toolchain; fuzz.sh
-# installs cargo-fuzz from crates.io when missing.
+# Fuzzing needs the nightly toolchain; fuzz.sh installs cargo-fuzz from
+# crates.io when missing.
 if ! rustup toolchain list | grep -q '^nightly'; then
   echo "==> installing the nightly toolchain (fuzzing)"
   rustup toolchain install nightly --profile minimal ||
     { echo "the nightly toolchain is required for fuzzing: rustup toolchain install nightly" >&2; exit 1; }
 fi
+
+echo "==> tests"
+cargo test --workspace --locked --no-run
+# The fuzz targets (nightly, instrumented, their own target directory)
+# build while the tests run, at the lowest CPU priority: the system tests
+# mostly wait on their clusters, and take the CPU back whenever they need it.
+fuzz_build_log=$(mktemp)
+(nice -n 19 scripts/fuzz.sh build >"$fuzz_build_log" 2>&1; echo $? >"$fuzz_build_log.status") &
+fuzz_build=$!
+trap 'pkill -P "$fuzz_build" 2>/dev/null; kill "$fuzz_build" 2>/dev/null || true' EXIT
+cargo test --workspace --locked
+wait "$fuzz_build" || true
+if [ "$(cat "$fuzz_build_log.status" 2>/dev/null)" != 0 ]; then
+  cat "$fuzz_build_log"; echo "building the fuzz targets failed" >&2; exit 1
+fi
+rm -f "$fuzz_build_log" "$fuzz_build_log.status"
+trap - EXIT
+
+# Every fuzz target for a short time on its committed corpus (docs/fuzzing.md);
+# a crash or a hang fails the run.
 echo "==> fuzzing: every target for ${ARCA_FUZZ_SECONDS:-20} s"
 ARCA_FUZZ_SCRATCH=1 scripts/fuzz.sh "${ARCA_FUZZ_SECONDS:-20}"
