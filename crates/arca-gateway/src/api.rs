@@ -934,7 +934,7 @@ mod decode_tests {
     /// whose handler reads nothing is listed).
     #[test]
     fn every_operation_decodes_its_body() {
-        for op in Op::ALL {
+        for &op in Op::ALL {
             let r = decode(op, b"{}");
             assert!(r.is_ok(), "{op:?}: {:?}", r.err().map(|e| e.code));
             let r = decode(op, b"[");
