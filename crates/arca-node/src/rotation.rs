@@ -239,7 +239,7 @@ async fn rewrap_step(node: &Node) -> Result<(), NodeError> {
 
 /// On every node, once a rotation finished: builds a snapshot past its end
 /// and purges the log up to it, which rewrites the data file (see
-/// `store.rs` `Db::rewrite`), so no log entry, old snapshot or freed page
+/// `store/db.rs` `Db::rewrite`), so no log entry, old snapshot or freed page
 /// keeps a secret wrapped under the retired root key.
 pub(crate) async fn shred_loop(node: Arc<Node>) {
     let mut applied = node.shared.applied_index();

@@ -1198,7 +1198,7 @@ pub struct State {
     pub usage_since_ms: Option<u64>,
     /// The root key in use and a rotation in progress. Not in this struct's
     /// serialized form, which snapshots of earlier releases also have: a
-    /// snapshot carries it after the state (`store.rs` `SnapshotData`).
+    /// snapshot carries it after the state (`arca-node` `store/snapshot.rs` `SnapshotData`).
     #[serde(skip)]
     pub root_keys: RootKeys,
 }

@@ -1,0 +1,404 @@
+//! The state machine ([`StateMachineStore`]): loading, applying, installing
+//! snapshots.
+
+use super::*;
+
+/// The state machine: an in-memory [`State`] mirrored in redb.
+#[derive(Clone)]
+pub struct StateMachineStore {
+    pub(super) db: Arc<Db>,
+    pub(super) shared: Arc<SharedState>,
+    pub(super) counters: Arc<crate::counters::Counters>,
+}
+
+impl StateMachineStore {
+    /// Loads the state machine from the database (empty on a new node).
+    pub fn open(
+        db: Arc<Db>,
+        counters: Arc<crate::counters::Counters>,
+    ) -> Result<Self, StorageError> {
+        let applied = load_state(&db.get())?;
+        Ok(Self {
+            db,
+            shared: SharedState::new(applied),
+            counters,
+        })
+    }
+
+    pub fn shared(&self) -> Arc<SharedState> {
+        self.shared.clone()
+    }
+}
+
+pub(super) fn load_state(db: &Database) -> Result<Applied, StorageError> {
+    let txn = db.begin_read().map_err(r)?;
+    let mut applied = Applied::default();
+    match txn.open_table(SM_META) {
+        Ok(t) => {
+            if let Some(v) = t.get(APPLIED).map_err(r)? {
+                applied.last_applied = dec(v.value())?;
+            }
+            if let Some(v) = t.get(MEMBERSHIP).map_err(r)? {
+                applied.membership = dec(v.value())?;
+            }
+            if let Some(v) = t.get(CLUSTER).map_err(r)? {
+                applied.state.cluster = dec(v.value())?;
+            }
+            if let Some(v) = t.get(USAGE_SINCE).map_err(r)? {
+                applied.state.usage_since_ms = dec(v.value())?;
+            }
+            if let Some(v) = t.get(ROOT_KEYS).map_err(r)? {
+                applied.state.root_keys = dec(v.value())?;
+            }
+        }
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(applied),
+        Err(e) => return Err(r(e)),
+    }
+    if let Ok(t) = txn.open_table(SM_KEYS) {
+        for item in t.iter().map_err(r)? {
+            let (_, v) = item.map_err(r)?;
+            let k: KeyRecord = dec(v.value())?;
+            applied.state.keys.insert(k.key_id, k);
+        }
+    }
+    if let Ok(t) = txn.open_table(SM_ACCESS_KEYS) {
+        for item in t.iter().map_err(r)? {
+            let (_, v) = item.map_err(r)?;
+            let a: AccessKeyRecord = dec(v.value())?;
+            applied.state.access_keys.insert(a.access_key_id.clone(), a);
+        }
+    }
+    if let Ok(t) = txn.open_table(SM_USERS) {
+        for item in t.iter().map_err(r)? {
+            let (_, v) = item.map_err(r)?;
+            let u: UserRecord = dec(v.value())?;
+            applied.state.users.insert(u.name.clone(), u);
+        }
+    }
+    if let Ok(t) = txn.open_table(SM_GRANTS) {
+        for item in t.iter().map_err(r)? {
+            let (k, v) = item.map_err(r)?;
+            let g: GrantRow = dec(v.value())?;
+            applied.state.grants.insert(k.value().to_string(), g);
+        }
+    }
+    if let Ok(t) = txn.open_table(SM_ALIASES) {
+        for item in t.iter().map_err(r)? {
+            let (_, v) = item.map_err(r)?;
+            let a: AliasRecord = dec(v.value())?;
+            applied.state.aliases.insert(a.name.clone(), a);
+        }
+    }
+    // Written by this version on: absent in older data directories.
+    if let Ok(t) = txn.open_table(SM_KEY_USAGE) {
+        for item in t.iter().map_err(r)? {
+            let (k, v) = item.map_err(r)?;
+            let id: [u8; 16] = k
+                .value()
+                .try_into()
+                .map_err(|_| r(std::io::Error::other("bad key id in sm_key_usage")))?;
+            applied
+                .state
+                .key_usage
+                .insert(arca_state::KeyId::from_bytes(id), dec(v.value())?);
+        }
+    }
+    applied.state.rebuild_indexes();
+    let newest_ms: u64 = match txn.open_table(SM_META) {
+        Ok(t) => match t.get(DEDUP_CLOCK).map_err(r)? {
+            Some(v) => dec(v.value())?,
+            None => 0,
+        },
+        Err(_) => 0,
+    };
+    if let Ok(t) = txn.open_table(SM_DEDUP) {
+        let mut rows = Vec::new();
+        for item in t.iter().map_err(r)? {
+            let (k, v) = item.map_err(r)?;
+            let id: [u8; 16] = k
+                .value()
+                .try_into()
+                .map_err(|_| r(std::io::Error::other("bad dedup id")))?;
+            let e: DedupEntry = dec(v.value())?;
+            rows.push((id, e));
+        }
+        applied.state.dedup = Dedup::restore(rows, newest_ms);
+    }
+    Ok(applied)
+}
+
+/// Rows to write for one applied batch.
+#[derive(Default)]
+pub(super) struct Changes {
+    cluster: Option<Option<ClusterInfo>>,
+    root_keys: Option<arca_state::RootKeys>,
+    keys: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    access_keys: Vec<(String, Option<Vec<u8>>)>,
+    users: Vec<(String, Option<Vec<u8>>)>,
+    grants: Vec<(String, Option<Vec<u8>>)>,
+    aliases: Vec<(String, Option<Vec<u8>>)>,
+    dedup: Vec<([u8; 16], Option<Vec<u8>>)>,
+    key_usage: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    usage_since: Option<Vec<u8>>,
+    /// Log index of a key deletion in this batch.
+    deleted_at: Option<u64>,
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotBuilder = StateMachineStore;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+        let a = self.shared.read();
+        Ok((a.last_applied, a.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<arca_state::Outcome>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut outcomes = Vec::new();
+        let mut changes = Changes::default();
+        let (last_applied, membership, dedup_clock) = {
+            let mut a = self.shared.inner.write().unwrap_or_else(|p| p.into_inner());
+            for entry in entries {
+                a.last_applied = Some(entry.log_id);
+                match entry.payload {
+                    EntryPayload::Blank => outcomes.push(arca_state::Outcome::Applied),
+                    EntryPayload::Membership(m) => {
+                        a.membership = StoredMembership::new(Some(entry.log_id), m);
+                        outcomes.push(arca_state::Outcome::Applied);
+                    }
+                    EntryPayload::Normal(cmd) => {
+                        // Re-wrapping leaves the old wrapping in freed pages
+                        // and in the log: shredded like a deleted key's.
+                        let rewrap = matches!(
+                            cmd.command,
+                            arca_state::Command::RewrapMaterial { .. }
+                                | arca_state::Command::FinishRootKeyRotation
+                        );
+                        let (outcome, touched) = a.state.apply(entry.log_id.index, cmd);
+                        if rewrap && matches!(outcome, arca_state::Outcome::Applied) {
+                            changes.deleted_at = Some(entry.log_id.index);
+                        }
+                        for t in touched {
+                            match t {
+                                Touched::Cluster => {
+                                    changes.cluster = Some(a.state.cluster.clone());
+                                }
+                                Touched::Key(id) => {
+                                    let row = a.state.keys.get(&id).map(enc).transpose()?;
+                                    if row.is_none() {
+                                        changes.deleted_at = Some(entry.log_id.index);
+                                    }
+                                    changes.keys.push((id.as_bytes().to_vec(), row));
+                                }
+                                Touched::AccessKey(id) => {
+                                    let row = a.state.access_keys.get(&id).map(enc).transpose()?;
+                                    changes.access_keys.push((id, row));
+                                }
+                                Touched::User(name) => {
+                                    let row = a.state.users.get(&name).map(enc).transpose()?;
+                                    changes.users.push((name, row));
+                                }
+                                Touched::Grant(id) => {
+                                    let row = a.state.grants.get(&id).map(enc).transpose()?;
+                                    changes.grants.push((id, row));
+                                }
+                                Touched::Alias(name) => {
+                                    let row = a.state.aliases.get(&name).map(enc).transpose()?;
+                                    changes.aliases.push((name, row));
+                                }
+                                Touched::DedupAdded(id) => {
+                                    let row =
+                                        a.state.dedup.entries.get(&id).map(enc).transpose()?;
+                                    changes.dedup.push((id, row));
+                                }
+                                Touched::DedupEvicted(id) => changes.dedup.push((id, None)),
+                                Touched::KeyUsage(id) => {
+                                    let row = a.state.key_usage.get(&id).map(enc).transpose()?;
+                                    changes.key_usage.push((id.as_bytes().to_vec(), row));
+                                }
+                                Touched::UsageSince => {
+                                    changes.usage_since = Some(enc(&a.state.usage_since_ms)?);
+                                }
+                                Touched::RootKeys => {
+                                    changes.root_keys = Some(a.state.root_keys.clone());
+                                }
+                            }
+                        }
+                        outcomes.push(outcome);
+                    }
+                }
+            }
+            (
+                a.last_applied,
+                a.membership.clone(),
+                a.state.dedup.newest_ms,
+            )
+        };
+        let applied_row = enc(&last_applied)?;
+        let dedup_clock_row = enc(&dedup_clock)?;
+        let membership_row = enc(&membership)?;
+        let cluster_row = changes.cluster.map(|c| enc(&c)).transpose()?;
+        let root_keys_row = changes.root_keys.as_ref().map(enc).transpose()?;
+        if let Some(i) = changes.deleted_at {
+            self.db.note_deletion(i);
+        }
+        let shred_row = self.db.shred_after.load(Ordering::SeqCst).to_be_bytes();
+        let db = self.db.clone();
+        blocking(move || {
+            db.durable(|g| {
+                let txn = g.begin_write().map_err(w)?;
+                if changes.deleted_at.is_some() {
+                    let mut meta = txn.open_table(META).map_err(w)?;
+                    meta.insert(SHRED_AFTER, shred_row.as_slice()).map_err(w)?;
+                }
+                {
+                    let mut m = txn.open_table(SM_META).map_err(w)?;
+                    m.insert(APPLIED, applied_row.as_slice()).map_err(w)?;
+                    m.insert(MEMBERSHIP, membership_row.as_slice()).map_err(w)?;
+                    m.insert(DEDUP_CLOCK, dedup_clock_row.as_slice())
+                        .map_err(w)?;
+                    if let Some(c) = &cluster_row {
+                        m.insert(CLUSTER, c.as_slice()).map_err(w)?;
+                    }
+                    if let Some(u) = &changes.usage_since {
+                        m.insert(USAGE_SINCE, u.as_slice()).map_err(w)?;
+                    }
+                    if !changes.key_usage.is_empty() {
+                        let mut t = txn.open_table(SM_KEY_USAGE).map_err(w)?;
+                        for (id, row) in &changes.key_usage {
+                            match row {
+                                Some(b) => t.insert(id.as_slice(), b.as_slice()).map_err(w)?,
+                                None => t.remove(id.as_slice()).map_err(w)?,
+                            };
+                        }
+                    }
+                    if let Some(rk) = &root_keys_row {
+                        m.insert(ROOT_KEYS, rk.as_slice()).map_err(w)?;
+                    }
+                    let mut k = txn.open_table(SM_KEYS).map_err(w)?;
+                    for (id, row) in &changes.keys {
+                        match row {
+                            Some(b) => k.insert(id.as_slice(), b.as_slice()).map_err(w)?,
+                            None => k.remove(id.as_slice()).map_err(w)?,
+                        };
+                    }
+                    let mut a = txn.open_table(SM_ACCESS_KEYS).map_err(w)?;
+                    for (id, row) in &changes.access_keys {
+                        match row {
+                            Some(b) => a.insert(id.as_str(), b.as_slice()).map_err(w)?,
+                            None => a.remove(id.as_str()).map_err(w)?,
+                        };
+                    }
+                    let mut u = txn.open_table(SM_USERS).map_err(w)?;
+                    for (name, row) in &changes.users {
+                        match row {
+                            Some(b) => u.insert(name.as_str(), b.as_slice()).map_err(w)?,
+                            None => u.remove(name.as_str()).map_err(w)?,
+                        };
+                    }
+                    let mut g = txn.open_table(SM_GRANTS).map_err(w)?;
+                    for (id, row) in &changes.grants {
+                        match row {
+                            Some(b) => g.insert(id.as_str(), b.as_slice()).map_err(w)?,
+                            None => g.remove(id.as_str()).map_err(w)?,
+                        };
+                    }
+                    let mut al = txn.open_table(SM_ALIASES).map_err(w)?;
+                    for (name, row) in &changes.aliases {
+                        match row {
+                            Some(b) => al.insert(name.as_str(), b.as_slice()).map_err(w)?,
+                            None => al.remove(name.as_str()).map_err(w)?,
+                        };
+                    }
+                    let mut d = txn.open_table(SM_DEDUP).map_err(w)?;
+                    for (id, row) in &changes.dedup {
+                        match row {
+                            Some(b) => d.insert(id.as_slice(), b.as_slice()).map_err(w)?,
+                            None => d.remove(id.as_slice()).map_err(w)?,
+                        };
+                    }
+                }
+                txn.commit().map_err(w)
+            })
+        })
+        .await?;
+        if let Some(l) = last_applied {
+            self.shared.applied_tx.send_replace(l.index);
+        }
+        Ok(outcomes)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        let bytes = snapshot.into_inner();
+        let mut state = SnapshotData::decode(&bytes)
+            .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
+        state.rebuild_indexes();
+        let applied = Applied {
+            state,
+            last_applied: meta.last_log_id,
+            membership: meta.last_membership.clone(),
+        };
+        let stored = enc(&StoredSnapshot {
+            meta: meta.clone(),
+            data: bytes,
+        })?;
+        let rows = state_rows(&applied)?;
+        // The replaced state may have held keys the snapshot no longer has:
+        // rewrite the file once the log is purged past the snapshot.
+        if let Some(l) = meta.last_log_id {
+            self.db.note_deletion(l.index);
+        }
+        let shred_row = self.db.shred_after.load(Ordering::SeqCst).to_be_bytes();
+        let db = self.db.clone();
+        blocking(move || {
+            db.durable(|g| {
+                let txn = g.begin_write().map_err(w)?;
+                // Replace the whole state machine: drop every table and write anew.
+                txn.delete_table(SM_META).map_err(w)?;
+                txn.delete_table(SM_KEYS).map_err(w)?;
+                txn.delete_table(SM_ACCESS_KEYS).map_err(w)?;
+                txn.delete_table(SM_USERS).map_err(w)?;
+                txn.delete_table(SM_GRANTS).map_err(w)?;
+                txn.delete_table(SM_ALIASES).map_err(w)?;
+                txn.delete_table(SM_DEDUP).map_err(w)?;
+                txn.delete_table(SM_KEY_USAGE).map_err(w)?;
+                write_state_rows(&txn, &rows)?;
+                {
+                    let mut m = txn.open_table(META).map_err(w)?;
+                    m.insert(SNAPSHOT, stored.as_slice()).map_err(w)?;
+                    m.insert(SHRED_AFTER, shred_row.as_slice()).map_err(w)?;
+                }
+                txn.commit().map_err(w)
+            })
+        })
+        .await?;
+        self.shared.replace(applied);
+        crate::counters::Counters::bump(&self.counters.snapshots_installed);
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
+        let stored: Option<StoredSnapshot> = read_local_meta(&self.db.get(), SNAPSHOT)?
+            .map(|b| dec(&b))
+            .transpose()?;
+        Ok(stored.map(|s| Snapshot {
+            meta: s.meta,
+            snapshot: Box::new(Cursor::new(s.data)),
+        }))
+    }
+}

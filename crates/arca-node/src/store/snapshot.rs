@@ -1,0 +1,181 @@
+//! Snapshots: the state machine's encoding, its rows, and the builder.
+
+use super::*;
+
+/// The snapshot as stored and sent: the whole state machine.
+#[derive(Serialize, Deserialize)]
+pub(super) struct SnapshotData {
+    state: State,
+    /// `State::root_keys`, after the state: a snapshot of a release before
+    /// root-key rotation ends with the state (see [`SnapshotData::decode`]).
+    root_keys: arca_state::RootKeys,
+}
+
+impl SnapshotData {
+    /// Decodes a snapshot, of this release or of one before root-key
+    /// rotation (whose state is everything: its root keys are the default).
+    pub(super) fn decode(bytes: &[u8]) -> Result<State, postcard::Error> {
+        let (mut state, rest): (State, _) = postcard::take_from_bytes(bytes)?;
+        if !rest.is_empty() {
+            state.root_keys = postcard::from_bytes(rest)?;
+        }
+        Ok(state)
+    }
+}
+
+/// The whole state machine as a snapshot holds it (backups too): the
+/// state, then its root keys.
+pub fn encode_state(state: &State) -> Result<Vec<u8>, postcard::Error> {
+    postcard::to_allocvec(&(state, &state.root_keys))
+}
+
+/// Reads what [`encode_state`] wrote (or a state without root keys, written
+/// before root-key rotation).
+pub fn decode_state(bytes: &[u8]) -> Result<State, postcard::Error> {
+    SnapshotData::decode(bytes)
+}
+
+#[derive(Serialize, Deserialize)]
+pub(super) struct StoredSnapshot {
+    pub(super) meta: SnapshotMeta,
+    pub(super) data: Vec<u8>,
+}
+
+/// Every row of a state machine, encoded.
+pub(super) struct StateRows {
+    meta: Vec<(&'static str, Vec<u8>)>,
+    keys: Vec<(Vec<u8>, Vec<u8>)>,
+    access_keys: Vec<(String, Vec<u8>)>,
+    users: Vec<(String, Vec<u8>)>,
+    grants: Vec<(String, Vec<u8>)>,
+    aliases: Vec<(String, Vec<u8>)>,
+    dedup: Vec<([u8; 16], Vec<u8>)>,
+    key_usage: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+pub(super) fn state_rows(a: &Applied) -> Result<StateRows, StorageError> {
+    Ok(StateRows {
+        meta: vec![
+            (APPLIED, enc(&a.last_applied)?),
+            (MEMBERSHIP, enc(&a.membership)?),
+            (CLUSTER, enc(&a.state.cluster)?),
+            (ROOT_KEYS, enc(&a.state.root_keys)?),
+            (DEDUP_CLOCK, enc(&a.state.dedup.newest_ms)?),
+            (USAGE_SINCE, enc(&a.state.usage_since_ms)?),
+        ],
+        keys: a
+            .state
+            .keys
+            .iter()
+            .map(|(id, k)| Ok((id.as_bytes().to_vec(), enc(k)?)))
+            .collect::<Result<_, StorageError>>()?,
+        access_keys: a
+            .state
+            .access_keys
+            .iter()
+            .map(|(id, k)| Ok((id.clone(), enc(k)?)))
+            .collect::<Result<_, StorageError>>()?,
+        users: a
+            .state
+            .users
+            .iter()
+            .map(|(n, u)| Ok((n.clone(), enc(u)?)))
+            .collect::<Result<_, StorageError>>()?,
+        grants: a
+            .state
+            .grants
+            .iter()
+            .map(|(id, g)| Ok((id.clone(), enc(g)?)))
+            .collect::<Result<_, StorageError>>()?,
+        aliases: a
+            .state
+            .aliases
+            .iter()
+            .map(|(n, al)| Ok((n.clone(), enc(al)?)))
+            .collect::<Result<_, StorageError>>()?,
+        dedup: a
+            .state
+            .dedup
+            .entries
+            .iter()
+            .map(|(id, row)| Ok((*id, enc(row)?)))
+            .collect::<Result<_, StorageError>>()?,
+        key_usage: a
+            .state
+            .key_usage
+            .iter()
+            .map(|(id, u)| Ok((id.as_bytes().to_vec(), enc(u)?)))
+            .collect::<Result<_, StorageError>>()?,
+    })
+}
+
+pub(super) fn write_state_rows(
+    txn: &redb::WriteTransaction,
+    rows: &StateRows,
+) -> Result<(), StorageError> {
+    let mut m = txn.open_table(SM_META).map_err(w)?;
+    for (name, b) in &rows.meta {
+        m.insert(*name, b.as_slice()).map_err(w)?;
+    }
+    let mut k = txn.open_table(SM_KEYS).map_err(w)?;
+    for (id, b) in &rows.keys {
+        k.insert(id.as_slice(), b.as_slice()).map_err(w)?;
+    }
+    let mut a = txn.open_table(SM_ACCESS_KEYS).map_err(w)?;
+    for (id, b) in &rows.access_keys {
+        a.insert(id.as_str(), b.as_slice()).map_err(w)?;
+    }
+    let mut u = txn.open_table(SM_USERS).map_err(w)?;
+    for (n, b) in &rows.users {
+        u.insert(n.as_str(), b.as_slice()).map_err(w)?;
+    }
+    let mut g = txn.open_table(SM_GRANTS).map_err(w)?;
+    for (id, b) in &rows.grants {
+        g.insert(id.as_str(), b.as_slice()).map_err(w)?;
+    }
+    let mut al = txn.open_table(SM_ALIASES).map_err(w)?;
+    for (n, b) in &rows.aliases {
+        al.insert(n.as_str(), b.as_slice()).map_err(w)?;
+    }
+    let mut d = txn.open_table(SM_DEDUP).map_err(w)?;
+    for (id, b) in &rows.dedup {
+        d.insert(id.as_slice(), b.as_slice()).map_err(w)?;
+    }
+    let mut u = txn.open_table(SM_KEY_USAGE).map_err(w)?;
+    for (id, b) in &rows.key_usage {
+        u.insert(id.as_slice(), b.as_slice()).map_err(w)?;
+    }
+    Ok(())
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
+    async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
+        // Copy the state under the read lock; serialize and store outside it.
+        let (state, last_applied, membership) = {
+            let a = self.shared.read();
+            (a.state.clone(), a.last_applied, a.membership.clone())
+        };
+        let root_keys = state.root_keys.clone();
+        let data = enc(&SnapshotData { state, root_keys })?;
+        let snapshot_id = match last_applied {
+            Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, data.len()),
+            None => format!("0-0-{}", data.len()),
+        };
+        let meta = SnapshotMeta {
+            last_log_id: last_applied,
+            last_membership: membership,
+            snapshot_id,
+        };
+        let stored = enc(&StoredSnapshot {
+            meta: meta.clone(),
+            data: data.clone(),
+        })?;
+        let db = self.db.clone();
+        blocking(move || db.durable(|g| write_local_meta(g, SNAPSHOT, &stored))).await?;
+        crate::counters::Counters::bump(&self.counters.snapshots_built);
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
+    }
+}

@@ -1,0 +1,60 @@
+use std::os::unix::fs::PermissionsExt;
+
+use super::*;
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+fn set_mode(p: &Path, m: u32) {
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+}
+
+#[test]
+fn a_newer_format_is_refused_and_an_older_one_is_recorded_as_this_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open_database(dir.path()).unwrap();
+    // Nothing recorded: a data directory of a release before formats.
+    assert_eq!(format_version(&db.get()).unwrap(), 1);
+    assert_eq!(check_format(&db, dir.path()).unwrap(), Ok(()));
+    assert_eq!(format_version(&db.get()).unwrap(), FORMAT_VERSION);
+    drop(db);
+    set_format_version(dir.path(), FORMAT_VERSION + 1).unwrap();
+    let db = open_database(dir.path()).unwrap();
+    let e = check_format(&db, dir.path()).unwrap().unwrap_err();
+    assert_eq!(e.found, FORMAT_VERSION + 1);
+    assert!(e.to_string().contains("written by a newer release"), "{e}");
+    // Refused, not rewritten.
+    assert_eq!(format_version(&db.get()).unwrap(), FORMAT_VERSION + 1);
+}
+
+#[test]
+fn a_new_data_dir_is_0700_and_the_database_0600() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Parents that do not exist yet are created too.
+    let dir = tmp.path().join("a/b/data");
+    let _db = open_database(&dir).unwrap();
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&dir.join("arca.redb")), 0o600);
+}
+
+#[test]
+fn an_open_data_dir_and_database_are_tightened() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    drop(open_database(&dir).unwrap());
+    // As an older release, or a careless copy, left them.
+    set_mode(&dir, 0o755);
+    set_mode(&dir.join("arca.redb"), 0o644);
+    let _db = open_database(&dir).unwrap();
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&dir.join("arca.redb")), 0o600);
+}
+
+#[test]
+fn the_rewritten_database_keeps_mode_0600() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = open_database(tmp.path()).unwrap();
+    db.rewrite().unwrap();
+    assert_eq!(mode(&tmp.path().join("arca.redb")), 0o600);
+}
