@@ -56,7 +56,7 @@ failed=()
 for t in "${targets[@]}"; do
   status=$(cat "$work/$t.status" 2>/dev/null || echo 1)
   echo "==> $t"
-  grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb)|cov:.*DONE' "$work/$t.log" || true
+  grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb)|DONE +cov:' "$work/$t.log" || true
   if [ "$status" != 0 ]; then
     tail -n 60 "$work/$t.log"
     echo "$t found a crash: see fuzz/artifacts/$t/" >&2
