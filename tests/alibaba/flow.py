@@ -21,6 +21,8 @@ import base64
 import hashlib
 import json
 import os
+import subprocess
+import tempfile
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -359,9 +361,32 @@ bad_token[len(bad_token) // 2] ^= 1
 expect_error("InvalidParameter", lambda: any_node().import_key_material(m.ImportKeyMaterialRequest(
     key_id=ext.key_id, import_token=b64(bytes(bad_token)),
     encrypted_key_material=wrapped(wrapping2, material))), 400)
-expect_error("UnsupportedOperation", lambda: any_node().get_parameters_for_import(
-    m.GetParametersForImportRequest(key_id=ext.key_id, wrapping_algorithm="SM2PKE",
-                                    wrapping_key_spec="EC_SM2")), 400)
+# SM2PKE under an EC_SM2 wrapping key, as Alibaba Cloud documents it; the
+# material is encrypted with the openssl CLI (DER C1C3C2).
+ext_sm2 = any_node().create_key(m.CreateKeyRequest(key_spec="Aliyun_AES_256", key_usage="ENCRYPT/DECRYPT",
+                                                   origin="EXTERNAL")).body.key_metadata
+p = any_node().get_parameters_for_import(m.GetParametersForImportRequest(
+    key_id=ext_sm2.key_id, wrapping_algorithm="SM2PKE", wrapping_key_spec="EC_SM2")).body
+sm2_material = os.urandom(32)
+with tempfile.TemporaryDirectory() as d:
+    with open(os.path.join(d, "wrapping.der"), "wb") as f:
+        f.write(unb64(p.public_key))
+    with open(os.path.join(d, "material.bin"), "wb") as f:
+        f.write(sm2_material)
+    subprocess.run(["openssl", "pkeyutl", "-encrypt", "-pubin", "-keyform", "DER",
+                    "-inkey", os.path.join(d, "wrapping.der"), "-in", os.path.join(d, "material.bin"),
+                    "-out", os.path.join(d, "wrapped.bin")], check=True)
+    with open(os.path.join(d, "wrapped.bin"), "rb") as f:
+        sm2_wrapped = f.read()
+any_node().import_key_material(m.ImportKeyMaterialRequest(
+    key_id=ext_sm2.key_id, import_token=p.import_token,
+    encrypted_key_material=b64(sm2_wrapped), key_material_expire_unix=0))
+sm2_ct = encrypt(ext_sm2.key_id, b"under SM2PKE-imported material").ciphertext_blob
+assert unb64(decrypt(sm2_ct).plaintext) == b"under SM2PKE-imported material"
+# SM2PKE takes only an EC_SM2 wrapping key.
+expect_error("InvalidParameter", lambda: any_node().get_parameters_for_import(
+    m.GetParametersForImportRequest(key_id=ext_sm2.key_id, wrapping_algorithm="SM2PKE",
+                                    wrapping_key_spec="RSA_2048")), 400)
 out["imported"] = {"key_id": ext.key_id, "ciphertext": imported_ct}
 
 # ---- Authentication: a wrong secret, an unknown key, the time window, replays --

@@ -127,8 +127,9 @@ fn oaep_encrypt(files: &Files, wrapping_spki: &[u8], md: &str, plain: &[u8]) -> 
 }
 
 /// Wraps `material` for import with `alg`, with OpenSSL: RSA-OAEP of the
-/// material, or RSA-OAEP of a fresh AES key followed by the material under
-/// `openssl enc -id-aes256-wrap-pad` (RSA_AES_KEY_WRAP_*).
+/// material, RSA-OAEP of a fresh AES key followed by the material under
+/// `openssl enc -id-aes256-wrap-pad` (RSA_AES_KEY_WRAP_*), or SM2
+/// encryption of the material under the SM2 wrapping key (SM2PKE).
 fn wrap_for_import(
     files: &Files,
     alg: &AlgorithmSpec,
@@ -136,6 +137,25 @@ fn wrap_for_import(
     material: &[u8],
 ) -> Vec<u8> {
     match alg {
+        AlgorithmSpec::Sm2Pke => {
+            let pk = files.write("wrapping.der", wrapping_spki);
+            let inp = files.write("plain.bin", material);
+            let out = files.path("sm2pke.bin");
+            run(&[
+                "pkeyutl",
+                "-encrypt",
+                "-pubin",
+                "-inkey",
+                s(&pk),
+                "-keyform",
+                "DER",
+                "-in",
+                s(&inp),
+                "-out",
+                s(&out),
+            ]);
+            files.read("sm2pke.bin")
+        }
         AlgorithmSpec::RsaesOaepSha1 | AlgorithmSpec::RsaesOaepSha256 => {
             oaep_encrypt(files, wrapping_spki, oaep_md(alg), material)
         }
@@ -553,8 +573,9 @@ async fn symmetric_and_hmac_material_import_delete_reimport_and_expire() {
         );
     }
 
-    // HMAC: 64 bytes of OpenSSL's (longer than the digest, as AWS allows);
-    // a tag OpenSSL computes verifies inside, and GenerateMac agrees.
+    // HMAC: 64 bytes of OpenSSL's (longer than the digest, as AWS allows),
+    // wrapped with SM2PKE under an SM2 wrapping key; a tag OpenSSL computes
+    // verifies inside, and GenerateMac agrees.
     let hkey = create_external(&c, 2, KeySpec::Hmac256, KeyUsageType::GenerateVerifyMac).await;
     let hmac_material = random(&files, 64);
     import(
@@ -562,8 +583,8 @@ async fn symmetric_and_hmac_material_import_delete_reimport_and_expire() {
         &files,
         2,
         &hkey,
-        AlgorithmSpec::RsaesOaepSha1,
-        WrappingKeySpec::Rsa3072,
+        AlgorithmSpec::Sm2Pke,
+        WrappingKeySpec::Sm2,
         &hmac_material,
     )
     .await
@@ -729,15 +750,16 @@ async fn import_errors_and_permissions() {
             WrappingKeySpec::from("RSA_1024"),
             "ValidationException",
         ),
+        // SM2PKE takes only an SM2 wrapping key, the RSA algorithms only RSA ones.
         (
             AlgorithmSpec::Sm2Pke,
             WrappingKeySpec::Rsa2048,
-            "UnsupportedOperationException",
+            "ValidationException",
         ),
         (
             AlgorithmSpec::RsaesOaepSha256,
             WrappingKeySpec::Sm2,
-            "UnsupportedOperationException",
+            "ValidationException",
         ),
     ] {
         let e = kms
@@ -1017,7 +1039,8 @@ async fn asymmetric_material_from_openssl_works_inside_and_out() {
         (
             KeySpec::Sm2,
             &["-algorithm", "SM2"],
-            AlgorithmSpec::RsaAesKeyWrapSha256,
+            // SM2 material under an SM2 wrapping key, as in China's regions.
+            AlgorithmSpec::Sm2Pke,
             SigningAlgorithmSpec::Sm2Dsa,
             &["-digest", "sm3", "-pkeyopt", "distid:1234567812345678"],
         ),
@@ -1025,7 +1048,12 @@ async fn asymmetric_material_from_openssl_works_inside_and_out() {
     for (n, (spec, genpkey, alg, sign_alg, verify_opts)) in cases.into_iter().enumerate() {
         let k = create_external(&c, n % 3, spec.clone(), KeyUsageType::SignVerify).await;
         let (private, public) = key_pair(&files, genpkey);
-        import(&c, &files, n, &k, alg, WrappingKeySpec::Rsa2048, &private)
+        let wrapping = if alg == AlgorithmSpec::Sm2Pke {
+            WrappingKeySpec::Sm2
+        } else {
+            WrappingKeySpec::Rsa2048
+        };
+        import(&c, &files, n, &k, alg, wrapping, &private)
             .await
             .unwrap_or_else(|e| panic!("{spec:?}: {e}"));
         let msg = format!("signed inside with imported {spec:?}").into_bytes();

@@ -111,13 +111,6 @@ fn wrapping_algorithm(a: Option<&str>) -> Result<WrappingAlgorithm, ApiError> {
     if let Some(alg) = WrappingAlgorithm::from_aws(a) {
         return Ok(alg);
     }
-    if a == "SM2PKE" {
-        return Err(ApiError::new(
-            400,
-            "UnsupportedOperationException",
-            "The SM2PKE wrapping algorithm is not supported; use an RSA wrapping algorithm",
-        ));
-    }
     Err(ApiError::validation(format!(
         "1 validation error detected: Value '{a}' at 'wrappingAlgorithm' failed to satisfy constraint: \
          Member must satisfy enum value set: [RSAES_OAEP_SHA_1, RSAES_OAEP_SHA_256, RSA_AES_KEY_WRAP_SHA_1, RSA_AES_KEY_WRAP_SHA_256, SM2PKE]"
@@ -130,11 +123,7 @@ fn wrapping_key_spec(s: Option<&str>) -> Result<arca_keys::KeySpec, ApiError> {
         "RSA_2048" => Ok(arca_keys::KeySpec::Rsa2048),
         "RSA_3072" => Ok(arca_keys::KeySpec::Rsa3072),
         "RSA_4096" => Ok(arca_keys::KeySpec::Rsa4096),
-        "SM2" => Err(ApiError::new(
-            400,
-            "UnsupportedOperationException",
-            "The SM2 wrapping key spec is not supported; use an RSA wrapping key spec",
-        )),
+        "SM2" => Ok(arca_keys::KeySpec::Sm2),
         other => Err(ApiError::validation(format!(
             "1 validation error detected: Value '{other}' at 'wrappingKeySpec' failed to satisfy constraint: \
              Member must satisfy enum value set: [RSA_2048, RSA_3072, RSA_4096, SM2]"
@@ -210,8 +199,12 @@ mod tests {
             assert_eq!(wrapping_algorithm(Some(a.as_aws())).unwrap(), a);
         }
         assert_eq!(
-            wrapping_algorithm(Some("SM2PKE")).unwrap_err().code,
-            "UnsupportedOperationException"
+            wrapping_algorithm(Some("SM2PKE")).unwrap(),
+            WrappingAlgorithm::Sm2Pke
+        );
+        assert_eq!(
+            wrapping_key_spec(Some("SM2")).unwrap(),
+            arca_keys::KeySpec::Sm2
         );
         assert_eq!(
             wrapping_algorithm(Some("RSA")).unwrap_err().code,

@@ -26,14 +26,18 @@ pub enum WrappingAlgorithm {
     RsaesOaepSha256,
     RsaAesKeyWrapSha1,
     RsaAesKeyWrapSha256,
+    /// SM2 public-key encryption (GB/T 32918.4, DER C1C3C2 as OpenSSL writes
+    /// it) of the material under an SM2 wrapping key.
+    Sm2Pke,
 }
 
 impl WrappingAlgorithm {
-    pub const ALL: [WrappingAlgorithm; 4] = [
+    pub const ALL: [WrappingAlgorithm; 5] = [
         WrappingAlgorithm::RsaesOaepSha1,
         WrappingAlgorithm::RsaesOaepSha256,
         WrappingAlgorithm::RsaAesKeyWrapSha1,
         WrappingAlgorithm::RsaAesKeyWrapSha256,
+        WrappingAlgorithm::Sm2Pke,
     ];
 
     pub fn as_aws(&self) -> &'static str {
@@ -42,6 +46,7 @@ impl WrappingAlgorithm {
             WrappingAlgorithm::RsaesOaepSha256 => "RSAES_OAEP_SHA_256",
             WrappingAlgorithm::RsaAesKeyWrapSha1 => "RSA_AES_KEY_WRAP_SHA_1",
             WrappingAlgorithm::RsaAesKeyWrapSha256 => "RSA_AES_KEY_WRAP_SHA_256",
+            WrappingAlgorithm::Sm2Pke => "SM2PKE",
         }
     }
 
@@ -56,6 +61,7 @@ impl WrappingAlgorithm {
             WrappingAlgorithm::RsaesOaepSha256 => 2,
             WrappingAlgorithm::RsaAesKeyWrapSha1 => 3,
             WrappingAlgorithm::RsaAesKeyWrapSha256 => 4,
+            WrappingAlgorithm::Sm2Pke => 5,
         }
     }
 
@@ -63,8 +69,8 @@ impl WrappingAlgorithm {
         Self::ALL.into_iter().find(|a| a.code() == code)
     }
 
-    /// The RSA-OAEP variant it uses.
-    fn oaep(&self) -> EncryptionAlgorithm {
+    /// The public-key encryption it uses (for the RSA-AES ones, on the AES key).
+    fn encryption(&self) -> EncryptionAlgorithm {
         match self {
             WrappingAlgorithm::RsaesOaepSha1 | WrappingAlgorithm::RsaAesKeyWrapSha1 => {
                 EncryptionAlgorithm::RsaesOaepSha1
@@ -72,30 +78,50 @@ impl WrappingAlgorithm {
             WrappingAlgorithm::RsaesOaepSha256 | WrappingAlgorithm::RsaAesKeyWrapSha256 => {
                 EncryptionAlgorithm::RsaesOaepSha256
             }
+            WrappingAlgorithm::Sm2Pke => EncryptionAlgorithm::Sm2Pke,
+        }
+    }
+
+    /// Whether a wrapping key of `spec` serves it: SM2PKE an SM2 key, the
+    /// others RSA keys (AWS pairs them the same way).
+    pub fn takes(&self, spec: KeySpec) -> bool {
+        match self {
+            WrappingAlgorithm::Sm2Pke => spec == KeySpec::Sm2,
+            _ => spec.rsa_bits().is_some(),
         }
     }
 }
 
 /// The key specs of an import wrapping key (`WrappingKeySpec`).
-pub const WRAPPING_KEY_SPECS: [KeySpec; 3] = [KeySpec::Rsa2048, KeySpec::Rsa3072, KeySpec::Rsa4096];
+pub const WRAPPING_KEY_SPECS: [KeySpec; 4] = [
+    KeySpec::Rsa2048,
+    KeySpec::Rsa3072,
+    KeySpec::Rsa4096,
+    KeySpec::Sm2,
+];
 
-/// Decrypts material a client encrypted under `wrapping` (an RSA private
-/// key) with `alg`. Every failure is the one opaque
+/// Decrypts material a client encrypted under `wrapping` (an RSA or SM2
+/// private key) with `alg`. Every failure is the one opaque
 /// [`KeyError::InvalidCiphertext`].
 pub fn unwrap_material(
     wrapping: &PrivateKey,
     alg: WrappingAlgorithm,
     encrypted: &[u8],
 ) -> Result<SecretBytes, KeyError> {
-    let bits = wrapping
-        .spec()
-        .rsa_bits()
-        .ok_or(KeyError::InvalidCiphertext)?;
+    if !alg.takes(wrapping.spec()) {
+        return Err(KeyError::InvalidCiphertext);
+    }
     match alg {
-        WrappingAlgorithm::RsaesOaepSha1 | WrappingAlgorithm::RsaesOaepSha256 => wrapping
-            .decrypt(alg.oaep(), encrypted)
+        WrappingAlgorithm::RsaesOaepSha1
+        | WrappingAlgorithm::RsaesOaepSha256
+        | WrappingAlgorithm::Sm2Pke => wrapping
+            .decrypt(alg.encryption(), encrypted)
             .map_err(|_| KeyError::InvalidCiphertext),
         WrappingAlgorithm::RsaAesKeyWrapSha1 | WrappingAlgorithm::RsaAesKeyWrapSha256 => {
+            let bits = wrapping
+                .spec()
+                .rsa_bits()
+                .ok_or(KeyError::InvalidCiphertext)?;
             let n = bits / 8;
             // At least one wrapped block pair (16 bytes) after the RSA part.
             if encrypted.len() < n + 16 {
@@ -103,7 +129,7 @@ pub fn unwrap_material(
             }
             let (rsa_part, wrapped) = encrypted.split_at(n);
             let aes = wrapping
-                .decrypt(alg.oaep(), rsa_part)
+                .decrypt(alg.encryption(), rsa_part)
                 .map_err(|_| KeyError::InvalidCiphertext)?;
             if aes.len() != 32 {
                 return Err(KeyError::InvalidCiphertext);
@@ -222,6 +248,39 @@ mod tests {
     }
 
     #[test]
+    fn sm2pke_unwraps_under_an_sm2_wrapping_key_only() {
+        let m = crate::generate(KeySpec::Sm2).unwrap();
+        let k = PrivateKey::load(KeySpec::Sm2, m.expose()).unwrap();
+        let public =
+            crate::PublicKey::from_spki_der(KeySpec::Sm2, &k.public_key_spki_der().unwrap())
+                .unwrap();
+        let material = [0x3c; 32];
+        let ct = public
+            .encrypt(EncryptionAlgorithm::Sm2Pke, &material)
+            .unwrap();
+        let got = unwrap_material(&k, WrappingAlgorithm::Sm2Pke, &ct).unwrap();
+        assert_eq!(got.expose(), material);
+        let mut flipped = ct.clone();
+        *flipped.last_mut().unwrap() ^= 1;
+        assert_eq!(
+            unwrap_material(&k, WrappingAlgorithm::Sm2Pke, &flipped).unwrap_err(),
+            KeyError::InvalidCiphertext
+        );
+        // An RSA algorithm never runs on an SM2 wrapping key, nor SM2PKE on RSA.
+        assert_eq!(
+            unwrap_material(&k, WrappingAlgorithm::RsaesOaepSha256, &ct).unwrap_err(),
+            KeyError::InvalidCiphertext
+        );
+        assert_eq!(
+            unwrap_material(&wrapping_key(), WrappingAlgorithm::Sm2Pke, &ct).unwrap_err(),
+            KeyError::InvalidCiphertext
+        );
+        assert!(WrappingAlgorithm::Sm2Pke.takes(KeySpec::Sm2));
+        assert!(!WrappingAlgorithm::Sm2Pke.takes(KeySpec::Rsa2048));
+        assert!(!WrappingAlgorithm::RsaesOaepSha1.takes(KeySpec::Sm2));
+    }
+
+    #[test]
     fn material_must_fit_the_spec() {
         assert!(check_material(KeySpec::Hmac256, &[1; 31]).is_err());
         assert!(check_material(KeySpec::Hmac256, &[1; 65]).is_err());
@@ -244,6 +303,10 @@ mod tests {
             assert_eq!(WrappingAlgorithm::from_aws(a.as_aws()), Some(a));
             assert_eq!(WrappingAlgorithm::from_code(a.code()), Some(a));
         }
-        assert_eq!(WrappingAlgorithm::from_aws("SM2PKE"), None);
+        assert_eq!(
+            WrappingAlgorithm::from_aws("SM2PKE"),
+            Some(WrappingAlgorithm::Sm2Pke)
+        );
+        assert_eq!(WrappingAlgorithm::from_aws("SM2"), None);
     }
 }

@@ -1,7 +1,7 @@
 //! Imported key material ("bring your own key"): `GetParametersForImport`,
 //! `ImportKeyMaterial`, `DeleteImportedKeyMaterial`.
 //!
-//! The import wrapping key is a fresh RSA key pair per
+//! The import wrapping key is a fresh RSA (or, for SM2PKE, SM2) key pair per
 //! `GetParametersForImport`. Its private half travels inside the import
 //! token, sealed under the root key (`RootKey::wrap`, purpose
 //! [`TOKEN_PURPOSE`], bound to the key id) with the wrapping algorithm and
@@ -59,6 +59,7 @@ fn spec_code(spec: arca_keys::KeySpec) -> u8 {
     match spec {
         arca_keys::KeySpec::Rsa2048 => 1,
         arca_keys::KeySpec::Rsa3072 => 2,
+        arca_keys::KeySpec::Sm2 => 4,
         _ => 3,
     }
 }
@@ -84,6 +85,7 @@ fn open_token(node: &Node, key_id: &KeyId, token: &[u8]) -> Result<Token, NodeEr
         1 => arca_keys::KeySpec::Rsa2048,
         2 => arca_keys::KeySpec::Rsa3072,
         3 => arca_keys::KeySpec::Rsa4096,
+        4 => arca_keys::KeySpec::Sm2,
         _ => return Err(invalid_token()),
     };
     let mut end = [0u8; 8];
@@ -128,6 +130,14 @@ impl Node {
         if !import::WRAPPING_KEY_SPECS.contains(&wrapping_spec) {
             return Err(NodeError::Validation(format!(
                 "{} is not a wrapping key spec",
+                wrapping_spec.as_aws()
+            )));
+        }
+        if !algorithm.takes(wrapping_spec) {
+            return Err(NodeError::Validation(format!(
+                "WrappingAlgorithm {} does not take WrappingKeySpec {}: SM2PKE takes SM2, the \
+                 RSA algorithms take RSA_2048, RSA_3072 or RSA_4096",
+                algorithm.as_aws(),
                 wrapping_spec.as_aws()
             )));
         }

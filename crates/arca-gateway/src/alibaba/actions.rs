@@ -428,21 +428,17 @@ pub fn request(action: &str, p: &Params) -> Result<(Op, Value), ApiError> {
         }
         "GetParametersForImport" => {
             let algorithm = match required(p, "WrappingAlgorithm")? {
-                a @ ("RSAES_OAEP_SHA_1" | "RSAES_OAEP_SHA_256") => a,
-                a @ ("RSAES_PKCS1_V1_5" | "SM2PKE") => {
-                    return Err(unsupported(format!(
-                        "WrappingAlgorithm '{a}' is not supported: RSAES_OAEP_SHA_1 or RSAES_OAEP_SHA_256"
-                    )))
+                a @ ("RSAES_OAEP_SHA_1" | "RSAES_OAEP_SHA_256" | "SM2PKE") => a,
+                "RSAES_PKCS1_V1_5" => {
+                    return Err(unsupported(
+                        "WrappingAlgorithm 'RSAES_PKCS1_V1_5' is not supported: RSAES_OAEP_SHA_1, RSAES_OAEP_SHA_256 or SM2PKE",
+                    ))
                 }
                 a => return Err(invalid(format!("WrappingAlgorithm '{a}' is not valid"))),
             };
             let spec = match required(p, "WrappingKeySpec")? {
                 "RSA_2048" => "RSA_2048",
-                "EC_SM2" => {
-                    return Err(unsupported(
-                        "WrappingKeySpec 'EC_SM2' is not supported: RSA_2048",
-                    ))
-                }
+                "EC_SM2" => "SM2",
                 s => return Err(invalid(format!("WrappingKeySpec '{s}' is not valid"))),
             };
             Ok((
