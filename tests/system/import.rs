@@ -97,14 +97,13 @@ fn oaep_md(alg: &AlgorithmSpec) -> &'static str {
     }
 }
 
-/// RSA-OAEP under the wrapping public key, as AWS documents it.
-fn oaep_encrypt(files: &Files, wrapping_spki: &[u8], md: &str, plain: &[u8]) -> Vec<u8> {
+/// `openssl pkeyutl -encrypt` of `plain` under the wrapping public key, with
+/// `options` (`-pkeyopt` values; none for SM2).
+fn pkey_encrypt(files: &Files, wrapping_spki: &[u8], plain: &[u8], options: &[&str]) -> Vec<u8> {
     let pk = files.write("wrapping.der", wrapping_spki);
     let inp = files.write("plain.bin", plain);
-    let out = files.path("oaep.bin");
-    let md_opt = format!("rsa_oaep_md:{md}");
-    let mgf_opt = format!("rsa_mgf1_md:{md}");
-    run(&[
+    let out = files.path("encrypted.bin");
+    let mut args = vec![
         "pkeyutl",
         "-encrypt",
         "-pubin",
@@ -116,14 +115,24 @@ fn oaep_encrypt(files: &Files, wrapping_spki: &[u8], md: &str, plain: &[u8]) -> 
         s(&inp),
         "-out",
         s(&out),
-        "-pkeyopt",
-        "rsa_padding_mode:oaep",
-        "-pkeyopt",
-        &md_opt,
-        "-pkeyopt",
-        &mgf_opt,
-    ]);
-    files.read("oaep.bin")
+    ];
+    for o in options {
+        args.extend(["-pkeyopt", o]);
+    }
+    run(&args);
+    files.read("encrypted.bin")
+}
+
+/// RSA-OAEP under the wrapping public key, as AWS documents it.
+fn oaep_encrypt(files: &Files, wrapping_spki: &[u8], md: &str, plain: &[u8]) -> Vec<u8> {
+    let md_opt = format!("rsa_oaep_md:{md}");
+    let mgf_opt = format!("rsa_mgf1_md:{md}");
+    pkey_encrypt(
+        files,
+        wrapping_spki,
+        plain,
+        &["rsa_padding_mode:oaep", &md_opt, &mgf_opt],
+    )
 }
 
 /// Wraps `material` for import with `alg`, with OpenSSL: RSA-OAEP of the
@@ -137,25 +146,7 @@ fn wrap_for_import(
     material: &[u8],
 ) -> Vec<u8> {
     match alg {
-        AlgorithmSpec::Sm2Pke => {
-            let pk = files.write("wrapping.der", wrapping_spki);
-            let inp = files.write("plain.bin", material);
-            let out = files.path("sm2pke.bin");
-            run(&[
-                "pkeyutl",
-                "-encrypt",
-                "-pubin",
-                "-inkey",
-                s(&pk),
-                "-keyform",
-                "DER",
-                "-in",
-                s(&inp),
-                "-out",
-                s(&out),
-            ]);
-            files.read("sm2pke.bin")
-        }
+        AlgorithmSpec::Sm2Pke => pkey_encrypt(files, wrapping_spki, material, &[]),
         AlgorithmSpec::RsaesOaepSha1 | AlgorithmSpec::RsaesOaepSha256 => {
             oaep_encrypt(files, wrapping_spki, oaep_md(alg), material)
         }
