@@ -313,8 +313,25 @@ async fn key_policies_identity_policies_and_conditions_decide_each_request() {
         .unwrap();
     assert_eq!(encrypt_on_follower().await, "AccessDeniedException");
     // ListKeyPolicies names the one policy.
-    let names = admin.list_key_policies().key_id(&key).send().await.unwrap();
+    let names = admin
+        .list_key_policies()
+        .key_id(&key)
+        .limit(1)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(names.policy_names(), ["default".to_string()]);
+    assert!(!names.truncated());
+    assert_eq!(names.next_marker(), None);
+    // It hands out no marker, so none it is given is valid.
+    let e = admin
+        .list_key_policies()
+        .key_id(&key)
+        .marker("default")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&e), "InvalidMarkerException");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

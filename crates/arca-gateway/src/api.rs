@@ -274,9 +274,9 @@ struct KeyPolicyReq {
     policy: Option<String>,
     #[allow(dead_code)]
     bypass_policy_lockout_safety_check: Option<bool>,
+    // Bounded by the model; one policy always fits.
     #[allow(dead_code)]
     limit: Option<u32>,
-    #[allow(dead_code)]
     marker: Option<String>,
 }
 
@@ -476,7 +476,16 @@ async fn keys(node: &Node, ctx: &Ctx, op: Op, body: &[u8]) -> Result<Answer, Api
             })
         }
         Op::ListKeyPolicies => {
-            let _: KeyPolicyReq = parse(body)?;
+            let r: KeyPolicyReq = parse(body)?;
+            // One policy fits any Limit (the model bounds it to 1–1000), so
+            // no page is ever truncated and no Marker is ever handed out.
+            if r.marker.is_some() {
+                return Err(ApiError::new(
+                    400,
+                    "InvalidMarkerException",
+                    "The Marker is not valid",
+                ));
+            }
             let id = ctx.key(0)?;
             Ok(Answer {
                 body: json!({ "PolicyNames": ["default"], "Truncated": false }),
