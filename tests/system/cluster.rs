@@ -328,6 +328,7 @@ async fn status_without_a_leader_answers_at_once_with_what_the_node_knows() {
     let mut c = Cluster::start(3).await;
     let leader = c.wait_leader().await;
     let (a, b) = ((leader + 1) % 3, (leader + 2) % 3);
+    let key = create(&c, a, "read while the cluster is whole").await;
     c.nodes[leader].kill();
     c.nodes[b].kill();
     let via = c.nodes[a].endpoint();
@@ -338,6 +339,18 @@ async fn status_without_a_leader_answers_at_once_with_what_the_node_knows() {
         "took {:?}",
         started.elapsed()
     );
+    assert!(out.contains("own view"), "{out}");
+    // Past the stale bound the node refuses to serve reads of keys, but
+    // status, which an operator needs exactly then, still answers.
+    let kms = c.client_no_retry(a);
+    wait_for("node a to refuse stale reads", DEADLINE, || async {
+        match kms.describe_key().key_id(&key).send().await {
+            Err(e) => (error_code(&e) == "DependencyTimeoutException").then_some(()),
+            Ok(_) => None,
+        }
+    })
+    .await;
+    let out = c.cli(&["cluster", "status", "--endpoint", &via]);
     assert!(out.contains("own view"), "{out}");
     // /ready says why it is not ready.
     let (status, why) = http_get(&c.nodes[a].api_addr, "/ready").unwrap();

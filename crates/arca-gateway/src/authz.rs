@@ -250,11 +250,17 @@ impl Authorizer {
         &self,
         node: &Node,
         caller: &Caller,
+        op: Op,
     ) -> Result<Option<Arc<Policy>>, ApiError> {
         let held = self.lock().users.get(&caller.user).cloned();
-        let found = node
-            .user_policy(&caller.user, held.as_ref().map(|e| e.revision))
-            .await?;
+        let known = held.as_ref().map(|e| e.revision);
+        // ClusterStatus answers from this node's own view when no leader
+        // does; everything else needs a replica known to be current.
+        let found = if op == Op::ClusterStatus {
+            node.user_policy_here(&caller.user, known).await?
+        } else {
+            node.user_policy(&caller.user, known).await?
+        };
         let Some((revision, doc)) = found else {
             return Ok(None);
         };
@@ -392,7 +398,7 @@ impl Authorizer {
             source_ip,
         } = *call;
         let fields = read_fields(body)?;
-        let identity = self.identity(node, caller).await?;
+        let identity = self.identity(node, caller, op).await?;
         let caller_layer = self.caller_layer(caller, principal);
         let time_layer = self.time_layer();
         let mut ctx = Context::layered([caller_layer.clone(), time_layer.clone()]);

@@ -1246,6 +1246,18 @@ impl Node {
         known: Option<u64>,
     ) -> Result<Option<(u64, Option<Option<String>>)>, NodeError> {
         self.ensure_serving().await?;
+        self.user_policy_here(name, known).await
+    }
+
+    /// [`Self::user_policy`] from this node's own replica, however long it
+    /// has been cut off from a leader: for `ClusterStatus`, which must answer
+    /// an operator exactly when no leader does. It reveals no key and
+    /// changes nothing.
+    pub async fn user_policy_here(
+        &self,
+        name: &str,
+        known: Option<u64>,
+    ) -> Result<Option<(u64, Option<Option<String>>)>, NodeError> {
         let found = self.shared.read().state.users.get(name).map(|u| {
             (
                 u.revision,
