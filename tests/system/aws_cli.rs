@@ -101,10 +101,7 @@ impl<'a> Cli<'a> {
 
     /// The AWS error code the CLI reported for a call that must fail.
     fn error(&self, via: usize, args: &[&str]) -> String {
-        let (code, err) = self
-            .try_kms(via, args)
-            .expect_err("the call must fail")
-            .clone();
+        let (code, err) = self.try_kms(via, args).expect_err("the call must fail");
         // The v1 CLI's exit status for any failed call (v2 gives 254 for an
         // error the service returned): the code in the message tells them apart.
         assert_eq!(code, 255, "{err}");

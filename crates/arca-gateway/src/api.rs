@@ -51,9 +51,6 @@ pub(crate) fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 /// `precheck` and this are everything a request runs before the node is
 /// called; the `aws_request` fuzz target runs both on every operation.
 pub fn decode(op: Op, body: &[u8]) -> Result<(), ApiError> {
-    fn as_<T: DeserializeOwned>(body: &[u8]) -> Option<Result<(), ApiError>> {
-        Some(parse::<T>(body).map(drop))
-    }
     use Op::*;
     let mine = match op {
         CreateKey => as_::<CreateKeyReq>(body),
@@ -80,6 +77,12 @@ pub fn decode(op: Op, body: &[u8]) -> Result<(), ApiError> {
         .or_else(|| crate::grants::decode(op, body))
         .or_else(|| crate::import::decode(op, body))
         .unwrap_or_else(|| Err(ApiError::unknown_operation(op.name())))
+}
+
+/// `body` decoded as `T` with [`parse`], the value dropped: one arm of a
+/// module's `decode`.
+pub(crate) fn as_<T: DeserializeOwned>(body: &[u8]) -> Option<Result<(), ApiError>> {
+    Some(parse::<T>(body).map(drop))
 }
 
 /// [`blob`] for a secret: the text and the bytes are wiped after use.

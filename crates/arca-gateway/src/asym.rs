@@ -157,9 +157,7 @@ pub(crate) async fn decrypt(
 
 /// [`crate::api::decode`] for the operations of this module; `None` for others.
 pub(crate) fn decode(op: Op, body: &[u8]) -> Option<Result<(), ApiError>> {
-    fn as_<T: serde::de::DeserializeOwned>(body: &[u8]) -> Option<Result<(), ApiError>> {
-        Some(parse::<T>(body).map(drop))
-    }
+    use crate::api::as_;
     match op {
         Op::Sign | Op::Verify => as_::<SignReq>(body),
         Op::GetPublicKey => as_::<PublicKeyReq>(body),

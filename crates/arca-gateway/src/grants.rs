@@ -56,9 +56,7 @@ const MAX_CONSTRAINT_VALUE_CHARS: usize = 384;
 
 /// [`crate::api::decode`] for the operations of this module; `None` for others.
 pub(crate) fn decode(op: Op, body: &[u8]) -> Option<Result<(), ApiError>> {
-    fn as_<T: serde::de::DeserializeOwned>(body: &[u8]) -> Option<Result<(), ApiError>> {
-        Some(parse::<T>(body).map(drop))
-    }
+    use crate::api::as_;
     match op {
         Op::CreateGrant => as_::<CreateGrantReq>(body),
         Op::ListGrants | Op::ListRetirableGrants => as_::<ListGrantsReq>(body),

@@ -17,9 +17,7 @@ pub const MAX_IMPORT_BLOB_LEN: usize = 6144;
 
 /// [`crate::api::decode`] for the operations of this module; `None` for others.
 pub(crate) fn decode(op: Op, body: &[u8]) -> Option<Result<(), ApiError>> {
-    fn as_<T: serde::de::DeserializeOwned>(body: &[u8]) -> Option<Result<(), ApiError>> {
-        Some(parse::<T>(body).map(drop))
-    }
+    use crate::api::as_;
     match op {
         Op::GetParametersForImport => as_::<ParametersReq>(body),
         Op::ImportKeyMaterial => as_::<ImportReq>(body),

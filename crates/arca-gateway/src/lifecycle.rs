@@ -124,9 +124,7 @@ fn limit(l: Option<i64>, max: i64, default: i64) -> Result<usize, ApiError> {
 
 /// [`crate::api::decode`] for the operations of this module; `None` for others.
 pub(crate) fn decode(op: Op, body: &[u8]) -> Option<Result<(), ApiError>> {
-    fn as_<T: serde::de::DeserializeOwned>(body: &[u8]) -> Option<Result<(), ApiError>> {
-        Some(parse::<T>(body).map(drop))
-    }
+    use crate::api::as_;
     match op {
         Op::EnableKey
         | Op::DisableKey
