@@ -1,16 +1,25 @@
 #!/usr/bin/env bash
-# Encrypt throughput and server CPU per request of one or more `arca`
-# builds, each started fresh with `server --dev` in a temporary directory,
-# back to back in one run. The load generator is the first binary's
-# `arca bench encrypt`; the server's CPU comes from /proc/PID/stat over the
-# measured window, so builds without the metrics counter compare too.
+# Throughput and server CPU per request of one or more `arca` builds, each
+# started fresh with `server --dev` in a temporary directory, back to back in
+# one run. The load generator is the first binary's `arca bench OP` (encrypt
+# unless --op says otherwise: decrypt, generate-data-key, sign, floor); the
+# server's CPU comes from /proc/PID/stat over the measured window, so builds
+# without the metrics counter compare too.
 #
-# usage: scripts/bench-compare.sh [--rounds N] BIN... [-- BENCH ARGS...]
-# e.g.   scripts/bench-compare.sh ./arca-before ./arca-after -- --seconds 10
+# usage: scripts/bench-compare.sh [--rounds N] [--op OP]... BIN... [-- BENCH ARGS...]
+# e.g.   scripts/bench-compare.sh --op encrypt --op decrypt ./arca-before ./arca-after -- --seconds 10
 set -euo pipefail
 
 rounds=1
-if [[ ${1:-} == --rounds ]]; then rounds=$2; shift 2; fi
+ops=()
+while [[ ${1:-} == --rounds || ${1:-} == --op ]]; do
+    case $1 in
+        --rounds) rounds=$2 ;;
+        --op) ops+=("$2") ;;
+    esac
+    shift 2
+done
+[[ ${#ops[@]} -gt 0 ]] || ops=(encrypt)
 bins=()
 while [[ $# -gt 0 && $1 != -- ]]; do bins+=("$(realpath "$1")"); shift; done
 [[ ${1:-} == -- ]] && shift
@@ -24,7 +33,7 @@ cpu_ticks() {
 }
 
 run_one() {
-    local bin=$1; shift
+    local op=$1 bin=$2; shift 2
     local dir pid id secret
     dir=$(mktemp -d)
     (cd "$dir" && ARCA_LOG=warn exec "$bin" server --dev --listen-addr "127.0.0.1:$port" --peer-addr "127.0.0.1:$((port + 1))" >server.log 2>&1) &
@@ -44,7 +53,7 @@ run_one() {
     secret=$(grep -oE "aws_secret_access_key: +[^ ]+" "$dir/server.log" | awk '{print $2}')
     echo "== $bin"
     AWS_ACCESS_KEY_ID=$id AWS_SECRET_ACCESS_KEY=$secret \
-        "$client" bench encrypt --endpoint "http://127.0.0.1:$port" \
+        "$client" bench "$op" --endpoint "http://127.0.0.1:$port" \
         --server-pid "$pid" "$@" || true
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
@@ -52,6 +61,8 @@ run_one() {
 }
 
 for r in $(seq 1 "$rounds"); do
-    echo "# round $r"
-    for b in "${bins[@]}"; do run_one "$b" "$@"; done
+    for op in "${ops[@]}"; do
+        echo "# round $r: $op"
+        for b in "${bins[@]}"; do run_one "$op" "$b" "$@"; done
+    done
 done

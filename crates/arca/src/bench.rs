@@ -20,10 +20,20 @@ use crate::client::{authority, signed_request, ApiClient, Credentials};
 pub enum BenchCmd {
     /// Encrypt with one symmetric key over N connections.
     Encrypt(EncryptArgs),
+    /// Decrypt one ciphertext of one symmetric key over N connections.
+    Decrypt(EncryptArgs),
+    /// GenerateDataKey (AES_256) with one symmetric key over N connections.
+    GenerateDataKey(EncryptArgs),
+    /// `GET /health` over N connections: the cost of the HTTP server and the
+    /// loopback TCP alone, the floor under every API request.
+    Floor(EncryptArgs),
     /// Sign with one asymmetric key over N connections.
     Sign(SignArgs),
     /// In-process crypto speed per algorithm, next to `openssl speed`.
     Crypto(crate::bench_crypto::CryptoArgs),
+    /// One key signing for many callers in process, on one worker thread
+    /// and then on one per core.
+    HotKey(crate::bench_hot::HotKeyArgs),
 }
 
 #[derive(Args)]
@@ -122,8 +132,20 @@ impl EncryptArgs {
 pub async fn run(cmd: BenchCmd) -> anyhow::Result<()> {
     match cmd {
         BenchCmd::Encrypt(a) => encrypt(a).await,
+        BenchCmd::Decrypt(a) => decrypt(a).await,
+        BenchCmd::GenerateDataKey(a) => generate_data_key(a).await,
+        BenchCmd::Floor(a) => {
+            let auth = authority(&a.endpoint)?;
+            let make = move || -> anyhow::Result<http::Request<Full<Bytes>>> {
+                Ok(http::Request::get("/health")
+                    .header(http::header::HOST, auth.as_str())
+                    .body(Full::new(Bytes::new()))?)
+            };
+            load(&a, make, "GET /health").await
+        }
         BenchCmd::Sign(a) => sign(a).await,
         BenchCmd::Crypto(a) => crate::bench_crypto::run(a),
+        BenchCmd::HotKey(a) => crate::bench_hot::run(a),
     }
 }
 
@@ -147,30 +169,72 @@ async fn sign(s: SignArgs) -> anyhow::Result<()> {
         "SigningAlgorithm": s.signing_algorithm,
     }))?;
     let what = format!("Sign {} {}", s.key_spec, s.signing_algorithm);
-    load(a, &creds, "TrentService.Sign", body, &what).await
+    load(a, signed(a, &creds, "TrentService.Sign", body)?, &what).await
 }
 
-async fn encrypt(a: EncryptArgs) -> anyhow::Result<()> {
+/// Makes each request of a run: `target` with `body`, signed with SigV4.
+fn signed(
+    a: &EncryptArgs,
+    creds: &Credentials,
+    target: &'static str,
+    body: Vec<u8>,
+) -> anyhow::Result<impl Fn() -> anyhow::Result<http::Request<Full<Bytes>>> + Clone> {
+    let auth = authority(&a.endpoint)?;
+    let creds = creds.clone();
+    Ok(move || signed_request(&auth, &creds, target, &body))
+}
+
+fn check_size(a: &EncryptArgs) -> anyhow::Result<()> {
     if !(1..=4096).contains(&a.plaintext_bytes) {
         bail!("--plaintext-bytes must be between 1 and 4096");
     }
+    Ok(())
+}
+
+async fn decrypt(a: EncryptArgs) -> anyhow::Result<()> {
+    check_size(&a)?;
+    let creds = a.credentials();
+    let key_id = a.key(&creds, json!({"Description": "arca bench"})).await?;
+    let c = ApiClient::new(&a.endpoint, creds.clone(), None)?;
+    let r = c
+        .call(
+            "TrentService.Encrypt",
+            json!({"KeyId": key_id, "Plaintext": B64.encode(vec![0x42u8; a.plaintext_bytes])}),
+            Duration::from_secs(60),
+        )
+        .await?;
+    let blob = r["CiphertextBlob"]
+        .as_str()
+        .context("Encrypt returned no CiphertextBlob")?;
+    let body = serde_json::to_vec(&json!({"CiphertextBlob": blob}))?;
+    load(&a, signed(&a, &creds, "TrentService.Decrypt", body)?, "Decrypt").await
+}
+
+async fn generate_data_key(a: EncryptArgs) -> anyhow::Result<()> {
+    let creds = a.credentials();
+    let key_id = a.key(&creds, json!({"Description": "arca bench"})).await?;
+    let body = serde_json::to_vec(&json!({"KeyId": key_id, "KeySpec": "AES_256"}))?;
+    let what = "GenerateDataKey AES_256";
+    load(&a, signed(&a, &creds, "TrentService.GenerateDataKey", body)?, what).await
+}
+
+async fn encrypt(a: EncryptArgs) -> anyhow::Result<()> {
+    check_size(&a)?;
     let creds = a.credentials();
     let key_id = a.key(&creds, json!({"Description": "arca bench"})).await?;
     let body = serde_json::to_vec(&json!({
         "KeyId": key_id,
         "Plaintext": B64.encode(vec![0x42u8; a.plaintext_bytes]),
     }))?;
-    load(&a, &creds, "TrentService.Encrypt", body, "Encrypt").await
+    load(&a, signed(&a, &creds, "TrentService.Encrypt", body)?, "Encrypt").await
 }
 
-/// Runs `target` with `body` over the connections of `a`; prints throughput and latency.
-async fn load(
-    a: &EncryptArgs,
-    creds: &Credentials,
-    target: &'static str,
-    body: Vec<u8>,
-    what: &str,
-) -> anyhow::Result<()> {
+/// Sends the requests `make` makes over the connections of `a`; prints
+/// throughput, latency and the server's CPU time per request.
+async fn load<M>(a: &EncryptArgs, make: M, what: &str) -> anyhow::Result<()>
+where
+    M: Fn() -> anyhow::Result<http::Request<Full<Bytes>>> + Clone + Send + 'static,
+{
     if a.connections == 0 || a.connections > 10_000 {
         bail!("--connections must be between 1 and 10000");
     }
@@ -193,9 +257,9 @@ async fn load(
     };
     let mut tasks = Vec::new();
     for _ in 0..a.connections {
-        let (auth, creds, body) = (auth.clone(), creds.clone(), body.clone());
+        let (auth, make) = (auth.clone(), make.clone());
         tasks.push(tokio::spawn(async move {
-            connection(&auth, &creds, target, &body, measure_from, end).await
+            connection(&auth, make, measure_from, end).await
         }));
     }
     let mut lat = Vec::new();
@@ -275,9 +339,7 @@ async fn server_cpu_seconds(auth: &str, pid: Option<u32>) -> Option<f64> {
 
 async fn connection(
     auth: &str,
-    creds: &Credentials,
-    target: &str,
-    body: &[u8],
+    make: impl Fn() -> anyhow::Result<http::Request<Full<Bytes>>>,
     measure_from: Instant,
     end: Instant,
 ) -> anyhow::Result<ConnResult> {
@@ -294,7 +356,7 @@ async fn connection(
         if now >= end {
             break;
         }
-        let req = signed_request(auth, creds, target, body)?;
+        let req = make()?;
         sender.ready().await?;
         let t0 = Instant::now();
         let resp = sender.send_request(req).await?;

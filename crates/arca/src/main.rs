@@ -4,6 +4,7 @@ mod audit_cmd;
 mod backup_cmd;
 mod bench;
 mod bench_crypto;
+mod bench_hot;
 mod client;
 mod config;
 mod csr_cmd;
