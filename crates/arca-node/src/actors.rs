@@ -8,7 +8,21 @@
 //!   change is therefore seen by every request that starts after it was applied
 //!   — and settled: a revision above the node's settled index is not served
 //!   (see `SharedState::safe_index`).
-//! - An actor idle for `idle_timeout` stops; its material is zeroized on drop.
+//! - Once loaded, the actor publishes the material for the revision it was
+//!   loaded at. An asymmetric or HMAC operation on a key whose published
+//!   material matches the key's current, settled revision and whose state
+//!   allows crypto is run on the caller's own task (the same check the actor
+//!   makes) without a hand-off: a hot signing key uses every core instead of
+//!   its actor's one. Anything else (first use, a changed or unsettled key, a
+//!   refusal) goes through the mailbox, where the actor reloads and answers.
+//!   Symmetric operations always go through the actor: AES-GCM of a few KiB
+//!   takes a microsecond or two, so one actor serves a key at hundreds of
+//!   thousands of requests per second, and measured over HTTP the hand-off
+//!   costs less than answering each request alone (docs/performance.md,
+//!   "A hot key").
+//! - An actor idle for `idle_timeout` (no request through its mailbox or on
+//!   the callers' path) withdraws its material and stops; the material is
+//!   zeroized once the last request using it is done.
 //! - If an actor panics, its callers get an internal error, and the registry
 //!   starts a new actor for the key on the next request.
 //!
@@ -17,7 +31,8 @@
 //! generation) belong on the blocking pool.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use arca_crypto::symmetric::{self, AesKey};
@@ -88,6 +103,12 @@ pub enum Request {
 }
 
 impl Request {
+    /// Requests served on the caller's task when the key's material is
+    /// published (see the module's documentation).
+    fn on_callers_path(&self) -> bool {
+        matches!(self, Request::Keys { .. })
+    }
+
     /// Answers the request with `e`.
     fn fail(self, e: NodeError) {
         match self {
@@ -245,11 +266,31 @@ pub struct Encrypted {
 #[derive(Clone)]
 pub struct KeyHandle {
     tx: mpsc::Sender<Request>,
+    published: Arc<Published>,
+}
+
+/// What a key's actor has loaded, shared with the callers' path.
+#[derive(Default)]
+struct Published {
+    loaded: RwLock<Option<Arc<Loaded>>>,
+    /// Set by each request served on the callers' path, so that the actor
+    /// does not stop as idle while its key is in use.
+    used: AtomicBool,
+}
+
+impl Published {
+    fn get(&self) -> Option<Arc<Loaded>> {
+        self.loaded.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set(&self, loaded: Option<Arc<Loaded>>) {
+        *self.loaded.write().unwrap_or_else(|p| p.into_inner()) = loaded;
+    }
 }
 
 /// Finds or starts the actor for a key.
 pub struct Registry {
-    actors: Mutex<HashMap<KeyId, KeyHandle>>,
+    actors: RwLock<HashMap<KeyId, KeyHandle>>,
     shared: Arc<SharedState>,
     root: Arc<RootKeyRing>,
     mailbox: usize,
@@ -270,7 +311,7 @@ impl Registry {
         heavy: usize,
     ) -> Self {
         Self {
-            actors: Mutex::new(HashMap::new()),
+            actors: RwLock::new(HashMap::new()),
             shared,
             root,
             mailbox: mailbox.max(1),
@@ -298,35 +339,77 @@ impl Registry {
 
     /// The number of running actors.
     pub fn active(&self) -> usize {
-        let mut map = self.actors.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self.actors.write().unwrap_or_else(|p| p.into_inner());
         map.retain(|_, h| !h.tx.is_closed());
         map.len()
     }
 
     fn handle(&self, key_id: KeyId) -> KeyHandle {
-        let mut map = self.actors.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self.actors.write().unwrap_or_else(|p| p.into_inner());
         if let Some(h) = map.get(&key_id) {
             if !h.tx.is_closed() {
                 return h.clone();
             }
         }
         let (tx, rx) = mpsc::channel(self.mailbox);
+        let published = Arc::new(Published::default());
         let actor = KeyActor {
             key_id,
             shared: self.shared.clone(),
             root: self.root.clone(),
             heavy: self.heavy.clone(),
             loaded: None,
+            published: published.clone(),
         };
         tokio::spawn(actor.run(rx, self.idle_timeout, self.settle_wait));
-        let h = KeyHandle { tx };
+        let h = KeyHandle { tx, published };
         map.insert(key_id, h.clone());
         h
     }
 
-    /// Sends a request to the key's actor. Starts the actor if it is not running
-    /// (never started, stopped when idle, or died); a full mailbox is `Throttled`.
+    /// The material the key's running actor has published, if it is that of
+    /// the key's current revision, that revision is settled here, and the
+    /// key's state allows crypto: exactly what the actor checks before it
+    /// serves a request from what it has loaded. `None` while requests wait
+    /// in the actor's mailbox, too.
+    fn published(&self, key_id: KeyId) -> Option<Arc<Loaded>> {
+        let (loaded, published) = {
+            let map = self.actors.read().unwrap_or_else(|p| p.into_inner());
+            let h = map.get(&key_id)?;
+            // A request does not overtake those queued before it.
+            if h.tx.is_closed() || h.tx.capacity() < h.tx.max_capacity() {
+                return None;
+            }
+            (h.published.get()?, h.published.clone())
+        };
+        let (revision, state) = {
+            let a = self.shared.read();
+            let k = a.state.keys.get(&key_id)?;
+            (k.revision, k.state)
+        };
+        if revision != loaded.revision
+            || revision > self.shared.safe_index()
+            || state != KeyState::Enabled
+        {
+            return None;
+        }
+        published.used.store(true, Ordering::Relaxed);
+        Some(loaded)
+    }
+
+    /// Serves a request: an asymmetric or HMAC operation on the caller's
+    /// task from the material the key's actor has published when that is
+    /// current (see [`Registry::published`]), anything else through the
+    /// actor's mailbox. Starts the actor if it is not
+    /// running (never started, stopped when idle, or died); a full mailbox
+    /// is `Throttled`.
     pub fn send(&self, key_id: KeyId, req: Request) -> Result<(), NodeError> {
+        if req.on_callers_path() {
+            if let Some(loaded) = self.published(key_id) {
+                loaded.serve(key_id, req, &self.heavy);
+                return Ok(());
+            }
+        }
         let mut req = req;
         for _ in 0..2 {
             match self.handle(key_id).tx.try_send(req) {
@@ -347,7 +430,7 @@ enum Material {
     Keys(Arc<PrivateKey>),
 }
 
-struct Loaded {
+pub struct Loaded {
     revision: u64,
     primary: u32,
     keys: BTreeMap<u32, Material>,
@@ -360,7 +443,8 @@ struct KeyActor {
     shared: Arc<SharedState>,
     root: Arc<RootKeyRing>,
     heavy: Arc<Semaphore>,
-    loaded: Option<Loaded>,
+    loaded: Option<Arc<Loaded>>,
+    published: Arc<Published>,
 }
 
 impl KeyActor {
@@ -381,8 +465,12 @@ impl KeyActor {
                     }
                 }
                 Ok(None) => break,
+                // Idle here, but in use on the callers' path: go on.
+                Err(_) if self.published.used.swap(false, Ordering::Relaxed) => {}
                 Err(_) => {
-                    // Idle: refuse new requests, serve what is already queued, stop.
+                    // Idle: withdraw the material from the callers' path,
+                    // refuse new requests, serve what is already queued, stop.
+                    self.published.set(None);
                     rx.close();
                     while let Ok(req) = rx.try_recv() {
                         if let Err((req, revision)) = self.serve(req) {
@@ -400,7 +488,8 @@ impl KeyActor {
             }
         }
         tracing::debug!(key_id = %self.key_id, "key actor stopped");
-        // `self.loaded` drops here: the unwrapped keys are zeroized.
+        // `self.loaded` drops here, and the published material is withdrawn
+        // (`Drop`): the unwrapped keys are zeroized once no request holds them.
     }
 
     /// Waits (up to `wait`) until the change at `revision` is settled here.
@@ -426,6 +515,7 @@ impl KeyActor {
         check_usable(self.key_id, state)?;
         if self.loaded.as_ref().map(|l| l.revision) != Some(revision) {
             self.loaded = None;
+            self.published.set(None);
             let a = self.shared.read();
             let k = a.state.keys.get(&self.key_id).ok_or_else(|| {
                 NodeError::NotFound(format!("Key '{}' does not exist", self.key_id))
@@ -457,21 +547,16 @@ impl KeyActor {
                 keys.insert(v.version, material);
                 ids.insert(v.version_id.clone(), v.version);
             }
-            self.loaded = Some(Loaded {
+            let loaded = Arc::new(Loaded {
                 revision: k.revision,
                 primary: k.primary().version,
                 keys,
                 ids,
             });
+            self.published.set(Some(loaded.clone()));
+            self.loaded = Some(loaded);
         }
         Ok(None)
-    }
-
-    /// The material `refresh` loaded for the request being served.
-    fn current(&self) -> Result<&Loaded, NodeError> {
-        self.loaded
-            .as_ref()
-            .ok_or_else(|| NodeError::Internal("key not loaded".into()))
     }
 
     /// Serves one request from the key's settled state; gives it back with
@@ -485,22 +570,41 @@ impl KeyActor {
                 return Ok(());
             }
         }
+        match &self.loaded {
+            Some(l) => l.serve(self.key_id, req, &self.heavy),
+            None => req.fail(NodeError::Internal("key not loaded".into())),
+        }
+        Ok(())
+    }
+}
+
+impl Drop for KeyActor {
+    /// However the actor ends (idle, shut down, panicked), callers stop
+    /// being served from its material.
+    fn drop(&mut self) {
+        self.published.set(None);
+    }
+}
+
+impl Loaded {
+    /// Answers a request from this material. Runs on the actor's task or on
+    /// the caller's ([`Registry::send`]); RSA, SM2 and ML-DSA private-key
+    /// operations go to the blocking pool within the `heavy` bound.
+    fn serve(&self, key_id: KeyId, req: Request, heavy: &Arc<Semaphore>) {
         match req {
             Request::Encrypt {
                 plaintext,
                 context,
                 reply,
             } => {
-                let r = self.encrypt(plaintext.expose(), &context);
-                let _ = reply.send(r);
+                let _ = reply.send(self.encrypt(key_id, plaintext.expose(), &context));
             }
             Request::Decrypt {
                 blob,
                 context,
                 reply,
             } => {
-                let r = self.decrypt(&blob, &context);
-                let _ = reply.send(r);
+                let _ = reply.send(self.decrypt(key_id, &blob, &context));
             }
             Request::GenerateDataKey {
                 len,
@@ -510,7 +614,7 @@ impl KeyActor {
                 let r = SecretBytes::random(len)
                     .map_err(NodeError::from)
                     .and_then(|dk| {
-                        let enc = self.encrypt(dk.expose(), &context)?;
+                        let enc = self.encrypt(key_id, dk.expose(), &context)?;
                         Ok((dk, enc))
                     });
                 let _ = reply.send(r);
@@ -520,7 +624,7 @@ impl KeyActor {
                 op,
                 reply,
             } => {
-                let found = self.private_key(version_id.as_deref());
+                let found = self.private_key(key_id, version_id.as_deref());
                 // A ciphertext carries no version: without a version id,
                 // Decrypt tries the primary, then the older versions, newest
                 // first, so that clients written for AWS (which has no
@@ -538,7 +642,7 @@ impl KeyActor {
                     Ok(keys) if op.is_heavy(keys[0].0.spec()) => {
                         // Off the async workers, within the heavy-crypto bound;
                         // the reply is sent from there.
-                        match self.heavy.clone().try_acquire_owned() {
+                        match heavy.clone().try_acquire_owned() {
                             Ok(permit) => {
                                 tokio::task::spawn_blocking(move || {
                                     let _ = reply.send(op.run_first(&keys));
@@ -558,24 +662,21 @@ impl KeyActor {
             #[cfg(test)]
             Request::Panic => panic!("requested panic"),
         }
-        Ok(())
     }
 
     /// `primary`, then every other version's private key, newest first.
     fn older_versions(&self, primary: (Arc<PrivateKey>, String)) -> Vec<(Arc<PrivateKey>, String)> {
         let mut keys = vec![primary];
-        if let Some(l) = &self.loaded {
-            let mut others: Vec<(u32, &String)> = l
-                .ids
-                .iter()
-                .filter(|(_, v)| **v != l.primary)
-                .map(|(id, v)| (*v, id))
-                .collect();
-            others.sort_unstable_by_key(|b| std::cmp::Reverse(b.0));
-            for (v, id) in others {
-                if let Some(Material::Keys(k)) = l.keys.get(&v) {
-                    keys.push((k.clone(), id.clone()));
-                }
+        let mut others: Vec<(u32, &String)> = self
+            .ids
+            .iter()
+            .filter(|(_, v)| **v != self.primary)
+            .map(|(id, v)| (*v, id))
+            .collect();
+        others.sort_unstable_by_key(|b| std::cmp::Reverse(b.0));
+        for (v, id) in others {
+            if let Some(Material::Keys(k)) = self.keys.get(&v) {
+                keys.push((k.clone(), id.clone()));
             }
         }
         keys
@@ -583,26 +684,25 @@ impl KeyActor {
 
     /// The private key of a version (by id, or the primary) and that version's id.
     fn private_key(
-        &mut self,
+        &self,
+        key_id: KeyId,
         version_id: Option<&str>,
     ) -> Result<(Arc<PrivateKey>, String), NodeError> {
-        let key_id = self.key_id;
-        let l = self.current()?;
         let version = match version_id {
-            Some(id) => *l.ids.get(id).ok_or_else(|| {
+            Some(id) => *self.ids.get(id).ok_or_else(|| {
                 NodeError::NotFound(format!(
                     "Key version '{id}' of key '{key_id}' does not exist"
                 ))
             })?,
-            None => l.primary,
+            None => self.primary,
         };
-        let vid = l
+        let vid = self
             .ids
             .iter()
             .find(|(_, v)| **v == version)
             .map(|(id, _)| id.clone())
             .unwrap_or_default();
-        match l.keys.get(&version) {
+        match self.keys.get(&version) {
             Some(Material::Keys(k)) => Ok((k.clone(), vid)),
             _ => Err(NodeError::InvalidKeyUsage(format!(
                 "Key '{key_id}' is a symmetric encryption key; the operation needs an asymmetric or HMAC key"
@@ -610,28 +710,30 @@ impl KeyActor {
         }
     }
 
-    fn encrypt(&mut self, plaintext: &[u8], context: &Context) -> Result<Encrypted, NodeError> {
-        let key_id = self.key_id;
-        let l = self.current()?;
-        let Some(Material::Aes(key)) = l.keys.get(&l.primary) else {
+    fn encrypt(
+        &self,
+        key_id: KeyId,
+        plaintext: &[u8],
+        context: &Context,
+    ) -> Result<Encrypted, NodeError> {
+        let Some(Material::Aes(key)) = self.keys.get(&self.primary) else {
             return Err(NodeError::InvalidKeyUsage(format!(
                 "Key '{key_id}' is not a symmetric encryption key"
             )));
         };
-        let blob = key.encrypt_blob(*key_id.as_bytes(), l.primary, plaintext, context)?;
+        let blob = key.encrypt_blob(*key_id.as_bytes(), self.primary, plaintext, context)?;
         Ok(Encrypted {
             blob,
-            version: l.primary,
+            version: self.primary,
         })
     }
 
-    fn decrypt(&mut self, blob: &[u8], context: &Context) -> Result<SecretBytes, NodeError> {
+    fn decrypt(&self, key_id: KeyId, blob: &[u8], context: &Context) -> Result<SecretBytes, NodeError> {
         let header = symmetric::parse_header(blob)?;
-        if header.key_id != *self.key_id.as_bytes() {
+        if header.key_id != *key_id.as_bytes() {
             return Err(NodeError::InvalidCiphertext);
         }
-        let l = self.current()?;
-        let Some(Material::Aes(key)) = l.keys.get(&header.key_version) else {
+        let Some(Material::Aes(key)) = self.keys.get(&header.key_version) else {
             return Err(NodeError::InvalidCiphertext);
         };
         Ok(key.decrypt_blob(blob, context)?)
@@ -643,7 +745,7 @@ mod tests {
     use super::*;
     use crate::store::StateMachineStore;
     use arca_crypto::Secret;
-    use arca_state::{KeyRecord, KeySpec, KeyUsage, KeyVersion};
+    use arca_state::{KeyRecord, KeySpec, KeyState, KeyUsage, KeyVersion};
 
     fn setup(mailbox: usize, idle: Duration) -> (tempfile::TempDir, Registry, KeyId) {
         setup_with_material(mailbox, idle, *Secret::<32>::random().unwrap().expose())
@@ -724,6 +826,142 @@ mod tests {
         )?;
         rx.await
             .map_err(|_| NodeError::Internal("actor failed".into()))?
+    }
+
+    /// A registry with one ECC_NIST_P256 signing key.
+    fn setup_signing(idle: Duration) -> (tempfile::TempDir, Registry, KeyId) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::store::open_database(dir.path()).unwrap();
+        let sm = StateMachineStore::open(db, Default::default()).unwrap();
+        let key = arca_crypto::wrap::RootKey::generate().unwrap().0;
+        let id = KeyId::from_random([5; 16]);
+        let material = arca_keys::generate(arca_keys::KeySpec::EccNistP256).unwrap();
+        let wrapped = key
+            .wrap(material.expose(), material_context(&id, 1))
+            .unwrap();
+        let root = Arc::new(RootKeyRing::new(vec![key]).unwrap());
+        sm.shared().insert_for_test(KeyRecord::new(
+            id,
+            String::new(),
+            KeyUsage::SignVerify,
+            KeySpec::EccNistP256,
+            KeyVersion {
+                version: 1,
+                version_id: "v1".into(),
+                public_key: None,
+                wrapped,
+                created_ms: 0,
+            },
+        ));
+        (dir, Registry::new(sm.shared(), root, 8, idle, 4), id)
+    }
+
+    fn sign_request() -> (Request, oneshot::Receiver<Result<(KeyOut, String), NodeError>>) {
+        let (tx, rx) = oneshot::channel();
+        let op = KeyOp::Sign {
+            alg: SigningAlgorithm::EcdsaSha256,
+            message: b"message".to_vec(),
+            kind: MessageType::Raw,
+        };
+        let req = Request::Keys {
+            version_id: None,
+            op,
+            reply: tx,
+        };
+        (req, rx)
+    }
+
+    async fn sign(reg: &Registry, id: KeyId) -> Result<Vec<u8>, NodeError> {
+        let (req, rx) = sign_request();
+        reg.send(id, req)?;
+        match rx.await.map_err(|_| NodeError::Internal("actor failed".into()))?? {
+            (KeyOut::Bytes(sig), _) => Ok(sig),
+            _ => Err(NodeError::Internal("not a signature".into())),
+        }
+    }
+
+    /// Sends a Sign and takes its answer without yielding: `Some` only if it
+    /// was served on this task (the actor cannot run until it yields).
+    fn sign_here(reg: &Registry, id: KeyId) -> Option<Result<(KeyOut, String), NodeError>> {
+        let (req, mut rx) = sign_request();
+        reg.send(id, req).unwrap();
+        rx.try_recv().ok()
+    }
+
+    /// Replaces the key's record with `change` applied to it, as a settled change.
+    fn change(reg: &Registry, id: KeyId, change: impl FnOnce(&mut KeyRecord)) {
+        let mut k = reg.shared.read().state.keys[&id].clone();
+        k.revision += 1;
+        change(&mut k);
+        reg.shared.insert_for_test(k);
+    }
+
+    #[tokio::test]
+    async fn a_loaded_signing_key_signs_on_the_callers_task() {
+        let (_d, reg, id) = setup_signing(Duration::from_secs(60));
+        assert!(
+            sign_here(&reg, id).is_none(),
+            "a key not loaded yet goes through its actor"
+        );
+        sign(&reg, id).await.unwrap();
+        let (out, version) = sign_here(&reg, id)
+            .expect("answered without a hand-off")
+            .unwrap();
+        assert!(matches!(out, KeyOut::Bytes(ref sig) if !sig.is_empty()));
+        assert_eq!(version, "v1");
+    }
+
+    #[tokio::test]
+    async fn symmetric_requests_go_through_the_actor() {
+        let (_d, reg, id) = setup(8, Duration::from_secs(60));
+        encrypt(&reg, id, b"warm").await.unwrap();
+        let (tx, mut rx) = oneshot::channel();
+        reg.send(
+            id,
+            Request::Encrypt {
+                plaintext: SecretBytes::new(b"x".to_vec()),
+                context: Context::new(),
+                reply: tx,
+            },
+        )
+        .unwrap();
+        assert!(rx.try_recv().is_err(), "not answered before the actor ran");
+        assert!(rx.await.unwrap().is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_changed_key_goes_back_through_its_actor() {
+        let (_d, reg, id) = setup_signing(Duration::from_secs(60));
+        sign(&reg, id).await.unwrap();
+        assert!(sign_here(&reg, id).is_some());
+        change(&reg, id, |k| k.state = KeyState::Disabled);
+        assert!(sign_here(&reg, id).is_none());
+        assert!(matches!(sign(&reg, id).await, Err(NodeError::Disabled(_))));
+        // Still not on the caller's path: the material is that of an older
+        // revision.
+        assert!(sign_here(&reg, id).is_none());
+        change(&reg, id, |k| k.state = KeyState::Enabled);
+        sign(&reg, id).await.unwrap();
+        assert!(sign_here(&reg, id).unwrap().is_ok());
+        // An unsettled change is not served there either.
+        let revision = reg.shared.safe_index() + 5;
+        reg.shared.change_unsettled_for_test(&id, revision);
+        assert!(sign_here(&reg, id).is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_actor_whose_key_is_in_use_on_the_callers_path_does_not_stop() {
+        let (_d, reg, id) = setup_signing(Duration::from_secs(5));
+        sign(&reg, id).await.unwrap();
+        for _ in 0..4 {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            assert!(sign_here(&reg, id).unwrap().is_ok());
+        }
+        assert_eq!(reg.active(), 1);
+        // Unused for two idle periods: stopped, and the material withdrawn.
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        assert_eq!(reg.active(), 0);
+        assert!(sign_here(&reg, id).is_none());
     }
 
     #[tokio::test]

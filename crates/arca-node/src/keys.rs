@@ -433,6 +433,21 @@ impl Node {
             .ok_or_else(|| not_found(&key_id.to_string()))
     }
 
+    /// Whether the key exists, found as [`Node::describe_key`] finds it,
+    /// without copying its record: `NotFound` if not.
+    async fn known_key(&self, key_id: &KeyId) -> Result<(), NodeError> {
+        self.require_cluster()?;
+        self.ensure_settled(key_id).await?;
+        if self.shared.read().state.keys.contains_key(key_id) {
+            return Ok(());
+        }
+        self.catch_up().await?;
+        match self.shared.read().state.keys.contains_key(key_id) {
+            true => Ok(()),
+            false => Err(not_found(&key_id.to_string())),
+        }
+    }
+
     /// What authorization needs of a key, as this node may serve it (its
     /// last change settled), with the live grants whose grantee is `grantee`.
     /// The policy and tags are left out if the key is still at `known`, a
@@ -567,8 +582,8 @@ impl Node {
                 ));
             }
         }
-        match self.describe_key(&key_id).await {
-            Ok(_) => {}
+        match self.known_key(&key_id).await {
+            Ok(()) => {}
             // A blob naming a key that does not exist is just an invalid ciphertext.
             Err(NodeError::NotFound(_)) => return Err(NodeError::InvalidCiphertext),
             Err(e) => return Err(e),
