@@ -18,6 +18,7 @@ use zeroize::Zeroizing;
 
 use crate::error::ApiError;
 use crate::ops::Op;
+use crate::paging;
 
 /// Who is calling (from the verified signature).
 #[derive(Debug, Clone)]
@@ -629,31 +630,18 @@ async fn create_key(node: &Node, ctx: &Ctx, r: CreateKeyReq) -> Result<Answer, A
 }
 
 async fn list_keys(node: &Node, r: ListKeysReq) -> Result<Answer, ApiError> {
-    let limit = r.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::validation(format!(
-            "1 validation error detected: Value '{limit}' at 'limit' failed to satisfy constraint: \
-             Member must have value between 1 and 1000"
-        )));
-    }
-    let after = match r.marker {
-        None => None,
-        Some(m) => Some(m.parse::<KeyId>().map_err(|_| {
-            ApiError::new(400, "InvalidMarkerException", "The Marker is not valid")
-        })?),
-    };
-    let (page, truncated) = node.list_keys(after, limit as usize).await?;
+    let limit = paging::limit(r.limit, 1000, 100)?;
+    let after = r
+        .marker
+        .map(|m| m.parse::<KeyId>().map_err(|_| paging::invalid_marker()))
+        .transpose()?;
+    let (page, truncated) = node.list_keys(after, limit).await?;
     let keys: Vec<Value> = page
         .iter()
         .map(|(id, arn)| json!({ "KeyId": id.to_string(), "KeyArn": arn }))
         .collect();
-    let mut body = json!({ "Keys": keys, "Truncated": truncated });
-    if truncated {
-        if let Some((last, _)) = page.last() {
-            body["NextMarker"] = json!(last.to_string());
-        }
-    }
-    Ok(answer(body))
+    let next = paging::next_id(truncated, page.last().map(|(id, _)| id.to_string()));
+    Ok(answer(paging::answer(json!({ "Keys": keys }), next)))
 }
 
 async fn encrypt(node: &Node, ctx: &Ctx, r: EncryptReq) -> Result<Answer, ApiError> {

@@ -23,6 +23,7 @@ use serde_json::{json, Value};
 use crate::api::{blob, context, dry_run, parse, secs, Answer, Ctx};
 use crate::error::ApiError;
 use crate::ops::Op;
+use crate::paging;
 
 /// The largest RAW message Sign and Verify take; DIGEST messages must be a digest.
 const MAX_MESSAGE: usize = 4096;
@@ -485,32 +486,16 @@ pub async fn run(node: &Node, ctx: &Ctx, op: Op, body: &[u8]) -> Result<Answer, 
         }
         Op::ListKeyVersions => {
             let r: VersionReq = parse(body)?;
-            let limit = r.limit.unwrap_or(100);
-            if !(1..=1000).contains(&limit) {
-                return Err(ApiError::validation("Limit must be between 1 and 1000"));
-            }
-            let from: usize = match r.marker {
-                None => 0,
-                Some(m) => m.parse().map_err(|_| {
-                    ApiError::new(400, "InvalidMarkerException", "The Marker is not valid")
-                })?,
-            };
+            let limit = paging::limit(r.limit, 1000, 100)?;
             let id = ctx.key(0)?;
             let k = node.describe_key(&id).await?;
-            let all = &k.record.versions;
-            let page: Vec<Value> = all
+            let (page, next) = paging::by_index(&k.record.versions, r.marker.as_deref(), limit)?;
+            let page: Vec<Value> = page
                 .iter()
-                .skip(from)
-                .take(limit as usize)
                 .map(|v| version_json(&k.arn, v, k.record.primary().version == v.version))
                 .collect();
-            let truncated = from + page.len() < all.len();
-            let mut body = json!({ "KeyVersions": page, "Truncated": truncated });
-            if truncated {
-                body["NextMarker"] = json!((from + limit as usize).to_string());
-            }
             Ok(Answer {
-                body,
+                body: paging::answer(json!({ "KeyVersions": page }), next),
                 key_id: Some(id),
             })
         }

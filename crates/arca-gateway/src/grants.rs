@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use crate::api::{parse, Answer, Ctx};
 use crate::error::ApiError;
 use crate::ops::Op;
+use crate::paging;
 
 /// The operations a grant may allow (AWS's list).
 const GRANT_OPERATIONS: &[&str] = &[
@@ -240,15 +241,9 @@ fn page(
     marker: Option<String>,
     arn_of: impl Fn(&KeyId) -> String,
 ) -> Result<Value, ApiError> {
-    let limit = limit.unwrap_or(50);
-    if !(1..=100).contains(&limit) {
-        return Err(validation("Limit must be between 1 and 100"));
-    }
+    let limit = paging::limit(limit.map(i64::from), 100, 50)?;
     grants.sort_by(|a, b| a.grant_id.cmp(&b.grant_id));
-    let start = marker.map_or(0, |m| grants.partition_point(|g| g.grant_id <= m));
-    let rest = &grants[start.min(grants.len())..];
-    let shown = &rest[..rest.len().min(limit as usize)];
-    let truncated = rest.len() > shown.len();
+    let (shown, next) = paging::after_id(&grants, marker.as_deref(), limit, |g| &g.grant_id);
     let items: Vec<Value> = shown
         .iter()
         .map(|g| {
@@ -279,13 +274,7 @@ fn page(
             v
         })
         .collect();
-    let mut out = json!({ "Grants": items, "Truncated": truncated });
-    if truncated {
-        if let Some(last) = shown.last() {
-            out["NextMarker"] = json!(last.grant_id);
-        }
-    }
-    Ok(out)
+    Ok(paging::answer(json!({ "Grants": items }), next))
 }
 
 async fn list(node: &Node, ctx: &Ctx, r: ListGrantsReq) -> Result<Answer, ApiError> {

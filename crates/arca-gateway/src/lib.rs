@@ -21,6 +21,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod model;
 pub mod ops;
+pub mod paging;
 pub mod pipeline;
 
 use std::sync::Arc;

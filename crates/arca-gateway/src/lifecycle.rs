@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use crate::api::{parse, resolve_key, secs, Answer, Ctx};
 use crate::error::ApiError;
 use crate::ops::Op;
+use crate::paging;
 
 /// A tag as the API spells it.
 #[derive(Deserialize)]
@@ -111,17 +112,6 @@ fn done(key_id: arca_state::KeyId, body: Value) -> Result<Answer, ApiError> {
     })
 }
 
-fn limit(l: Option<i64>, max: i64, default: i64) -> Result<usize, ApiError> {
-    let l = l.unwrap_or(default);
-    if !(1..=max).contains(&l) {
-        return Err(ApiError::validation(format!(
-            "1 validation error detected: Value '{l}' at 'limit' failed to satisfy constraint: \
-             Member must have value between 1 and {max}"
-        )));
-    }
-    Ok(l as usize)
-}
-
 /// [`crate::api::decode`] for the operations of this module; `None` for others.
 pub(crate) fn decode(op: Op, body: &[u8]) -> Option<Result<(), ApiError>> {
     use crate::api::as_;
@@ -140,16 +130,6 @@ pub(crate) fn decode(op: Op, body: &[u8]) -> Option<Result<(), ApiError>> {
         Op::UntagResource => as_::<UntagReq>(body),
         Op::EnableKeyRotation => as_::<RotationReq>(body),
         _ => None,
-    }
-}
-
-/// A marker we handed out: the index of the next item, as text.
-fn offset(marker: Option<String>) -> Result<usize, ApiError> {
-    match marker {
-        None => Ok(0),
-        Some(m) => m
-            .parse()
-            .map_err(|_| ApiError::new(400, "InvalidMarkerException", "The Marker is not valid")),
     }
 }
 
@@ -255,7 +235,7 @@ pub async fn run(node: &Node, ctx: &Ctx, op: Op, body: &[u8]) -> Result<Answer, 
             }
             Op::ListAliases => {
                 let r: ListReq = parse(body)?;
-                let limit = limit(r.limit, 100, 50)?;
+                let limit = paging::limit(r.limit, 100, 50)?;
                 let key = match r.key_id.as_deref() {
                     Some(k) => Some(resolve_key(node, Some(k)).await?),
                     None => None,
@@ -273,13 +253,11 @@ pub async fn run(node: &Node, ctx: &Ctx, op: Op, body: &[u8]) -> Result<Answer, 
                         })
                     })
                     .collect();
-                let mut body = json!({ "Aliases": aliases, "Truncated": truncated });
-                if truncated {
-                    if let Some((last, _)) = page.last() {
-                        body["NextMarker"] = json!(last.name);
-                    }
-                }
-                Ok(Answer { body, key_id: key })
+                let next = paging::next_id(truncated, page.last().map(|(a, _)| a.name.clone()));
+                Ok(Answer {
+                    body: paging::answer(json!({ "Aliases": aliases }), next),
+                    key_id: key,
+                })
             }
             Op::TagResource => {
                 let r: TagReq = parse(body)?;
@@ -306,22 +284,15 @@ pub async fn run(node: &Node, ctx: &Ctx, op: Op, body: &[u8]) -> Result<Answer, 
             }
             Op::ListResourceTags => {
                 let r: ListReq = parse(body)?;
-                let limit = limit(r.limit, 50, 50)?;
-                let from = offset(r.marker)?;
+                let limit = paging::limit(r.limit, 50, 50)?;
                 let id = ctx.key(0)?;
-                let all = node.tags(&id)?;
-                let page: Vec<Value> = all
+                let all: Vec<(String, String)> = node.tags(&id)?.into_iter().collect();
+                let (page, next) = paging::by_index(&all, r.marker.as_deref(), limit)?;
+                let page: Vec<Value> = page
                     .iter()
-                    .skip(from)
-                    .take(limit)
                     .map(|(k, v)| json!({ "TagKey": k, "TagValue": v }))
                     .collect();
-                let truncated = from + page.len() < all.len();
-                let mut body = json!({ "Tags": page, "Truncated": truncated });
-                if truncated {
-                    body["NextMarker"] = json!((from + limit).to_string());
-                }
-                done(id, body)
+                done(id, paging::answer(json!({ "Tags": page }), next))
             }
             Op::EnableKeyRotation => {
                 let r: RotationReq = parse(body)?;
@@ -373,15 +344,13 @@ pub async fn run(node: &Node, ctx: &Ctx, op: Op, body: &[u8]) -> Result<Answer, 
             }
             Op::ListKeyRotations => {
                 let r: ListReq = parse(body)?;
-                let limit = limit(r.limit, 1000, 100)?;
-                let from = offset(r.marker)?;
+                let limit = paging::limit(r.limit, 1000, 100)?;
                 let id = ctx.key(0)?;
                 let arn = node.key_arn(&id)?;
                 let all = node.rotations(&id)?;
-                let page: Vec<Value> = all
+                let (page, next) = paging::by_index(&all, r.marker.as_deref(), limit)?;
+                let page: Vec<Value> = page
                     .iter()
-                    .skip(from)
-                    .take(limit)
                     .map(|e| {
                         json!({
                             "KeyId": arn,
@@ -391,12 +360,7 @@ pub async fn run(node: &Node, ctx: &Ctx, op: Op, body: &[u8]) -> Result<Answer, 
                         })
                     })
                     .collect();
-                let truncated = from + page.len() < all.len();
-                let mut body = json!({ "Rotations": page, "Truncated": truncated });
-                if truncated {
-                    body["NextMarker"] = json!((from + limit).to_string());
-                }
-                done(id, body)
+                done(id, paging::answer(json!({ "Rotations": page }), next))
             }
             _ => Err(ApiError::unknown_operation(op.name())),
         }

@@ -280,7 +280,10 @@ struct Published {
 
 impl Published {
     fn get(&self) -> Option<Arc<Loaded>> {
-        self.loaded.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.loaded
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn set(&self, loaded: Option<Arc<Loaded>>) {
@@ -728,7 +731,12 @@ impl Loaded {
         })
     }
 
-    fn decrypt(&self, key_id: KeyId, blob: &[u8], context: &Context) -> Result<SecretBytes, NodeError> {
+    fn decrypt(
+        &self,
+        key_id: KeyId,
+        blob: &[u8],
+        context: &Context,
+    ) -> Result<SecretBytes, NodeError> {
         let header = symmetric::parse_header(blob)?;
         if header.key_id != *key_id.as_bytes() {
             return Err(NodeError::InvalidCiphertext);
@@ -856,7 +864,10 @@ mod tests {
         (dir, Registry::new(sm.shared(), root, 8, idle, 4), id)
     }
 
-    fn sign_request() -> (Request, oneshot::Receiver<Result<(KeyOut, String), NodeError>>) {
+    fn sign_request() -> (
+        Request,
+        oneshot::Receiver<Result<(KeyOut, String), NodeError>>,
+    ) {
         let (tx, rx) = oneshot::channel();
         let op = KeyOp::Sign {
             alg: SigningAlgorithm::EcdsaSha256,
@@ -874,7 +885,10 @@ mod tests {
     async fn sign(reg: &Registry, id: KeyId) -> Result<Vec<u8>, NodeError> {
         let (req, rx) = sign_request();
         reg.send(id, req)?;
-        match rx.await.map_err(|_| NodeError::Internal("actor failed".into()))?? {
+        match rx
+            .await
+            .map_err(|_| NodeError::Internal("actor failed".into()))??
+        {
             (KeyOut::Bytes(sig), _) => Ok(sig),
             _ => Err(NodeError::Internal("not a signature".into())),
         }

@@ -207,7 +207,12 @@ async fn decrypt(a: EncryptArgs) -> anyhow::Result<()> {
         .as_str()
         .context("Encrypt returned no CiphertextBlob")?;
     let body = serde_json::to_vec(&json!({"CiphertextBlob": blob}))?;
-    load(&a, signed(&a, &creds, "TrentService.Decrypt", body)?, "Decrypt").await
+    load(
+        &a,
+        signed(&a, &creds, "TrentService.Decrypt", body)?,
+        "Decrypt",
+    )
+    .await
 }
 
 async fn generate_data_key(a: EncryptArgs) -> anyhow::Result<()> {
@@ -215,7 +220,12 @@ async fn generate_data_key(a: EncryptArgs) -> anyhow::Result<()> {
     let key_id = a.key(&creds, json!({"Description": "arca bench"})).await?;
     let body = serde_json::to_vec(&json!({"KeyId": key_id, "KeySpec": "AES_256"}))?;
     let what = "GenerateDataKey AES_256";
-    load(&a, signed(&a, &creds, "TrentService.GenerateDataKey", body)?, what).await
+    load(
+        &a,
+        signed(&a, &creds, "TrentService.GenerateDataKey", body)?,
+        what,
+    )
+    .await
 }
 
 async fn encrypt(a: EncryptArgs) -> anyhow::Result<()> {
@@ -226,7 +236,12 @@ async fn encrypt(a: EncryptArgs) -> anyhow::Result<()> {
         "KeyId": key_id,
         "Plaintext": B64.encode(vec![0x42u8; a.plaintext_bytes]),
     }))?;
-    load(&a, signed(&a, &creds, "TrentService.Encrypt", body)?, "Encrypt").await
+    load(
+        &a,
+        signed(&a, &creds, "TrentService.Encrypt", body)?,
+        "Encrypt",
+    )
+    .await
 }
 
 /// Sends the requests `make` makes over the connections of `a`; prints

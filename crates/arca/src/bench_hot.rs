@@ -198,9 +198,7 @@ async fn drive(
                     message: vec![0x42; 64],
                     kind: MessageType::Raw,
                 };
-                let (out, _) = node
-                    .key_op(key_id, KeyUsage::SignVerify, None, op)
-                    .await?;
+                let (out, _) = node.key_op(key_id, KeyUsage::SignVerify, None, op).await?;
                 if !matches!(out, KeyOut::Bytes(_)) {
                     bail!("Sign returned no signature");
                 }
