@@ -864,10 +864,9 @@ mod tests {
         (dir, Registry::new(sm.shared(), root, 8, idle, 4), id)
     }
 
-    fn sign_request() -> (
-        Request,
-        oneshot::Receiver<Result<(KeyOut, String), NodeError>>,
-    ) {
+    type SignReply = oneshot::Receiver<Result<(KeyOut, String), NodeError>>;
+
+    fn sign_request() -> (Request, SignReply) {
         let (tx, rx) = oneshot::channel();
         let op = KeyOp::Sign {
             alg: SigningAlgorithm::EcdsaSha256,
