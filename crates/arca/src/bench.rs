@@ -24,6 +24,8 @@ pub enum BenchCmd {
     Decrypt(EncryptArgs),
     /// GenerateDataKey (AES_256) with one symmetric key over N connections.
     GenerateDataKey(EncryptArgs),
+    /// CreateKey (symmetric) over N connections: a write through Raft each.
+    CreateKey(EncryptArgs),
     /// `GET /health` over N connections: the cost of the HTTP server and the
     /// loopback TCP alone, the floor under every API request.
     Floor(EncryptArgs),
@@ -134,6 +136,11 @@ pub async fn run(cmd: BenchCmd) -> anyhow::Result<()> {
         BenchCmd::Encrypt(a) => encrypt(a).await,
         BenchCmd::Decrypt(a) => decrypt(a).await,
         BenchCmd::GenerateDataKey(a) => generate_data_key(a).await,
+        BenchCmd::CreateKey(a) => {
+            let creds = a.credentials();
+            let body = serde_json::to_vec(&json!({"Description": "arca bench create-key"}))?;
+            load(&a, signed(&a, &creds, "TrentService.CreateKey", body)?, "CreateKey").await
+        }
         BenchCmd::Floor(a) => {
             let auth = authority(&a.endpoint)?;
             let make = move || -> anyhow::Result<http::Request<Full<Bytes>>> {
