@@ -81,7 +81,7 @@ impl Node {
             (Outcome::Applied, None) => grant.grant_id.clone(),
             (Outcome::Rejected(Rejection::AlreadyExists(existing)), _) => existing,
             (Outcome::Rejected(r), _) => return Err(r.into()),
-            (Outcome::Repeated { .. }, _) => {
+            (Outcome::Repeated { .. } | Outcome::Batch(_), _) => {
                 return Err(NodeError::Internal("nested repeat".into()))
             }
         };

@@ -66,7 +66,9 @@ pub(crate) fn applied(o: Outcome) -> Result<(), NodeError> {
     match o.first().0 {
         Outcome::Applied => Ok(()),
         Outcome::Rejected(r) => Err(r.into()),
-        Outcome::Repeated { .. } => Err(NodeError::Internal("nested repeat".into())),
+        Outcome::Repeated { .. } | Outcome::Batch(_) => {
+            Err(NodeError::Internal("nested outcome".into()))
+        }
     }
 }
 

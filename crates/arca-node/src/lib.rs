@@ -6,6 +6,7 @@
 
 pub mod actors;
 pub mod backup;
+pub mod batch;
 pub mod counters;
 pub mod credentials;
 pub mod election;

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
+use crate::batch::WriteError;
 use arca_crypto::wrap::{RootKeyId, RootKeyRing};
 use arca_crypto::SecretBytes;
 use arca_state::{ClusterInfo, Command, Outcome, Proposal, Rejection, RequestKey};
@@ -38,6 +39,9 @@ pub struct RaftTuning {
     pub snapshot_every: u64,
     /// Entries kept in the log behind a snapshot (for followers slightly behind).
     pub keep_after_snapshot: u64,
+    /// Writes the leader puts into one entry at most (group commit, see
+    /// `batch.rs`); 1: every write an entry of its own.
+    pub write_batch: usize,
 }
 
 impl Default for RaftTuning {
@@ -50,6 +54,7 @@ impl Default for RaftTuning {
             election_max_ms: 300,
             snapshot_every: 1000,
             keep_after_snapshot: 500,
+            write_batch: 64,
         }
     }
 }
@@ -226,6 +231,8 @@ pub struct Node {
     pub id: NodeId,
     pub info: NodeInfo,
     pub(crate) raft: Raft,
+    /// Every write this node proposes as the leader goes through it.
+    batcher: crate::batch::Batcher,
     pub(crate) shared: Arc<SharedState>,
     pub(crate) registry: Registry,
     pub(crate) peers: PeerClient,
@@ -418,6 +425,7 @@ impl Node {
             .map_err(|e| StartError::PeerListen(cfg.peer_addr.clone(), e.to_string()))?;
 
         let leases = Leases::new(cfg.stale_bound);
+        let batcher = crate::batch::Batcher::start(raft.clone(), t.write_batch);
         let node = Arc::new(Node {
             id: cfg.node_id,
             info: NodeInfo {
@@ -425,6 +433,7 @@ impl Node {
                 peer_addr: cfg.peer_addr,
             },
             raft,
+            batcher,
             registry: Registry::new(
                 shared.clone(),
                 root.clone(),
@@ -806,7 +815,9 @@ impl Node {
             ForwardResponse::Written { outcome, .. } => match outcome.clone().first().0 {
                 Outcome::Applied => Ok(()),
                 Outcome::Rejected(r) => Err(r.into()),
-                Outcome::Repeated { .. } => Err(NodeError::Internal("nested repeat".into())),
+                Outcome::Repeated { .. } | Outcome::Batch(_) => {
+                    Err(NodeError::Internal("nested outcome".into()))
+                }
             },
             ForwardResponse::NotLeader { .. } => {
                 Err(NodeError::Unavailable("this node is not the leader".into()))
@@ -846,25 +857,35 @@ impl Node {
                 let now = self.now_ms();
                 p.stamp_ms = now;
                 p.command = p.command.stamped(now);
-                match self.raft.client_write(*p).await {
+                match self.batcher.write(*p).await {
+                    // The barrier of another write of the same entry passed.
+                    Ok(r) if self.shared.safe_index() >= r.log_id.index => {
+                        ForwardResponse::Written {
+                            outcome: r.outcome,
+                            log_index: r.log_id.index,
+                        }
+                    }
                     Ok(r) => {
                         // Acknowledge only when no node can serve older state.
                         match tasks::barrier(self, r.log_id.leader_id.term, r.log_id.index).await {
                             Ok(()) => {
                                 self.shared.raise_safe(r.log_id.index);
                                 ForwardResponse::Written {
-                                    outcome: r.data,
+                                    outcome: r.outcome,
                                     log_index: r.log_id.index,
                                 }
                             }
                             Err(e) => ForwardResponse::Unavailable(e.to_string()),
                         }
                     }
-                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                        ForwardResponse::NotLeader {
-                            leader: f.leader_id,
+                    Err(WriteError::Raft(e)) => match *e {
+                        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
+                            ForwardResponse::NotLeader {
+                                leader: f.leader_id,
+                            }
                         }
-                    }
+                        e => ForwardResponse::Failed(e.to_string()),
+                    },
                     Err(e) => ForwardResponse::Failed(e.to_string()),
                 }
             }
@@ -1157,7 +1178,9 @@ impl Node {
                 })
             }
             (Outcome::Rejected(r), _) => Err(r.into()),
-            (Outcome::Repeated { .. }, _) => Err(NodeError::Internal("nested repeat".into())),
+            (Outcome::Repeated { .. } | Outcome::Batch(_), _) => {
+                Err(NodeError::Internal("nested outcome".into()))
+            }
         }
     }
 

@@ -797,7 +797,7 @@ pub(crate) async fn scheduler_loop(node: Arc<Node>) {
                     tracing::info!(key_id = %key_id, "imported key material expired and was deleted")
                 }
                 Ok(Outcome::Rejected(Rejection::NotDue(_) | Rejection::NotFound(_)))
-                | Ok(Outcome::Repeated { .. }) => {}
+                | Ok(Outcome::Repeated { .. } | Outcome::Batch(_)) => {}
                 Ok(Outcome::Rejected(r)) => {
                     tracing::warn!(key_id = %key_id, reason = %r, "expiry of imported material refused")
                 }
@@ -812,7 +812,7 @@ pub(crate) async fn scheduler_loop(node: Arc<Node>) {
                     tracing::info!(key_id = %key_id, "key deleted: its deletion date passed")
                 }
                 Ok(Outcome::Rejected(Rejection::NotDue(_) | Rejection::NotFound(_)))
-                | Ok(Outcome::Repeated { .. }) => {}
+                | Ok(Outcome::Repeated { .. } | Outcome::Batch(_)) => {}
                 Ok(Outcome::Rejected(r)) => {
                     tracing::warn!(key_id = %key_id, reason = %r, "scheduled deletion refused")
                 }
@@ -847,7 +847,7 @@ pub(crate) async fn scheduler_loop(node: Arc<Node>) {
                     tracing::info!(key_id = %key_id, version = next, "key rotated automatically")
                 }
                 Ok(Outcome::Rejected(Rejection::NotDue(_) | Rejection::NotFound(_)))
-                | Ok(Outcome::Repeated { .. }) => {}
+                | Ok(Outcome::Repeated { .. } | Outcome::Batch(_)) => {}
                 Ok(Outcome::Rejected(r)) => {
                     tracing::warn!(key_id = %key_id, reason = %r, "automatic rotation refused")
                 }

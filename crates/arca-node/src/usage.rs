@@ -214,7 +214,7 @@ pub(crate) async fn report_loop(node: Arc<Node>) {
                 uses: uses.clone(),
             };
             match node.propose(None, cmd).await {
-                Ok(Outcome::Applied) | Ok(Outcome::Repeated { .. }) => {}
+                Ok(Outcome::Applied | Outcome::Repeated { .. } | Outcome::Batch(_)) => {}
                 Ok(Outcome::Rejected(r)) => {
                     tracing::warn!(reason = %r, "key usage report refused");
                 }

@@ -731,6 +731,13 @@ pub enum Command {
     },
     /// Ends a rotation whose secrets are all under the new root key.
     FinishRootKeyRotation,
+    /// Proposals the leader put into one entry, so that concurrent writes
+    /// share its append, fsync and replication (group commit). Applied in
+    /// order, each as if it were an entry of its own at this index and this
+    /// entry's stamp; a batch inside a batch is refused.
+    Batch {
+        proposals: Vec<Proposal>,
+    },
 }
 
 /// The last successful cryptographic use of a key the cluster knows of.
@@ -785,6 +792,17 @@ impl Command {
             Command::BeginRootKeyRotation { .. } => "BeginRootKeyRotation",
             Command::RewrapMaterial { .. } => "RewrapMaterial",
             Command::FinishRootKeyRotation => "FinishRootKeyRotation",
+            Command::Batch { .. } => "Batch",
+        }
+    }
+
+    /// Whether applying it re-wraps secrets (the old wrapping is then left
+    /// in freed pages and in the log, to be shredded).
+    pub fn rewraps(&self) -> bool {
+        match self {
+            Command::RewrapMaterial { .. } | Command::FinishRootKeyRotation => true,
+            Command::Batch { proposals } => proposals.iter().any(|p| p.command.rewraps()),
+            _ => false,
         }
     }
 
@@ -820,7 +838,8 @@ impl Command {
             | Command::RecordKeyUsage { .. }
             | Command::BeginRootKeyRotation { .. }
             | Command::RewrapMaterial { .. }
-            | Command::FinishRootKeyRotation => None,
+            | Command::FinishRootKeyRotation
+            | Command::Batch { .. } => None,
         }
     }
 
@@ -929,7 +948,9 @@ impl Command {
             | Command::ExpireKeyMaterial { .. }
             | Command::BeginRootKeyRotation { .. }
             | Command::RewrapMaterial { .. }
-            | Command::FinishRootKeyRotation) => c,
+            | Command::FinishRootKeyRotation
+            // Its proposals were stamped one by one.
+            | Command::Batch { .. }) => c,
             // A reporting node's times are believed only up to the leader's.
             Command::RecordKeyUsage { since_ms, mut uses } => {
                 for (_, u) in &mut uses {
@@ -1007,6 +1028,8 @@ pub enum Outcome {
         first: Box<Outcome>,
         created: Option<String>,
     },
+    /// The outcomes of a [`Command::Batch`]'s proposals, in their order.
+    Batch(Vec<Outcome>),
 }
 
 impl Outcome {
@@ -1211,6 +1234,23 @@ impl State {
     /// Applies a proposal committed at log `index`. Either the whole change is
     /// made or nothing is (`Outcome::Rejected`, `Outcome::Repeated`).
     pub fn apply(&mut self, index: u64, p: Proposal) -> (Outcome, Vec<Touched>) {
+        if let Command::Batch { proposals } = p.command {
+            let mut outcomes = Vec::with_capacity(proposals.len());
+            let mut touched = Vec::new();
+            for mut one in proposals {
+                one.stamp_ms = p.stamp_ms;
+                if matches!(one.command, Command::Batch { .. }) {
+                    outcomes.push(Outcome::Rejected(Rejection::Invalid(
+                        "a batch inside a batch".into(),
+                    )));
+                    continue;
+                }
+                let (o, t) = self.apply(index, one);
+                outcomes.push(o);
+                touched.extend(t);
+            }
+            return (Outcome::Batch(outcomes), touched);
+        }
         let mut touched: Vec<Touched> = self
             .dedup
             .advance(p.stamp_ms)
@@ -1629,6 +1669,8 @@ impl State {
             Command::BeginRootKeyRotation { to } => self.begin_root_key_rotation(to, stamp_ms),
             Command::RewrapMaterial { items } => self.rewrap_material(items),
             Command::FinishRootKeyRotation => self.finish_root_key_rotation(index),
+            // `State::apply` opens batches; one reaches here only inside another.
+            Command::Batch { .. } => Err(Rejection::Invalid("a batch inside a batch".into())),
             Command::CreateAlias {
                 name,
                 key_id,

@@ -1751,3 +1751,71 @@ fn import_commands_keep_their_times_through_the_stamp() {
     );
     assert!(debug.contains("PendingImport"));
 }
+
+#[test]
+fn a_batch_applies_each_proposal_as_if_alone_and_answers_each() {
+    let mut s = state();
+    let batch = Command::Batch {
+        proposals: vec![
+            stamped(req(7, 1), 40, Command::CreateKey { key: key(3) }),
+            // Key 1 exists: rejected, and the rest still applies.
+            stamped(None, 40, Command::CreateKey { key: key(1) }),
+            // A retry of the first, in the same entry: its first outcome.
+            stamped(req(7, 1), 40, Command::CreateKey { key: key(3) }),
+            stamped(
+                None,
+                40,
+                Command::UpdateDescription {
+                    key_id: id(2),
+                    description: "two".into(),
+                },
+            ),
+            stamped(None, 40, Command::Batch { proposals: vec![] }),
+        ],
+    };
+    let (outcome, touched) = s.apply(50, stamped(None, 41, batch));
+    let Outcome::Batch(outcomes) = outcome else {
+        panic!("not a batch outcome: {outcome:?}");
+    };
+    assert_eq!(outcomes.len(), 5);
+    assert_eq!(outcomes[0], Outcome::Applied);
+    assert!(matches!(
+        outcomes[1],
+        Outcome::Rejected(Rejection::AlreadyExists(_))
+    ));
+    assert_eq!(
+        outcomes[2],
+        Outcome::Repeated {
+            first: Box::new(Outcome::Applied),
+            created: Some(id(3).to_string()),
+        }
+    );
+    assert_eq!(outcomes[3], Outcome::Applied);
+    assert!(matches!(
+        outcomes[4],
+        Outcome::Rejected(Rejection::Invalid(_))
+    ));
+    // Applied at the entry's index, and every change is reported for storage.
+    assert_eq!(s.keys[&id(3)].revision, 50);
+    assert_eq!(s.keys[&id(2)].description, "two");
+    assert!(touched.contains(&Touched::Key(id(3))));
+    assert!(touched.contains(&Touched::Key(id(2))));
+    // The same as applying them one by one at that index.
+    let mut one_by_one = state();
+    for c in [
+        stamped(req(7, 1), 41, Command::CreateKey { key: key(3) }),
+        stamped(None, 41, Command::CreateKey { key: key(1) }),
+        stamped(req(7, 1), 41, Command::CreateKey { key: key(3) }),
+        stamped(
+            None,
+            41,
+            Command::UpdateDescription {
+                key_id: id(2),
+                description: "two".into(),
+            },
+        ),
+    ] {
+        one_by_one.apply(50, c);
+    }
+    assert_eq!(s, one_by_one);
+}

@@ -139,7 +139,12 @@ pub async fn run(cmd: BenchCmd) -> anyhow::Result<()> {
         BenchCmd::CreateKey(a) => {
             let creds = a.credentials();
             let body = serde_json::to_vec(&json!({"Description": "arca bench create-key"}))?;
-            load(&a, signed(&a, &creds, "TrentService.CreateKey", body)?, "CreateKey").await
+            load(
+                &a,
+                signed(&a, &creds, "TrentService.CreateKey", body)?,
+                "CreateKey",
+            )
+            .await
         }
         BenchCmd::Floor(a) => {
             let auth = authority(&a.endpoint)?;

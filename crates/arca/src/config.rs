@@ -174,6 +174,7 @@ pub struct RaftSection {
     pub snapshot_every: Option<u64>,
     pub keep_after_snapshot: Option<u64>,
     pub write_timeout_ms: Option<u64>,
+    pub write_batch: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

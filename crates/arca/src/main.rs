@@ -471,6 +471,11 @@ async fn server(a: ServerArgs) -> anyhow::Result<()> {
         election_max_ms: r.election_max_ms.unwrap_or(d.election_max_ms),
         snapshot_every: r.snapshot_every.unwrap_or(d.snapshot_every),
         keep_after_snapshot: r.keep_after_snapshot.unwrap_or(d.keep_after_snapshot),
+        write_batch: match r.write_batch {
+            Some(0) => anyhow::bail!("[raft] write_batch must be at least 1"),
+            Some(n) => n.min(1024),
+            None => d.write_batch,
+        },
     };
     let l = &file.limits;
     let positive = |name: &str, v: Option<usize>, default: usize| -> anyhow::Result<usize> {

@@ -172,11 +172,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     EntryPayload::Normal(cmd) => {
                         // Re-wrapping leaves the old wrapping in freed pages
                         // and in the log: shredded like a deleted key's.
-                        let rewrap = matches!(
-                            cmd.command,
-                            arca_state::Command::RewrapMaterial { .. }
-                                | arca_state::Command::FinishRootKeyRotation
-                        );
+                        let rewrap = cmd.command.rewraps();
                         let (outcome, touched) = a.state.apply(entry.log_id.index, cmd);
                         if rewrap && matches!(outcome, arca_state::Outcome::Applied) {
                             changes.deleted_at = Some(entry.log_id.index);

@@ -76,7 +76,9 @@ pub const FORMAT: &str = "format_version";
 /// 2: wrapped secrets name their root key (wrap format `0x02`), and the state
 ///    holds the root keys' record (`sm_meta` `root_keys`); a release that
 ///    reads only 1 would not open secrets re-wrapped by a rotation.
-pub const FORMAT_VERSION: u32 = 2;
+/// 3: the log may hold batch entries (`Command::Batch`, group commit), which
+///    a release that reads only 2 cannot decode.
+pub const FORMAT_VERSION: u32 = 3;
 
 /// The data directory was written in a format this release cannot read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -58,3 +58,26 @@ fn the_rewritten_database_keeps_mode_0600() {
     db.rewrite().unwrap();
     assert_eq!(mode(&tmp.path().join("arca.redb")), 0o600);
 }
+
+/// A batch entry (group commit) is stored and read back like any entry.
+#[test]
+fn a_batch_entry_round_trips_through_the_stored_encoding() {
+    let one = arca_state::Proposal::new(
+        None,
+        arca_state::Command::UpdateDescription {
+            key_id: arca_state::KeyId::from_bytes([3; 16]),
+            description: "three".into(),
+        },
+    );
+    let batch = arca_state::Proposal::new(
+        None,
+        arca_state::Command::Batch {
+            proposals: vec![one.clone(), one],
+        },
+    );
+    let back: arca_state::Proposal = dec(&enc(&batch).unwrap()).unwrap();
+    assert_eq!(back, batch);
+    let outcome = arca_state::Outcome::Batch(vec![arca_state::Outcome::Applied]);
+    let back: arca_state::Outcome = dec(&enc(&outcome).unwrap()).unwrap();
+    assert_eq!(back, outcome);
+}
