@@ -158,6 +158,14 @@ async fn metrics_count_leader_changes_elections_and_barriers() {
         c.metric(leader, "arca_write_barriers_total{outcome=\"failed\"}"),
         Some(0)
     );
+    // Every write goes through group commit: at least one, in no more log
+    // entries than writes.
+    let writes = c.metric(leader, "arca_raft_writes_proposed_total").unwrap();
+    let entries = c.metric(leader, "arca_raft_write_entries_total").unwrap();
+    assert!(
+        writes >= 1 && (1..=writes).contains(&entries),
+        "{writes} writes in {entries} entries"
+    );
 
     let survivors: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
     let before: Vec<i64> = survivors

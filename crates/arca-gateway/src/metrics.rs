@@ -212,6 +212,18 @@ fn render_counters(out: &mut String, raft: &RaftView) {
     );
     counter(
         out,
+        "arca_raft_writes_proposed_total",
+        "Writes this node proposed as the leader.",
+        c.writes_proposed,
+    );
+    counter(
+        out,
+        "arca_raft_write_entries_total",
+        "Log entries that carried them (group commit: writes proposed / entries is the mean batch).",
+        c.write_entries,
+    );
+    counter(
+        out,
         "arca_snapshots_built_total",
         "Snapshots this node built of its state machine.",
         c.snapshots_built,

@@ -18,6 +18,7 @@ use arca_state::{Command, Outcome, Proposal};
 use openraft::error::{ClientWriteError, RaftError};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
+use crate::counters::Counters;
 use crate::types::{LogId, NodeId, NodeInfo, Raft};
 
 /// Entries being appended and replicated at once.
@@ -71,9 +72,9 @@ pub struct Batcher {
 impl Batcher {
     /// Starts the batching task; `max` proposals at most per entry (1: each
     /// write its own entry, as writes were before batching).
-    pub fn start(raft: Raft, max: usize) -> Self {
+    pub fn start(raft: Raft, max: usize, counters: Arc<Counters>) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(raft, rx, max.max(1)));
+        tokio::spawn(run(raft, rx, max.max(1), counters));
         Self { tx }
     }
 
@@ -95,7 +96,7 @@ impl Batcher {
     }
 }
 
-async fn run(raft: Raft, mut rx: mpsc::Receiver<Pending>, max: usize) {
+async fn run(raft: Raft, mut rx: mpsc::Receiver<Pending>, max: usize, counters: Arc<Counters>) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     while let Some(first) = rx.recv().await {
         // Wait for room first: the writes that arrive meanwhile join this
@@ -114,6 +115,10 @@ async fn run(raft: Raft, mut rx: mpsc::Receiver<Pending>, max: usize) {
                 Err(_) => break,
             }
         }
+        counters
+            .writes_proposed
+            .fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        Counters::bump(&counters.write_entries);
         let raft = raft.clone();
         tokio::spawn(async move {
             propose(&raft, batch).await;

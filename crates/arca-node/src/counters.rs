@@ -25,6 +25,10 @@ pub struct Counters {
     pub barriers_failed: AtomicU64,
     /// Total time spent in write barriers, in microseconds.
     pub barrier_wait_us: AtomicU64,
+    /// Writes this node proposed as the leader, and the log entries that
+    /// carried them (group commit: several writes share an entry).
+    pub writes_proposed: AtomicU64,
+    pub write_entries: AtomicU64,
     /// Snapshots this node built from its state machine.
     pub snapshots_built: AtomicU64,
     /// Snapshots this node (as leader) sent to a follower in full.
@@ -42,6 +46,8 @@ pub struct CountersView {
     pub barriers_passed: u64,
     pub barriers_failed: u64,
     pub barrier_wait_us: u64,
+    pub writes_proposed: u64,
+    pub write_entries: u64,
     pub snapshots_built: u64,
     pub snapshots_sent: u64,
     pub snapshots_installed: u64,
@@ -61,6 +67,8 @@ impl Counters {
             barriers_passed: l(&self.barriers_passed),
             barriers_failed: l(&self.barriers_failed),
             barrier_wait_us: l(&self.barrier_wait_us),
+            writes_proposed: l(&self.writes_proposed),
+            write_entries: l(&self.write_entries),
             snapshots_built: l(&self.snapshots_built),
             snapshots_sent: l(&self.snapshots_sent),
             snapshots_installed: l(&self.snapshots_installed),

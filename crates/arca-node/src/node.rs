@@ -425,7 +425,7 @@ impl Node {
             .map_err(|e| StartError::PeerListen(cfg.peer_addr.clone(), e.to_string()))?;
 
         let leases = Leases::new(cfg.stale_bound);
-        let batcher = crate::batch::Batcher::start(raft.clone(), t.write_batch);
+        let batcher = crate::batch::Batcher::start(raft.clone(), t.write_batch, counters.clone());
         let node = Arc::new(Node {
             id: cfg.node_id,
             info: NodeInfo {
