@@ -376,27 +376,22 @@ impl Registry {
     /// serves a request from what it has loaded. `None` while requests wait
     /// in the actor's mailbox, too.
     fn published(&self, key_id: KeyId) -> Option<Arc<Loaded>> {
-        let (loaded, published) = {
-            let map = self.actors.read().unwrap_or_else(|p| p.into_inner());
-            let h = map.get(&key_id)?;
-            // A request does not overtake those queued before it.
-            if h.tx.is_closed() || h.tx.capacity() < h.tx.max_capacity() {
-                return None;
-            }
-            (h.published.get()?, h.published.clone())
-        };
-        let (revision, state) = {
-            let a = self.shared.read();
-            let k = a.state.keys.get(&key_id)?;
-            (k.revision, k.state)
-        };
-        if revision != loaded.revision
-            || revision > self.shared.safe_index()
-            || state != KeyState::Enabled
-        {
+        let map = self.actors.read().unwrap_or_else(|p| p.into_inner());
+        let h = map.get(&key_id)?;
+        // A request does not overtake those queued before it.
+        if h.tx.is_closed() || h.tx.capacity() < h.tx.max_capacity() {
             return None;
         }
-        published.used.store(true, Ordering::Relaxed);
+        let loaded = h.published.get()?;
+        let current = {
+            let a = self.shared.read();
+            let k = a.state.keys.get(&key_id)?;
+            k.revision == loaded.revision && k.state == KeyState::Enabled
+        };
+        if !current || loaded.revision > self.shared.safe_index() {
+            return None;
+        }
+        h.published.used.store(true, Ordering::Relaxed);
         Some(loaded)
     }
 
@@ -764,21 +759,35 @@ mod tests {
         idle: Duration,
         material: [u8; 32],
     ) -> (tempfile::TempDir, Registry, KeyId) {
+        setup_key(
+            mailbox,
+            idle,
+            KeySpec::SymmetricDefault,
+            KeyUsage::EncryptDecrypt,
+            &material,
+        )
+    }
+
+    /// A registry with one key of `spec` whose (plain) material is `material`.
+    fn setup_key(
+        mailbox: usize,
+        idle: Duration,
+        spec: KeySpec,
+        usage: KeyUsage,
+        material: &[u8],
+    ) -> (tempfile::TempDir, Registry, KeyId) {
         let dir = tempfile::tempdir().unwrap();
         let db = crate::store::open_database(dir.path()).unwrap();
         let sm = StateMachineStore::open(db, Default::default()).unwrap();
         let key = arca_crypto::wrap::RootKey::generate().unwrap().0;
         let id = KeyId::from_random([4; 16]);
-        let material = Secret::new(material);
-        let wrapped = key
-            .wrap(material.expose(), material_context(&id, 1))
-            .unwrap();
+        let wrapped = key.wrap(material, material_context(&id, 1)).unwrap();
         let root = Arc::new(RootKeyRing::new(vec![key]).unwrap());
         sm.shared().insert_for_test(KeyRecord::new(
             id,
             String::new(),
-            KeyUsage::EncryptDecrypt,
-            KeySpec::SymmetricDefault,
+            usage,
+            spec,
             KeyVersion {
                 version: 1,
                 version_id: "v1".into(),
@@ -838,30 +847,14 @@ mod tests {
 
     /// A registry with one ECC_NIST_P256 signing key.
     fn setup_signing(idle: Duration) -> (tempfile::TempDir, Registry, KeyId) {
-        let dir = tempfile::tempdir().unwrap();
-        let db = crate::store::open_database(dir.path()).unwrap();
-        let sm = StateMachineStore::open(db, Default::default()).unwrap();
-        let key = arca_crypto::wrap::RootKey::generate().unwrap().0;
-        let id = KeyId::from_random([5; 16]);
         let material = arca_keys::generate(arca_keys::KeySpec::EccNistP256).unwrap();
-        let wrapped = key
-            .wrap(material.expose(), material_context(&id, 1))
-            .unwrap();
-        let root = Arc::new(RootKeyRing::new(vec![key]).unwrap());
-        sm.shared().insert_for_test(KeyRecord::new(
-            id,
-            String::new(),
-            KeyUsage::SignVerify,
+        setup_key(
+            8,
+            idle,
             KeySpec::EccNistP256,
-            KeyVersion {
-                version: 1,
-                version_id: "v1".into(),
-                public_key: None,
-                wrapped,
-                created_ms: 0,
-            },
-        ));
-        (dir, Registry::new(sm.shared(), root, 8, idle, 4), id)
+            KeyUsage::SignVerify,
+            material.expose(),
+        )
     }
 
     type SignReply = oneshot::Receiver<Result<(KeyOut, String), NodeError>>;
