@@ -50,9 +50,14 @@ arca audit verify --root-key-file "$work/root.key" "$work/a-node1/data/audit.jso
 start 1 a; ready 1 a
 
 echo "==> a data directory put back from an old copy"
-kill -TERM "${pid[a5]}"; wait "${pid[a5]}" || true; unset 'pid[a5]'
-cp -a "$work/a-node5/data" "$work/node5-copy"
-start 5 a; ready 5 a
+# The node put back is a follower (the case the refusal is for; see the
+# runbook): node 5, or node 4 if node 5 leads.
+leader() { arca cluster status --endpoint "http://${api[a1]}" --json | jq -r '.leader // empty'; }
+wait_until "a leader" '[ -n "$(leader)" ]'
+v=5; [ "$(leader)" != 5 ] || v=4
+kill -TERM "${pid[a$v]}"; wait "${pid[a$v]}" || true; unset "pid[a$v]"
+cp -a "$work/a-node$v/data" "$work/node$v-copy"
+start $v a; ready $v a
 key_three="$(call 1 a DescribeKey '{"KeyId":"alias/three"}' | jq -r .KeyMetadata.KeyId)"
 copied="$(metric 1 a arca_raft_last_log_index)"
 n=0
@@ -60,19 +65,26 @@ until [ "$(metric 1 a arca_raft_purged_index)" -gt $((copied + 10)) ] 2>/dev/nul
   n=$((n + 1)); [ $n -lt 3000 ] || failed "the leader never purged its log"
   call 1 a UpdateKeyDescription "{\"KeyId\":\"$key_three\",\"Description\":\"write $n\"}" >/dev/null
 done
-kill -TERM "${pid[a5]}"; wait "${pid[a5]}" || true; unset 'pid[a5]'
-rm -rf "$work/a-node5/data"; cp -a "$work/node5-copy" "$work/a-node5/data"
-if timeout 30 "$ARCA_BIN" server --config "$work/a-node5/arca.toml" >"$work/put-back.log" 2>&1; then
-  failed "node 5 started on a data directory put back from an old copy"
+# The refusal rests on the leader's record of what node $v acknowledged:
+# wait until a leader other than node $v has replicated to it past its copy.
+matched() {
+  arca cluster status --endpoint "http://${api[a1]}" --json |
+    jq -r --argjson v "$v" 'if .leader == $v then 0 else (.members[] | select(.node_id == $v) | .matched_index // 0) end'
+}
+wait_until "the leader to match node $v past its copy" "[ \"\$(matched)\" -gt $((copied + 10)) ]"
+kill -TERM "${pid[a$v]}"; wait "${pid[a$v]}" || true; unset "pid[a$v]"
+rm -rf "$work/a-node$v/data"; cp -a "$work/node$v-copy" "$work/a-node$v/data"
+if timeout 30 "$ARCA_BIN" server --config "$work/a-node$v/arca.toml" >"$work/put-back.log" 2>&1; then
+  failed "node $v started on a data directory put back from an old copy"
 fi
-grep -q "put back from a copy" "$work/put-back.log" || failed "node 5 did not say why it refused: $(cat "$work/put-back.log")"
+grep -q "put back from a copy" "$work/put-back.log" || failed "node $v did not say why it refused: $(cat "$work/put-back.log")"
 echo "    refused, as it should be: $(grep -o 'It was put back from a copy.*' "$work/put-back.log" | head -c 160)…"
 
 echo "==> 6. the way back: remove the node, start it empty, add it again"
-arca cluster remove-node --endpoint "http://${api[a1]}" --node-id 5
-rm -rf "$work/a-node5/data"; mkdir "$work/a-node5/data"
-start 5 a
-arca cluster add-node --endpoint "http://${api[a1]}" --node-id 5 --api-addr "${api[a5]}" --peer-addr "${peer[a5]}" >/dev/null
-ready 5 a
-check_key 5 a one "$ct_one"
+arca cluster remove-node --endpoint "http://${api[a1]}" --node-id $v
+rm -rf "$work/a-node$v/data"; mkdir "$work/a-node$v/data"
+start $v a
+arca cluster add-node --endpoint "http://${api[a1]}" --node-id $v --api-addr "${api[a$v]}" --peer-addr "${peer[a$v]}" >/dev/null
+ready $v a
+check_key $v a one "$ct_one"
 echo "OK: disaster recovery"
