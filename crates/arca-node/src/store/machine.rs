@@ -144,6 +144,224 @@ pub(super) struct Changes {
     deleted_at: Option<u64>,
 }
 
+/// Applies `entries` to the shared state and commits what they changed in
+/// one redb transaction, all or nothing.
+///
+/// Readers see the change once the state's write lock is released, which
+/// is before the commit returns: every entry applied here is already in this
+/// node's log, flushed, and committed by the cluster, so a crash before the
+/// commit re-applies the same entries to the same state at the next start —
+/// nothing seen can be lost. What must not happen is memory that holds a
+/// change the file never will: if staging or the commit fails, the shared
+/// state is loaded again from the file (the last committed apply) before the
+/// error is returned, and Raft stops on the error.
+pub(super) fn apply_entries(
+    db: &Db,
+    shared: &SharedState,
+    entries: Vec<Entry>,
+) -> Result<(Vec<arca_state::Outcome>, Option<LogId>), StorageError> {
+    let staged = {
+        let mut a = shared.inner.write().unwrap_or_else(|p| p.into_inner());
+        match stage(&mut a, entries) {
+            Ok(staged) => staged,
+            Err(e) => {
+                roll_back(db, &mut a);
+                return Err(e);
+            }
+        }
+    };
+    let (outcomes, last_applied, rows) = staged;
+    if let Some(i) = rows.changes.deleted_at {
+        db.note_deletion(i);
+    }
+    let shred_row = db.shred_after.load(Ordering::SeqCst).to_be_bytes();
+    if let Err(e) = db.durable(|g| commit(g, &rows, &shred_row)) {
+        roll_back(
+            db,
+            &mut shared.inner.write().unwrap_or_else(|p| p.into_inner()),
+        );
+        return Err(e);
+    }
+    Ok((outcomes, last_applied))
+}
+
+/// What one apply writes: the touched records and the state machine's meta.
+pub(super) struct Rows {
+    changes: Changes,
+    applied: Vec<u8>,
+    dedup_clock: Vec<u8>,
+    membership: Vec<u8>,
+    cluster: Option<Vec<u8>>,
+    root_keys: Option<Vec<u8>>,
+}
+
+type Staged = (Vec<arca_state::Outcome>, Option<LogId>, Rows);
+
+/// Applies `entries` to `a` and encodes every record they touched.
+fn stage(a: &mut Applied, entries: Vec<Entry>) -> Result<Staged, StorageError> {
+    let mut outcomes = Vec::with_capacity(entries.len());
+    let mut changes = Changes::default();
+    for entry in entries {
+        a.last_applied = Some(entry.log_id);
+        match entry.payload {
+            EntryPayload::Blank => outcomes.push(arca_state::Outcome::Applied),
+            EntryPayload::Membership(m) => {
+                a.membership = StoredMembership::new(Some(entry.log_id), m);
+                outcomes.push(arca_state::Outcome::Applied);
+            }
+            EntryPayload::Normal(cmd) => {
+                // Re-wrapping leaves the old wrapping in freed pages
+                // and in the log: shredded like a deleted key's.
+                let rewrap = cmd.command.rewraps();
+                let (outcome, touched) = a.state.apply(entry.log_id.index, cmd);
+                if rewrap && matches!(outcome, arca_state::Outcome::Applied) {
+                    changes.deleted_at = Some(entry.log_id.index);
+                }
+                for t in touched {
+                    record(a, &mut changes, entry.log_id.index, t)?;
+                }
+                outcomes.push(outcome);
+            }
+        }
+    }
+    let rows = Rows {
+        applied: enc(&a.last_applied)?,
+        dedup_clock: enc(&a.state.dedup.newest_ms)?,
+        membership: enc(&a.membership)?,
+        cluster: changes.cluster.as_ref().map(enc).transpose()?,
+        root_keys: changes.root_keys.as_ref().map(enc).transpose()?,
+        changes,
+    };
+    Ok((outcomes, a.last_applied, rows))
+}
+
+/// Encodes the record `t` names as `a` now holds it (`None`: removed).
+fn record(a: &Applied, changes: &mut Changes, index: u64, t: Touched) -> Result<(), StorageError> {
+    match t {
+        Touched::Cluster => changes.cluster = Some(a.state.cluster.clone()),
+        Touched::Key(id) => {
+            let row = a.state.keys.get(&id).map(enc).transpose()?;
+            if row.is_none() {
+                changes.deleted_at = Some(index);
+            }
+            changes.keys.push((id.as_bytes().to_vec(), row));
+        }
+        Touched::AccessKey(id) => {
+            let row = a.state.access_keys.get(&id).map(enc).transpose()?;
+            changes.access_keys.push((id, row));
+        }
+        Touched::User(name) => {
+            let row = a.state.users.get(&name).map(enc).transpose()?;
+            changes.users.push((name, row));
+        }
+        Touched::Grant(id) => {
+            let row = a.state.grants.get(&id).map(enc).transpose()?;
+            changes.grants.push((id, row));
+        }
+        Touched::Alias(name) => {
+            let row = a.state.aliases.get(&name).map(enc).transpose()?;
+            changes.aliases.push((name, row));
+        }
+        Touched::DedupAdded(id) => {
+            let row = a.state.dedup.entries.get(&id).map(enc).transpose()?;
+            changes.dedup.push((id, row));
+        }
+        Touched::DedupEvicted(id) => changes.dedup.push((id, None)),
+        Touched::KeyUsage(id) => {
+            let row = a.state.key_usage.get(&id).map(enc).transpose()?;
+            changes.key_usage.push((id.as_bytes().to_vec(), row));
+        }
+        Touched::UsageSince => changes.usage_since = Some(enc(&a.state.usage_since_ms)?),
+        Touched::RootKeys => changes.root_keys = Some(a.state.root_keys.clone()),
+    }
+    Ok(())
+}
+
+/// Puts back in `a` what the file holds: the state as of the last
+/// committed apply. If even that read fails, `a` stays as it is; Raft stops
+/// on the apply's error either way, and a restart loads the file.
+fn roll_back(db: &Db, a: &mut Applied) {
+    match load_state(&db.get()) {
+        Ok(committed) => *a = committed,
+        Err(e) => tracing::error!(
+            error = %e,
+            "an apply failed and the state could not be read back from the file: restart the node"
+        ),
+    }
+}
+
+/// Writes one apply's rows in one transaction.
+fn commit(g: &Database, rows: &Rows, shred_row: &[u8]) -> Result<(), StorageError> {
+    #[cfg(test)]
+    if FAIL_COMMIT.with(|f| f.get()) {
+        return Err(w(std::io::Error::other("a commit failed (test)")));
+    }
+    let changes = &rows.changes;
+    let txn = g.begin_write().map_err(w)?;
+    if changes.deleted_at.is_some() {
+        let mut meta = txn.open_table(META).map_err(w)?;
+        meta.insert(SHRED_AFTER, shred_row).map_err(w)?;
+    }
+    {
+        let mut m = txn.open_table(SM_META).map_err(w)?;
+        m.insert(APPLIED, rows.applied.as_slice()).map_err(w)?;
+        m.insert(MEMBERSHIP, rows.membership.as_slice())
+            .map_err(w)?;
+        m.insert(DEDUP_CLOCK, rows.dedup_clock.as_slice())
+            .map_err(w)?;
+        if let Some(c) = &rows.cluster {
+            m.insert(CLUSTER, c.as_slice()).map_err(w)?;
+        }
+        if let Some(u) = &changes.usage_since {
+            m.insert(USAGE_SINCE, u.as_slice()).map_err(w)?;
+        }
+        if let Some(rk) = &rows.root_keys {
+            m.insert(ROOT_KEYS, rk.as_slice()).map_err(w)?;
+        }
+        if !changes.key_usage.is_empty() {
+            let mut t = txn.open_table(SM_KEY_USAGE).map_err(w)?;
+            write_rows(&mut t, &changes.key_usage, |id| id.as_slice())?;
+        }
+        let mut k = txn.open_table(SM_KEYS).map_err(w)?;
+        write_rows(&mut k, &changes.keys, |id| id.as_slice())?;
+        let mut a = txn.open_table(SM_ACCESS_KEYS).map_err(w)?;
+        write_rows(&mut a, &changes.access_keys, |id| id.as_str())?;
+        let mut u = txn.open_table(SM_USERS).map_err(w)?;
+        write_rows(&mut u, &changes.users, |name| name.as_str())?;
+        let mut gr = txn.open_table(SM_GRANTS).map_err(w)?;
+        write_rows(&mut gr, &changes.grants, |id| id.as_str())?;
+        let mut al = txn.open_table(SM_ALIASES).map_err(w)?;
+        write_rows(&mut al, &changes.aliases, |name| name.as_str())?;
+        let mut d = txn.open_table(SM_DEDUP).map_err(w)?;
+        write_rows(&mut d, &changes.dedup, |id| id.as_slice())?;
+    }
+    txn.commit().map_err(w)
+}
+
+/// Inserts each `Some` row and removes each `None` one.
+fn write_rows<'k, K, I: 'k>(
+    t: &mut redb::Table<'_, K, &'static [u8]>,
+    rows: &'k [(I, Option<Vec<u8>>)],
+    key: impl Fn(&'k I) -> K::SelfType<'k>,
+) -> Result<(), StorageError>
+where
+    K: redb::Key + 'static,
+{
+    for (id, row) in rows {
+        match row {
+            Some(b) => t.insert(key(id), b.as_slice()).map_err(w)?,
+            None => t.remove(key(id)).map_err(w)?,
+        };
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Makes the next commits on this thread fail, for the roll-back test.
+    pub(super) static FAIL_COMMIT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 impl RaftStateMachine<TypeConfig> for StateMachineStore {
     type SnapshotBuilder = StateMachineStore;
 
@@ -157,170 +375,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut outcomes = Vec::new();
-        let mut changes = Changes::default();
-        let (last_applied, membership, dedup_clock) = {
-            let mut a = self.shared.inner.write().unwrap_or_else(|p| p.into_inner());
-            for entry in entries {
-                a.last_applied = Some(entry.log_id);
-                match entry.payload {
-                    EntryPayload::Blank => outcomes.push(arca_state::Outcome::Applied),
-                    EntryPayload::Membership(m) => {
-                        a.membership = StoredMembership::new(Some(entry.log_id), m);
-                        outcomes.push(arca_state::Outcome::Applied);
-                    }
-                    EntryPayload::Normal(cmd) => {
-                        // Re-wrapping leaves the old wrapping in freed pages
-                        // and in the log: shredded like a deleted key's.
-                        let rewrap = cmd.command.rewraps();
-                        let (outcome, touched) = a.state.apply(entry.log_id.index, cmd);
-                        if rewrap && matches!(outcome, arca_state::Outcome::Applied) {
-                            changes.deleted_at = Some(entry.log_id.index);
-                        }
-                        for t in touched {
-                            match t {
-                                Touched::Cluster => {
-                                    changes.cluster = Some(a.state.cluster.clone());
-                                }
-                                Touched::Key(id) => {
-                                    let row = a.state.keys.get(&id).map(enc).transpose()?;
-                                    if row.is_none() {
-                                        changes.deleted_at = Some(entry.log_id.index);
-                                    }
-                                    changes.keys.push((id.as_bytes().to_vec(), row));
-                                }
-                                Touched::AccessKey(id) => {
-                                    let row = a.state.access_keys.get(&id).map(enc).transpose()?;
-                                    changes.access_keys.push((id, row));
-                                }
-                                Touched::User(name) => {
-                                    let row = a.state.users.get(&name).map(enc).transpose()?;
-                                    changes.users.push((name, row));
-                                }
-                                Touched::Grant(id) => {
-                                    let row = a.state.grants.get(&id).map(enc).transpose()?;
-                                    changes.grants.push((id, row));
-                                }
-                                Touched::Alias(name) => {
-                                    let row = a.state.aliases.get(&name).map(enc).transpose()?;
-                                    changes.aliases.push((name, row));
-                                }
-                                Touched::DedupAdded(id) => {
-                                    let row =
-                                        a.state.dedup.entries.get(&id).map(enc).transpose()?;
-                                    changes.dedup.push((id, row));
-                                }
-                                Touched::DedupEvicted(id) => changes.dedup.push((id, None)),
-                                Touched::KeyUsage(id) => {
-                                    let row = a.state.key_usage.get(&id).map(enc).transpose()?;
-                                    changes.key_usage.push((id.as_bytes().to_vec(), row));
-                                }
-                                Touched::UsageSince => {
-                                    changes.usage_since = Some(enc(&a.state.usage_since_ms)?);
-                                }
-                                Touched::RootKeys => {
-                                    changes.root_keys = Some(a.state.root_keys.clone());
-                                }
-                            }
-                        }
-                        outcomes.push(outcome);
-                    }
-                }
-            }
-            (
-                a.last_applied,
-                a.membership.clone(),
-                a.state.dedup.newest_ms,
-            )
-        };
-        let applied_row = enc(&last_applied)?;
-        let dedup_clock_row = enc(&dedup_clock)?;
-        let membership_row = enc(&membership)?;
-        let cluster_row = changes.cluster.map(|c| enc(&c)).transpose()?;
-        let root_keys_row = changes.root_keys.as_ref().map(enc).transpose()?;
-        if let Some(i) = changes.deleted_at {
-            self.db.note_deletion(i);
-        }
-        let shred_row = self.db.shred_after.load(Ordering::SeqCst).to_be_bytes();
+        let entries: Vec<Entry> = entries.into_iter().collect();
         let db = self.db.clone();
-        blocking(move || {
-            db.durable(|g| {
-                let txn = g.begin_write().map_err(w)?;
-                if changes.deleted_at.is_some() {
-                    let mut meta = txn.open_table(META).map_err(w)?;
-                    meta.insert(SHRED_AFTER, shred_row.as_slice()).map_err(w)?;
-                }
-                {
-                    let mut m = txn.open_table(SM_META).map_err(w)?;
-                    m.insert(APPLIED, applied_row.as_slice()).map_err(w)?;
-                    m.insert(MEMBERSHIP, membership_row.as_slice()).map_err(w)?;
-                    m.insert(DEDUP_CLOCK, dedup_clock_row.as_slice())
-                        .map_err(w)?;
-                    if let Some(c) = &cluster_row {
-                        m.insert(CLUSTER, c.as_slice()).map_err(w)?;
-                    }
-                    if let Some(u) = &changes.usage_since {
-                        m.insert(USAGE_SINCE, u.as_slice()).map_err(w)?;
-                    }
-                    if !changes.key_usage.is_empty() {
-                        let mut t = txn.open_table(SM_KEY_USAGE).map_err(w)?;
-                        for (id, row) in &changes.key_usage {
-                            match row {
-                                Some(b) => t.insert(id.as_slice(), b.as_slice()).map_err(w)?,
-                                None => t.remove(id.as_slice()).map_err(w)?,
-                            };
-                        }
-                    }
-                    if let Some(rk) = &root_keys_row {
-                        m.insert(ROOT_KEYS, rk.as_slice()).map_err(w)?;
-                    }
-                    let mut k = txn.open_table(SM_KEYS).map_err(w)?;
-                    for (id, row) in &changes.keys {
-                        match row {
-                            Some(b) => k.insert(id.as_slice(), b.as_slice()).map_err(w)?,
-                            None => k.remove(id.as_slice()).map_err(w)?,
-                        };
-                    }
-                    let mut a = txn.open_table(SM_ACCESS_KEYS).map_err(w)?;
-                    for (id, row) in &changes.access_keys {
-                        match row {
-                            Some(b) => a.insert(id.as_str(), b.as_slice()).map_err(w)?,
-                            None => a.remove(id.as_str()).map_err(w)?,
-                        };
-                    }
-                    let mut u = txn.open_table(SM_USERS).map_err(w)?;
-                    for (name, row) in &changes.users {
-                        match row {
-                            Some(b) => u.insert(name.as_str(), b.as_slice()).map_err(w)?,
-                            None => u.remove(name.as_str()).map_err(w)?,
-                        };
-                    }
-                    let mut g = txn.open_table(SM_GRANTS).map_err(w)?;
-                    for (id, row) in &changes.grants {
-                        match row {
-                            Some(b) => g.insert(id.as_str(), b.as_slice()).map_err(w)?,
-                            None => g.remove(id.as_str()).map_err(w)?,
-                        };
-                    }
-                    let mut al = txn.open_table(SM_ALIASES).map_err(w)?;
-                    for (name, row) in &changes.aliases {
-                        match row {
-                            Some(b) => al.insert(name.as_str(), b.as_slice()).map_err(w)?,
-                            None => al.remove(name.as_str()).map_err(w)?,
-                        };
-                    }
-                    let mut d = txn.open_table(SM_DEDUP).map_err(w)?;
-                    for (id, row) in &changes.dedup {
-                        match row {
-                            Some(b) => d.insert(id.as_slice(), b.as_slice()).map_err(w)?,
-                            None => d.remove(id.as_slice()).map_err(w)?,
-                        };
-                    }
-                }
-                txn.commit().map_err(w)
-            })
-        })
-        .await?;
+        let shared = self.shared.clone();
+        let (outcomes, last_applied) =
+            blocking(move || apply_entries(&db, &shared, entries)).await?;
         if let Some(l) = last_applied {
             self.shared.applied_tx.send_replace(l.index);
         }

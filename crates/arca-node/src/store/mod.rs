@@ -7,6 +7,8 @@
 //! - `save_vote` returns after the vote is committed;
 //! - the applied log id, the membership and every record an entry touched are
 //!   committed in one transaction, so a restart neither skips nor repeats;
+//!   an apply that fails leaves the shared state as the file holds it
+//!   (`machine.rs` `apply_entries`);
 //! - `install_snapshot` replaces the whole state machine in one transaction.
 //!
 //! Everything stored here is either public metadata or wrapped under the root key.

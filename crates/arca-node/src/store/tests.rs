@@ -81,3 +81,74 @@ fn a_batch_entry_round_trips_through_the_stored_encoding() {
     let back: arca_state::Outcome = dec(&enc(&outcome).unwrap()).unwrap();
     assert_eq!(back, outcome);
 }
+
+fn entry(index: u64, command: arca_state::Command) -> Entry {
+    Entry {
+        log_id: LogId::new(openraft::CommittedLeaderId::new(1, 1), index),
+        payload: EntryPayload::Normal(arca_state::Proposal::new(None, command)),
+    }
+}
+
+fn user(name: &str) -> arca_state::Command {
+    arca_state::Command::CreateAccessKey {
+        key: AccessKeyRecord {
+            access_key_id: format!("AKIA{}", name.to_uppercase()),
+            wrapped_secret: vec![1, 2, 3],
+            user: name.into(),
+            created_ms: 5,
+        },
+    }
+}
+
+fn init() -> arca_state::Command {
+    arca_state::Command::InitCluster {
+        info: arca_state::ClusterInfo {
+            region: "us-east-1".into(),
+            account_id: "111122223333".into(),
+            root_check_value: [1; 16],
+            created_ms: 5,
+        },
+        admin: AccessKeyRecord {
+            access_key_id: "AKIAADMIN".into(),
+            wrapped_secret: vec![1, 2, 3],
+            user: "alice".into(),
+            created_ms: 5,
+        },
+    }
+}
+
+fn users(shared: &SharedState) -> Vec<String> {
+    shared.read().state.users.keys().cloned().collect()
+}
+
+/// Apply is all or nothing: when the commit of a batch of entries fails,
+/// the state readers see is what the file holds, not the half of it that
+/// was staged; the same entries apply once the commit succeeds.
+#[test]
+fn a_failed_commit_leaves_the_shared_state_as_the_file_holds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open_database(dir.path()).unwrap();
+    let sm = StateMachineStore::open(db.clone(), Default::default()).unwrap();
+    let shared = sm.shared();
+    let (out, last) = apply_entries(&db, &shared, vec![entry(1, init())]).unwrap();
+    assert_eq!(out, vec![arca_state::Outcome::Applied]);
+    assert_eq!(users(&shared), ["alice"]);
+    assert_eq!(last.map(|l| l.index), Some(1));
+
+    let next = vec![entry(2, user("bob")), entry(3, user("carol"))];
+    FAIL_COMMIT.with(|f| f.set(true));
+    let failed = apply_entries(&db, &shared, next.clone());
+    FAIL_COMMIT.with(|f| f.set(false));
+    assert!(failed.is_err());
+    assert_eq!(users(&shared), ["alice"]);
+    assert_eq!(shared.read().last_applied.map(|l| l.index), Some(1));
+
+    let (out, last) = apply_entries(&db, &shared, next).unwrap();
+    assert_eq!(out, vec![arca_state::Outcome::Applied; 2]);
+    assert_eq!(last.map(|l| l.index), Some(3));
+    assert_eq!(users(&shared), ["alice", "bob", "carol"]);
+    // What readers see is what a restart loads.
+    let loaded = load_state(&db.get()).unwrap();
+    assert_eq!(loaded.state.users, shared.read().state.users);
+    assert_eq!(loaded.last_applied, shared.read().last_applied);
+}
