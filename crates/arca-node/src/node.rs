@@ -35,7 +35,9 @@ pub struct RaftTuning {
     pub heartbeat_ms: u64,
     pub election_min_ms: u64,
     pub election_max_ms: u64,
-    /// Build a snapshot after this many applied entries.
+    /// Build a snapshot after at least this many applied entries — and once
+    /// the log since the last snapshot is as large as that snapshot
+    /// (`tasks::snapshot_loop`).
     pub snapshot_every: u64,
     /// Entries kept in the log behind a snapshot (for followers slightly behind).
     pub keep_after_snapshot: u64,
@@ -66,6 +68,9 @@ pub struct NodeConfig {
     /// The peer address to listen on and advertise.
     pub peer_addr: String,
     pub data_dir: PathBuf,
+    /// redb's page cache for the data file, in bytes
+    /// (`store::DEFAULT_CACHE_BYTES` unless configured).
+    pub db_cache_bytes: usize,
     /// The root keys this node holds (one, or two during a root-key rotation).
     pub root_keys: RootKeyRing,
     /// Secrets re-wrapped per entry while the leader rotates the root key.
@@ -291,7 +296,7 @@ impl Node {
     pub async fn start(cfg: NodeConfig) -> Result<Arc<Node>, StartError> {
         std::fs::create_dir_all(&cfg.data_dir)
             .map_err(|e| StartError::DataDir(cfg.data_dir.clone(), e.to_string()))?;
-        let db = store::open_database(&cfg.data_dir)
+        let db = store::open_database_with_cache(&cfg.data_dir, cfg.db_cache_bytes)
             .map_err(|e| StartError::DataDir(cfg.data_dir.clone(), e.to_string()))?;
         let st = |e: crate::types::StorageError| StartError::Storage(e.to_string());
         // A data directory of a newer release is not read at all.
@@ -397,7 +402,8 @@ impl Node {
             // pre-vote and a timeout drawn afresh for every attempt.
             enable_elect: false,
             install_snapshot_timeout: 2000,
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(t.snapshot_every),
+            // Snapshots are paced by `tasks::snapshot_loop`.
+            snapshot_policy: SnapshotPolicy::Never,
             max_in_snapshot_log_to_keep: t.keep_after_snapshot,
             ..Default::default()
         }
@@ -493,12 +499,13 @@ impl Node {
         let rewrap = tokio::spawn(crate::rotation::rewrap_loop(node.clone()));
         let shred = tokio::spawn(crate::rotation::shred_loop(node.clone()));
         let leadership = tokio::spawn(crate::counters::leadership_watch(node.clone()));
+        let snapshots = tokio::spawn(tasks::snapshot_loop(node.clone(), t.snapshot_every));
         node.tasks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .extend([
                 peer_task, watchdog, root_watch, leases, leading, settle, notices, scheduler, pool,
-                secrets, usage, rewrap, shred, leadership,
+                secrets, usage, rewrap, shred, leadership, snapshots,
             ]);
         Ok(node)
     }
@@ -1387,6 +1394,7 @@ mod tests {
             api_addr: "127.0.0.1:1".into(),
             peer_addr: "127.0.0.1:0".into(),
             data_dir: dir.path().to_path_buf(),
+            db_cache_bytes: crate::store::DEFAULT_CACHE_BYTES,
             root_keys: RootKeyRing::new(vec![arca_crypto::wrap::RootKey::generate().unwrap().0])
                 .unwrap(),
             rewrap_batch: 100,

@@ -41,6 +41,44 @@ pub(crate) async fn root_key_watch(node: Arc<Node>) {
 /// Wipes the cached secrets of access keys that no longer exist, on every
 /// node, soon after their deletion is applied (at most one sweep per
 /// [`SECRET_SWEEP_INTERVAL`]).
+/// How often [`snapshot_loop`] looks whether a snapshot is due.
+const SNAPSHOT_CHECK_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Builds a snapshot (and so lets Raft purge the log behind it) once at
+/// least `every` entries were applied since the last one *and* the log
+/// appended since then is as large as the last snapshot. A snapshot encodes
+/// the whole state: built every `every` entries regardless, its cost grew
+/// with the number of keys until it dominated writes (and memory) on a
+/// large replica. Paced by size, each appended byte costs at most one byte
+/// of snapshot encoding, and the log on disk stays within about the
+/// state's size plus `every` entries. A deleted key (or a secret re-wrapped
+/// by a root-key rotation) leaves the file only once the log is purged past
+/// it, so while one waits, `every` entries are enough, as before.
+pub(crate) async fn snapshot_loop(node: Arc<Node>, every: u64) {
+    let metrics = node.raft.metrics();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(SNAPSHOT_CHECK_INTERVAL) => {}
+            _ = node.shutdown.cancelled() => return,
+        }
+        let (applied, last) = {
+            let m = metrics.borrow();
+            (
+                m.last_applied.map_or(0, |l| l.index),
+                m.snapshot.map_or(0, |l| l.index),
+            )
+        };
+        if applied >= last.saturating_add(every)
+            && (node.db.log_outgrew_snapshot() || node.db.shred_waits_after(last))
+        {
+            // Ignored while a snapshot is being built.
+            if node.raft.trigger().snapshot().await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
 pub(crate) async fn secret_sweep_loop(node: Arc<Node>) {
     let mut rx = node.shared.applied_index();
     loop {

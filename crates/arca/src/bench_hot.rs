@@ -129,6 +129,7 @@ async fn sign_on_one_key(
         api_addr: "127.0.0.1:1".into(),
         peer_addr: "127.0.0.1:0".into(),
         data_dir: dir.to_path_buf(),
+        db_cache_bytes: arca_node::store::DEFAULT_CACHE_BYTES,
         root_keys: RootKeyRing::new(vec![RootKey::generate()?.0])
             .context("a root key ring of one key")?,
         rewrap_batch: 100,

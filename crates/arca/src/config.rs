@@ -68,6 +68,8 @@ pub struct FileConfig {
     pub audit: AuditSection,
     #[serde(default)]
     pub root_keys: RootKeysSection,
+    #[serde(default)]
+    pub storage: StorageSection,
 }
 
 /// How the leader paces a root-key rotation.
@@ -175,6 +177,14 @@ pub struct RaftSection {
     pub keep_after_snapshot: Option<u64>,
     pub write_timeout_ms: Option<u64>,
     pub write_batch: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSection {
+    /// The data file's page cache in MiB (default 64). The state is held in
+    /// memory; this caches the file's pages a write or the log's tail needs.
+    pub cache_mib: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

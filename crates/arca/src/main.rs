@@ -528,6 +528,11 @@ async fn server(a: ServerArgs) -> anyhow::Result<()> {
         api_addr: advertise.clone(),
         peer_addr: peer.clone(),
         data_dir: data_dir.clone(),
+        db_cache_bytes: match file.storage.cache_mib {
+            Some(0) => anyhow::bail!("[storage] cache_mib must be at least 1"),
+            Some(n) => usize::try_from(n.min(1 << 20)).unwrap_or(usize::MAX) << 20,
+            None => arca_node::store::DEFAULT_CACHE_BYTES,
+        },
         root_keys,
         rewrap_batch: file.root_keys.rewrap_batch.unwrap_or(100),
         rewrap_pause: Duration::from_millis(file.root_keys.rewrap_interval_ms.unwrap_or(0)),

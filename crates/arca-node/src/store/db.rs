@@ -17,6 +17,27 @@ pub struct Db {
     disk_full: AtomicBool,
     /// The node is stopping: writes stop waiting for space.
     stopping: AtomicBool,
+    /// redb's page cache, in bytes (see [`DEFAULT_CACHE_BYTES`]).
+    cache_bytes: usize,
+    /// Bytes of log entries appended since this process started.
+    log_bytes: AtomicU64,
+    /// `log_bytes` when the last snapshot was built or installed.
+    snapshot_mark: AtomicU64,
+    /// The size of that snapshot (0: none since this process started).
+    snapshot_bytes: AtomicU64,
+}
+
+/// redb's page cache for the data file unless configured (`[storage]
+/// cache_mib`). The state machine is held in memory and read from there, so
+/// the cache serves the log's tail and the pages a write changes; redb's
+/// own default, 1 GiB, let it grow towards a gigabyte under write load. A
+/// page it does not hold is read from the kernel's page cache, which is
+/// not the process's and which the kernel can reclaim.
+pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
+
+/// Opens (or creates) a redb file with a page cache of `cache_bytes`.
+fn create_file(path: &Path, cache_bytes: usize) -> Result<Database, redb::DatabaseError> {
+    Database::builder().set_cache_size(cache_bytes).create(path)
 }
 
 /// Whether a storage error means the disk is full — or that redb saw an I/O
@@ -101,7 +122,7 @@ impl Db {
         drop(std::mem::replace(&mut *g, placeholder));
         let mut backoff = Duration::from_millis(100);
         loop {
-            match Database::create(&self.path) {
+            match create_file(&self.path, self.cache_bytes) {
                 Ok(db) => {
                     *g = db;
                     return;
@@ -113,6 +134,36 @@ impl Db {
                 }
             }
         }
+    }
+
+    /// Counts `bytes` of log entries appended.
+    pub(super) fn note_appended(&self, bytes: u64) {
+        self.log_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Notes a snapshot of `bytes` built or installed: the log appended
+    /// from now on is measured against it.
+    pub(super) fn note_snapshot(&self, bytes: u64) {
+        self.snapshot_mark
+            .store(self.log_bytes.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.snapshot_bytes.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Whether the log appended since the last snapshot is at least as
+    /// large as that snapshot (see `tasks.rs` `snapshot_loop`): building a
+    /// snapshot then costs each appended byte at most one byte of encoding,
+    /// however large the state.
+    pub fn log_outgrew_snapshot(&self) -> bool {
+        let since =
+            self.log_bytes.load(Ordering::Relaxed) - self.snapshot_mark.load(Ordering::Relaxed);
+        since >= self.snapshot_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Whether a deletion (or a re-wrap) applied after log index `index`
+    /// waits to be shredded from the file, which needs the log purged past
+    /// it, so a snapshot beyond it.
+    pub fn shred_waits_after(&self, index: u64) -> bool {
+        self.shred_after.load(Ordering::SeqCst) > index
     }
 
     /// Notes that a key was deleted at `index`: once the log is purged past
@@ -131,7 +182,7 @@ impl Db {
         {
             // The copy takes the database's place: it is created 0600 too.
             ensure_private_file(&tmp).map_err(w)?;
-            let new = Database::create(&tmp).map_err(w)?;
+            let new = create_file(&tmp, self.cache_bytes).map_err(w)?;
             let src = g.begin_read().map_err(r)?;
             let dst = new.begin_write().map_err(w)?;
             for def in ALL_STR_TABLES {
@@ -171,7 +222,7 @@ impl Db {
                 .and_then(|d| d.sync_all())
                 .map_err(w)?;
         }
-        *g = Database::create(&self.path).map_err(w)?;
+        *g = create_file(&self.path, self.cache_bytes).map_err(w)?;
         Ok(())
     }
 }
@@ -240,26 +291,44 @@ pub(super) fn ensure_private_file(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Opens (or creates) the node's database in `dir`; the directory is made
-/// (or kept) 0700 and the file 0600.
+/// Opens (or creates) the node's database in `dir` with the default page
+/// cache; the directory is made (or kept) 0700 and the file 0600.
 pub fn open_database(dir: &Path) -> Result<Arc<Db>, redb::DatabaseError> {
+    open_database_with_cache(dir, DEFAULT_CACHE_BYTES)
+}
+
+/// [`open_database`] with a page cache of `cache_bytes`.
+pub fn open_database_with_cache(
+    dir: &Path,
+    cache_bytes: usize,
+) -> Result<Arc<Db>, redb::DatabaseError> {
     ensure_private_dir(dir)?;
     let path = dir.join("arca.redb");
     let _ = std::fs::remove_file(path.with_extension("redb.rewrite"));
     ensure_private_file(&path)?;
-    let db = Database::create(&path)?;
-    let shred = read_local_meta(&db, SHRED_AFTER)
-        .ok()
-        .flatten()
-        .and_then(|b| b.try_into().ok())
-        .map(u64::from_be_bytes)
-        .unwrap_or(0);
+    let db = create_file(&path, cache_bytes)?;
+    let u64_meta = |name| {
+        read_local_meta(&db, name)
+            .ok()
+            .flatten()
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0)
+    };
+    let shred = u64_meta(SHRED_AFTER);
+    // The log since the stored snapshot is counted from now on: a restart
+    // does not by itself bring the next snapshot forward.
+    let snapshot_bytes = u64_meta(SNAPSHOT_BYTES);
     Ok(Arc::new(Db {
         path,
         inner: RwLock::new(db),
         shred_after: AtomicU64::new(shred),
         disk_full: AtomicBool::new(false),
         stopping: AtomicBool::new(false),
+        cache_bytes,
+        log_bytes: AtomicU64::new(0),
+        snapshot_mark: AtomicU64::new(0),
+        snapshot_bytes: AtomicU64::new(snapshot_bytes),
     }))
 }
 

@@ -121,9 +121,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let mut rows = Vec::new();
+        let mut bytes = 0;
         for e in entries {
-            rows.push((e.log_id.index, enc(&e)?));
+            let row = enc(&e)?;
+            bytes += row.len() as u64;
+            rows.push((e.log_id.index, row));
         }
+        self.db.note_appended(bytes);
         let db = self.db.clone();
         let res = blocking(move || {
             db.durable(|g| {

@@ -400,6 +400,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError> {
         let bytes = snapshot.into_inner();
+        self.db.note_snapshot(bytes.len() as u64);
+        let size_row = (bytes.len() as u64).to_be_bytes();
         let mut state = SnapshotData::decode(&bytes)
             .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
         state.rebuild_indexes();
@@ -436,6 +438,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 {
                     let mut m = txn.open_table(META).map_err(w)?;
                     m.insert(SNAPSHOT, stored.as_slice()).map_err(w)?;
+                    m.insert(SNAPSHOT_BYTES, size_row.as_slice()).map_err(w)?;
                     m.insert(SHRED_AFTER, shred_row.as_slice()).map_err(w)?;
                 }
                 txn.commit().map_err(w)

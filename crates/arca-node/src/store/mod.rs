@@ -65,6 +65,9 @@ const DEDUP_CLOCK: &str = "dedup_clock";
 /// `State::usage_since_ms`.
 const USAGE_SINCE: &str = "usage_since";
 const SNAPSHOT: &str = "snapshot";
+/// The size of the stored snapshot's state (u64 BE), so that a restarted
+/// node paces its next snapshot by it (`Db::log_outgrew_snapshot`).
+const SNAPSHOT_BYTES: &str = "snapshot_bytes";
 /// The check value of the root key this data directory was written under.
 pub const ROOT_CHECK: &str = "root_check";
 /// The node id this data directory belongs to.

@@ -41,6 +41,14 @@ pub(super) struct StoredSnapshot {
     pub(super) data: Vec<u8>,
 }
 
+/// [`StoredSnapshot`] by reference, to store a snapshot without copying it
+/// first (postcard writes a byte slice as it writes a `Vec<u8>`).
+#[derive(Serialize)]
+pub(super) struct StoredSnapshotRef<'a> {
+    pub(super) meta: &'a SnapshotMeta,
+    pub(super) data: &'a [u8],
+}
+
 /// Every row of a state machine, encoded.
 pub(super) struct StateRows {
     meta: Vec<(&'static str, Vec<u8>)>,
@@ -166,12 +174,25 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
             last_membership: membership,
             snapshot_id,
         };
-        let stored = enc(&StoredSnapshot {
-            meta: meta.clone(),
-            data: data.clone(),
+        let stored = enc(&StoredSnapshotRef {
+            meta: &meta,
+            data: &data,
         })?;
+        let size = (data.len() as u64).to_be_bytes();
         let db = self.db.clone();
-        blocking(move || db.durable(|g| write_local_meta(g, SNAPSHOT, &stored))).await?;
+        blocking(move || {
+            db.durable(|g| {
+                let txn = g.begin_write().map_err(w)?;
+                {
+                    let mut m = txn.open_table(META).map_err(w)?;
+                    m.insert(SNAPSHOT, stored.as_slice()).map_err(w)?;
+                    m.insert(SNAPSHOT_BYTES, size.as_slice()).map_err(w)?;
+                }
+                txn.commit().map_err(w)
+            })
+        })
+        .await?;
+        self.db.note_snapshot(data.len() as u64);
         crate::counters::Counters::bump(&self.counters.snapshots_built);
         Ok(Snapshot {
             meta,

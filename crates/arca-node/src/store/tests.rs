@@ -152,3 +152,50 @@ fn a_failed_commit_leaves_the_shared_state_as_the_file_holds_it() {
     assert_eq!(loaded.state.users, shared.read().state.users);
     assert_eq!(loaded.last_applied, shared.read().last_applied);
 }
+
+/// A snapshot is stored without a copy of its data first; what is stored
+/// reads back as a `StoredSnapshot`.
+#[test]
+fn a_snapshot_stored_by_reference_reads_back() {
+    let meta = SnapshotMeta {
+        last_log_id: Some(LogId::new(openraft::CommittedLeaderId::new(2, 1), 9)),
+        last_membership: Default::default(),
+        snapshot_id: "2-9-3".into(),
+    };
+    let data = vec![1u8, 2, 3, 200];
+    let stored = enc(&StoredSnapshotRef {
+        meta: &meta,
+        data: &data,
+    })
+    .unwrap();
+    let back: StoredSnapshot = dec(&stored).unwrap();
+    assert_eq!(back.meta, meta);
+    assert_eq!(back.data, data);
+}
+
+/// A snapshot is due once the log since the last one is as large as it;
+/// a restarted node counts from its stored snapshot's size, not from zero.
+#[test]
+fn snapshots_are_paced_by_the_log_against_the_last_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open_database(dir.path()).unwrap();
+    // No snapshot yet: due at once (after `snapshot_every` entries).
+    assert!(db.log_outgrew_snapshot());
+    db.note_snapshot(100);
+    db.note_appended(60);
+    assert!(!db.log_outgrew_snapshot());
+    db.note_appended(40);
+    assert!(db.log_outgrew_snapshot());
+
+    db.write_meta(SNAPSHOT_BYTES, &100u64.to_be_bytes())
+        .unwrap();
+    drop(db);
+    let db = open_database(dir.path()).unwrap();
+    assert!(!db.log_outgrew_snapshot());
+    db.note_appended(100);
+    assert!(db.log_outgrew_snapshot());
+
+    assert!(!db.shred_waits_after(0));
+    db.note_deletion(7);
+    assert!(db.shred_waits_after(6) && !db.shred_waits_after(7));
+}
