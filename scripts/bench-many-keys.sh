@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Many keys on one node: Encrypt on an empty node, then CreateKey from 64
+# connections for SECONDS (default 170: about 900,000 keys on 2 cores) with
+# the server's resident memory sampled every second, then a restart (time
+# to /ready, memory at rest), then Encrypt again. ARCA_BIN names the binary
+# (default target/release/arca). Results: docs/performance.md, "Many keys".
+set -euo pipefail
+secs=${1:-170}
+bin=${ARCA_BIN:-$(cd "$(dirname "$0")/.." && pwd)/target/release/arca}
+dir=$(mktemp -d "${TMPDIR:-/tmp}/arca-many-keys.XXXXXX")
+port=$((20000 + RANDOM % 20000))
+endpoint="http://127.0.0.1:$port"
+pid=
+trap '[ -z "$pid" ] || kill "$pid" 2>/dev/null; rm -rf "$dir"' EXIT
+
+start() {
+  (cd "$dir" && ARCA_LOG=warn exec "$bin" server --dev --listen-addr "127.0.0.1:$port" \
+    --peer-addr "127.0.0.1:$((port + 1))" >>server.log 2>&1) &
+  pid=$!
+  for _ in $(seq 600); do
+    curl -sf "$endpoint/ready" >/dev/null && return 0
+    sleep 0.05
+  done
+  echo "the server did not become ready" >&2
+  exit 1
+}
+rss_kb() { awk '/VmRSS/ { print $2 }' "/proc/$pid/status"; }
+encrypt() { "$bin" bench encrypt --endpoint "$endpoint" --connections 32 --seconds 10 --plaintext-bytes 64 | tail -3; }
+
+start
+AWS_ACCESS_KEY_ID=$(grep -oE "aws_access_key_id: +[A-Z0-9]+" "$dir/server.log" | awk '{ print $2 }')
+AWS_SECRET_ACCESS_KEY=$(grep -oE "aws_secret_access_key: +[^ ]+" "$dir/server.log" | awk '{ print $2 }')
+export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
+
+echo "== Encrypt, empty node"
+encrypt
+(while kill -0 "$pid" 2>/dev/null; do rss_kb; sleep 1; done) >"$dir/rss.txt" 2>/dev/null &
+echo "== CreateKey, $secs s"
+"$bin" bench create-key --endpoint "$endpoint" --connections 64 --seconds "$secs" | tail -3
+echo "max RSS under load: $(sort -n "$dir/rss.txt" | tail -1) KiB; data file: $(stat -c %s "$dir/arca-data/arca.redb") bytes"
+
+kill -TERM "$pid"
+while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+t0=$(date +%s%N)
+start
+t1=$(date +%s%N)
+echo "== restart: ready after $(( (t1 - t0) / 1000000 )) ms; RSS at rest $(rss_kb) KiB"
+echo "== Encrypt, full node"
+encrypt
+echo "RSS after: $(rss_kb) KiB"
