@@ -35,6 +35,109 @@ pub fn decode_state(bytes: &[u8]) -> Result<State, postcard::Error> {
     SnapshotData::decode(bytes)
 }
 
+/// The state machine as the file holds it — the last committed apply —
+/// encoded exactly as [`encode_state`] encodes the same state in memory,
+/// with the applied log id and membership of that apply.
+///
+/// A snapshot is built from here, not from memory: a redb read transaction
+/// is a consistent view without holding the shared state's lock (cloning a
+/// state of a million keys under it held every request back for about a
+/// second) and without a second copy of the state. Each row is decoded and
+/// encoded again, so the snapshot is in this release's layout whatever
+/// release wrote the row. postcard writes a struct as its fields in order,
+/// a map as its length and then its pairs, so the state's encoding is the
+/// concatenation of its parts.
+pub(super) fn encode_from_file(
+    db: &Database,
+) -> Result<(Vec<u8>, Option<LogId>, StoredMembership), StorageError> {
+    let txn = db.begin_read().map_err(r)?;
+    let meta = match txn.open_table(SM_META) {
+        Ok(t) => Some(t),
+        Err(redb::TableError::TableDoesNotExist(_)) => None,
+        Err(e) => return Err(r(e)),
+    };
+    let get = |name: &str| -> Result<Option<Vec<u8>>, StorageError> {
+        match &meta {
+            Some(t) => Ok(t.get(name).map_err(r)?.map(|v| v.value().to_vec())),
+            None => Ok(None),
+        }
+    };
+    fn field<T: Serialize + for<'de> Deserialize<'de> + Default>(
+        row: Option<Vec<u8>>,
+    ) -> Result<T, StorageError> {
+        row.map_or_else(|| Ok(T::default()), |b| dec(&b))
+    }
+    let last_applied: Option<LogId> = field(get(APPLIED)?)?;
+    let membership: StoredMembership = field(get(MEMBERSHIP)?)?;
+    let cluster: Option<ClusterInfo> = field(get(CLUSTER)?)?;
+    let newest_ms: u64 = field(get(DEDUP_CLOCK)?)?;
+    let usage_since: Option<u64> = field(get(USAGE_SINCE)?)?;
+    let root_keys: arca_state::RootKeys = field(get(ROOT_KEYS)?)?;
+
+    let mut out = Vec::new();
+    out.extend_from_slice(&enc(&cluster)?);
+    rows::<&[u8], KeyRecord>(&txn, SM_KEYS, &mut out, |k| {
+        enc(&arca_state::KeyId::from_bytes(id16(k)?))
+    })?;
+    rows::<&str, AccessKeyRecord>(&txn, SM_ACCESS_KEYS, &mut out, |k| enc(&k))?;
+    rows::<&str, UserRecord>(&txn, SM_USERS, &mut out, |k| enc(&k))?;
+    rows::<&str, GrantRow>(&txn, SM_GRANTS, &mut out, |k| enc(&k))?;
+    rows::<&str, AliasRecord>(&txn, SM_ALIASES, &mut out, |k| enc(&k))?;
+    // Dedup: its entries, then `by_seq` (seq → id, as `Dedup::restore`
+    // derives it), then its clock.
+    let mut by_seq = std::collections::BTreeMap::new();
+    rows::<&[u8], DedupEntry>(&txn, SM_DEDUP, &mut out, |k| enc(&id16(k)?))?;
+    if let Ok(t) = txn.open_table(SM_DEDUP) {
+        for item in t.iter().map_err(r)? {
+            let (k, v) = item.map_err(r)?;
+            let e: DedupEntry = dec(v.value())?;
+            by_seq.insert(e.seq, id16(k.value())?);
+        }
+    }
+    out.extend_from_slice(&enc(&by_seq)?);
+    out.extend_from_slice(&enc(&newest_ms)?);
+    rows::<&[u8], arca_state::KeyLastUsage>(&txn, SM_KEY_USAGE, &mut out, |k| {
+        enc(&arca_state::KeyId::from_bytes(id16(k)?))
+    })?;
+    out.extend_from_slice(&enc(&usage_since)?);
+    // After the state, as `encode_state` writes them.
+    out.extend_from_slice(&enc(&root_keys)?);
+    Ok((out, last_applied, membership))
+}
+
+/// A 16-byte id from a table's key.
+fn id16(k: &[u8]) -> Result<[u8; 16], StorageError> {
+    k.try_into()
+        .map_err(|_| r(std::io::Error::other("a 16-byte id of the wrong length")))
+}
+
+/// Appends table `def` as a postcard map: its length, then each key as
+/// `key` encodes it and each value decoded as `V` and encoded again.
+fn rows<K: redb::Key + 'static, V: Serialize + for<'de> Deserialize<'de>>(
+    txn: &redb::ReadTransaction,
+    def: TableDefinition<K, &'static [u8]>,
+    out: &mut Vec<u8>,
+    key: impl for<'a> Fn(K::SelfType<'a>) -> Result<Vec<u8>, StorageError>,
+) -> Result<(), StorageError> {
+    let t = match txn.open_table(def) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => {
+            out.extend_from_slice(&enc(&0usize)?);
+            return Ok(());
+        }
+        Err(e) => return Err(r(e)),
+    };
+    let len = usize::try_from(redb::ReadableTableMetadata::len(&t).map_err(r)?).map_err(r)?;
+    out.extend_from_slice(&enc(&len)?);
+    for item in t.iter().map_err(r)? {
+        let (k, v) = item.map_err(r)?;
+        out.extend_from_slice(&key(k.value())?);
+        let value: V = dec(v.value())?;
+        out.extend_from_slice(&enc(&value)?);
+    }
+    Ok(())
+}
+
 #[derive(Serialize, Deserialize)]
 pub(super) struct StoredSnapshot {
     pub(super) meta: SnapshotMeta,
@@ -158,13 +261,10 @@ pub(super) fn write_state_rows(
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
-        // Copy the state under the read lock; serialize and store outside it.
-        let (state, last_applied, membership) = {
-            let a = self.shared.read();
-            (a.state.clone(), a.last_applied, a.membership.clone())
-        };
-        let root_keys = state.root_keys.clone();
-        let data = enc(&SnapshotData { state, root_keys })?;
+        // From the file, not from memory: no lock, no copy of the state.
+        let db = self.db.clone();
+        let (data, last_applied, membership) =
+            blocking(move || encode_from_file(&db.get())).await?;
         let snapshot_id = match last_applied {
             Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, data.len()),
             None => format!("0-0-{}", data.len()),
