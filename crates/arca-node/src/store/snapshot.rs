@@ -144,12 +144,16 @@ pub(super) struct StoredSnapshot {
     pub(super) data: Vec<u8>,
 }
 
-/// [`StoredSnapshot`] by reference, to store a snapshot without copying it
-/// first (postcard writes a byte slice as it writes a `Vec<u8>`).
-#[derive(Serialize)]
-pub(super) struct StoredSnapshotRef<'a> {
-    pub(super) meta: &'a SnapshotMeta,
-    pub(super) data: &'a [u8],
+/// What a [`StoredSnapshot`]'s encoding holds before its data: the meta
+/// and the data's length. The data follows as it is, so a snapshot is
+/// written into the file's row without first being copied next to its meta.
+pub(super) fn stored_snapshot_head(
+    meta: &SnapshotMeta,
+    data_len: usize,
+) -> Result<Vec<u8>, StorageError> {
+    let mut head = enc(meta)?;
+    head.extend_from_slice(&enc(&data_len)?);
+    Ok(head)
 }
 
 /// Every row of a state machine, encoded.
@@ -274,22 +278,26 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
             last_membership: membership,
             snapshot_id,
         };
-        let stored = enc(&StoredSnapshotRef {
-            meta: &meta,
-            data: &data,
-        })?;
+        let head = stored_snapshot_head(&meta, data.len())?;
         let size = (data.len() as u64).to_be_bytes();
         let db = self.db.clone();
-        blocking(move || {
+        let data = blocking(move || {
             db.durable(|g| {
                 let txn = g.begin_write().map_err(w)?;
                 {
                     let mut m = txn.open_table(META).map_err(w)?;
-                    m.insert(SNAPSHOT, stored.as_slice()).map_err(w)?;
+                    let mut row = m
+                        .insert_reserve(SNAPSHOT, head.len() + data.len())
+                        .map_err(w)?;
+                    let (h, d) = row.as_mut().split_at_mut(head.len());
+                    h.copy_from_slice(&head);
+                    d.copy_from_slice(&data);
+                    drop(row);
                     m.insert(SNAPSHOT_BYTES, size.as_slice()).map_err(w)?;
                 }
                 txn.commit().map_err(w)
-            })
+            })?;
+            Ok(data)
         })
         .await?;
         self.db.note_snapshot(data.len() as u64);
