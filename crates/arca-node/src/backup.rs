@@ -161,11 +161,23 @@ pub fn encode(
     node_id: NodeId,
     now_ms: u64,
 ) -> Result<(Manifest, Vec<u8>), BackupError> {
+    let payload = store::encode_state(state).map_err(storage)?;
+    encode_payload(state, payload, log_id, node_id, now_ms)
+}
+
+/// [`encode`] of `state` whose encoding (`store::encode_state`) is
+/// `payload`.
+fn encode_payload(
+    state: &State,
+    payload: Vec<u8>,
+    log_id: LogId,
+    node_id: NodeId,
+    now_ms: u64,
+) -> Result<(Manifest, Vec<u8>), BackupError> {
     let cluster = state
         .cluster
         .as_ref()
         .ok_or_else(|| BackupError::Damaged("the state has no cluster".into()))?;
-    let payload = store::encode_state(state).map_err(storage)?;
     let manifest = Manifest {
         format: FORMAT,
         cluster_id: hex::encode(crate::peer_auth::cluster_id(cluster)),
@@ -313,23 +325,25 @@ pub fn verify_with_root(
 impl Node {
     /// A consistent backup of the replicated state, from this node's replica
     /// once it has applied every write acknowledged before the call (a read
-    /// index from the leader). The only pause is this node's state machine
-    /// waiting while the state is copied in memory.
+    /// index from the leader). Read from the file in one read transaction,
+    /// as a snapshot is (`store::encode_from_file`): nothing waits for it.
     pub async fn backup(&self) -> Result<(Manifest, Vec<u8>), NodeError> {
         if self.cluster_info().is_none() {
             return Err(NodeError::NotInitialized);
         }
         self.catch_up().await?;
-        let (state, last) = {
-            let a = self.shared.read();
-            (a.state.clone(), a.last_applied)
-        };
-        let last = last.ok_or(NodeError::NotInitialized)?;
+        let db = self.db.clone();
         let (id, now) = (self.id, self.now_ms());
-        let out = tokio::task::spawn_blocking(move || encode(&state, last, id, now))
-            .await
-            .map_err(|e| NodeError::Internal(e.to_string()))?
-            .map_err(|e| NodeError::Internal(e.to_string()))?;
+        let out = tokio::task::spawn_blocking(move || {
+            let (payload, last, _) = store::encode_from_file(&db.get()).map_err(storage)?;
+            let last = last.ok_or_else(|| BackupError::Damaged("nothing applied yet".into()))?;
+            // The manifest describes the state: its counts and root keys.
+            let state = store::decode_state(&payload).map_err(storage)?;
+            encode_payload(&state, payload, last, id, now)
+        })
+        .await
+        .map_err(|e| NodeError::Internal(e.to_string()))?
+        .map_err(|e| NodeError::Internal(e.to_string()))?;
         self.last_backup_ms
             .store(now, std::sync::atomic::Ordering::Relaxed);
         Ok(out)

@@ -47,7 +47,7 @@ pub fn decode_state(bytes: &[u8]) -> Result<State, postcard::Error> {
 /// release wrote the row. postcard writes a struct as its fields in order,
 /// a map as its length and then its pairs, so the state's encoding is the
 /// concatenation of its parts.
-pub(super) fn encode_from_file(
+pub fn encode_from_file(
     db: &Database,
 ) -> Result<(Vec<u8>, Option<LogId>, StoredMembership), StorageError> {
     let txn = db.begin_read().map_err(r)?;
