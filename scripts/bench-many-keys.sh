@@ -14,7 +14,7 @@ pid=
 trap '[ -z "$pid" ] || kill "$pid" 2>/dev/null; rm -rf "$dir"' EXIT
 
 start() {
-  (cd "$dir" && ARCA_LOG=warn exec "$bin" server --dev --listen-addr "127.0.0.1:$port" \
+  (cd "$dir" && ARCA_LOG=warn,arca_node::store::snapshot=info exec "$bin" server --dev --listen-addr "127.0.0.1:$port" \
     --peer-addr "127.0.0.1:$((port + 1))" >>server.log 2>&1) &
   pid=$!
   for _ in $(seq 600); do
@@ -48,3 +48,5 @@ echo "== restart: ready after $(( (t1 - t0) / 1000000 )) ms; RSS at rest $(rss_k
 echo "== Encrypt, full node"
 encrypt
 echo "RSS after: $(rss_kb) KiB"
+echo "== snapshots built (index, bytes, encode and store time)"
+grep -o 'snapshot built.*' "$dir/server.log" | sed 's/\x1b\[[0-9;]*m//g' || true

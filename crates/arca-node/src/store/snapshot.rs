@@ -266,9 +266,11 @@ pub(super) fn write_state_rows(
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
         // From the file, not from memory: no lock, no copy of the state.
+        let started = std::time::Instant::now();
         let db = self.db.clone();
         let (data, last_applied, membership) =
             blocking(move || encode_from_file(&db.get())).await?;
+        let encoded = started.elapsed();
         let snapshot_id = match last_applied {
             Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, data.len()),
             None => format!("0-0-{}", data.len()),
@@ -302,6 +304,13 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
         .await?;
         self.db.note_snapshot(data.len() as u64);
         crate::counters::Counters::bump(&self.counters.snapshots_built);
+        tracing::info!(
+            index = last_applied.map_or(0, |l| l.index),
+            bytes = data.len(),
+            encode_ms = encoded.as_millis() as u64,
+            store_ms = (started.elapsed() - encoded).as_millis() as u64,
+            "snapshot built"
+        );
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(data)),
