@@ -48,5 +48,5 @@ echo "== restart: ready after $(( (t1 - t0) / 1000000 )) ms; RSS at rest $(rss_k
 echo "== Encrypt, full node"
 encrypt
 echo "RSS after: $(rss_kb) KiB"
-echo "== snapshots built (index, bytes, encode and store time)"
-grep -o 'snapshot built.*' "$dir/server.log" | sed 's/\x1b\[[0-9;]*m//g' || true
+echo "== snapshots built (index, bytes, encode and store time) and slow log appends, in order"
+grep -E 'snapshot built|a log append took long' "$dir/server.log" | sed -E 's/ +(INFO|WARN) +[^ ]+: / /' || true

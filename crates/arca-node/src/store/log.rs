@@ -77,6 +77,9 @@ impl RaftLogReader<TypeConfig> for LogStore {
     }
 }
 
+/// A log append slower than this is logged: every write waits for it.
+const SLOW_APPEND: Duration = Duration::from_millis(500);
+
 impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogStore;
 
@@ -129,6 +132,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         }
         self.db.note_appended(bytes);
         let db = self.db.clone();
+        let started = std::time::Instant::now();
         let res = blocking(move || {
             db.durable(|g| {
                 let txn = g.begin_write().map_err(w)?;
@@ -143,6 +147,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             })
         })
         .await;
+        let took = started.elapsed();
+        if took >= SLOW_APPEND {
+            tracing::warn!(
+                ms = took.as_millis() as u64,
+                bytes,
+                "a log append took long: a slow disk, or a large write (a snapshot) holding the data file"
+            );
+        }
         match res {
             Ok(()) => {
                 callback.log_io_completed(Ok(()));
