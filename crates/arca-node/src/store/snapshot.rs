@@ -76,27 +76,24 @@ pub fn encode_from_file(
 
     let mut out = Vec::new();
     out.extend_from_slice(&enc(&cluster)?);
-    rows::<&[u8], KeyRecord>(&txn, SM_KEYS, &mut out, |k| {
+    rows::<&[u8], KeyRecord>(&txn, SM_KEYS, &mut out, |k, _| {
         enc(&arca_state::KeyId::from_bytes(id16(k)?))
     })?;
-    rows::<&str, AccessKeyRecord>(&txn, SM_ACCESS_KEYS, &mut out, |k| enc(&k))?;
-    rows::<&str, UserRecord>(&txn, SM_USERS, &mut out, |k| enc(&k))?;
-    rows::<&str, GrantRow>(&txn, SM_GRANTS, &mut out, |k| enc(&k))?;
-    rows::<&str, AliasRecord>(&txn, SM_ALIASES, &mut out, |k| enc(&k))?;
+    rows::<&str, AccessKeyRecord>(&txn, SM_ACCESS_KEYS, &mut out, |k, _| enc(&k))?;
+    rows::<&str, UserRecord>(&txn, SM_USERS, &mut out, |k, _| enc(&k))?;
+    rows::<&str, GrantRow>(&txn, SM_GRANTS, &mut out, |k, _| enc(&k))?;
+    rows::<&str, AliasRecord>(&txn, SM_ALIASES, &mut out, |k, _| enc(&k))?;
     // Dedup: its entries, then `by_seq` (seq → id, as `Dedup::restore`
     // derives it), then its clock.
     let mut by_seq = std::collections::BTreeMap::new();
-    rows::<&[u8], DedupEntry>(&txn, SM_DEDUP, &mut out, |k| enc(&id16(k)?))?;
-    if let Ok(t) = txn.open_table(SM_DEDUP) {
-        for item in t.iter().map_err(r)? {
-            let (k, v) = item.map_err(r)?;
-            let e: DedupEntry = dec(v.value())?;
-            by_seq.insert(e.seq, id16(k.value())?);
-        }
-    }
+    rows::<&[u8], DedupEntry>(&txn, SM_DEDUP, &mut out, |k, e| {
+        let id = id16(k)?;
+        by_seq.insert(e.seq, id);
+        enc(&id)
+    })?;
     out.extend_from_slice(&enc(&by_seq)?);
     out.extend_from_slice(&enc(&newest_ms)?);
-    rows::<&[u8], arca_state::KeyLastUsage>(&txn, SM_KEY_USAGE, &mut out, |k| {
+    rows::<&[u8], arca_state::KeyLastUsage>(&txn, SM_KEY_USAGE, &mut out, |k, _| {
         enc(&arca_state::KeyId::from_bytes(id16(k)?))
     })?;
     out.extend_from_slice(&enc(&usage_since)?);
@@ -112,12 +109,13 @@ fn id16(k: &[u8]) -> Result<[u8; 16], StorageError> {
 }
 
 /// Appends table `def` as a postcard map: its length, then each key as
-/// `key` encodes it and each value decoded as `V` and encoded again.
+/// `key` encodes it (given the row's decoded value too) and each value
+/// decoded as `V` and encoded again.
 fn rows<K: redb::Key + 'static, V: Serialize + for<'de> Deserialize<'de>>(
     txn: &redb::ReadTransaction,
     def: TableDefinition<K, &'static [u8]>,
     out: &mut Vec<u8>,
-    key: impl for<'a> Fn(K::SelfType<'a>) -> Result<Vec<u8>, StorageError>,
+    mut key: impl for<'a> FnMut(K::SelfType<'a>, &V) -> Result<Vec<u8>, StorageError>,
 ) -> Result<(), StorageError> {
     let t = match txn.open_table(def) {
         Ok(t) => t,
@@ -131,8 +129,8 @@ fn rows<K: redb::Key + 'static, V: Serialize + for<'de> Deserialize<'de>>(
     out.extend_from_slice(&enc(&len)?);
     for item in t.iter().map_err(r)? {
         let (k, v) = item.map_err(r)?;
-        out.extend_from_slice(&key(k.value())?);
         let value: V = dec(v.value())?;
+        out.extend_from_slice(&key(k.value(), &value)?);
         out.extend_from_slice(&enc(&value)?);
     }
     Ok(())
