@@ -211,25 +211,8 @@ pub(crate) fn key_metadata(k: &KeyInfo) -> Value {
         "KeySpec": r.spec.as_aws(),
         "MultiRegion": false,
     });
-    let enc = r.spec.encryption_algorithms(r.usage);
-    if !enc.is_empty() {
-        m["EncryptionAlgorithms"] = json!(enc);
-    }
-    let sig = r.spec.signing_algorithms(r.usage);
-    if !sig.is_empty() {
-        m["SigningAlgorithms"] = json!(sig);
-    }
-    let mac = r.spec.mac_algorithms();
-    if !mac.is_empty() {
-        m["MacAlgorithms"] = json!(mac);
-    }
-    let agreement = r.spec.key_agreement_algorithms(r.usage);
-    if !agreement.is_empty() {
-        m["KeyAgreementAlgorithms"] = json!(agreement);
-    }
-    let encapsulation = r.spec.encapsulation_algorithms(r.usage);
-    if !encapsulation.is_empty() {
-        m["EncapsulationAlgorithms"] = json!(encapsulation);
+    if let Some((field, names)) = r.spec.listed_algorithms(r.usage) {
+        m[field] = json!(names);
     }
     if r.spec == KeySpec::SymmetricDefault {
         m["CurrentKeyMaterialId"] = json!(key_material_id(&r.key_id, r.primary().version));

@@ -357,21 +357,8 @@ pub async fn run(node: &Node, ctx: &Ctx, op: Op, body: &[u8]) -> Result<Answer, 
                 "KeyUsage": usage.as_aws(),
                 "KeyVersionId": vid,
             });
-            let enc = spec.encryption_algorithms(usage);
-            if !enc.is_empty() {
-                body["EncryptionAlgorithms"] = json!(enc);
-            }
-            let sig = spec.signing_algorithms(usage);
-            if !sig.is_empty() {
-                body["SigningAlgorithms"] = json!(sig);
-            }
-            let agreement = spec.key_agreement_algorithms(usage);
-            if !agreement.is_empty() {
-                body["KeyAgreementAlgorithms"] = json!(agreement);
-            }
-            let encapsulation = spec.encapsulation_algorithms(usage);
-            if !encapsulation.is_empty() {
-                body["EncapsulationAlgorithms"] = json!(encapsulation);
+            if let Some((field, names)) = spec.listed_algorithms(usage) {
+                body[field] = json!(names);
             }
             Ok(Answer {
                 body,
@@ -429,7 +416,7 @@ pub async fn run(node: &Node, ctx: &Ctx, op: Op, body: &[u8]) -> Result<Answer, 
             let spec_name = r
                 .key_pair_spec
                 .ok_or_else(|| ApiError::missing("KeyPairSpec"))?;
-            let pair_spec = arca_keys::KeySpec::from_aws(&spec_name)
+            let pair_spec = KeySpec::from_aws(&spec_name)
                 .filter(|s| s.is_asymmetric())
                 .ok_or_else(|| {
                     enum_error(
@@ -642,9 +629,7 @@ async fn csr(node: &Node, ctx: &Ctx, r: CsrReq) -> Result<Answer, ApiError> {
     let id = ctx.key(0)?;
     // The usage first, so that a key that cannot sign gets Sign's error.
     node.require_usage(id, KeyUsage::SignVerify)?;
-    let (state_spec, _) = node.spec_of(&id)?;
-    let spec = arca_keys::KeySpec::from_aws(state_spec.as_aws())
-        .ok_or_else(|| ApiError::internal("a signing key of an unknown key spec"))?;
+    let (spec, _) = node.spec_of(&id)?;
     let alg = match requested {
         Some(a) => a,
         None => *spec

@@ -3,6 +3,7 @@
 
 use arca_keys::import::WrappingAlgorithm;
 use arca_node::Node;
+use arca_state::KeySpec;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde::Deserialize;
@@ -115,13 +116,13 @@ fn wrapping_algorithm(a: Option<&str>) -> Result<WrappingAlgorithm, ApiError> {
     )))
 }
 
-fn wrapping_key_spec(s: Option<&str>) -> Result<arca_keys::KeySpec, ApiError> {
+fn wrapping_key_spec(s: Option<&str>) -> Result<KeySpec, ApiError> {
     let s = s.ok_or_else(|| ApiError::missing("WrappingKeySpec"))?;
     match s {
-        "RSA_2048" => Ok(arca_keys::KeySpec::Rsa2048),
-        "RSA_3072" => Ok(arca_keys::KeySpec::Rsa3072),
-        "RSA_4096" => Ok(arca_keys::KeySpec::Rsa4096),
-        "SM2" => Ok(arca_keys::KeySpec::Sm2),
+        "RSA_2048" => Ok(KeySpec::Rsa2048),
+        "RSA_3072" => Ok(KeySpec::Rsa3072),
+        "RSA_4096" => Ok(KeySpec::Rsa4096),
+        "SM2" => Ok(KeySpec::Sm2),
         other => Err(ApiError::validation(format!(
             "1 validation error detected: Value '{other}' at 'wrappingKeySpec' failed to satisfy constraint: \
              Member must satisfy enum value set: [RSA_2048, RSA_3072, RSA_4096, SM2]"
@@ -200,10 +201,7 @@ mod tests {
             wrapping_algorithm(Some("SM2PKE")).unwrap(),
             WrappingAlgorithm::Sm2Pke
         );
-        assert_eq!(
-            wrapping_key_spec(Some("SM2")).unwrap(),
-            arca_keys::KeySpec::Sm2
-        );
+        assert_eq!(wrapping_key_spec(Some("SM2")).unwrap(), KeySpec::Sm2);
         assert_eq!(
             wrapping_algorithm(Some("RSA")).unwrap_err().code,
             "ValidationException"
@@ -214,7 +212,7 @@ mod tests {
         );
         assert_eq!(
             wrapping_key_spec(Some("RSA_3072")).unwrap(),
-            arca_keys::KeySpec::Rsa3072
+            KeySpec::Rsa3072
         );
         assert_eq!(
             wrapping_key_spec(Some("RSA_1024")).unwrap_err().code,

@@ -19,8 +19,13 @@ use crate::{
 
 /// Fresh key material for `spec`, as stored: PKCS#8 DER for asymmetric specs, raw key
 /// bytes for HMAC specs (28, 32, 48 or 64 bytes: the digest size).
+/// `SYMMETRIC_DEFAULT` keys are AES keys, made by `arca-crypto`, not here.
 pub fn generate(spec: KeySpec) -> Result<SecretBytes, KeyError> {
     match spec {
+        KeySpec::SymmetricDefault => Err(KeyError::UnsupportedOperation {
+            spec,
+            operation: "asymmetric or HMAC key generation",
+        }),
         KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 => crate::rsa::generate(spec),
         KeySpec::EccNistP256 | KeySpec::EccNistP384 | KeySpec::EccNistP521 => {
             crate::nist::generate(spec)
@@ -76,6 +81,12 @@ impl PrivateKey {
             }
         }
         let (inner, public) = match spec {
+            KeySpec::SymmetricDefault => {
+                return Err(KeyError::UnsupportedOperation {
+                    spec,
+                    operation: "asymmetric or HMAC keys",
+                })
+            }
             KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 => {
                 let (k, p) = RsaPrivate::load(spec, material)?;
                 (Inner::Rsa(k), Some(PublicInner::Rsa(p)))

@@ -49,7 +49,11 @@ pub(crate) fn expected_oids(spec: KeySpec) -> Option<(ObjectIdentifier, Option<O
         KeySpec::MlKem512 => (crate::mlkem::ML_KEM_512, None),
         KeySpec::MlKem768 => (crate::mlkem::ML_KEM_768, None),
         KeySpec::MlKem1024 => (crate::mlkem::ML_KEM_1024, None),
-        KeySpec::Hmac224 | KeySpec::Hmac256 | KeySpec::Hmac384 | KeySpec::Hmac512 => return None,
+        KeySpec::SymmetricDefault
+        | KeySpec::Hmac224
+        | KeySpec::Hmac256
+        | KeySpec::Hmac384
+        | KeySpec::Hmac512 => return None,
     })
 }
 
@@ -114,9 +118,11 @@ impl PublicKey {
             KeySpec::MlKem512 | KeySpec::MlKem768 | KeySpec::MlKem1024 => {
                 PublicInner::MlKem(MlKemPublic::from_spki(spec, spki_der)?)
             }
-            KeySpec::Hmac224 | KeySpec::Hmac256 | KeySpec::Hmac384 | KeySpec::Hmac512 => {
-                return Err(bad)
-            }
+            KeySpec::SymmetricDefault
+            | KeySpec::Hmac224
+            | KeySpec::Hmac256
+            | KeySpec::Hmac384
+            | KeySpec::Hmac512 => return Err(bad),
         };
         Ok(Self { spec, inner })
     }

@@ -39,8 +39,14 @@ macro_rules! aws_enum {
 }
 
 aws_enum! {
-    /// The type of key material (AWS `KeySpec`).
+    /// The type of key material (AWS `KeySpec`); fixed at creation.
+    ///
+    /// This is the one model of a key spec: the replicated state stores it
+    /// (postcard writes the variant's index, so the order below is the stored
+    /// order: new variants go last), and the API parses and prints it.
+    #[derive(serde::Serialize, serde::Deserialize)]
     KeySpec {
+        SymmetricDefault => "SYMMETRIC_DEFAULT",
         Rsa2048 => "RSA_2048",
         Rsa3072 => "RSA_3072",
         Rsa4096 => "RSA_4096",
@@ -49,14 +55,14 @@ aws_enum! {
         EccNistP521 => "ECC_NIST_P521",
         EccSecgP256k1 => "ECC_SECG_P256K1",
         Sm2 => "SM2",
-        EccNistEdwards25519 => "ECC_NIST_EDWARDS25519",
-        MlDsa44 => "ML_DSA_44",
-        MlDsa65 => "ML_DSA_65",
-        MlDsa87 => "ML_DSA_87",
         Hmac224 => "HMAC_224",
         Hmac256 => "HMAC_256",
         Hmac384 => "HMAC_384",
         Hmac512 => "HMAC_512",
+        EccNistEdwards25519 => "ECC_NIST_EDWARDS25519",
+        MlDsa44 => "ML_DSA_44",
+        MlDsa65 => "ML_DSA_65",
+        MlDsa87 => "ML_DSA_87",
         MlKem512 => "ML_KEM_512",
         MlKem768 => "ML_KEM_768",
         MlKem1024 => "ML_KEM_1024",
@@ -64,7 +70,9 @@ aws_enum! {
 }
 
 aws_enum! {
-    /// What a key may be used for (AWS `KeyUsage`).
+    /// What a key may be used for (AWS `KeyUsage`); fixed at creation. Stored
+    /// by the replicated state like [`KeySpec`]: new variants go last.
+    #[derive(serde::Serialize, serde::Deserialize)]
     KeyUsage {
         EncryptDecrypt => "ENCRYPT_DECRYPT",
         SignVerify => "SIGN_VERIFY",
@@ -162,7 +170,8 @@ impl KeySpec {
             KeySpec::Sm2 => &[S::Sm2Dsa],
             KeySpec::EccNistEdwards25519 => &[S::Ed25519Sha512, S::Ed25519PhSha512],
             KeySpec::MlDsa44 | KeySpec::MlDsa65 | KeySpec::MlDsa87 => &[S::MlDsaShake256],
-            KeySpec::Hmac224
+            KeySpec::SymmetricDefault
+            | KeySpec::Hmac224
             | KeySpec::Hmac256
             | KeySpec::Hmac384
             | KeySpec::Hmac512
@@ -220,15 +229,78 @@ impl KeySpec {
         )
     }
 
-    /// Whether AWS KMS allows a key of this spec to have `usage`.
-    pub fn supports_usage(&self, usage: KeyUsage) -> bool {
-        match usage {
-            KeyUsage::EncryptDecrypt => !self.encryption_algorithms().is_empty(),
-            KeyUsage::SignVerify => !self.signing_algorithms().is_empty(),
-            KeyUsage::GenerateVerifyMac => !self.mac_algorithms().is_empty(),
-            KeyUsage::KeyAgreement => !self.key_agreement_algorithms().is_empty(),
-            KeyUsage::EncapsulateDecapsulate => !self.encapsulation_algorithms().is_empty(),
+    /// The usages AWS KMS allows a key of this spec to be created for.
+    pub fn usages(&self) -> &'static [KeyUsage] {
+        use KeySpec::*;
+        match self {
+            SymmetricDefault => &[KeyUsage::EncryptDecrypt],
+            Rsa2048 | Rsa3072 | Rsa4096 => &[KeyUsage::EncryptDecrypt, KeyUsage::SignVerify],
+            Sm2 => &[
+                KeyUsage::EncryptDecrypt,
+                KeyUsage::SignVerify,
+                KeyUsage::KeyAgreement,
+            ],
+            EccNistP256 | EccNistP384 | EccNistP521 => {
+                &[KeyUsage::SignVerify, KeyUsage::KeyAgreement]
+            }
+            EccSecgP256k1 | EccNistEdwards25519 | MlDsa44 | MlDsa65 | MlDsa87 => {
+                &[KeyUsage::SignVerify]
+            }
+            Hmac224 | Hmac256 | Hmac384 | Hmac512 => &[KeyUsage::GenerateVerifyMac],
+            MlKem512 | MlKem768 | MlKem1024 => &[KeyUsage::EncapsulateDecapsulate],
         }
+    }
+
+    /// Whether AWS KMS allows a key of this spec to have `usage`.
+    pub fn allows(&self, usage: KeyUsage) -> bool {
+        self.usages().contains(&usage)
+    }
+
+    /// Whether automatic and on-demand rotation apply (AWS: symmetric
+    /// encryption keys).
+    pub fn rotatable(&self) -> bool {
+        *self == KeySpec::SymmetricDefault
+    }
+
+    /// The algorithms DescribeKey and GetPublicKey list for a key of this
+    /// spec created for `usage`: the response field and its AWS names; `None`
+    /// when the spec has none for that usage.
+    pub fn listed_algorithms(&self, usage: KeyUsage) -> Option<(&'static str, Vec<&'static str>)> {
+        fn names<T: Copy>(all: &[T], name: fn(&T) -> &'static str) -> Vec<&'static str> {
+            all.iter().map(name).collect()
+        }
+        let names = match usage {
+            KeyUsage::EncryptDecrypt if *self == KeySpec::SymmetricDefault => {
+                ("EncryptionAlgorithms", vec!["SYMMETRIC_DEFAULT"])
+            }
+            KeyUsage::EncryptDecrypt => (
+                "EncryptionAlgorithms",
+                names(self.encryption_algorithms(), EncryptionAlgorithm::as_aws),
+            ),
+            KeyUsage::SignVerify => (
+                "SigningAlgorithms",
+                names(self.signing_algorithms(), SigningAlgorithm::as_aws),
+            ),
+            KeyUsage::GenerateVerifyMac => (
+                "MacAlgorithms",
+                names(self.mac_algorithms(), MacAlgorithm::as_aws),
+            ),
+            KeyUsage::KeyAgreement => (
+                "KeyAgreementAlgorithms",
+                names(
+                    self.key_agreement_algorithms(),
+                    KeyAgreementAlgorithm::as_aws,
+                ),
+            ),
+            KeyUsage::EncapsulateDecapsulate => (
+                "EncapsulationAlgorithms",
+                names(
+                    self.encapsulation_algorithms(),
+                    EncapsulationAlgorithm::as_aws,
+                ),
+            ),
+        };
+        (!names.1.is_empty()).then_some(names)
     }
 
     /// True for the ML-DSA (FIPS 204) specs.
@@ -236,9 +308,10 @@ impl KeySpec {
         matches!(self, KeySpec::MlDsa44 | KeySpec::MlDsa65 | KeySpec::MlDsa87)
     }
 
-    /// True for RSA, ECC, SM2 and ML-DSA specs.
+    /// True for the RSA, ECC, SM2, Ed25519, ML-DSA and ML-KEM specs: those
+    /// with a public key.
     pub fn is_asymmetric(&self) -> bool {
-        !self.is_hmac()
+        !self.is_hmac() && *self != KeySpec::SymmetricDefault
     }
 
     /// True for the HMAC specs.
@@ -390,7 +463,10 @@ mod tests {
             assert_eq!(MessageType::from_aws(m.as_aws()), Some(*m));
         }
         assert_eq!(KeySpec::from_aws("rsa_2048"), None);
-        assert_eq!(KeySpec::from_aws("SYMMETRIC_DEFAULT"), None);
+        assert_eq!(
+            KeySpec::from_aws("SYMMETRIC_DEFAULT"),
+            Some(KeySpec::SymmetricDefault)
+        );
         assert_eq!(
             SigningAlgorithm::RsassaPkcs1V15Sha384.as_aws(),
             "RSASSA_PKCS1_V1_5_SHA_384"
@@ -402,8 +478,8 @@ mod tests {
     fn usages_follow_aws() {
         use KeyUsage::*;
         for s in [KeySpec::Rsa2048, KeySpec::Rsa3072, KeySpec::Rsa4096] {
-            assert!(s.supports_usage(EncryptDecrypt) && s.supports_usage(SignVerify));
-            assert!(!s.supports_usage(GenerateVerifyMac));
+            assert!(s.allows(EncryptDecrypt) && s.allows(SignVerify));
+            assert!(!s.allows(GenerateVerifyMac));
         }
         for s in [
             KeySpec::EccNistP256,
@@ -411,19 +487,19 @@ mod tests {
             KeySpec::EccNistP521,
             KeySpec::EccSecgP256k1,
         ] {
-            assert!(s.supports_usage(SignVerify));
-            assert!(!s.supports_usage(EncryptDecrypt) && !s.supports_usage(GenerateVerifyMac));
+            assert!(s.allows(SignVerify));
+            assert!(!s.allows(EncryptDecrypt) && !s.allows(GenerateVerifyMac));
         }
-        assert!(KeySpec::Sm2.supports_usage(SignVerify));
-        assert!(KeySpec::Sm2.supports_usage(EncryptDecrypt));
-        assert!(!KeySpec::Sm2.supports_usage(GenerateVerifyMac));
+        assert!(KeySpec::Sm2.allows(SignVerify));
+        assert!(KeySpec::Sm2.allows(EncryptDecrypt));
+        assert!(!KeySpec::Sm2.allows(GenerateVerifyMac));
         for s in [
             KeySpec::EccNistP256,
             KeySpec::EccNistP384,
             KeySpec::EccNistP521,
             KeySpec::Sm2,
         ] {
-            assert!(s.supports_usage(KeyAgreement), "{s}");
+            assert!(s.allows(KeyAgreement), "{s}");
         }
         for s in [
             KeySpec::Rsa2048,
@@ -431,13 +507,13 @@ mod tests {
             KeySpec::EccNistEdwards25519,
             KeySpec::Hmac256,
         ] {
-            assert!(!s.supports_usage(KeyAgreement), "{s}");
+            assert!(!s.allows(KeyAgreement), "{s}");
         }
         for s in [KeySpec::MlDsa44, KeySpec::MlDsa65, KeySpec::MlDsa87] {
             assert!(s.is_ml_dsa() && s.is_asymmetric());
-            assert!(s.supports_usage(SignVerify), "{s}");
-            assert!(!s.supports_usage(EncryptDecrypt) && !s.supports_usage(GenerateVerifyMac));
-            assert!(!s.supports_usage(KeyAgreement));
+            assert!(s.allows(SignVerify), "{s}");
+            assert!(!s.allows(EncryptDecrypt) && !s.allows(GenerateVerifyMac));
+            assert!(!s.allows(KeyAgreement));
             assert_eq!(s.signing_algorithms(), &[SigningAlgorithm::MlDsaShake256]);
         }
         assert_eq!(
@@ -453,8 +529,8 @@ mod tests {
             Some(MessageType::ExternalMu)
         );
         let ed = KeySpec::EccNistEdwards25519;
-        assert!(ed.supports_usage(SignVerify));
-        assert!(!ed.supports_usage(EncryptDecrypt) && !ed.supports_usage(GenerateVerifyMac));
+        assert!(ed.allows(SignVerify));
+        assert!(!ed.allows(EncryptDecrypt) && !ed.allows(GenerateVerifyMac));
         assert_eq!(
             ed.signing_algorithms(),
             &[
@@ -468,8 +544,8 @@ mod tests {
             KeySpec::Hmac384,
             KeySpec::Hmac512,
         ] {
-            assert!(s.supports_usage(GenerateVerifyMac));
-            assert!(!s.supports_usage(SignVerify) && !s.supports_usage(EncryptDecrypt));
+            assert!(s.allows(GenerateVerifyMac));
+            assert!(!s.allows(SignVerify) && !s.allows(EncryptDecrypt));
         }
         // ML-KEM keys only encapsulate and decapsulate; nothing else does.
         for s in KeySpec::ALL {
@@ -478,17 +554,137 @@ mod tests {
                 KeySpec::MlKem512 | KeySpec::MlKem768 | KeySpec::MlKem1024
             );
             assert_eq!(s.is_ml_kem(), kem, "{s}");
-            assert_eq!(s.supports_usage(EncapsulateDecapsulate), kem, "{s}");
+            assert_eq!(s.allows(EncapsulateDecapsulate), kem, "{s}");
             if kem {
                 assert_eq!(
                     s.encapsulation_algorithms(),
                     &[EncapsulationAlgorithm::MlKem]
                 );
                 for u in [SignVerify, EncryptDecrypt, GenerateVerifyMac, KeyAgreement] {
-                    assert!(!s.supports_usage(u), "{s} {u}");
+                    assert!(!s.allows(u), "{s} {u}");
                 }
             }
         }
+    }
+
+    /// The state stores specs and usages by variant index (postcard): an
+    /// index, once given, keeps its meaning.
+    #[test]
+    fn stored_order_is_fixed() {
+        let specs: Vec<(u8, &str)> = KeySpec::ALL
+            .iter()
+            .map(|s| (*s as u8, s.as_aws()))
+            .collect();
+        let expected = [
+            "SYMMETRIC_DEFAULT",
+            "RSA_2048",
+            "RSA_3072",
+            "RSA_4096",
+            "ECC_NIST_P256",
+            "ECC_NIST_P384",
+            "ECC_NIST_P521",
+            "ECC_SECG_P256K1",
+            "SM2",
+            "HMAC_224",
+            "HMAC_256",
+            "HMAC_384",
+            "HMAC_512",
+            "ECC_NIST_EDWARDS25519",
+            "ML_DSA_44",
+            "ML_DSA_65",
+            "ML_DSA_87",
+            "ML_KEM_512",
+            "ML_KEM_768",
+            "ML_KEM_1024",
+        ];
+        let expected: Vec<(u8, &str)> = (0..).zip(expected).collect();
+        assert_eq!(specs, expected);
+        let usages: Vec<(u8, &str)> = KeyUsage::ALL
+            .iter()
+            .map(|u| (*u as u8, u.as_aws()))
+            .collect();
+        let expected = [
+            "ENCRYPT_DECRYPT",
+            "SIGN_VERIFY",
+            "GENERATE_VERIFY_MAC",
+            "KEY_AGREEMENT",
+            "ENCAPSULATE_DECAPSULATE",
+        ];
+        let expected: Vec<(u8, &str)> = (0..).zip(expected).collect();
+        assert_eq!(usages, expected);
+    }
+
+    /// The usage table agrees with the algorithm lists: a spec allows a
+    /// usage exactly when it has algorithms for it.
+    #[test]
+    fn usages_match_the_algorithms() {
+        for spec in KeySpec::ALL {
+            assert!(!spec.usages().is_empty(), "{spec}");
+            for usage in KeyUsage::ALL {
+                assert_eq!(
+                    spec.allows(*usage),
+                    spec.listed_algorithms(*usage).is_some(),
+                    "{spec} {usage}"
+                );
+            }
+        }
+        let s = KeySpec::SymmetricDefault;
+        assert!(!s.is_asymmetric() && !s.is_hmac() && s.rotatable());
+        for spec in &KeySpec::ALL[1..] {
+            assert!(!spec.rotatable(), "{spec}");
+        }
+    }
+
+    /// What DescribeKey lists, by field, for a few specs and usages.
+    #[test]
+    fn listed_algorithms_follow_aws() {
+        let listed = |spec: KeySpec, usage| spec.listed_algorithms(usage);
+        assert_eq!(
+            listed(KeySpec::SymmetricDefault, KeyUsage::EncryptDecrypt),
+            Some(("EncryptionAlgorithms", vec!["SYMMETRIC_DEFAULT"]))
+        );
+        assert_eq!(
+            listed(KeySpec::Sm2, KeyUsage::EncryptDecrypt),
+            Some(("EncryptionAlgorithms", vec!["SM2PKE"]))
+        );
+        assert_eq!(listed(KeySpec::Rsa2048, KeyUsage::GenerateVerifyMac), None);
+        assert_eq!(
+            listed(KeySpec::Rsa2048, KeyUsage::EncryptDecrypt),
+            Some((
+                "EncryptionAlgorithms",
+                vec!["RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256"]
+            ))
+        );
+        for spec in [
+            KeySpec::EccNistP256,
+            KeySpec::EccNistP384,
+            KeySpec::EccNistP521,
+            KeySpec::Sm2,
+        ] {
+            assert_eq!(
+                listed(spec, KeyUsage::KeyAgreement),
+                Some(("KeyAgreementAlgorithms", vec!["ECDH"]))
+            );
+        }
+        assert_eq!(
+            listed(KeySpec::EccNistEdwards25519, KeyUsage::SignVerify),
+            Some((
+                "SigningAlgorithms",
+                vec!["ED25519_SHA_512", "ED25519_PH_SHA_512"]
+            ))
+        );
+        assert_eq!(
+            listed(KeySpec::MlDsa65, KeyUsage::SignVerify),
+            Some(("SigningAlgorithms", vec!["ML_DSA_SHAKE_256"]))
+        );
+        assert_eq!(
+            listed(KeySpec::MlKem768, KeyUsage::EncapsulateDecapsulate),
+            Some(("EncapsulationAlgorithms", vec!["ML_KEM"]))
+        );
+        assert_eq!(
+            listed(KeySpec::Hmac384, KeyUsage::GenerateVerifyMac),
+            Some(("MacAlgorithms", vec!["HMAC_SHA_384"]))
+        );
     }
 
     #[test]

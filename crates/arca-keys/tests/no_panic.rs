@@ -10,7 +10,7 @@ use common::{key, material};
 use proptest::prelude::*;
 
 fn spec() -> impl Strategy<Value = KeySpec> {
-    proptest::sample::select(KeySpec::ALL.to_vec())
+    proptest::sample::select(common::keyed_specs().collect::<Vec<_>>())
 }
 
 fn signing_alg() -> impl Strategy<Value = SigningAlgorithm> {

@@ -174,11 +174,11 @@ impl KeyOp {
     /// ML-DSA verification over an external mu a few ms: they run on the
     /// blocking pool; everything else (ECDSA signing takes ~12 µs) costs less
     /// than handing it to another thread.
-    fn is_heavy(&self, spec: arca_keys::KeySpec) -> bool {
+    fn is_heavy(&self, spec: KeySpec) -> bool {
         let private = matches!(
             self,
             KeyOp::Sign { .. } | KeyOp::Decrypt { .. } | KeyOp::DeriveSharedSecret { .. }
-        ) && (spec.rsa_bits().is_some() || spec == arca_keys::KeySpec::Sm2);
+        ) && (spec.rsa_bits().is_some() || spec == KeySpec::Sm2);
         let ml_dsa = matches!(
             self,
             KeyOp::Sign { .. }
@@ -535,8 +535,7 @@ impl KeyActor {
                     ))
                 } else {
                     let secret = self.root.unwrap(&v.wrapped, ctx).map_err(unwrap_failed)?;
-                    let spec = crate::keys::keys_spec(k.spec)?;
-                    let pk = PrivateKey::load(spec, secret.expose()).map_err(|e| {
+                    let pk = PrivateKey::load(k.spec, secret.expose()).map_err(|e| {
                         tracing::error!(key_id = %self.key_id, version = v.version, error = %e, "stored key material does not load");
                         NodeError::Internal("key material could not be loaded".into())
                     })?;
@@ -847,7 +846,7 @@ mod tests {
 
     /// A registry with one ECC_NIST_P256 signing key.
     fn setup_signing(idle: Duration) -> (tempfile::TempDir, Registry, KeyId) {
-        let material = arca_keys::generate(arca_keys::KeySpec::EccNistP256).unwrap();
+        let material = arca_keys::generate(KeySpec::EccNistP256).unwrap();
         setup_key(
             8,
             idle,

@@ -20,7 +20,7 @@ use arca_state::rules::{self, IMPORT_PARAMETERS_VALID_MS};
 use arca_state::{Command, KeyId, KeySpec};
 use zeroize::Zeroizing;
 
-use crate::keys::{applied, keys_spec, RequestId};
+use crate::keys::{applied, RequestId};
 use crate::{actors, Node, NodeError};
 
 /// The purpose label under which import tokens are sealed.
@@ -41,7 +41,7 @@ pub struct ImportParameters {
 /// An opened import token.
 struct Token {
     algorithm: WrappingAlgorithm,
-    wrapping_spec: arca_keys::KeySpec,
+    wrapping_spec: KeySpec,
     valid_to_ms: u64,
     /// PKCS#8 DER of the wrapping key.
     private_key: SecretBytes,
@@ -55,11 +55,11 @@ fn token_context(key_id: &KeyId) -> WrapContext<'_> {
     }
 }
 
-fn spec_code(spec: arca_keys::KeySpec) -> u8 {
+fn spec_code(spec: KeySpec) -> u8 {
     match spec {
-        arca_keys::KeySpec::Rsa2048 => 1,
-        arca_keys::KeySpec::Rsa3072 => 2,
-        arca_keys::KeySpec::Sm2 => 4,
+        KeySpec::Rsa2048 => 1,
+        KeySpec::Rsa3072 => 2,
+        KeySpec::Sm2 => 4,
         _ => 3,
     }
 }
@@ -82,10 +82,10 @@ fn open_token(node: &Node, key_id: &KeyId, token: &[u8]) -> Result<Token, NodeEr
     }
     let algorithm = WrappingAlgorithm::from_code(p[1]).ok_or_else(invalid_token)?;
     let wrapping_spec = match p[2] {
-        1 => arca_keys::KeySpec::Rsa2048,
-        2 => arca_keys::KeySpec::Rsa3072,
-        3 => arca_keys::KeySpec::Rsa4096,
-        4 => arca_keys::KeySpec::Sm2,
+        1 => KeySpec::Rsa2048,
+        2 => KeySpec::Rsa3072,
+        3 => KeySpec::Rsa4096,
+        4 => KeySpec::Sm2,
         _ => return Err(invalid_token()),
     };
     let mut end = [0u8; 8];
@@ -123,7 +123,7 @@ impl Node {
         &self,
         key_id: KeyId,
         algorithm: WrappingAlgorithm,
-        wrapping_spec: arca_keys::KeySpec,
+        wrapping_spec: KeySpec,
     ) -> Result<ImportParameters, NodeError> {
         self.ensure_serving().await?;
         self.import_target(&key_id)?;
@@ -266,7 +266,6 @@ fn check_import(
         let id = material.duplicate();
         return Ok((material, None, id));
     }
-    let (public, id) =
-        import::check_material(keys_spec(spec)?, material.expose()).map_err(|_| wrong())?;
+    let (public, id) = import::check_material(spec, material.expose()).map_err(|_| wrong())?;
     Ok((material, public, id))
 }

@@ -54,13 +54,6 @@ pub struct KeyDetail {
 /// (see `arca_state::Proposal`).
 pub type RequestId = Option<arca_state::RequestKey>;
 
-/// The crypto crate's spec for an asymmetric or HMAC state spec.
-pub fn keys_spec(spec: KeySpec) -> Result<arca_keys::KeySpec, NodeError> {
-    arca_keys::KeySpec::from_aws(spec.as_aws()).ok_or_else(|| {
-        NodeError::InvalidKeyUsage(format!("{} keys have no key pair", spec.as_aws()))
-    })
-}
-
 /// A write's outcome as a result (a repeat counts as its first outcome).
 pub(crate) fn applied(o: Outcome) -> Result<(), NodeError> {
     match o.first().0 {
@@ -156,16 +149,15 @@ impl Node {
         if spec == KeySpec::SymmetricDefault {
             return Ok((SecretBytes::random(32)?, None));
         }
-        let ks = keys_spec(spec)?;
-        let material = match self.pool.take(ks) {
+        let material = match self.pool.take(spec) {
             Some(m) => m,
             None => {
                 // RSA generation takes up to seconds: within the heavy bound.
-                let permit = match ks.rsa_bits() {
+                let permit = match spec.rsa_bits() {
                     Some(_) => Some(self.registry.heavy_permit()?),
                     None => None,
                 };
-                let m = tokio::task::spawn_blocking(move || arca_keys::generate(ks))
+                let m = tokio::task::spawn_blocking(move || arca_keys::generate(spec))
                     .await
                     .map_err(|e| NodeError::Internal(e.to_string()))??;
                 drop(permit);
@@ -173,7 +165,7 @@ impl Node {
             }
         };
         let public = if spec.is_asymmetric() {
-            Some(PrivateKey::load(ks, material.expose())?.public_key_spki_der()?)
+            Some(PrivateKey::load(spec, material.expose())?.public_key_spki_der()?)
         } else {
             None
         };
@@ -377,16 +369,13 @@ impl Node {
     }
 
     /// A fresh asymmetric key pair (PKCS#8 private key, SPKI public key).
-    pub async fn new_key_pair(
-        &self,
-        spec: arca_keys::KeySpec,
-    ) -> Result<(SecretBytes, Vec<u8>), NodeError> {
-        let state_spec = KeySpec::from_aws(spec.as_aws())
-            .filter(|s| s.is_asymmetric())
-            .ok_or_else(|| {
-                NodeError::Validation(format!("{} is not a key pair spec", spec.as_aws()))
-            })?;
-        let (private, public) = self.new_material(state_spec).await?;
+    pub async fn new_key_pair(&self, spec: KeySpec) -> Result<(SecretBytes, Vec<u8>), NodeError> {
+        if !spec.is_asymmetric() {
+            return Err(NodeError::Validation(format!(
+                "{spec} is not a key pair spec"
+            )));
+        }
+        let (private, public) = self.new_material(spec).await?;
         let public =
             public.ok_or_else(|| NodeError::Internal("a key pair without a public key".into()))?;
         Ok((private, public))

@@ -79,6 +79,14 @@ pub fn digest_of(key: &PrivateKey, alg: SigningAlgorithm, message: &[u8]) -> Vec
     }
 }
 
+/// The specs this crate holds material for: all but SYMMETRIC_DEFAULT.
+pub fn keyed_specs() -> impl Iterator<Item = KeySpec> {
+    KeySpec::ALL
+        .iter()
+        .copied()
+        .filter(|s| *s != KeySpec::SymmetricDefault)
+}
+
 pub fn asymmetric_specs() -> impl Iterator<Item = KeySpec> {
     KeySpec::ALL.iter().copied().filter(|s| s.is_asymmetric())
 }
