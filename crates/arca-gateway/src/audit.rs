@@ -774,7 +774,7 @@ impl ForwardAudit {
     /// already holds the client's answer until its own record is written);
     /// a line that cannot be queued is counted in
     /// `arca_audit_dropped_total`.
-    pub fn record(&self, w: arca_node::node::ForwardedWrite) {
+    pub fn record(&self, w: arca_node::writes::ForwardedWrite) {
         let (outcome, status) = match w.outcome {
             Ok(()) => ("OK", 200),
             Err(e) => {

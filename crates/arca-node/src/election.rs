@@ -240,7 +240,7 @@ pub(crate) async fn election_loop(node: Arc<Node>) {
             tracing::info!(node_id = node.id, "no leader: starting an election");
             crate::counters::Counters::bump(&node.counters.elections_started);
             let _ = node.raft.trigger().elect().await;
-        } else if crate::tasks::removed_from_cluster(&node).await {
+        } else if crate::membership::removed_from_cluster(&node).await {
             return;
         }
         delay = draw(node.election_min);

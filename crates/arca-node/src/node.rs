@@ -1,32 +1,36 @@
-//! The node: starts Raft over the stores, serves the peer port, runs the key
-//! actors, and offers the operations the gateway calls.
+//! The node: its configuration, start-up (Raft over the stores, the peer
+//! port, the key actors, the background tasks) and shutdown, its clock, and
+//! its health, readiness and status. The operations the gateway calls are
+//! `impl Node` blocks of their own, one concept per file: `keys.rs`,
+//! `writes.rs`, `membership.rs`, `users.rs`, `serving.rs`, `grants.rs`,
+//! `import.rs`, `rotation.rs`, `backup.rs`, `usage.rs`, `election.rs`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
-use crate::batch::WriteError;
 use arca_crypto::wrap::{RootKeyId, RootKeyRing};
 use arca_crypto::SecretBytes;
-use arca_state::{ClusterInfo, Command, Outcome, Proposal, Rejection, RequestKey};
-use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
-use openraft::{ChangeMembers, ServerState, SnapshotPolicy};
+use arca_state::ClusterInfo;
+use openraft::{ServerState, SnapshotPolicy};
 use tokio_util::sync::CancellationToken;
 
 use crate::actors::Registry;
-use crate::credentials::{self, SecretCache};
+use crate::credentials::SecretCache;
 use crate::lease::Leases;
 use crate::limits::{Acceptor, PortLimits};
-use crate::network::{unix_now_ms, Network, PeerClient, PeerError};
+use crate::network::{unix_now_ms, Network, PeerClient};
 use crate::peer_auth::{ClusterId, PeerAuth, ReplayGuard};
 use crate::pool::RsaPool;
+use crate::serving;
 use crate::store::{self, LogStore, SharedState, StateMachineStore};
 use crate::tasks;
 use crate::types::{
     ClusterStatus, ForwardRequest, ForwardResponse, MemberStatus, NodeId, NodeInfo, Raft,
 };
+use crate::writes::ForwardObserver;
 use crate::NodeError;
 
 /// Raft timing and log compaction.
@@ -175,23 +179,6 @@ pub struct RaftView {
     pub serving: crate::counters::ServingState,
 }
 
-/// A write another node forwarded to this node (as the leader), for its
-/// audit log: the node that received the client's request records it too.
-#[derive(Debug)]
-pub struct ForwardedWrite {
-    /// The node that forwarded it.
-    pub from: Option<NodeId>,
-    /// The command's name ([`arca_state::Command::name`]).
-    pub operation: &'static str,
-    pub key_id: Option<String>,
-    /// The client request's identity digest (hex), if it carried one.
-    pub request: Option<String>,
-    pub outcome: Result<(), NodeError>,
-}
-
-/// Called with every write forwarded to this node, once its outcome is known.
-pub type ForwardObserver = Arc<dyn Fn(ForwardedWrite) + Send + Sync>;
-
 /// A node behind its commit index whose applied index has not moved for this
 /// long is reported as stuck rather than catching up.
 const STUCK_AFTER: Duration = Duration::from_secs(10);
@@ -237,7 +224,7 @@ pub struct Node {
     pub info: NodeInfo,
     pub(crate) raft: Raft,
     /// Every write this node proposes as the leader goes through it.
-    batcher: crate::batch::Batcher,
+    pub(crate) batcher: crate::batch::Batcher,
     pub(crate) shared: Arc<SharedState>,
     pub(crate) registry: Registry,
     pub(crate) peers: PeerClient,
@@ -246,7 +233,7 @@ pub struct Node {
     pub(crate) peer_guard: ReplayGuard,
     /// The cluster id, computed once the cluster's facts are applied.
     cluster_id: OnceLock<ClusterId>,
-    forward_observer: RwLock<Option<ForwardObserver>>,
+    pub(crate) forward_observer: RwLock<Option<ForwardObserver>>,
     pub(crate) root: Arc<RootKeyRing>,
     pub(crate) rewrap_batch: usize,
     pub(crate) rewrap_pause: Duration,
@@ -270,7 +257,7 @@ pub struct Node {
     adjustable_clock: bool,
     clock_offset_ms: AtomicI64,
     /// Set once the leader said this node is not a member.
-    removed: AtomicBool,
+    pub(crate) removed: AtomicBool,
     pub(crate) db: Arc<store::Db>,
     /// Successful cryptographic uses of keys not yet reported (GetKeyLastUsage).
     pub usage: crate::usage::UsageTracker,
@@ -280,14 +267,6 @@ pub struct Node {
     pub(crate) last_backup_ms: std::sync::atomic::AtomicU64,
     pub(crate) shutdown: CancellationToken,
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
-}
-
-/// The result of creating an access key, shown to its owner once.
-pub struct NewAccessKey {
-    pub access_key_id: String,
-    pub secret_access_key: SecretBytes,
-    pub region: String,
-    pub account_id: String,
 }
 
 impl Node {
@@ -488,10 +467,10 @@ impl Node {
         ));
         let watchdog = tokio::spawn(crate::election::election_loop(node.clone()));
         let root_watch = tokio::spawn(tasks::root_key_watch(node.clone()));
-        let leases = tokio::spawn(tasks::lease_loop(node.clone()));
-        let leading = tokio::spawn(tasks::leader_loop(node.clone()));
-        let settle = tokio::spawn(tasks::settle_loop(node.clone()));
-        let notices = tokio::spawn(tasks::settled_notice_loop(node.clone()));
+        let leases = tokio::spawn(serving::lease_loop(node.clone()));
+        let leading = tokio::spawn(serving::leader_loop(node.clone()));
+        let settle = tokio::spawn(serving::settle_loop(node.clone()));
+        let notices = tokio::spawn(serving::settled_notice_loop(node.clone()));
         let scheduler = tokio::spawn(tasks::scheduler_loop(node.clone()));
         let pool = tokio::spawn(node.pool.clone().refill(node.shutdown.clone()));
         let secrets = tokio::spawn(tasks::secret_sweep_loop(node.clone()));
@@ -558,17 +537,6 @@ impl Node {
         let c = crate::peer_auth::cluster_id(self.shared.read().state.cluster.as_ref()?);
         Some(*self.cluster_id.get_or_init(|| c))
     }
-
-    /// Has `observer` called with every write another node forwards to this
-    /// one (the gateway audits them).
-    pub fn set_forward_observer(&self, observer: ForwardObserver) {
-        *self
-            .forward_observer
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = Some(observer);
-    }
-
-    // ---- Raft view ----
 
     pub async fn raft_view(&self) -> RaftView {
         let m = self.raft.metrics().borrow().clone();
@@ -656,305 +624,6 @@ impl Node {
         self.serving_now().await.map_err(|e| e.to_string())
     }
 
-    /// Whether the leader said this node is no longer a member.
-    pub(crate) fn is_removed(&self) -> bool {
-        self.removed.load(Ordering::Relaxed)
-    }
-
-    /// The leader's answer says this node is not a member any more: stop
-    /// taking part (no more campaigns), and say so.
-    pub(crate) fn mark_removed(self: &Arc<Self>) {
-        if self.removed.swap(true, Ordering::Relaxed) {
-            return;
-        }
-        tracing::error!(
-            node_id = self.id,
-            "this node was removed from the cluster: it stops taking part in Raft and refuses requests; stop the process"
-        );
-        let node = self.clone();
-        tokio::spawn(async move {
-            let _ = node.raft.shutdown().await;
-        });
-    }
-
-    pub(crate) fn leader_info(&self, leader: NodeId) -> Option<NodeInfo> {
-        let m = self.raft.metrics().borrow().clone();
-        m.membership_config.membership().get_node(&leader).cloned()
-    }
-
-    /// Waits (until `deadline`) for a known leader.
-    async fn wait_leader(&self, deadline: Instant) -> Result<NodeId, NodeError> {
-        let mut rx = self.raft.metrics();
-        loop {
-            if let Some(l) = rx.borrow_and_update().current_leader {
-                return Ok(l);
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(NodeError::Unavailable(
-                    "no Raft leader is available; retry".into(),
-                ));
-            }
-            let _ = tokio::time::timeout(left, rx.changed()).await;
-        }
-    }
-
-    /// Waits until this node has applied `index`.
-    pub(crate) async fn wait_applied(
-        &self,
-        index: u64,
-        deadline: Instant,
-    ) -> Result<(), NodeError> {
-        if self.shared.applied() >= index {
-            return Ok(());
-        }
-        let mut rx = self.shared.applied_index();
-        let left = deadline.saturating_duration_since(Instant::now());
-        let reached = tokio::time::timeout(left, rx.wait_for(|i| *i >= index))
-            .await
-            .map(|r| r.is_ok());
-        match reached {
-            Ok(true) => Ok(()),
-            _ => Err(NodeError::Unavailable(format!(
-                "this node has not yet applied log index {index}; retry"
-            ))),
-        }
-    }
-
-    /// Runs `req` on the leader: here if this node leads, else forwarded.
-    /// Retries across elections until the write timeout.
-    pub(crate) async fn on_leader(
-        &self,
-        req: ForwardRequest,
-    ) -> Result<ForwardResponse, NodeError> {
-        self.on_leader_until(req, Instant::now() + self.write_timeout)
-            .await
-    }
-
-    async fn on_leader_until(
-        &self,
-        req: ForwardRequest,
-        deadline: Instant,
-    ) -> Result<ForwardResponse, NodeError> {
-        let mut last_err = String::from("no leader");
-        loop {
-            let leader = self.wait_leader(deadline).await?;
-            let resp = if leader == self.id {
-                let left = deadline.saturating_duration_since(Instant::now());
-                match tokio::time::timeout(left, self.handle_forward(req.clone())).await {
-                    Ok(r) => r,
-                    // Stalled (a full disk, say): the write may still apply;
-                    // a retry with the same identity gets its outcome.
-                    Err(_) => {
-                        return Err(NodeError::Unavailable(
-                            "the write did not complete in time; retry".into(),
-                        ))
-                    }
-                }
-            } else {
-                match self.leader_info(leader) {
-                    Some(info) => {
-                        let left = deadline.saturating_duration_since(Instant::now());
-                        // A leader that stalls (paused, partitioned) is given up
-                        // as soon as another is known; a write it may still
-                        // apply is deduplicated by its request identity.
-                        let mut rx = self.raft.metrics();
-                        tokio::select! {
-                            r = self.peers.forward(leader, &info, &req, left) => match r {
-                                Ok(r) => r,
-                                Err(e) => {
-                                    tracing::debug!(error = %e, leader, "forward to leader failed");
-                                    last_err = e.to_string();
-                                    ForwardResponse::NotLeader { leader: None }
-                                }
-                            },
-                            _ = rx.wait_for(|m| m.current_leader != Some(leader)) => {
-                                last_err = format!("node {leader} stopped leading");
-                                ForwardResponse::NotLeader { leader: None }
-                            }
-                        }
-                    }
-                    None => ForwardResponse::NotLeader { leader: None },
-                }
-            };
-            match resp {
-                ForwardResponse::NotLeader { .. } => {
-                    if Instant::now() >= deadline {
-                        return Err(NodeError::Unavailable(format!(
-                            "the Raft leader could not be reached ({last_err}); retry"
-                        )));
-                    }
-                    // Let the metrics catch up with the new leader, briefly.
-                    let mut rx = self.raft.metrics();
-                    let _ = tokio::time::timeout(Duration::from_millis(50), rx.changed()).await;
-                }
-                ForwardResponse::Failed(m) => return Err(NodeError::Internal(m)),
-                ForwardResponse::Unavailable(m) => return Err(NodeError::Unavailable(m)),
-                ForwardResponse::Refused(r) => return Err(r.into()),
-                other => return Ok(other),
-            }
-        }
-    }
-
-    /// Serves a [`ForwardRequest`] that node `from` sent to this one; a
-    /// write is shown to the forward observer with its outcome.
-    pub(crate) async fn handle_forward_from(
-        &self,
-        from: Option<NodeId>,
-        req: ForwardRequest,
-    ) -> ForwardResponse {
-        let ForwardRequest::Write(p) = &req else {
-            return self.handle_forward(req).await;
-        };
-        let observer = self
-            .forward_observer
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let Some(observer) = observer else {
-            return self.handle_forward(req).await;
-        };
-        let operation = p.command.name();
-        let key_id = p.command.key_id().map(|k| k.to_string());
-        let request = p.request.map(|r| hex::encode(r.id));
-        let resp = self.handle_forward(req).await;
-        let outcome = match &resp {
-            ForwardResponse::Written { outcome, .. } => match outcome.clone().first().0 {
-                Outcome::Applied => Ok(()),
-                Outcome::Rejected(r) => Err(r.into()),
-                Outcome::Repeated { .. } | Outcome::Batch(_) => {
-                    Err(NodeError::Internal("nested outcome".into()))
-                }
-            },
-            ForwardResponse::NotLeader { .. } => {
-                Err(NodeError::Unavailable("this node is not the leader".into()))
-            }
-            ForwardResponse::Unavailable(m) => Err(NodeError::Unavailable(m.clone())),
-            ForwardResponse::Failed(m) => Err(NodeError::Internal(m.clone())),
-            other => Err(NodeError::Internal(format!(
-                "unexpected answer to a write: {other:?}"
-            ))),
-        };
-        observer(ForwardedWrite {
-            from,
-            operation,
-            key_id,
-            request,
-            outcome,
-        });
-        resp
-    }
-
-    /// Serves a [`ForwardRequest`] as the leader. Answers `NotLeader` if this
-    /// node is not the leader (any more).
-    pub async fn handle_forward(&self, req: ForwardRequest) -> ForwardResponse {
-        fn not_leader<E>(e: &RaftError<NodeId, E>) -> Option<ForwardResponse>
-        where
-            E: std::error::Error,
-        {
-            match e {
-                RaftError::APIError(_) => Some(ForwardResponse::NotLeader { leader: None }),
-                RaftError::Fatal(_) => None,
-            }
-        }
-        match req {
-            ForwardRequest::Write(mut p) => {
-                // The leader's clock stamps the entry and every time its
-                // command carries; the proposer's times are not trusted.
-                let now = self.now_ms();
-                p.stamp_ms = now;
-                p.command = p.command.stamped(now);
-                match self.batcher.write(*p).await {
-                    // The barrier of another write of the same entry passed.
-                    Ok(r) if self.shared.safe_index() >= r.log_id.index => {
-                        ForwardResponse::Written {
-                            outcome: r.outcome,
-                            log_index: r.log_id.index,
-                        }
-                    }
-                    Ok(r) => {
-                        // Acknowledge only when no node can serve older state.
-                        match tasks::barrier(self, r.log_id.leader_id.term, r.log_id.index).await {
-                            Ok(()) => {
-                                self.shared.raise_safe(r.log_id.index);
-                                ForwardResponse::Written {
-                                    outcome: r.outcome,
-                                    log_index: r.log_id.index,
-                                }
-                            }
-                            Err(e) => ForwardResponse::Unavailable(e.to_string()),
-                        }
-                    }
-                    Err(WriteError::Raft(e)) => match *e {
-                        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
-                            ForwardResponse::NotLeader {
-                                leader: f.leader_id,
-                            }
-                        }
-                        e => ForwardResponse::Failed(e.to_string()),
-                    },
-                    Err(e) => ForwardResponse::Failed(e.to_string()),
-                }
-            }
-            ForwardRequest::ReadIndex => match self.raft.ensure_linearizable().await {
-                Ok(Some(l)) => ForwardResponse::ReadIndex(l.index),
-                Ok(None) => ForwardResponse::ReadIndex(0),
-                Err(e) => not_leader(&e).unwrap_or_else(|| ForwardResponse::Failed(e.to_string())),
-            },
-            ForwardRequest::AddNode { node_id, info } => {
-                if let Err(e) = self.raft.add_learner(node_id, info, true).await {
-                    return match e {
-                        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
-                            ForwardResponse::NotLeader {
-                                leader: f.leader_id,
-                            }
-                        }
-                        e => ForwardResponse::Failed(e.to_string()),
-                    };
-                }
-                let add = ChangeMembers::AddVoterIds(BTreeSet::from([node_id]));
-                membership_changed(self.raft.change_membership(add, false).await)
-            }
-            ForwardRequest::RemoveNode { node_id } => {
-                let m = self.raft.metrics().borrow().clone();
-                let membership = m.membership_config.membership().clone();
-                if membership.get_node(&node_id).is_none() {
-                    return ForwardResponse::Refused(Rejection::NotFound(format!(
-                        "node {node_id} is not a member"
-                    )));
-                }
-                let is_voter = membership.voter_ids().any(|v| v == node_id);
-                let change = if is_voter {
-                    ChangeMembers::RemoveVoters(BTreeSet::from([node_id]))
-                } else {
-                    ChangeMembers::RemoveNodes(BTreeSet::from([node_id]))
-                };
-                membership_changed(self.raft.change_membership(change, false).await)
-            }
-            ForwardRequest::Status => {
-                if self.raft.ensure_linearizable().await.is_err() {
-                    return ForwardResponse::NotLeader { leader: None };
-                }
-                let mut s = self.local_status().await;
-                // Which root keys each member holds, as it answers now.
-                for m in &mut s.members {
-                    m.root_key_ids = if m.node_id == self.id {
-                        Some(self.held_root_keys())
-                    } else {
-                        let info = NodeInfo {
-                            api_addr: m.api_addr.clone(),
-                            peer_addr: m.peer_addr.clone(),
-                        };
-                        self.ask_held_root_keys(m.node_id, &info).await.ok()
-                    };
-                }
-                ForwardResponse::Status(s)
-            }
-            ForwardRequest::HeldRootKeys => ForwardResponse::HeldRootKeys(self.held_root_keys()),
-            ForwardRequest::BeginRootKeyRotation { to } => self.lead_root_key_rotation(to).await,
-        }
-    }
-
     /// This node's view of the cluster; with replication lag when it leads.
     pub async fn local_status(&self) -> ClusterStatus {
         let v = self.raft_view().await;
@@ -1022,114 +691,6 @@ impl Node {
         }
     }
 
-    /// Proposes `cmd` through the leader; returns once this node has applied
-    /// it. A retry of a request applied before returns the first outcome.
-    pub(crate) async fn propose(
-        &self,
-        request: Option<RequestKey>,
-        command: Command,
-    ) -> Result<Outcome, NodeError> {
-        Ok(self.propose_created(request, command).await?.0)
-    }
-
-    /// Like [`Node::propose`]; also returns what the first attempt of a
-    /// repeated request created (its key id, access key id or version id),
-    /// which the caller reports instead of what this attempt would have.
-    pub(crate) async fn propose_created(
-        &self,
-        request: Option<RequestKey>,
-        command: Command,
-    ) -> Result<(Outcome, Option<String>), NodeError> {
-        let started = Instant::now();
-        let p = Proposal::new(request, command);
-        match self.on_leader(ForwardRequest::Write(Box::new(p))).await? {
-            ForwardResponse::Written { outcome, log_index } => {
-                // The leader's barrier passed for it: it is settled.
-                self.shared.raise_safe(log_index);
-                // Read your writes: a later request to this node sees the change.
-                self.wait_applied(log_index, started + self.write_timeout)
-                    .await?;
-                Ok(outcome.first())
-            }
-            other => Err(NodeError::Internal(format!(
-                "unexpected answer to a write: {other:?}"
-            ))),
-        }
-    }
-
-    /// Makes this node's replica at least as new as every write acknowledged
-    /// before the call (a read index from the leader).
-    pub async fn catch_up(&self) -> Result<(), NodeError> {
-        let started = Instant::now();
-        match self.on_leader(ForwardRequest::ReadIndex).await? {
-            ForwardResponse::ReadIndex(i) => {
-                self.wait_applied(i, started + self.write_timeout).await
-            }
-            other => Err(NodeError::Internal(format!(
-                "unexpected answer to a read index: {other:?}"
-            ))),
-        }
-    }
-
-    // ---- Cluster administration ----
-
-    /// Bootstraps a one-node cluster on this node and creates the first admin
-    /// access key. Refused if the cluster is initialized already.
-    pub async fn init_cluster(
-        &self,
-        region: String,
-        account_id: String,
-    ) -> Result<NewAccessKey, NodeError> {
-        if self.cluster_info().is_some() {
-            return Err(NodeError::AlreadyInitialized);
-        }
-        let initialized = self
-            .raft
-            .is_initialized()
-            .await
-            .map_err(|e| NodeError::Internal(e.to_string()))?;
-        if !initialized {
-            let members = BTreeMap::from([(self.id, self.info.clone())]);
-            self.raft
-                .initialize(members)
-                .await
-                .map_err(|e| NodeError::Internal(format!("raft initialize: {e}")))?;
-        }
-        let now = self.now_ms();
-        // The cluster is created under the node's first root key.
-        let root = self.root.first();
-        let (admin, secret) = credentials::generate(root, arca_state::BOOTSTRAP_ADMIN_USER, now)?;
-        let access_key_id = admin.access_key_id.clone();
-        let info = ClusterInfo {
-            region: region.clone(),
-            account_id: account_id.clone(),
-            root_check_value: root.check_value(),
-            created_ms: now,
-        };
-        crate::keys::applied(
-            self.propose(None, Command::InitCluster { info, admin })
-                .await?,
-        )?;
-        Ok(NewAccessKey {
-            access_key_id,
-            secret_access_key: secret,
-            region,
-            account_id,
-        })
-    }
-
-    pub async fn add_node(&self, node_id: NodeId, info: NodeInfo) -> Result<(), NodeError> {
-        self.on_leader(ForwardRequest::AddNode { node_id, info })
-            .await
-            .map(|_| ())
-    }
-
-    pub async fn remove_node(&self, node_id: NodeId) -> Result<(), NodeError> {
-        self.on_leader(ForwardRequest::RemoveNode { node_id })
-            .await
-            .map(|_| ())
-    }
-
     /// The leader's view of the cluster; this node's own view if no leader
     /// answers within a second.
     pub async fn cluster_status(&self) -> ClusterStatus {
@@ -1138,166 +699,6 @@ impl Node {
             Ok(ForwardResponse::Status(s)) => s,
             _ => self.local_status().await,
         }
-    }
-
-    // ---- Credentials ----
-
-    /// Creates an access key for `user` (creating the user, with no identity
-    /// policy, if it does not exist); its secret is returned once and kept
-    /// only wrapped.
-    pub async fn create_access_key(
-        &self,
-        rid: Option<RequestKey>,
-        user: &str,
-    ) -> Result<NewAccessKey, NodeError> {
-        let cluster = self.cluster_info().ok_or(NodeError::NotInitialized)?;
-        let (rec, secret) = credentials::generate(self.wrap_key()?, user, self.now_ms())?;
-        let access_key_id = rec.access_key_id.clone();
-        let (outcome, created) = self
-            .propose_created(rid, Command::CreateAccessKey { key: rec })
-            .await?;
-        match (outcome, created) {
-            (Outcome::Applied, None) => Ok(NewAccessKey {
-                access_key_id,
-                secret_access_key: secret,
-                region: cluster.region,
-                account_id: cluster.account_id,
-            }),
-            // A retry: the key the first attempt created, its secret unwrapped
-            // from the replicated record.
-            (Outcome::Applied, Some(first)) => {
-                let rec = self
-                    .shared
-                    .read()
-                    .state
-                    .access_keys
-                    .get(&first)
-                    .cloned()
-                    .ok_or_else(|| {
-                        NodeError::NotFound(format!("Access key {first} does not exist"))
-                    })?;
-                let secret = credentials::unwrap_secret(&self.root, &rec)?;
-                Ok(NewAccessKey {
-                    access_key_id: first,
-                    secret_access_key: secret,
-                    region: cluster.region,
-                    account_id: cluster.account_id,
-                })
-            }
-            (Outcome::Rejected(r), _) => Err(r.into()),
-            (Outcome::Repeated { .. } | Outcome::Batch(_), _) => {
-                Err(NodeError::Internal("nested outcome".into()))
-            }
-        }
-    }
-
-    /// Deletes an access key: requests signed with it fail from then on.
-    pub async fn delete_access_key(
-        &self,
-        rid: Option<RequestKey>,
-        access_key_id: String,
-    ) -> Result<(), NodeError> {
-        crate::keys::applied(
-            self.propose(rid, Command::DeleteAccessKey { access_key_id })
-                .await?,
-        )
-    }
-
-    /// The secret of an access key and the user it belongs to, for signature
-    /// checks; `None` if unknown.
-    pub fn access_key_secret(
-        &self,
-        access_key_id: &str,
-    ) -> Result<Option<(Arc<SecretBytes>, String)>, NodeError> {
-        // The state decides whether the key exists (a deleted key is refused at
-        // once); the cache spares an unwrap, and a record copy, per request.
-        let rec = {
-            let a = self.shared.read();
-            match a.state.access_keys.get(access_key_id) {
-                None => return Ok(None),
-                Some(r) => match self.secrets.get(access_key_id) {
-                    Some(s) => return Ok(Some((s, r.user.clone()))),
-                    None => r.clone(),
-                },
-            }
-        };
-        let s = self.secrets.get_or_unwrap(&self.root, &rec)?;
-        Ok(Some((s, rec.user)))
-    }
-
-    /// How many access-key secrets are held unwrapped (for `/metrics`).
-    pub fn cached_secrets(&self) -> usize {
-        self.secrets.len()
-    }
-
-    /// Every access key: id, user, creation time (never a secret).
-    pub async fn list_access_keys(&self) -> Result<Vec<(String, String, u64)>, NodeError> {
-        self.ensure_serving().await?;
-        Ok(self
-            .shared
-            .read()
-            .state
-            .access_keys
-            .values()
-            .map(|k| (k.access_key_id.clone(), k.user.clone(), k.created_ms))
-            .collect())
-    }
-
-    /// Sets (`None`: removes) a user's identity policy; the caller validated it.
-    pub async fn put_user_policy(
-        &self,
-        rid: Option<RequestKey>,
-        user: String,
-        policy: Option<String>,
-    ) -> Result<(), NodeError> {
-        crate::keys::applied(
-            self.propose(rid, Command::PutUserPolicy { user, policy })
-                .await?,
-        )
-    }
-
-    /// A user as this node may serve it (see `ensure_serving`): every change
-    /// acknowledged before is applied and settled.
-    pub async fn user(&self, name: &str) -> Result<Option<arca_state::UserRecord>, NodeError> {
-        self.ensure_serving().await?;
-        let user = self.shared.read().state.users.get(name).cloned();
-        if let Some(u) = &user {
-            self.ensure_settled_index(u.revision).await?;
-        }
-        Ok(user)
-    }
-
-    /// A user's revision and, unless it is still `known`, its identity
-    /// policy — what authorization needs per request, without a copy of
-    /// what the caller holds. `None`: no such user.
-    pub async fn user_policy(
-        &self,
-        name: &str,
-        known: Option<u64>,
-    ) -> Result<Option<(u64, Option<Option<String>>)>, NodeError> {
-        self.ensure_serving().await?;
-        self.user_policy_here(name, known).await
-    }
-
-    /// [`Self::user_policy`] from this node's own replica, however long it
-    /// has been cut off from a leader: for `ClusterStatus`, which must answer
-    /// an operator exactly when no leader does. It reveals no key and
-    /// changes nothing.
-    pub async fn user_policy_here(
-        &self,
-        name: &str,
-        known: Option<u64>,
-    ) -> Result<Option<(u64, Option<Option<String>>)>, NodeError> {
-        let found = self.shared.read().state.users.get(name).map(|u| {
-            (
-                u.revision,
-                (known != Some(u.revision)).then(|| u.policy.clone()),
-            )
-        });
-        if let Some((revision, _)) = found {
-            self.ensure_settled_index(revision).await?;
-        }
-        Ok(found)
     }
 }
 
@@ -1333,36 +734,6 @@ pub(crate) fn missing_root_keys(state: &arca_state::State, root: &RootKeyRing) -
         held.join(", "),
         if missing.len() == 1 { "it" } else { "them" }
     ))
-}
-
-impl From<PeerError> for NodeError {
-    fn from(e: PeerError) -> Self {
-        NodeError::Unavailable(e.to_string())
-    }
-}
-
-/// The answer to a membership change: a change the cluster cannot make now
-/// (another is in progress) is retriable; one it can never make (it would
-/// leave no voter, or names a node that is not a learner) is the caller's
-/// mistake; neither is an internal error.
-fn membership_changed<T>(
-    r: Result<T, RaftError<NodeId, ClientWriteError<NodeId, NodeInfo>>>,
-) -> ForwardResponse {
-    match r {
-        Ok(_) => ForwardResponse::Done,
-        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-            ForwardResponse::NotLeader {
-                leader: f.leader_id,
-            }
-        }
-        Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => match e {
-            ChangeMembershipError::InProgress(_) => ForwardResponse::Unavailable(format!(
-                "{e}; retry when the membership change in progress is done"
-            )),
-            e => ForwardResponse::Refused(Rejection::Invalid(e.to_string())),
-        },
-        Err(e) => ForwardResponse::Failed(e.to_string()),
-    }
 }
 
 #[cfg(test)]

@@ -59,7 +59,7 @@ pub const INIT_CREDENTIALS_FILE: &str = "admin-credentials";
 /// never over an existing file.
 fn write_init_credentials(
     dir: &std::path::Path,
-    k: &crate::node::NewAccessKey,
+    k: &crate::users::NewAccessKey,
 ) -> std::io::Result<std::path::PathBuf> {
     use std::io::Write;
     let path = dir.join(INIT_CREDENTIALS_FILE);
