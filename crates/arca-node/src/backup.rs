@@ -409,7 +409,7 @@ fn seed(
     };
     let db = store::open_database(dir).map_err(storage)?;
     store::seed_database(
-        &db.get(),
+        &db,
         &applied,
         &Vote::new_committed(term, node.node_id),
         &[
@@ -572,6 +572,21 @@ pub fn recover(dir: &Path, root: &RootKeyRing) -> Result<Recovered, BackupError>
         term,
         check,
     )?;
+    // The new snapshot's file first (its name, of the new term, is no old
+    // file's; the old ones go at the next start), then the database.
+    let snapshots = dir.join(store::SNAPSHOT_DIR);
+    store::ensure_private_dir(&snapshots).map_err(|e| BackupError::Io(snapshots.clone(), e))?;
+    let seeded_snapshots = work.join(store::SNAPSHOT_DIR);
+    let files = std::fs::read_dir(&seeded_snapshots)
+        .map_err(|e| BackupError::Io(seeded_snapshots.clone(), e))?;
+    for f in files {
+        let f = f.map_err(|e| BackupError::Io(seeded_snapshots.clone(), e))?;
+        let to = snapshots.join(f.file_name());
+        std::fs::rename(f.path(), &to).map_err(|e| BackupError::Io(to, e))?;
+    }
+    std::fs::File::open(&snapshots)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| BackupError::Io(snapshots.clone(), e))?;
     std::fs::rename(work.join("arca.redb"), &path).map_err(|e| BackupError::Io(path.clone(), e))?;
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())

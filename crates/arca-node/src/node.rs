@@ -282,6 +282,9 @@ impl Node {
         store::check_format(&db, &cfg.data_dir)
             .map_err(st)?
             .map_err(|e| StartError::NewerFormat(e.to_string()))?;
+        // The snapshot's file: moved out of a database of format 3, and
+        // what a crash left while one was written removed.
+        store::prepare_snapshot_dir(&db).map_err(st)?;
 
         // This data dir's root key and node id, checked before anything is
         // read. The data dir remembers the root key it was first written

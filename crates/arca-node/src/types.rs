@@ -1,7 +1,5 @@
 //! The Raft type configuration and the messages nodes exchange.
 
-use std::io::Cursor;
-
 use arca_crypto::wrap::RootKeyId;
 use arca_state::{Outcome, Proposal, RootKeyStatus};
 use serde::{Deserialize, Serialize};
@@ -28,7 +26,7 @@ openraft::declare_raft_types!(
         NodeId = NodeId,
         Node = NodeInfo,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = tokio::fs::File,
         AsyncRuntime = openraft::TokioRuntime,
 );
 

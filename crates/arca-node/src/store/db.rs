@@ -51,8 +51,21 @@ pub(super) fn disk_full(e: &StorageError) -> bool {
 }
 
 impl Db {
+    /// The directory of this database's snapshot files (`snapshot_file.rs`).
+    pub fn snapshot_dir(&self) -> PathBuf {
+        self.path
+            .parent()
+            .unwrap_or_else(|| Path::new("."))
+            .join(SNAPSHOT_DIR)
+    }
+
     pub fn get(&self) -> RwLockReadGuard<'_, Database> {
         self.inner.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes one local meta row, waiting for disk space like any write.
+    pub fn write_meta(&self, name: &str, value: &[u8]) -> Result<(), StorageError> {
+        self.durable(|g| write_local_meta(g, name, value))
     }
 
     /// Runs a write, waiting out a full disk. On "no space" it closes and
@@ -61,19 +74,30 @@ impl Db {
     /// doubling to 2 s — and tries again, until the write succeeds or the node
     /// stops. Nothing is acknowledged meanwhile, because Raft waits for the
     /// write; every other error is returned at once.
-    /// Writes one local meta row, waiting for disk space like any write.
-    pub fn write_meta(&self, name: &str, value: &[u8]) -> Result<(), StorageError> {
-        self.durable(|g| write_local_meta(g, name, value))
-    }
-
     pub fn durable<T>(
         &self,
         f: impl Fn(&Database) -> Result<T, StorageError>,
     ) -> Result<T, StorageError> {
+        self.retry_while_full(|| f(&self.get()), || self.reopen())
+    }
+
+    /// Runs a write of a file beside the database (a snapshot), waiting out
+    /// a full disk as [`Db::durable`] does.
+    pub(super) fn wait_for_space<T>(
+        &self,
+        f: impl Fn() -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        self.retry_while_full(f, || {})
+    }
+
+    fn retry_while_full<T>(
+        &self,
+        f: impl Fn() -> Result<T, StorageError>,
+        after_full: impl Fn(),
+    ) -> Result<T, StorageError> {
         let mut backoff = Duration::from_millis(100);
         loop {
-            let res = f(&self.get());
-            match res {
+            match f() {
                 Err(e) if disk_full(&e) && !self.stopping.load(Ordering::SeqCst) => {
                     if !self.disk_full.swap(true, Ordering::SeqCst) {
                         tracing::error!(
@@ -84,7 +108,7 @@ impl Db {
                     }
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(2));
-                    self.reopen();
+                    after_full();
                 }
                 other => {
                     if other.is_ok() && self.disk_full.swap(false, Ordering::SeqCst) {

@@ -390,30 +390,38 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         self.clone()
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, StorageError> {
+        let db = self.db.clone();
+        let file = blocking(move || begin_incoming(&db)).await?;
+        Ok(Box::new(tokio::fs::File::from_std(file)))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        snapshot: Box<tokio::fs::File>,
     ) -> Result<(), StorageError> {
-        let bytes = snapshot.into_inner();
-        self.db.note_snapshot(bytes.len() as u64);
-        let size_row = (bytes.len() as u64).to_be_bytes();
+        let mut file = *snapshot;
+        tokio::io::AsyncWriteExt::flush(&mut file)
+            .await
+            .map_err(w)?;
+        let file = file.into_std().await;
+        let bytes = blocking(move || read_incoming(file)).await?;
+        let row = SnapshotFileRow {
+            meta: meta.clone(),
+            file: snapshot_file_name(meta.last_log_id),
+            len: bytes.len() as u64,
+        };
+        let len = row.len;
         let mut state = SnapshotData::decode(&bytes)
             .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
+        drop(bytes);
         state.rebuild_indexes();
         let applied = Applied {
             state,
             last_applied: meta.last_log_id,
             membership: meta.last_membership.clone(),
         };
-        let stored = enc(&StoredSnapshot {
-            meta: meta.clone(),
-            data: bytes,
-        })?;
         let rows = state_rows(&applied)?;
         // The replaced state may have held keys the snapshot no longer has:
         // rewrite the file once the log is purged past the snapshot.
@@ -421,8 +429,12 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             self.db.note_deletion(l.index);
         }
         let shred_row = self.db.shred_after.load(Ordering::SeqCst).to_be_bytes();
+        let row_bytes = enc(&row)?;
+        let size_row = row.len.to_be_bytes();
         let db = self.db.clone();
+        let kept = row.file.clone();
         blocking(move || {
+            keep_incoming(&db, &row)?;
             db.durable(|g| {
                 let txn = g.begin_write().map_err(w)?;
                 // Replace the whole state machine: drop every table and write anew.
@@ -437,26 +449,32 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 write_state_rows(&txn, &rows)?;
                 {
                     let mut m = txn.open_table(META).map_err(w)?;
-                    m.insert(SNAPSHOT, stored.as_slice()).map_err(w)?;
+                    m.insert(SNAPSHOT_FILE, row_bytes.as_slice()).map_err(w)?;
                     m.insert(SNAPSHOT_BYTES, size_row.as_slice()).map_err(w)?;
                     m.insert(SHRED_AFTER, shred_row.as_slice()).map_err(w)?;
+                    m.remove(SNAPSHOT).map_err(w)?;
                 }
                 txn.commit().map_err(w)
             })
         })
         .await?;
+        remove_other_files(&self.db, Some(&kept), false);
+        self.db.note_snapshot(len);
         self.shared.replace(applied);
         crate::counters::Counters::bump(&self.counters.snapshots_installed);
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
-        let stored: Option<StoredSnapshot> = read_local_meta(&self.db.get(), SNAPSHOT)?
-            .map(|b| dec(&b))
-            .transpose()?;
-        Ok(stored.map(|s| Snapshot {
-            meta: s.meta,
-            snapshot: Box::new(Cursor::new(s.data)),
+        let Some(row) = current_snapshot_row(&self.db)? else {
+            return Ok(None);
+        };
+        let file = tokio::fs::File::open(self.db.snapshot_dir().join(&row.file))
+            .await
+            .map_err(|e| StorageIOError::read_snapshot(Some(row.meta.signature()), &e))?;
+        Ok(Some(Snapshot {
+            meta: row.meta,
+            snapshot: Box::new(file),
         }))
     }
 }

@@ -1,5 +1,6 @@
 //! Durable storage for Raft: the log and vote ([`LogStore`]) and the state
-//! machine with its snapshots ([`StateMachineStore`]), both in one redb file.
+//! machine ([`StateMachineStore`]), both in one redb file, and the snapshots
+//! beside it.
 //!
 //! Durability contracts (openraft storage v2):
 //! - `append` reports the entries flushed only after the redb commit returns
@@ -9,7 +10,9 @@
 //!   committed in one transaction, so a restart neither skips nor repeats;
 //!   an apply that fails leaves the shared state as the file holds it
 //!   (`machine.rs` `apply_entries`);
-//! - `install_snapshot` replaces the whole state machine in one transaction.
+//! - `install_snapshot` replaces the whole state machine in one transaction;
+//! - a snapshot is a file of its own, synced and renamed into place before
+//!   the row that names it is committed (`snapshot_file.rs`).
 //!
 //! Everything stored here is either public metadata or wrapped under the root key.
 
@@ -17,7 +20,6 @@
 #![allow(clippy::result_large_err)]
 
 use std::fmt::Debug;
-use std::io::Cursor;
 use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -64,6 +66,8 @@ const ROOT_KEYS: &str = "root_keys";
 const DEDUP_CLOCK: &str = "dedup_clock";
 /// `State::usage_since_ms`.
 const USAGE_SINCE: &str = "usage_since";
+/// The snapshot inside the database (storage format 3 and before; now in
+/// its own file, named by `snapshot_file`).
 const SNAPSHOT: &str = "snapshot";
 /// The size of the stored snapshot's state (u64 BE), so that a restarted
 /// node paces its next snapshot by it (`Db::log_outgrew_snapshot`).
@@ -83,7 +87,10 @@ pub const FORMAT: &str = "format_version";
 ///    reads only 1 would not open secrets re-wrapped by a rotation.
 /// 3: the log may hold batch entries (`Command::Batch`, group commit), which
 ///    a release that reads only 2 cannot decode.
-pub const FORMAT_VERSION: u32 = 3;
+/// 4: the snapshot is a file of its own in `snapshots/`, named by the local
+///    meta row `snapshot_file` (`snapshot_file.rs`); a release that reads
+///    only 3 would find no snapshot behind its purged log.
+pub const FORMAT_VERSION: u32 = 4;
 
 /// The data directory was written in a format this release cannot read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -160,6 +167,7 @@ mod machine;
 mod offline;
 mod shared;
 mod snapshot;
+mod snapshot_file;
 
 pub use db::*;
 pub use log::*;
@@ -167,6 +175,7 @@ pub use machine::*;
 pub use offline::*;
 pub use shared::*;
 pub use snapshot::*;
+pub use snapshot_file::*;
 
 #[cfg(all(test, unix))]
 mod tests;

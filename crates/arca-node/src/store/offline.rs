@@ -53,11 +53,12 @@ pub(crate) fn load_applied(db: &Database) -> Result<Applied, StorageError> {
 }
 
 /// Writes `applied` into an empty database as a node that has just installed
-/// a snapshot of it and purged its log up to it: state machine rows, the
-/// snapshot, the purge mark, the committed index and `vote` — one
-/// transaction. `local` are further rows of the local `meta` table.
+/// a snapshot of it and purged its log up to it: the snapshot's file first,
+/// then state machine rows, the snapshot's row, the purge mark, the
+/// committed index and `vote` in one transaction. `local` are further rows
+/// of the local `meta` table.
 pub(crate) fn seed_database(
-    db: &Database,
+    db: &Db,
     applied: &Applied,
     vote: &Vote,
     local: &[(&str, Vec<u8>)],
@@ -66,23 +67,17 @@ pub(crate) fn seed_database(
         .last_applied
         .ok_or_else(|| w(std::io::Error::other("a seeded state needs a log id")))?;
     let data = encode_state(&applied.state).map_err(w)?;
-    let meta = SnapshotMeta {
-        last_log_id: Some(last),
-        last_membership: applied.membership.clone(),
-        snapshot_id: format!("{}-{}-{}", last.leader_id.term, last.index, data.len()),
-    };
-    let stored = enc(&StoredSnapshot { meta, data })?;
+    let snapshot = seed_snapshot(db, &data, last, applied.membership.clone())?;
     let rows = state_rows(applied)?;
-    let txn = db.begin_write().map_err(w)?;
+    let txn = db.get().begin_write().map_err(w)?;
     write_state_rows(&txn, &rows)?;
     {
         let mut m = txn.open_table(META).map_err(w)?;
-        m.insert(SNAPSHOT, stored.as_slice()).map_err(w)?;
         m.insert(LAST_PURGED, enc(&last)?.as_slice()).map_err(w)?;
         m.insert(COMMITTED, enc(&Some(last))?.as_slice())
             .map_err(w)?;
         m.insert(VOTE, enc(vote)?.as_slice()).map_err(w)?;
-        for (name, value) in local {
+        for (name, value) in snapshot.iter().chain(local) {
             m.insert(*name, value.as_slice()).map_err(w)?;
         }
         // The log table exists, empty: everything is in the snapshot.

@@ -50,6 +50,19 @@ pub fn decode_state(bytes: &[u8]) -> Result<State, postcard::Error> {
 pub fn encode_from_file(
     db: &Database,
 ) -> Result<(Vec<u8>, Option<LogId>, StoredMembership), StorageError> {
+    let mut out = Vec::new();
+    let (_, last_applied, membership) = encode_from_file_into(db, &mut out)?;
+    Ok((out, last_applied, membership))
+}
+
+/// [`encode_from_file`] into `out` as the rows are read; returns the
+/// number of bytes written.
+pub fn encode_from_file_into(
+    db: &Database,
+    out: &mut impl std::io::Write,
+) -> Result<(u64, Option<LogId>, StoredMembership), StorageError> {
+    let mut out = Counted { out, bytes: 0 };
+    let out = &mut out;
     let txn = db.begin_read().map_err(r)?;
     let meta = match txn.open_table(SM_META) {
         Ok(t) => Some(t),
@@ -74,32 +87,45 @@ pub fn encode_from_file(
     let usage_since: Option<u64> = field(get(USAGE_SINCE)?)?;
     let root_keys: arca_state::RootKeys = field(get(ROOT_KEYS)?)?;
 
-    let mut out = Vec::new();
-    out.extend_from_slice(&enc(&cluster)?);
-    rows::<&[u8], KeyRecord>(&txn, SM_KEYS, &mut out, |k, _| {
+    out.put(&enc(&cluster)?)?;
+    rows::<&[u8], KeyRecord, _>(&txn, SM_KEYS, out, |k, _| {
         enc(&arca_state::KeyId::from_bytes(id16(k)?))
     })?;
-    rows::<&str, AccessKeyRecord>(&txn, SM_ACCESS_KEYS, &mut out, |k, _| enc(&k))?;
-    rows::<&str, UserRecord>(&txn, SM_USERS, &mut out, |k, _| enc(&k))?;
-    rows::<&str, GrantRow>(&txn, SM_GRANTS, &mut out, |k, _| enc(&k))?;
-    rows::<&str, AliasRecord>(&txn, SM_ALIASES, &mut out, |k, _| enc(&k))?;
+    rows::<&str, AccessKeyRecord, _>(&txn, SM_ACCESS_KEYS, out, |k, _| enc(&k))?;
+    rows::<&str, UserRecord, _>(&txn, SM_USERS, out, |k, _| enc(&k))?;
+    rows::<&str, GrantRow, _>(&txn, SM_GRANTS, out, |k, _| enc(&k))?;
+    rows::<&str, AliasRecord, _>(&txn, SM_ALIASES, out, |k, _| enc(&k))?;
     // Dedup: its entries, then `by_seq` (seq → id, as `Dedup::restore`
     // derives it), then its clock.
     let mut by_seq = std::collections::BTreeMap::new();
-    rows::<&[u8], DedupEntry>(&txn, SM_DEDUP, &mut out, |k, e| {
+    rows::<&[u8], DedupEntry, _>(&txn, SM_DEDUP, out, |k, e| {
         let id = id16(k)?;
         by_seq.insert(e.seq, id);
         enc(&id)
     })?;
-    out.extend_from_slice(&enc(&by_seq)?);
-    out.extend_from_slice(&enc(&newest_ms)?);
-    rows::<&[u8], arca_state::KeyLastUsage>(&txn, SM_KEY_USAGE, &mut out, |k, _| {
+    out.put(&enc(&by_seq)?)?;
+    out.put(&enc(&newest_ms)?)?;
+    rows::<&[u8], arca_state::KeyLastUsage, _>(&txn, SM_KEY_USAGE, out, |k, _| {
         enc(&arca_state::KeyId::from_bytes(id16(k)?))
     })?;
-    out.extend_from_slice(&enc(&usage_since)?);
+    out.put(&enc(&usage_since)?)?;
     // After the state, as `encode_state` writes them.
-    out.extend_from_slice(&enc(&root_keys)?);
-    Ok((out, last_applied, membership))
+    out.put(&enc(&root_keys)?)?;
+    Ok((out.bytes, last_applied, membership))
+}
+
+/// A writer that counts what it wrote.
+struct Counted<'a, W> {
+    out: &'a mut W,
+    bytes: u64,
+}
+
+impl<W: std::io::Write> Counted<'_, W> {
+    fn put(&mut self, b: &[u8]) -> Result<(), StorageError> {
+        self.out.write_all(b).map_err(w)?;
+        self.bytes += b.len() as u64;
+        Ok(())
+    }
 }
 
 /// A 16-byte id from a table's key.
@@ -111,47 +137,34 @@ fn id16(k: &[u8]) -> Result<[u8; 16], StorageError> {
 /// Appends table `def` as a postcard map: its length, then each key as
 /// `key` encodes it (given the row's decoded value too) and each value
 /// decoded as `V` and encoded again.
-fn rows<K: redb::Key + 'static, V: Serialize + for<'de> Deserialize<'de>>(
+fn rows<K: redb::Key + 'static, V: Serialize + for<'de> Deserialize<'de>, W: std::io::Write>(
     txn: &redb::ReadTransaction,
     def: TableDefinition<K, &'static [u8]>,
-    out: &mut Vec<u8>,
+    out: &mut Counted<'_, W>,
     mut key: impl for<'a> FnMut(K::SelfType<'a>, &V) -> Result<Vec<u8>, StorageError>,
 ) -> Result<(), StorageError> {
     let t = match txn.open_table(def) {
         Ok(t) => t,
-        Err(redb::TableError::TableDoesNotExist(_)) => {
-            out.extend_from_slice(&enc(&0usize)?);
-            return Ok(());
-        }
+        Err(redb::TableError::TableDoesNotExist(_)) => return out.put(&enc(&0usize)?),
         Err(e) => return Err(r(e)),
     };
     let len = usize::try_from(redb::ReadableTableMetadata::len(&t).map_err(r)?).map_err(r)?;
-    out.extend_from_slice(&enc(&len)?);
+    out.put(&enc(&len)?)?;
     for item in t.iter().map_err(r)? {
         let (k, v) = item.map_err(r)?;
         let value: V = dec(v.value())?;
-        out.extend_from_slice(&key(k.value(), &value)?);
-        out.extend_from_slice(&enc(&value)?);
+        out.put(&key(k.value(), &value)?)?;
+        out.put(&enc(&value)?)?;
     }
     Ok(())
 }
 
+/// A snapshot as storage format 3 and before kept it: in the local meta
+/// row `snapshot`, inside the database (`snapshot_file.rs` moves it out).
 #[derive(Serialize, Deserialize)]
 pub(super) struct StoredSnapshot {
     pub(super) meta: SnapshotMeta,
     pub(super) data: Vec<u8>,
-}
-
-/// What a [`StoredSnapshot`]'s encoding holds before its data: the meta
-/// and the data's length. The data follows as it is, so a snapshot is
-/// written into the file's row without first being copied next to its meta.
-pub(super) fn stored_snapshot_head(
-    meta: &SnapshotMeta,
-    data_len: usize,
-) -> Result<Vec<u8>, StorageError> {
-    let mut head = enc(meta)?;
-    head.extend_from_slice(&enc(&data_len)?);
-    Ok(head)
 }
 
 /// Every row of a state machine, encoded.
@@ -263,55 +276,26 @@ pub(super) fn write_state_rows(
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
-        // From the file, not from memory: no lock, no copy of the state.
+        // From the database, not from memory (no lock, no copy of the
+        // state), into the snapshot's own file (`snapshot_file.rs`).
         let started = std::time::Instant::now();
         let db = self.db.clone();
-        let (data, last_applied, membership) =
-            blocking(move || encode_from_file(&db.get())).await?;
-        let encoded = started.elapsed();
-        let snapshot_id = match last_applied {
-            Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, data.len()),
-            None => format!("0-0-{}", data.len()),
-        };
-        let meta = SnapshotMeta {
-            last_log_id: last_applied,
-            last_membership: membership,
-            snapshot_id,
-        };
-        let head = stored_snapshot_head(&meta, data.len())?;
-        let size = (data.len() as u64).to_be_bytes();
-        let db = self.db.clone();
-        let data = blocking(move || {
-            db.durable(|g| {
-                let txn = g.begin_write().map_err(w)?;
-                {
-                    let mut m = txn.open_table(META).map_err(w)?;
-                    let mut row = m
-                        .insert_reserve(SNAPSHOT, head.len() + data.len())
-                        .map_err(w)?;
-                    let (h, d) = row.as_mut().split_at_mut(head.len());
-                    h.copy_from_slice(&head);
-                    d.copy_from_slice(&data);
-                    drop(row);
-                    m.insert(SNAPSHOT_BYTES, size.as_slice()).map_err(w)?;
-                }
-                txn.commit().map_err(w)
-            })?;
-            Ok(data)
-        })
-        .await?;
-        self.db.note_snapshot(data.len() as u64);
+        let (row, encoded) = blocking(move || build_snapshot_file(&db)).await?;
+        self.db.note_snapshot(row.len);
         crate::counters::Counters::bump(&self.counters.snapshots_built);
         tracing::info!(
-            index = last_applied.map_or(0, |l| l.index),
-            bytes = data.len(),
+            index = row.meta.last_log_id.map_or(0, |l| l.index),
+            bytes = row.len,
             encode_ms = encoded.as_millis() as u64,
-            store_ms = (started.elapsed() - encoded).as_millis() as u64,
+            store_ms = (started.elapsed().saturating_sub(encoded)).as_millis() as u64,
             "snapshot built"
         );
+        let file = tokio::fs::File::open(self.db.snapshot_dir().join(&row.file))
+            .await
+            .map_err(r)?;
         Ok(Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(data)),
+            meta: row.meta,
+            snapshot: Box::new(file),
         })
     }
 }

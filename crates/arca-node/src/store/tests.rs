@@ -153,22 +153,169 @@ fn a_failed_commit_leaves_the_shared_state_as_the_file_holds_it() {
     assert_eq!(loaded.last_applied, shared.read().last_applied);
 }
 
-/// A snapshot is stored as its head and then its data, without a copy of
-/// the data next to its meta first; what is stored reads back as a
-/// `StoredSnapshot`.
-#[test]
-fn a_snapshot_stored_as_head_and_data_reads_back() {
+/// The files in a data directory's snapshot directory, sorted.
+fn snapshot_files(db: &Db) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(db.snapshot_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+async fn read_all(mut f: tokio::fs::File) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    f.seek(std::io::SeekFrom::Start(0)).await.unwrap();
+    let mut out = Vec::new();
+    f.read_to_end(&mut out).await.unwrap();
+    out
+}
+
+/// A snapshot is a file of its own (0600), holding what the database
+/// encodes; the next one replaces it, and the current one is what Raft
+/// is given to send.
+#[tokio::test]
+async fn a_snapshot_is_a_file_of_its_own_and_replaces_the_one_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open_database(dir.path()).unwrap();
+    let mut sm = StateMachineStore::open(db.clone(), Default::default()).unwrap();
+    let shared = sm.shared();
+    apply_entries(&db, &shared, vec![entry(1, init()), entry(2, user("bob"))]).unwrap();
+    let built = sm
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    let expected = encode_from_file(&db.get()).unwrap().0;
+    assert_eq!(built.meta.last_log_id.map(|l| l.index), Some(2));
+    assert_eq!(built.meta.snapshot_id, format!("1-2-{}", expected.len()));
+    assert_eq!(read_all(*built.snapshot).await, expected);
+    assert_eq!(snapshot_files(&db), ["1-2.snap"]);
+    assert_eq!(mode(&db.snapshot_dir().join("1-2.snap")), 0o600);
+    assert_eq!(mode(&db.snapshot_dir()), 0o700);
+
+    apply_entries(&db, &shared, vec![entry(3, user("carol"))]).unwrap();
+    sm.get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    assert_eq!(snapshot_files(&db), ["1-3.snap"]);
+    let current = sm.get_current_snapshot().await.unwrap().unwrap();
+    assert_eq!(current.meta.last_log_id.map(|l| l.index), Some(3));
+    let bytes = read_all(*current.snapshot).await;
+    assert_eq!(bytes, encode_state(&shared.read().state).unwrap());
+    assert_eq!(
+        read_local_meta(&db.get(), SNAPSHOT_BYTES).unwrap(),
+        Some((bytes.len() as u64).to_be_bytes().to_vec())
+    );
+    // A restarted node finds the same snapshot.
+    drop((sm, shared));
+    drop(db);
+    let db = open_database(dir.path()).unwrap();
+    prepare_snapshot_dir(&db).unwrap();
+    let mut sm = StateMachineStore::open(db.clone(), Default::default()).unwrap();
+    let again = sm.get_current_snapshot().await.unwrap().unwrap();
+    assert_eq!(read_all(*again.snapshot).await, bytes);
+}
+
+/// A snapshot sent in chunks is received into a file and installed from
+/// it: the receiver's state is the sender's, and its current snapshot is
+/// the file it received, under its own name.
+#[tokio::test]
+async fn a_received_snapshot_is_installed_from_its_file() {
+    use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+    let from = tempfile::tempdir().unwrap();
+    let db = open_database(from.path()).unwrap();
+    let mut sender = StateMachineStore::open(db.clone(), Default::default()).unwrap();
+    let shared = sender.shared();
+    apply_entries(
+        &db,
+        &shared,
+        vec![
+            entry(1, init()),
+            entry(2, user("bob")),
+            entry(3, user("carol")),
+        ],
+    )
+    .unwrap();
+    let built = sender
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    let bytes = read_all(*built.snapshot).await;
+
+    let to = tempfile::tempdir().unwrap();
+    let db2 = open_database(to.path()).unwrap();
+    let mut receiver = StateMachineStore::open(db2.clone(), Default::default()).unwrap();
+    // An earlier stream that ended halfway left its file behind.
+    let mut stale = receiver.begin_receiving_snapshot().await.unwrap();
+    stale.write_all(b"half a snapshot").await.unwrap();
+    drop(stale);
+    // As openraft writes chunks: in order, seeking when one is sent again.
+    let mut file = receiver.begin_receiving_snapshot().await.unwrap();
+    let half = bytes.len() / 2;
+    file.write_all(&bytes[..half]).await.unwrap();
+    file.seek(std::io::SeekFrom::Start(1)).await.unwrap();
+    file.write_all(&bytes[1..]).await.unwrap();
+    file.shutdown().await.unwrap();
+    receiver.install_snapshot(&built.meta, file).await.unwrap();
+
+    let got = receiver.shared();
+    assert_eq!(got.read().state.users, shared.read().state.users);
+    assert_eq!(got.read().last_applied, shared.read().last_applied);
+    assert_eq!(snapshot_files(&db2), ["1-3.snap"]);
+    let current = receiver.get_current_snapshot().await.unwrap().unwrap();
+    assert_eq!(current.meta, built.meta);
+    assert_eq!(read_all(*current.snapshot).await, bytes);
+    // What a restart loads is what was installed.
+    assert_eq!(
+        load_state(&db2.get()).unwrap().state.users,
+        shared.read().state.users
+    );
+}
+
+/// A database of storage format 3 kept its snapshot in a row; a node of
+/// this release moves it into its file at start-up, and removes the files
+/// a crash left in the snapshot directory.
+#[tokio::test]
+async fn a_snapshot_inside_an_older_database_moves_to_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open_database(dir.path()).unwrap();
     let meta = SnapshotMeta {
         last_log_id: Some(LogId::new(openraft::CommittedLeaderId::new(2, 1), 9)),
         last_membership: Default::default(),
         snapshot_id: "2-9-300".into(),
     };
     let data: Vec<u8> = (0..300u32).map(|i| (i % 251) as u8).collect();
-    let mut stored = stored_snapshot_head(&meta, data.len()).unwrap();
-    stored.extend_from_slice(&data);
-    let back: StoredSnapshot = dec(&stored).unwrap();
-    assert_eq!(back.meta, meta);
-    assert_eq!(back.data, data);
+    let old = enc(&StoredSnapshot {
+        meta: meta.clone(),
+        data: data.clone(),
+    })
+    .unwrap();
+    db.write_meta(SNAPSHOT, &old).unwrap();
+    std::fs::create_dir_all(db.snapshot_dir()).unwrap();
+    for stray in ["building.partial", "incoming.partial", "1-1.snap"] {
+        std::fs::write(db.snapshot_dir().join(stray), b"left by a crash").unwrap();
+    }
+
+    prepare_snapshot_dir(&db).unwrap();
+    assert_eq!(snapshot_files(&db), ["2-9.snap"]);
+    assert_eq!(read_local_meta(&db.get(), SNAPSHOT).unwrap(), None);
+    assert_eq!(
+        read_local_meta(&db.get(), SNAPSHOT_BYTES).unwrap(),
+        Some(300u64.to_be_bytes().to_vec())
+    );
+    let mut sm = StateMachineStore::open(db.clone(), Default::default()).unwrap();
+    let current = sm.get_current_snapshot().await.unwrap().unwrap();
+    assert_eq!(current.meta, meta);
+    assert_eq!(read_all(*current.snapshot).await, data);
+    // Once moved, a second start changes nothing.
+    prepare_snapshot_dir(&db).unwrap();
+    assert_eq!(snapshot_files(&db), ["2-9.snap"]);
 }
 
 /// A snapshot is due once the log since the last one is as large as it;
