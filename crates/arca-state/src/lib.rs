@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+pub mod compact;
 pub mod ids;
 pub mod root_keys;
 pub mod rules;
@@ -898,8 +899,10 @@ pub struct DedupEntry {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Dedup {
     /// request id → entry
+    #[serde(deserialize_with = "compact::map")]
     pub entries: BTreeMap<[u8; 16], DedupEntry>,
     /// log index → request id, oldest first.
+    #[serde(deserialize_with = "compact::map")]
     pub by_seq: BTreeMap<u64, [u8; 16]>,
     /// The newest leader stamp applied (stamps from different leaders'
     /// clocks need not be ordered; the maximum is).
@@ -949,15 +952,14 @@ impl Dedup {
 
     /// Rebuilds the table from stored rows, with the newest stamp.
     pub fn restore(rows: impl IntoIterator<Item = ([u8; 16], DedupEntry)>, newest_ms: u64) -> Self {
-        let mut d = Dedup {
+        // Built whole, not entry by entry: full nodes (see `compact`).
+        let rows: Vec<_> = rows.into_iter().collect();
+        let by_seq = rows.iter().map(|(id, e)| (e.seq, *id)).collect();
+        Dedup {
+            entries: rows.into_iter().collect(),
+            by_seq,
             newest_ms,
-            ..Dedup::default()
-        };
-        for (id, e) in rows {
-            d.by_seq.insert(e.seq, id);
-            d.entries.insert(id, e);
         }
-        d
     }
 }
 
@@ -965,6 +967,7 @@ impl Dedup {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
     pub cluster: Option<ClusterInfo>,
+    #[serde(deserialize_with = "compact::map")]
     pub keys: BTreeMap<KeyId, KeyRecord>,
     pub access_keys: BTreeMap<String, AccessKeyRecord>,
     pub users: BTreeMap<String, UserRecord>,
@@ -981,6 +984,7 @@ pub struct State {
     pub aliases: BTreeMap<String, AliasRecord>,
     pub dedup: Dedup,
     /// Key → its last successful cryptographic use (GetKeyLastUsage).
+    #[serde(deserialize_with = "compact::map")]
     pub key_usage: BTreeMap<KeyId, KeyLastUsage>,
     /// Since when the cluster tracks key usage: the start of the node that
     /// reported first.

@@ -36,6 +36,8 @@ pub enum BenchCmd {
     /// One key signing for many callers in process, on one worker thread
     /// and then on one per core.
     HotKey(crate::bench_hot::HotKeyArgs),
+    /// Resident memory of the replicated state per symmetric key, in process.
+    StateMemory(crate::bench_state::StateMemoryArgs),
 }
 
 #[derive(Args)]
@@ -158,6 +160,7 @@ pub async fn run(cmd: BenchCmd) -> anyhow::Result<()> {
         BenchCmd::Sign(a) => sign(a).await,
         BenchCmd::Crypto(a) => crate::bench_crypto::run(a),
         BenchCmd::HotKey(a) => crate::bench_hot::run(a),
+        BenchCmd::StateMemory(a) => crate::bench_state::run(a),
     }
 }
 

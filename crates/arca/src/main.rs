@@ -5,6 +5,7 @@ mod backup_cmd;
 mod bench;
 mod bench_crypto;
 mod bench_hot;
+mod bench_state;
 mod client;
 mod config;
 mod csr_cmd;

@@ -54,12 +54,18 @@ pub(super) fn load_state(db: &Database) -> Result<Applied, StorageError> {
         Err(redb::TableError::TableDoesNotExist(_)) => return Ok(applied),
         Err(e) => return Err(r(e)),
     }
+    // The large maps are collected, not filled entry by entry: built whole,
+    // their nodes are full (`arca_state::compact`).
     if let Ok(t) = txn.open_table(SM_KEYS) {
-        for item in t.iter().map_err(r)? {
-            let (_, v) = item.map_err(r)?;
-            let k: KeyRecord = dec(v.value())?;
-            applied.state.keys.insert(k.key_id, k);
-        }
+        applied.state.keys = t
+            .iter()
+            .map_err(r)?
+            .map(|item| {
+                let (_, v) = item.map_err(r)?;
+                let k: KeyRecord = dec(v.value())?;
+                Ok((k.key_id, k))
+            })
+            .collect::<Result<_, StorageError>>()?;
     }
     if let Ok(t) = txn.open_table(SM_ACCESS_KEYS) {
         for item in t.iter().map_err(r)? {
@@ -91,17 +97,18 @@ pub(super) fn load_state(db: &Database) -> Result<Applied, StorageError> {
     }
     // Written by this version on: absent in older data directories.
     if let Ok(t) = txn.open_table(SM_KEY_USAGE) {
-        for item in t.iter().map_err(r)? {
-            let (k, v) = item.map_err(r)?;
-            let id: [u8; 16] = k
-                .value()
-                .try_into()
-                .map_err(|_| r(std::io::Error::other("bad key id in sm_key_usage")))?;
-            applied
-                .state
-                .key_usage
-                .insert(arca_state::KeyId::from_bytes(id), dec(v.value())?);
-        }
+        applied.state.key_usage = t
+            .iter()
+            .map_err(r)?
+            .map(|item| {
+                let (k, v) = item.map_err(r)?;
+                let id: [u8; 16] = k
+                    .value()
+                    .try_into()
+                    .map_err(|_| r(std::io::Error::other("bad key id in sm_key_usage")))?;
+                Ok((arca_state::KeyId::from_bytes(id), dec(v.value())?))
+            })
+            .collect::<Result<_, StorageError>>()?;
     }
     applied.state.rebuild_indexes();
     let newest_ms: u64 = match txn.open_table(SM_META) {
