@@ -74,7 +74,9 @@ impl From<NodeError> for ApiError {
             NodeError::NotFound(_) => ApiError::new(400, "NotFoundException", msg),
             NodeError::InvalidCiphertext => ApiError::new(400, "InvalidCiphertextException", msg),
             NodeError::IncorrectKey(_) => ApiError::new(400, "IncorrectKeyException", msg),
-            NodeError::Throttled => ApiError::new(400, "ThrottlingException", msg),
+            NodeError::Throttled | NodeError::Busy(_) => {
+                ApiError::new(400, "ThrottlingException", msg)
+            }
             NodeError::Validation(_) => ApiError::new(400, "ValidationException", msg),
             NodeError::AlreadyExists(_) | NodeError::AlreadyInitialized => {
                 ApiError::new(400, "AlreadyExistsException", msg)
@@ -123,6 +125,15 @@ impl From<AuthError> for ApiError {
 mod tests {
     use super::*;
 
+    /// A write the cluster refuses for now says why, not "for this key".
+    #[test]
+    fn a_refused_write_says_why() {
+        let why = "more than 1000000 distinct writes in the last 10 minutes; retry later";
+        let e = ApiError::from(NodeError::from(arca_state::Rejection::Busy(why.into())));
+        assert_eq!((e.status, e.code), (400, "ThrottlingException"));
+        assert_eq!(e.message, why);
+    }
+
     #[test]
     fn every_node_error_has_one_code() {
         let cases = [
@@ -138,6 +149,7 @@ mod tests {
                 "IncorrectKeyException",
             ),
             (NodeError::Throttled, 400, "ThrottlingException"),
+            (NodeError::Busy("x".into()), 400, "ThrottlingException"),
             (
                 NodeError::Validation("x".into()),
                 400,

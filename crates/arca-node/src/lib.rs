@@ -48,6 +48,10 @@ pub enum NodeError {
     IncorrectKey(String),
     #[error("too many requests for this key; slow down")]
     Throttled,
+    /// The cluster refuses a write for now (ThrottlingException): the
+    /// message says why (`Rejection::Busy`).
+    #[error("{0}")]
+    Busy(String),
     #[error("{0}")]
     Validation(String),
     #[error("the cluster is not initialized")]
@@ -143,7 +147,7 @@ impl From<Rejection> for NodeError {
             Rejection::InvalidTag(m) => NodeError::InvalidTag(m),
             Rejection::Unsupported(m) => NodeError::Unsupported(m),
             Rejection::Invalid(m) => NodeError::Validation(m),
-            Rejection::Busy(_) => NodeError::Throttled,
+            Rejection::Busy(m) => NodeError::Busy(m),
             Rejection::IncorrectKeyMaterial(m) => NodeError::IncorrectKeyMaterial(m),
             Rejection::ExpiredImportToken(m) => NodeError::ExpiredImportToken(m),
         }

@@ -114,6 +114,8 @@ impl EncryptArgs {
             .as_str()
             .context("CreateKey returned no KeyId")?
             .to_string();
+        // So that a later run can use the same key (`--key-id`).
+        println!("key: {key_id}");
         if self.with_grant {
             let account = r["KeyMetadata"]["AWSAccountId"]
                 .as_str()
