@@ -520,6 +520,26 @@ async fn data_key_pairs_are_keys_openssl_can_use() {
         .await
         .unwrap_err();
     assert_eq!(error_code(&e), "InvalidKeyUsageException");
+    // Key specs that are not data key pair specs: ML-DSA (a KMS key spec
+    // only), a symmetric one, and one AWS does not have.
+    let wrapping = create(
+        &c,
+        0,
+        KeySpec::SymmetricDefault,
+        KeyUsageType::EncryptDecrypt,
+    )
+    .await;
+    for spec in ["ML_DSA_44", "SYMMETRIC_DEFAULT", "RSA_1024"] {
+        let e = c
+            .client(0)
+            .generate_data_key_pair()
+            .key_id(&wrapping)
+            .key_pair_spec(DataKeyPairSpec::from(spec))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(error_code(&e), "ValidationException", "{spec}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
