@@ -129,11 +129,7 @@ impl Node {
             let m = self.raft.metrics();
             let m = m.borrow();
             let membership = m.membership_config.membership();
-            let targets: Vec<(NodeId, String)> = membership
-                .nodes()
-                .filter(|(id, _)| **id != self.id)
-                .map(|(id, n)| (*id, n.peer_addr.clone()))
-                .collect();
+            let targets = self.others(membership);
             (
                 membership.get_joint_config().clone(),
                 targets,

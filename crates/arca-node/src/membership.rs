@@ -17,6 +17,19 @@ use crate::users::NewAccessKey;
 use crate::{Node, NodeError};
 
 impl Node {
+    /// The members of `membership` other than this node, with their peer
+    /// addresses.
+    pub(crate) fn others(
+        &self,
+        membership: &openraft::Membership<NodeId, NodeInfo>,
+    ) -> Vec<(NodeId, String)> {
+        membership
+            .nodes()
+            .filter(|(id, _)| **id != self.id)
+            .map(|(id, n)| (*id, n.peer_addr.clone()))
+            .collect()
+    }
+
     /// Bootstraps a one-node cluster on this node and creates the first admin
     /// access key. Refused if the cluster is initialized already.
     pub async fn init_cluster(
@@ -132,13 +145,7 @@ pub(crate) async fn removed_from_cluster(node: &Arc<Node>) -> bool {
     let (term, targets): (u64, Vec<(NodeId, String)>) = {
         let m = node.raft.metrics();
         let m = m.borrow();
-        let targets = m
-            .membership_config
-            .membership()
-            .nodes()
-            .filter(|(id, _)| **id != node.id)
-            .map(|(id, n)| (*id, n.peer_addr.clone()))
-            .collect();
+        let targets = node.others(m.membership_config.membership());
         (m.current_term, targets)
     };
     let req = LeaseRequest {

@@ -534,16 +534,7 @@ pub(crate) async fn barrier(node: &Node, term: u64, index: u64) -> Result<(), No
 }
 
 async fn barrier_wait(node: &Node, term: u64, index: u64) -> Result<(), NodeError> {
-    let members: Vec<(NodeId, String)> = {
-        let m = node.raft.metrics();
-        let m = m.borrow();
-        m.membership_config
-            .membership()
-            .nodes()
-            .filter(|(id, _)| **id != node.id)
-            .map(|(id, n)| (*id, n.peer_addr.clone()))
-            .collect()
-    };
+    let members = node.others(node.raft.metrics().borrow().membership_config.membership());
     let deadline = Instant::now() + node.leases.max_barrier_wait();
     let proven = |id: NodeId| {
         node.leases.out_of_lease(term, id, Instant::now())
@@ -662,12 +653,7 @@ pub(crate) async fn settled_notice_loop(node: Arc<Node>) {
             if m.state != ServerState::Leader {
                 continue;
             }
-            m.membership_config
-                .membership()
-                .nodes()
-                .filter(|(id, _)| **id != node.id)
-                .map(|(id, n)| (*id, n.peer_addr.clone()))
-                .collect()
+            node.others(m.membership_config.membership())
         };
         for (id, addr) in members {
             let node = node.clone();
