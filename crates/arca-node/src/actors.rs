@@ -542,7 +542,7 @@ impl KeyActor {
                     Material::Keys(Arc::new(pk))
                 };
                 keys.insert(v.version, material);
-                ids.insert(v.version_id.clone(), v.version);
+                ids.insert(v.version_id.to_string(), v.version);
             }
             let loaded = Arc::new(Loaded {
                 revision: k.revision,

@@ -186,7 +186,7 @@ impl Node {
             .wrap(material.expose(), actors::material_context(key_id, version))?;
         Ok(KeyVersion {
             version,
-            version_id: KeyId::from_random(arca_crypto::random::bytes16()?).to_string(),
+            version_id: KeyId::from_random(arca_crypto::random::bytes16()?).into(),
             public_key,
             wrapped,
             created_ms: now,
@@ -239,7 +239,7 @@ impl Node {
             )));
         }
         let key_id = KeyId::from_random(arca_crypto::random::bytes16()?);
-        let version_id = KeyId::from_random(arca_crypto::random::bytes16()?).to_string();
+        let version_id = KeyId::from_random(arca_crypto::random::bytes16()?).into();
         let mut record =
             KeyRecord::new_external(key_id, description, usage, spec, version_id, self.now_ms());
         record.tags = tags.into_iter().collect();
@@ -293,7 +293,7 @@ impl Node {
             )));
         }
         let version = self.new_version(&key_id, spec, next, self.now_ms()).await?;
-        let version_id = version.version_id.clone();
+        let version_id = version.version_id.to_string();
         let (outcome, created) = self
             .propose_created(rid, Command::CreateKeyVersion { key_id, version })
             .await?;
@@ -332,7 +332,7 @@ impl Node {
         let spki = v.public_key.clone().ok_or_else(|| {
             NodeError::Internal("an asymmetric key version without a public key".into())
         })?;
-        Ok((spki, v.version_id.clone()))
+        Ok((spki, v.version_id.to_string()))
     }
 
     /// Runs an asymmetric or HMAC operation through the key's actor, after

@@ -18,7 +18,7 @@ pub mod root_keys;
 pub mod rules;
 
 pub use arca_keys::{KeySpec, KeyUsage};
-pub use ids::KeyId;
+pub use ids::{KeyId, VersionId};
 pub use root_keys::{Rewrapped, RootKeyRotation, RootKeyStatus, RootKeys, Wrapped};
 
 /// A key's lifecycle state, as AWS KMS names it.
@@ -81,7 +81,7 @@ pub struct KeyVersion {
     /// 1, 2, 3, … in creation order; named in every symmetric ciphertext.
     pub version: u32,
     /// The version's public id (a UUID), as KeyVersionId in the API.
-    pub version_id: String,
+    pub version_id: VersionId,
     /// SubjectPublicKeyInfo DER of an asymmetric version (public; not wrapped).
     pub public_key: Option<Vec<u8>>,
     /// `RootKey::wrap` output, bound to (key id, version).
@@ -177,7 +177,7 @@ impl KeyRecord {
         description: String,
         usage: KeyUsage,
         spec: KeySpec,
-        version_id: String,
+        version_id: VersionId,
         now_ms: u64,
     ) -> Self {
         let placeholder = KeyVersion {
@@ -208,7 +208,7 @@ impl KeyRecord {
     }
 
     pub fn version_by_id(&self, id: &str) -> Option<&KeyVersion> {
-        self.versions.iter().find(|x| x.version_id == id)
+        self.versions.iter().find(|x| x.version_id.matches(id))
     }
 
     pub fn on_demand_rotations(&self) -> usize {
@@ -738,7 +738,7 @@ impl Command {
             Command::CreateKey { key } => Some(key.key_id.to_string()),
             Command::CreateAccessKey { key } => Some(key.access_key_id.clone()),
             Command::CreateGrant { grant } => Some(grant.grant_id.clone()),
-            Command::CreateKeyVersion { version, .. } => Some(version.version_id.clone()),
+            Command::CreateKeyVersion { version, .. } => Some(version.version_id.to_string()),
             _ => None,
         }
     }

@@ -359,7 +359,7 @@ mod tests {
     fn version(root: &RootKey, n: u8) -> KeyVersion {
         KeyVersion {
             version: 1,
-            version_id: format!("v{n}"),
+            version_id: format!("v{n}").into(),
             public_key: None,
             wrapped: root.wrap(&[n; 32], ctx(n)).unwrap(),
             created_ms: 1,

@@ -567,7 +567,7 @@ fn tag_limits() {
 fn v(n: u32) -> KeyVersion {
     KeyVersion {
         version: n,
-        version_id: format!("v{n}"),
+        version_id: format!("v{n}").into(),
         public_key: None,
         wrapped: vec![n as u8; 8],
         created_ms: 100,
@@ -885,7 +885,7 @@ fn spec_and_usage_are_checked_and_versions_are_for_asymmetric_keys() {
         .0,
         Outcome::Applied
     );
-    assert_eq!(s.keys[&id(5)].primary().version_id, "v2");
+    assert_eq!(s.keys[&id(5)].primary().version_id, "v2".into());
     assert!(s.keys[&id(5)].version_by_id("v1").is_some());
     // Symmetric keys rotate instead.
     assert!(matches!(
@@ -1283,7 +1283,14 @@ fn key_usage_keeps_the_newest_use_and_leaves_revisions_alone() {
 const T0: u64 = 1_000 * DAY_MS;
 
 fn external(n: u8, spec: KeySpec, usage: KeyUsage) -> KeyRecord {
-    KeyRecord::new_external(id(n), String::new(), usage, spec, format!("v-{n}"), 10)
+    KeyRecord::new_external(
+        id(n),
+        String::new(),
+        usage,
+        spec,
+        format!("v-{n}").into(),
+        10,
+    )
 }
 
 fn import(n: u8, digest: u8, valid_to_ms: Option<u64>) -> Command {
@@ -1411,7 +1418,11 @@ fn import_enables_and_only_the_same_material_comes_back() {
     let k = &s.keys[&id(5)];
     assert_eq!(k.state, KeyState::PendingImport);
     assert!(!k.has_material());
-    assert_eq!(k.versions[0].version_id, "v-5", "the version keeps its id");
+    assert_eq!(
+        k.versions[0].version_id,
+        "v-5".into(),
+        "the version keeps its id"
+    );
     assert!(matches!(
         rejected_at(&mut s, T0, import(5, 2, None)),
         Rejection::IncorrectKeyMaterial(_)

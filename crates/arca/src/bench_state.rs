@@ -48,7 +48,7 @@ fn proposals(
         )?;
         let first = KeyVersion {
             version: 1,
-            version_id: KeyId::from_random(arca_crypto::random::bytes16()?).to_string(),
+            version_id: KeyId::from_random(arca_crypto::random::bytes16()?).into(),
             public_key: None,
             wrapped,
             created_ms: 1_700_000_000_000 + i,

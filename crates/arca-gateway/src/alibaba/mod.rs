@@ -232,7 +232,7 @@ impl Gateway {
         };
         match self.node.describe_key(&id).await {
             Ok(k) => KeyFacts {
-                primary_version: Some(k.record.primary().version_id.clone()),
+                primary_version: Some(k.record.primary().version_id.to_string()),
                 version_created_ms: answer["KeyVersionId"]
                     .as_str()
                     .and_then(|v| k.record.version_by_id(v))

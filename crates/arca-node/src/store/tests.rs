@@ -364,7 +364,7 @@ fn key_record(n: u8) -> KeyRecord {
         arca_state::KeySpec::SymmetricDefault,
         arca_state::KeyVersion {
             version: 1,
-            version_id: format!("v{n}"),
+            version_id: format!("v{n}").into(),
             public_key: None,
             wrapped: [vec![1; 39], vec![n]].concat(),
             created_ms: 10,
