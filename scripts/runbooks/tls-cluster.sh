@@ -40,6 +40,10 @@ cleanup() {
   if [ "$rc" != 0 ]; then
     echo "FAILED (exit $rc); node logs:" >&2
     for i in "${!API[@]}"; do
+      # The cause is often long before the end (the aftermath repeats):
+      # every warning, error and panic first, then the last lines.
+      echo "--- node $i (warnings, errors, panics)" >&2
+      grep -E 'WARN|ERROR|panicked' "$RB/node$i/arca.log" 2>/dev/null | head -n 200 >&2 || true
       echo "--- node $i (last 30 lines)" >&2
       tail -n 30 "$RB/node$i/arca.log" >&2 2>/dev/null || true
     done
