@@ -109,6 +109,14 @@ pub struct Record<'a> {
     pub status: u16,
 }
 
+impl Record<'_> {
+    /// Appends the record as a JSON object; the writer puts `seq` and `prev`
+    /// in front of its fields when it chains the line.
+    pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), AuditError> {
+        serde_json::to_writer(out, self).map_err(|_| AuditError::WriteFailed)
+    }
+}
+
 fn capped<S: Serializer>(v: &&str, s: S) -> Result<S::Ok, S::Error> {
     if v.len() <= MAX_FIELD {
         return s.serialize_str(v);
@@ -647,11 +655,7 @@ impl AuditLog {
         let queued = LINE.with(|line| {
             let mut line = line.borrow_mut();
             line.clear();
-            let queued = if serde_json::to_writer(&mut *line, r).is_err() {
-                Err(AuditError::WriteFailed)
-            } else {
-                self.enqueue(&line)
-            };
+            let queued = r.encode(&mut line).and_then(|()| self.enqueue(&line));
             shrink(&mut line);
             queued
         });

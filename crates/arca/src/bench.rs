@@ -38,6 +38,9 @@ pub enum BenchCmd {
     HotKey(crate::bench_hot::HotKeyArgs),
     /// Resident memory of the replicated state per symmetric key, in process.
     StateMemory(crate::bench_state::StateMemoryArgs),
+    /// What the audit log costs per request, in process: the record's
+    /// encoding, and the whole path to a file from many tasks.
+    Audit(crate::bench_audit::AuditArgs),
 }
 
 #[derive(Args)]
@@ -163,6 +166,7 @@ pub async fn run(cmd: BenchCmd) -> anyhow::Result<()> {
         BenchCmd::Crypto(a) => crate::bench_crypto::run(a),
         BenchCmd::HotKey(a) => crate::bench_hot::run(a),
         BenchCmd::StateMemory(a) => crate::bench_state::run(a),
+        BenchCmd::Audit(a) => crate::bench_audit::run(a),
     }
 }
 

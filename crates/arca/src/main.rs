@@ -3,6 +3,7 @@
 mod audit_cmd;
 mod backup_cmd;
 mod bench;
+mod bench_audit;
 mod bench_crypto;
 mod bench_hot;
 mod bench_state;
