@@ -83,6 +83,12 @@ impl Gateway {
             // not given; the client gets 503 instead (best-effort: always
             // written or counted).
             Some(a) => {
+                let key_id = facts
+                    .keys
+                    .first()
+                    .or(facts.created.as_ref())
+                    .map(KeyId::encode);
+                let destination_key_id = facts.keys.get(1).map(KeyId::encode);
                 let recorded = a
                     .record(&audit::Record {
                         time_ms: self.node.now_ms(),
@@ -92,12 +98,8 @@ impl Gateway {
                         principal: facts.principal.as_deref(),
                         operation: if inv.op.is_some() { label } else { inv.named },
                         arn: facts.arn.as_deref(),
-                        key_id: facts
-                            .keys
-                            .first()
-                            .or(facts.created.as_ref())
-                            .map(|k| k.to_string()),
-                        destination_key_id: facts.keys.get(1).map(|k| k.to_string()),
+                        key_id: key_id.as_ref().map(ascii),
+                        destination_key_id: destination_key_id.as_ref().map(ascii),
                         outcome: code,
                         status,
                     })
@@ -208,4 +210,9 @@ fn request_key(inv: &Invocation<'_>, caller: &Caller) -> RequestKey {
         id,
         fingerprint: digest(&[b"request", named, inv.body]),
     }
+}
+
+/// A key id's text form ([`KeyId::encode`]: hex digits and dashes).
+fn ascii(text: &[u8; 36]) -> &str {
+    std::str::from_utf8(text).unwrap_or_default()
 }
