@@ -16,6 +16,7 @@ pub mod compact;
 pub mod ids;
 pub mod root_keys;
 pub mod rules;
+pub mod schedule;
 
 pub use arca_keys::{KeySpec, KeyUsage};
 pub use ids::{KeyId, VersionId};
@@ -982,6 +983,9 @@ pub struct State {
     #[serde(skip)]
     pub aliases_by_key: BTreeMap<KeyId, BTreeSet<String>>,
     pub aliases: BTreeMap<String, AliasRecord>,
+    /// What falls due when (derived from `keys`, like `grants_by_key`).
+    #[serde(skip)]
+    pub schedule: schedule::Schedule,
     pub dedup: Dedup,
     /// Key → its last successful cryptographic use (GetKeyLastUsage).
     #[serde(deserialize_with = "compact::map")]
@@ -1058,6 +1062,11 @@ impl State {
         let created = p.command.created();
         let outcome = match self.try_apply(index, p.stamp_ms, p.command) {
             Ok(t) => {
+                for x in &t {
+                    if let Touched::Key(id) = x {
+                        self.schedule.refresh(*id, self.keys.get(id));
+                    }
+                }
                 touched.extend(t);
                 Outcome::Applied
             }
@@ -1095,9 +1104,10 @@ impl State {
         self.aliases_by_key.get(key_id).into_iter().flatten()
     }
 
-    /// Rebuilds the derived indexes (`grants_by_key`, `aliases_by_key`) from
+    /// Rebuilds the derived indexes (`grants_by_key`, `aliases_by_key`, `schedule`) from
     /// the rows (after loading them or a snapshot).
     pub fn rebuild_indexes(&mut self) {
+        self.schedule = schedule::Schedule::build(self.keys.values());
         self.aliases_by_key.clear();
         for (name, a) in &self.aliases {
             self.aliases_by_key
@@ -1787,39 +1797,17 @@ impl State {
 
     /// Keys whose deletion date has passed at `now_ms`.
     pub fn due_deletions(&self, now_ms: u64) -> Vec<KeyId> {
-        self.keys
-            .values()
-            .filter(|k| {
-                k.state == KeyState::PendingDeletion && k.deletion_ms.is_some_and(|d| d <= now_ms)
-            })
-            .map(|k| k.key_id)
-            .collect()
+        self.schedule.due(schedule::Due::Deletion, now_ms)
     }
 
     /// Keys whose imported material has expired at `now_ms`.
     pub fn due_expirations(&self, now_ms: u64) -> Vec<KeyId> {
-        self.keys
-            .values()
-            .filter(|k| {
-                k.has_material()
-                    && k.import
-                        .as_ref()
-                        .and_then(|i| i.valid_to_ms)
-                        .is_some_and(|v| v <= now_ms)
-            })
-            .map(|k| k.key_id)
-            .collect()
+        self.schedule.due(schedule::Due::Expiry, now_ms)
     }
 
     /// Enabled keys whose automatic rotation is due at `now_ms`.
     pub fn due_rotations(&self, now_ms: u64) -> Vec<KeyId> {
-        self.keys
-            .values()
-            .filter(|k| {
-                k.state == KeyState::Enabled && k.rotation.is_some_and(|r| r.next_ms <= now_ms)
-            })
-            .map(|k| k.key_id)
-            .collect()
+        self.schedule.due(schedule::Due::Rotation, now_ms)
     }
 }
 

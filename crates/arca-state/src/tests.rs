@@ -218,6 +218,7 @@ fn deletion_schedule_cancel_and_execute() {
     let due = t0 + 7 * DAY_MS;
     assert_eq!(s.due_deletions(due - 1), vec![]);
     assert_eq!(s.due_deletions(due), vec![id(1)]);
+    schedule_is_derived(&s);
     let purge = Command::PurgeKey { key_id: id(1) };
     let (o, _) = s.apply(9, stamped(None, due - 1, purge.clone()));
     assert!(
@@ -231,6 +232,8 @@ fn deletion_schedule_cancel_and_execute() {
         s.aliases.contains_key("alias/doomed"),
         "alias of another key stays"
     );
+    assert!(s.due_deletions(u64::MAX).is_empty());
+    schedule_is_derived(&s);
 }
 
 #[test]
@@ -608,12 +611,16 @@ fn rotation_on_demand_and_automatic() {
     );
     assert_eq!(s.due_rotations(90 * DAY_MS - 1), vec![]);
     assert_eq!(s.due_rotations(90 * DAY_MS), vec![id(1)]);
+    schedule_is_derived(&s);
     assert_eq!(
         s.apply(5, p(rotate(3, false, 90 * DAY_MS))).0,
         Outcome::Applied
     );
     // The period restarts, so the same automatic rotation cannot happen twice.
     assert_eq!(s.keys[&id(1)].rotation.unwrap().next_ms, 180 * DAY_MS);
+    assert_eq!(s.due_rotations(180 * DAY_MS - 1), vec![]);
+    assert_eq!(s.due_rotations(180 * DAY_MS), vec![id(1)]);
+    schedule_is_derived(&s);
     assert!(matches!(
         rejected(&mut s, rotate(4, false, 90 * DAY_MS)),
         Rejection::NotDue(_)
@@ -1516,6 +1523,7 @@ fn material_expires_when_the_stamp_passes_valid_to() {
     );
     assert_eq!(s.keys[&id(5)].state, KeyState::PendingImport);
     assert!(s.due_expirations(T0 + 2 * DAY_MS).is_empty());
+    schedule_is_derived(&s);
     // Expiring twice changes nothing the second time.
     assert!(matches!(
         rejected_at(
@@ -1531,6 +1539,7 @@ fn material_expires_when_the_stamp_passes_valid_to() {
         Outcome::Applied
     );
     assert!(s.due_expirations(u64::MAX).is_empty());
+    schedule_is_derived(&s);
 }
 
 #[test]
@@ -1713,4 +1722,12 @@ fn a_batch_applies_each_proposal_as_if_alone_and_answers_each() {
         one_by_one.apply(50, c);
     }
     assert_eq!(s, one_by_one);
+}
+
+/// The schedule kept current by `apply` is the one the keys give.
+fn schedule_is_derived(s: &State) {
+    assert_eq!(
+        s.schedule,
+        crate::schedule::Schedule::build(s.keys.values())
+    );
 }
