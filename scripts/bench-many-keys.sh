@@ -3,7 +3,9 @@
 # connections for SECONDS (default 170: about 850,000 keys on 2 cores) with
 # the server's resident memory sampled every second, then a restart (time
 # to /ready, memory at rest), then Encrypt again. ARCA_BIN names the binary
-# (default target/release/arca). Results: docs/performance.md, "Many keys".
+# (default target/release/arca), ARCA_CONFIG an optional config file for the
+# server (e.g. one with `[storage] cache_mib`). Results: docs/performance.md,
+# "Many keys".
 set -euo pipefail
 secs=${1:-170}
 bin=${ARCA_BIN:-$(cd "$(dirname "$0")/.." && pwd)/target/release/arca}
@@ -14,7 +16,7 @@ pid=
 trap '[ -z "$pid" ] || kill "$pid" 2>/dev/null; rm -rf "$dir"' EXIT
 
 start() {
-  (cd "$dir" && ARCA_LOG=warn,arca_node::store::snapshot=info exec "$bin" server --dev --listen-addr "127.0.0.1:$port" \
+  (cd "$dir" && ARCA_LOG=warn,arca_node::store::snapshot=info exec "$bin" server --dev ${ARCA_CONFIG:+--config "$ARCA_CONFIG"} --listen-addr "127.0.0.1:$port" \
     --peer-addr "127.0.0.1:$((port + 1))" >>server.log 2>&1) &
   pid=$!
   for _ in $(seq 600); do
