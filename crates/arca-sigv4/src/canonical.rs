@@ -45,10 +45,8 @@ pub(crate) fn signature(signing_key: &[u8; 32], string_to_sign: &str) -> [u8; 32
 
 /// `AWS4-HMAC-SHA256\n<amz-date>\n<scope>\n<hex sha256(canonical request)>`.
 pub(crate) fn string_to_sign(amz_date: &str, scope: &str, canonical_request: &str) -> String {
-    format!(
-        "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
-        sha256_hex(canonical_request.as_bytes())
-    )
+    let digest = sha256_hex(canonical_request.as_bytes());
+    [ALGORITHM, "\n", amz_date, "\n", scope, "\n", &digest].concat()
 }
 
 /// Builds the canonical request. `signed_headers` must be lowercase names; each must be
@@ -61,7 +59,9 @@ pub(crate) fn canonical_request(
     signed_headers: &[String],
     payload_hash: &str,
 ) -> Result<String, AuthError> {
-    let mut out = String::with_capacity(256);
+    // One buffer for the whole request, sized for a typical SDK request's
+    // signed headers: the header values are appended in place.
+    let mut out = String::with_capacity(512 + path.len() + query.len());
     out.push_str(method.as_str());
     out.push('\n');
     out.push_str(&canonical_uri(path));
@@ -71,19 +71,29 @@ pub(crate) fn canonical_request(
     for name in signed_headers {
         out.push_str(name);
         out.push(':');
-        out.push_str(&canonical_header_value(headers, name)?);
+        append_header_value(headers, name, &mut out)?;
         out.push('\n');
     }
     out.push('\n');
-    out.push_str(&signed_headers.join(";"));
+    for (i, name) in signed_headers.iter().enumerate() {
+        if i > 0 {
+            out.push(';');
+        }
+        out.push_str(name);
+    }
     out.push('\n');
     out.push_str(payload_hash);
     Ok(out)
 }
 
-/// All values of header `name`, each trimmed with runs of spaces folded to one, joined by `,`.
-pub(crate) fn canonical_header_value(headers: &HeaderMap, name: &str) -> Result<String, AuthError> {
-    let mut out = String::new();
+/// Appends the canonical value of header `name` to `out`: all its values,
+/// each trimmed with runs of spaces folded to one, joined by `,`; an error
+/// if it is absent or not visible ASCII.
+pub(crate) fn append_header_value(
+    headers: &HeaderMap,
+    name: &str,
+    out: &mut String,
+) -> Result<(), AuthError> {
     let mut any = false;
     for value in headers.get_all(name) {
         let value = value.to_str().map_err(|_| {
@@ -95,10 +105,10 @@ pub(crate) fn canonical_header_value(headers: &HeaderMap, name: &str) -> Result<
             out.push(',');
         }
         any = true;
-        fold_spaces(value, &mut out);
+        fold_spaces(value, out);
     }
     if any {
-        Ok(out)
+        Ok(())
     } else {
         Err(AuthError::Incomplete(format!(
             "Header '{name}' is listed in SignedHeaders but is not present in the request."

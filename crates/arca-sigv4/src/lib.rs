@@ -72,10 +72,16 @@ pub struct Authorization {
 impl Authorization {
     /// `date/region/service/aws4_request`.
     pub fn credential_scope(&self) -> String {
-        format!(
-            "{}/{}/{}/{TERMINATOR}",
-            self.date, self.region, self.service
-        )
+        [
+            self.date.as_str(),
+            "/",
+            &self.region,
+            "/",
+            &self.service,
+            "/",
+            TERMINATOR,
+        ]
+        .concat()
     }
 }
 
@@ -392,8 +398,12 @@ pub fn parse(
     let (amz_date, request_time) = required_amz_date(headers)?;
     let (access_key_id, date, region, service) =
         parse_credential(parts.credential, expected_service, amz_date)?;
+    // Every signed header present and readable, checked before anything
+    // else is (one scratch buffer for all of them).
+    let mut scratch = String::with_capacity(256);
     for name in &signed_headers {
-        canonical::canonical_header_value(headers, name)?;
+        scratch.clear();
+        canonical::append_header_value(headers, name, &mut scratch)?;
     }
     // One operation per request: a repeated target could be read one way
     // when checked and another when run.
