@@ -148,7 +148,7 @@ impl ActionPattern {
 
     /// Does this pattern match `action` (compared without regard to ASCII case)?
     pub(crate) fn matches(&self, action: &str) -> bool {
-        glob::matches(&self.tokens, &action.to_ascii_lowercase())
+        glob::matches_by(&self.tokens, action, |c| c.to_ascii_lowercase())
     }
 }
 

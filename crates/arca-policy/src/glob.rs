@@ -32,11 +32,19 @@ pub(crate) fn wild(c: char) -> Tok {
 
 /// Does `pattern` match all of `text`? Case-sensitive; `Sep` matches a literal `:`.
 pub(crate) fn matches(pattern: &[Tok], text: &str) -> bool {
-    let text: Vec<char> = text.chars().collect();
+    matches_by(pattern, text, |c| c)
+}
+
+/// [`matches`] with each character of `text` read through `fold` first
+/// (a pattern compiled in lower case matches without a lower-cased copy).
+/// Positions in `text` are byte offsets: nothing is copied or allocated.
+pub(crate) fn matches_by(pattern: &[Tok], text: &str, fold: impl Fn(char) -> char) -> bool {
     let (mut p, mut t) = (0usize, 0usize);
     // Position of the last `*` seen in the pattern, and the text position it resumes at.
     let mut star: Option<(usize, usize)> = None;
-    while let Some(&c) = text.get(t) {
+    while let Some(c) = text[t..].chars().next() {
+        let width = c.len_utf8();
+        let c = fold(c);
         match pattern.get(p) {
             Some(Tok::Star) => {
                 star = Some((p, t));
@@ -44,21 +52,23 @@ pub(crate) fn matches(pattern: &[Tok], text: &str) -> bool {
             }
             Some(Tok::One) => {
                 p += 1;
-                t += 1;
+                t += width;
             }
             Some(Tok::Lit(l)) if *l == c => {
                 p += 1;
-                t += 1;
+                t += width;
             }
             Some(Tok::Sep) if c == ':' => {
                 p += 1;
-                t += 1;
+                t += width;
             }
             _ => match star {
                 Some((sp, st)) => {
-                    star = Some((sp, st + 1));
+                    // `st` is before `t`, so a character starts there.
+                    let next = st + text[st..].chars().next().map_or(1, char::len_utf8);
+                    star = Some((sp, next));
                     p = sp + 1;
-                    t = st + 1;
+                    t = next;
                 }
                 None => return false,
             },
