@@ -59,7 +59,7 @@ impl Gateway {
         drop(body);
         let (status, body) = match result {
             Ok(v) => {
-                let text = serde_json::to_vec(&v).unwrap_or_default();
+                let text = json_bytes(&v);
                 wipe(v);
                 (200, text)
             }
@@ -132,6 +132,38 @@ impl AsRef<[u8]> for Wiped {
 impl Drop for Wiped {
     fn drop(&mut self) {
         self.0.zeroize();
+    }
+}
+
+/// `v` as JSON, in a buffer that never leaves a copy behind: it starts at a
+/// size that holds most answers, and when it must grow, the bytes move to
+/// a larger buffer and the old one is wiped (a `Vec` growing by itself
+/// would free the old buffer with the plaintext in it).
+pub(crate) fn json_bytes(v: &Value) -> Vec<u8> {
+    let mut w = WipingWriter(Vec::with_capacity(512));
+    if serde_json::to_writer(&mut w, v).is_err() {
+        w.0.zeroize();
+    }
+    w.0
+}
+
+struct WipingWriter(Vec<u8>);
+
+impl std::io::Write for WipingWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        let need = self.0.len() + b.len();
+        if need > self.0.capacity() {
+            let mut bigger = Vec::with_capacity(need.max(2 * self.0.capacity()));
+            bigger.extend_from_slice(&self.0);
+            self.0.zeroize();
+            self.0 = bigger;
+        }
+        self.0.extend_from_slice(b);
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -210,5 +242,29 @@ impl SigningKeys {
             },
         );
         key
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_serialize_as_serde_json_does_at_any_size() {
+        for n in [0, 10, 600, 5_000, 70_000] {
+            let v = serde_json::json!({ "Plaintext": "p".repeat(n), "KeyId": "k", "N": n });
+            assert_eq!(json_bytes(&v), serde_json::to_vec(&v).unwrap());
+        }
+    }
+
+    #[test]
+    fn a_growing_buffer_moves_into_a_larger_one() {
+        let mut w = WipingWriter(Vec::with_capacity(4));
+        std::io::Write::write_all(&mut w, b"abc").unwrap();
+        let before = w.0.as_ptr();
+        std::io::Write::write_all(&mut w, b"defgh").unwrap();
+        assert_ne!(w.0.as_ptr(), before, "moved to a larger buffer");
+        assert_eq!(w.0, b"abcdefgh");
+        assert!(w.0.capacity() >= 8);
     }
 }

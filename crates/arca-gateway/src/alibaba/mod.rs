@@ -18,7 +18,7 @@ use hyper::body::Incoming;
 use serde_json::{json, Value};
 
 use crate::api::Caller;
-use crate::aws::{read_body, wipe, Wiped};
+use crate::aws::{json_bytes, read_body, wipe, Wiped};
 use crate::error::ApiError;
 use crate::ops::Op;
 use crate::pipeline::Invocation;
@@ -64,7 +64,7 @@ impl Gateway {
         let (status, body) = match result {
             Ok(mut v) => {
                 v["RequestId"] = json!(rid);
-                let text = serde_json::to_vec(&v).unwrap_or_default();
+                let text = json_bytes(&v);
                 wipe(v);
                 (200, text)
             }
@@ -131,7 +131,7 @@ impl Gateway {
             Err(e) => (Err(e), None),
         };
         let input = match &translated {
-            Ok((_, v)) => serde_json::to_vec(v).unwrap_or_default(),
+            Ok((_, v)) => json_bytes(v),
             Err(_) => b"{}".to_vec(),
         };
         let input = zeroize::Zeroizing::new(input);
