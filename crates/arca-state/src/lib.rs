@@ -325,10 +325,16 @@ pub struct ClusterInfo {
 
 impl ClusterInfo {
     pub fn key_arn(&self, key_id: &KeyId) -> String {
-        format!(
-            "arn:aws:kms:{}:{}:key/{}",
-            self.region, self.account_id, key_id
-        )
+        let id = key_id.encode();
+        [
+            "arn:aws:kms:",
+            &self.region,
+            ":",
+            &self.account_id,
+            ":key/",
+            std::str::from_utf8(&id).unwrap_or_default(),
+        ]
+        .concat()
     }
 
     pub fn alias_arn(&self, name: &str) -> String {
