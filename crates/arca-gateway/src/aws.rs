@@ -82,8 +82,8 @@ impl Gateway {
     fn authenticate(&self, parts: &http::request::Parts, body: &[u8]) -> Result<Caller, ApiError> {
         let auth = arca_sigv4::parse(&parts.headers, "kms", arca_node::network::unix_now())?;
         if !self.options.accept_any_region {
-            let region = self.node.cluster_info().map(|c| c.region);
-            if region.as_deref().is_some_and(|r| r != auth.region) {
+            let cluster = self.node.cluster_info();
+            if cluster.is_some_and(|c| c.region != auth.region) {
                 return Err(ApiError::new(
                     400,
                     "InvalidSignatureException",

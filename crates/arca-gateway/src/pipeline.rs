@@ -139,8 +139,8 @@ impl Gateway {
             .ok_or_else(|| ApiError::from(arca_node::NodeError::NotInitialized))?;
         let who = authz::Principal {
             arn: format!("arn:aws:iam::{}:user/{}", cluster.account_id, caller.user),
-            account: cluster.account_id,
-            region: cluster.region,
+            account: cluster.account_id.clone(),
+            region: cluster.region.clone(),
         };
         facts.arn = Some(who.arn.clone());
         let ip = inv.source.rsplit_once(':').map_or(inv.source, |(ip, _)| ip);

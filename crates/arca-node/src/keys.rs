@@ -2,6 +2,7 @@
 //! key actors, and the lifecycle (state, deletion, aliases, tags, rotation).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use arca_crypto::SecretBytes;
 use arca_state::rules::{self, DAY_MS};
@@ -70,7 +71,7 @@ fn not_found(key_ref: &str) -> NodeError {
 }
 
 impl Node {
-    pub(crate) fn require_cluster(&self) -> Result<ClusterInfo, NodeError> {
+    pub(crate) fn require_cluster(&self) -> Result<Arc<ClusterInfo>, NodeError> {
         self.cluster_info().ok_or(NodeError::NotInitialized)
     }
 

@@ -233,6 +233,9 @@ pub struct Node {
     pub(crate) peer_guard: ReplayGuard,
     /// The cluster id, computed once the cluster's facts are applied.
     cluster_id: OnceLock<ClusterId>,
+    /// The cluster's facts, shared once applied (fixed from `cluster init`
+    /// on; every request reads them).
+    cluster_info: OnceLock<Arc<ClusterInfo>>,
     pub(crate) forward_observer: RwLock<Option<ForwardObserver>>,
     pub(crate) root: Arc<RootKeyRing>,
     pub(crate) rewrap_batch: usize,
@@ -435,6 +438,7 @@ impl Node {
             peer_auth,
             peer_guard,
             cluster_id: OnceLock::new(),
+            cluster_info: OnceLock::new(),
             forward_observer: RwLock::new(None),
             root: root.clone(),
             rewrap_batch: cfg
@@ -528,8 +532,13 @@ impl Node {
         Ok(self.now_ms())
     }
 
-    pub fn cluster_info(&self) -> Option<ClusterInfo> {
-        self.shared.read().state.cluster.clone()
+    /// The cluster's facts, once this node has applied `cluster init`.
+    pub fn cluster_info(&self) -> Option<Arc<ClusterInfo>> {
+        if let Some(c) = self.cluster_info.get() {
+            return Some(c.clone());
+        }
+        let c = Arc::new(self.shared.read().state.cluster.clone()?);
+        Some(self.cluster_info.get_or_init(|| c).clone())
     }
 
     /// The id of this node's cluster, once it has applied `cluster init`.

@@ -36,8 +36,8 @@ impl Node {
             (Outcome::Applied, None) => Ok(NewAccessKey {
                 access_key_id,
                 secret_access_key: secret,
-                region: cluster.region,
-                account_id: cluster.account_id,
+                region: cluster.region.clone(),
+                account_id: cluster.account_id.clone(),
             }),
             // A retry: the key the first attempt created, its secret unwrapped
             // from the replicated record.
@@ -56,8 +56,8 @@ impl Node {
                 Ok(NewAccessKey {
                     access_key_id: first,
                     secret_access_key: secret,
-                    region: cluster.region,
-                    account_id: cluster.account_id,
+                    region: cluster.region.clone(),
+                    account_id: cluster.account_id.clone(),
                 })
             }
             (Outcome::Rejected(r), _) => Err(r.into()),
