@@ -98,8 +98,8 @@ impl Gateway {
                         principal: facts.principal.as_deref(),
                         operation: if inv.op.is_some() { label } else { inv.named },
                         arn: facts.arn.as_deref(),
-                        key_id: key_id.as_ref().map(ascii),
-                        destination_key_id: destination_key_id.as_ref().map(ascii),
+                        key_id: key_id.as_deref(),
+                        destination_key_id: destination_key_id.as_deref(),
                         outcome: code,
                         status,
                     })
@@ -210,9 +210,4 @@ fn request_key(inv: &Invocation<'_>, caller: &Caller) -> RequestKey {
         id,
         fingerprint: digest(&[b"request", named, inv.body]),
     }
-}
-
-/// A key id's text form ([`KeyId::encode`]: hex digits and dashes).
-fn ascii(text: &[u8; 36]) -> &str {
-    std::str::from_utf8(text).unwrap_or_default()
 }

@@ -27,9 +27,10 @@ impl KeyId {
 }
 
 impl KeyId {
-    /// The canonical text form (`8-4-4-4-12` lower-case hex), without the
-    /// formatting machinery: key ids are written several times per request.
-    pub fn encode(&self) -> [u8; 36] {
+    /// The canonical text form (`8-4-4-4-12` lower-case hex), on the stack
+    /// and without the formatting machinery: key ids are written several
+    /// times per request.
+    pub fn encode(&self) -> KeyIdText {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut out = [b'-'; 36];
         let mut o = 0;
@@ -41,15 +42,26 @@ impl KeyId {
             out[o + 1] = HEX[usize::from(b & 0xf)];
             o += 2;
         }
-        out
+        KeyIdText(out)
+    }
+}
+
+/// A key id's text ([`KeyId::encode`]): read it as a `&str`.
+#[derive(Clone, Copy)]
+pub struct KeyIdText([u8; 36]);
+
+impl std::ops::Deref for KeyIdText {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        // Only ASCII hex digits and dashes are ever written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 }
 
 impl fmt::Display for KeyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let text = self.encode();
-        // Only ASCII hex digits and dashes were written.
-        f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
+        f.write_str(&self.encode())
     }
 }
 
@@ -184,7 +196,7 @@ impl VersionId {
     /// The id for `text`: a UUID in canonical form is held as its bytes.
     pub fn new(text: &str) -> Self {
         match text.parse::<KeyId>() {
-            Ok(k) if k.encode().as_slice() == text.as_bytes() => VersionId::Uuid(k),
+            Ok(k) if *k.encode() == *text => VersionId::Uuid(k),
             _ => VersionId::Text(text.into()),
         }
     }
@@ -192,7 +204,7 @@ impl VersionId {
     /// Whether `text` names this version.
     pub fn matches(&self, text: &str) -> bool {
         match self {
-            VersionId::Uuid(k) => k.encode().as_slice() == text.as_bytes(),
+            VersionId::Uuid(k) => *k.encode() == *text,
             VersionId::Text(t) => &**t == text,
         }
     }
@@ -234,10 +246,7 @@ impl fmt::Debug for VersionId {
 impl Serialize for VersionId {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
-            VersionId::Uuid(k) => {
-                let text = k.encode();
-                s.serialize_str(std::str::from_utf8(&text).map_err(serde::ser::Error::custom)?)
-            }
+            VersionId::Uuid(k) => s.serialize_str(&k.encode()),
             VersionId::Text(t) => s.serialize_str(t),
         }
     }

@@ -19,7 +19,7 @@ pub mod rules;
 pub mod schedule;
 
 pub use arca_keys::{KeySpec, KeyUsage};
-pub use ids::{KeyId, VersionId};
+pub use ids::{KeyId, KeyIdText, VersionId};
 pub use root_keys::{Rewrapped, RootKeyRotation, RootKeyStatus, RootKeys, Wrapped};
 
 /// A key's lifecycle state, as AWS KMS names it.
@@ -325,14 +325,13 @@ pub struct ClusterInfo {
 
 impl ClusterInfo {
     pub fn key_arn(&self, key_id: &KeyId) -> String {
-        let id = key_id.encode();
         [
             "arn:aws:kms:",
             &self.region,
             ":",
             &self.account_id,
             ":key/",
-            std::str::from_utf8(&id).unwrap_or_default(),
+            &key_id.encode(),
         ]
         .concat()
     }

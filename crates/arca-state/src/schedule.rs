@@ -92,15 +92,6 @@ impl Schedule {
             .map(|(_, _, id)| *id)
             .collect()
     }
-
-    /// Keys with a date of any kind.
-    pub fn len(&self) -> usize {
-        self.by_key.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_key.is_empty()
-    }
 }
 
 #[cfg(test)]
@@ -131,7 +122,7 @@ mod tests {
         let id = k.key_id;
         let mut s = Schedule::default();
         s.refresh(id, Some(&k));
-        assert!(s.is_empty(), "no dates: not scheduled");
+        assert_eq!(s, Schedule::default(), "no dates: not scheduled");
 
         k.rotation = Some(RotationSchedule {
             period_days: 90,
@@ -145,7 +136,7 @@ mod tests {
         // Disabled: a rotation date is kept but not due.
         k.state = KeyState::Disabled;
         s.refresh(id, Some(&k));
-        assert!(s.is_empty());
+        assert_eq!(s, Schedule::default());
 
         k.state = KeyState::PendingDeletion;
         k.deletion_ms = Some(50);
@@ -188,6 +179,5 @@ mod tests {
         };
         assert_eq!(s.due(Due::Deletion, 350), ids(&[2, 4, 3]));
         assert_eq!(s.due(Due::Deletion, 1_000), ids(&[2, 4, 3, 5, 1]));
-        assert_eq!(s.len(), 5);
     }
 }

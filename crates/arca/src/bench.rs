@@ -409,3 +409,23 @@ async fn connection(
     }
     Ok(out)
 }
+
+/// This process's CPU time (user and system), in seconds: the in-process
+/// benches' cost figure.
+pub(crate) fn process_cpu() -> Option<f64> {
+    arca_gateway::metrics::cpu_seconds_of("/proc/self/stat")
+}
+
+/// A new, empty directory `arca-bench-<name>-<pid>` under `base` (the
+/// system's temporary directory by default); the bench removes it.
+pub(crate) fn scratch_dir(
+    base: Option<&std::path::Path>,
+    name: &str,
+) -> anyhow::Result<std::path::PathBuf> {
+    let dir = base
+        .map_or_else(std::env::temp_dir, std::path::Path::to_path_buf)
+        .join(format!("arca-bench-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}

@@ -9,10 +9,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use arca_crypto::wrap::RootKey;
 use arca_gateway::audit::{AuditConfig, AuditLog, CheckpointKey, Record};
-use arca_state::KeyId;
+use arca_state::{KeyId, KeyIdText};
 use clap::Args;
 
 #[derive(Args)]
@@ -29,7 +29,7 @@ pub struct AuditArgs {
 }
 
 /// The record of one Encrypt request as the gateway writes it.
-fn record(key: &[u8; 36], n: u64) -> Record<'_> {
+fn record(key: &KeyIdText, n: u64) -> Record<'_> {
     Record {
         time_ms: 1_764_806_400_000 + n,
         request_id: "5d9f6a3e-2b7c-4c1e-9f00-0123456789ab",
@@ -38,15 +38,11 @@ fn record(key: &[u8; 36], n: u64) -> Record<'_> {
         principal: Some("AKIAARCA7Q2M4X9K3B5D"),
         operation: "Encrypt",
         arn: Some("arn:aws:iam::111122223333:user/app"),
-        key_id: std::str::from_utf8(key).ok(),
+        key_id: Some(key),
         destination_key_id: None,
         outcome: "OK",
         status: 200,
     }
-}
-
-fn process_cpu() -> Option<f64> {
-    arca_gateway::metrics::cpu_seconds_of("/proc/self/stat")
 }
 
 pub fn run(a: AuditArgs) -> anyhow::Result<()> {
@@ -58,14 +54,16 @@ pub fn run(a: AuditArgs) -> anyhow::Result<()> {
     // The encoding alone, on this thread.
     let mut line = Vec::with_capacity(512);
     let started = Instant::now();
-    let cpu_before = process_cpu();
+    let cpu_before = crate::bench::process_cpu();
     for n in 0..a.records {
         line.clear();
         record(&key, n).encode(&mut line);
         std::hint::black_box(&line);
     }
     let secs = started.elapsed().as_secs_f64();
-    let cpu = process_cpu().zip(cpu_before).map(|(a, b)| a - b);
+    let cpu = crate::bench::process_cpu()
+        .zip(cpu_before)
+        .map(|(a, b)| a - b);
     println!(
         "encode: {:.0} ns per record ({} bytes before seq and prev), CPU {}",
         secs * 1e9 / a.records as f64,
@@ -77,12 +75,7 @@ pub fn run(a: AuditArgs) -> anyhow::Result<()> {
     );
 
     // The whole path, to a file.
-    let dir = match &a.dir {
-        Some(d) => d.join(format!("arca-bench-audit-{}", std::process::id())),
-        None => std::env::temp_dir().join(format!("arca-bench-audit-{}", std::process::id())),
-    };
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = crate::bench::scratch_dir(a.dir.as_deref(), "audit")?;
     let path = dir.join("audit.jsonl");
     let (records, tasks, log_path) = (a.records, a.tasks, path.clone());
     // A fresh OS thread: a runtime cannot be started inside this one.
@@ -116,7 +109,7 @@ pub fn run(a: AuditArgs) -> anyhow::Result<()> {
 /// (fail-closed, the default); the wall time and the process CPU.
 fn write_log(
     path: &std::path::Path,
-    key: &[u8; 36],
+    key: &KeyIdText,
     records: u64,
     tasks: u64,
 ) -> anyhow::Result<(f64, Option<f64>)> {
@@ -131,7 +124,7 @@ fn write_log(
     let log = Arc::new(log);
     let key = *key;
     let started = Instant::now();
-    let cpu_before = process_cpu();
+    let cpu_before = crate::bench::process_cpu();
     rt.block_on(async {
         let per_task = records / tasks;
         let mut handles = Vec::new();
@@ -151,7 +144,9 @@ fn write_log(
         anyhow::Ok(())
     })?;
     let secs = started.elapsed().as_secs_f64();
-    let cpu = process_cpu().zip(cpu_before).map(|(a, b)| a - b);
+    let cpu = crate::bench::process_cpu()
+        .zip(cpu_before)
+        .map(|(a, b)| a - b);
     drop(log);
     rt.block_on(writer.finished());
     Ok((secs, cpu))

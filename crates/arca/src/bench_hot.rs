@@ -8,7 +8,6 @@
 //! loop: the same path a Sign request takes after SigV4, JSON and
 //! authorization (serving lease, settled check, the key's actor).
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -100,21 +99,11 @@ fn measure(
         .worker_threads(workers)
         .enable_all()
         .build()?;
-    let dir = scratch_dir(workers)?;
+    let dir = crate::bench::scratch_dir(None, &format!("hot-key-{workers}"))?;
     let r = rt.block_on(sign_on_one_key(&dir, tasks, seconds, spec, alg));
     drop(rt);
     let _ = std::fs::remove_dir_all(&dir);
     r
-}
-
-fn scratch_dir(workers: usize) -> anyhow::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!(
-        "arca-bench-hot-key-{}-{workers}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
 }
 
 async fn sign_on_one_key(
@@ -210,9 +199,9 @@ async fn drive(
         }));
     }
     tokio::time::sleep_until(measure_from.into()).await;
-    let cpu_before = process_cpu();
+    let cpu_before = crate::bench::process_cpu();
     tokio::time::sleep_until(end.into()).await;
-    let cpu_after = process_cpu();
+    let cpu_after = crate::bench::process_cpu();
     for h in handles {
         h.await??;
     }
@@ -221,8 +210,4 @@ async fn drive(
         secs: seconds as f64,
         cpu: cpu_before.zip(cpu_after).map(|(b, a)| a - b),
     })
-}
-
-fn process_cpu() -> Option<f64> {
-    arca_gateway::metrics::cpu_seconds_of("/proc/self/stat")
 }
