@@ -94,20 +94,32 @@ pub(crate) fn append_header_value(
     name: &str,
     out: &mut String,
 ) -> Result<(), AuthError> {
-    let mut any = false;
+    header_values(headers, name, |i, value| {
+        if i > 0 {
+            out.push(',');
+        }
+        fold_spaces(value, out);
+    })
+}
+
+/// Calls `each` with every value of header `name` (its position, its
+/// text); an error if the header is absent or a value is not visible ASCII.
+pub(crate) fn header_values(
+    headers: &HeaderMap,
+    name: &str,
+    mut each: impl FnMut(usize, &str),
+) -> Result<(), AuthError> {
+    let mut n = 0;
     for value in headers.get_all(name) {
         let value = value.to_str().map_err(|_| {
             AuthError::Incomplete(format!(
                 "Header '{name}' contains characters that are not visible ASCII."
             ))
         })?;
-        if any {
-            out.push(',');
-        }
-        any = true;
-        fold_spaces(value, out);
+        each(n, value);
+        n += 1;
     }
-    if any {
+    if n > 0 {
         Ok(())
     } else {
         Err(AuthError::Incomplete(format!(

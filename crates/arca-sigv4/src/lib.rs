@@ -399,11 +399,9 @@ pub fn parse(
     let (access_key_id, date, region, service) =
         parse_credential(parts.credential, expected_service, amz_date)?;
     // Every signed header present and readable, checked before anything
-    // else is (one scratch buffer for all of them).
-    let mut scratch = String::with_capacity(256);
+    // else is (its canonical value is built once, for the signature).
     for name in &signed_headers {
-        scratch.clear();
-        canonical::append_header_value(headers, name, &mut scratch)?;
+        canonical::header_values(headers, name, |_, _| {})?;
     }
     // One operation per request: a repeated target could be read one way
     // when checked and another when run.

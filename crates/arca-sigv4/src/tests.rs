@@ -769,6 +769,18 @@ fn non_ascii_values_are_incomplete() {
     );
     expect_incomplete(&headers, "kms", "'authorization' contains characters");
 
+    // A signed header is checked by parse, before the signature is.
+    let mut headers = kms_request(NOW);
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_bytes(b"application/x-amz-json-1.1\xff").expect("obs-text"),
+    );
+    expect_incomplete(
+        &headers,
+        "kms",
+        "Header 'content-type' contains characters that are not visible ASCII.",
+    );
+
     // Unsigned headers may contain anything.
     let mut headers = kms_request(NOW);
     headers.insert(
