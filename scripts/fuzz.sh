@@ -16,7 +16,8 @@ cd "$(dirname "$0")/../fuzz"
 seconds=${1:-60}
 shift || true
 jobs=${ARCA_FUZZ_JOBS:-$(nproc)}
-rustup toolchain list | grep -q '^nightly' || {
+toolchains="$(rustup toolchain list)" # not piped into grep -q: see test.sh
+grep -q '^nightly' <<<"$toolchains" || {
   echo "the nightly toolchain is required: rustup toolchain install nightly" >&2; exit 1; }
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --version 0.13.2 --locked
 targets=("$@")

@@ -70,7 +70,10 @@ echo "==> cargo build -p arca (the binary the system tests start)"
 cargo build --locked -p arca
 # Fuzzing needs the nightly toolchain; fuzz.sh installs cargo-fuzz from
 # crates.io when missing.
-if ! rustup toolchain list | grep -q '^nightly'; then
+# Listed first, then searched: under pipefail, `rustup ... | grep -q` fails
+# when grep exits at its match before rustup's last write.
+toolchains="$(rustup toolchain list)"
+if ! grep -q '^nightly' <<<"$toolchains"; then
   echo "==> installing the nightly toolchain (fuzzing)"
   rustup toolchain install nightly --profile minimal ||
     { echo "the nightly toolchain is required for fuzzing: rustup toolchain install nightly" >&2; exit 1; }

@@ -13,7 +13,11 @@ pause
 
 step "remove node 4"
 arca cluster remove-node --endpoint "https://${API[1]}" --node-id 4 >/dev/null
-removed() { curl -s --max-time 2 --cacert "$RB/ca/ca.pem" "https://${API[4]}/ready" | grep -q "removed from the cluster"; }
+removed() {
+  local ready
+  ready="$(curl -s --max-time 2 --cacert "$RB/ca/ca.pem" "https://${API[4]}/ready")" || return 1
+  [[ "$ready" == *"removed from the cluster"* ]]
+}
 wait_until 30 "node 4 to learn it was removed" removed
 step "stop node 4"
 stop_node 4

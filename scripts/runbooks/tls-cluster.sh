@@ -176,7 +176,10 @@ check_members() {
   local via="$1" want="$2" out got
   out="$(status "$via")"
   echo "$out"
-  printf '%s\n' "$out" | head -1 | grep -q '^leader: [0-9]' || fail "no leader: $out"
+  # The first line, without a pipe: under pipefail, `printf | head | grep -q`
+  # fails whenever head exits before printf's last write (printf writes a
+  # line at a time and then dies of SIGPIPE).
+  [[ "${out%%$'\n'*}" == "leader: "[0-9]* ]] || fail "no leader: $out"
   got="$(printf '%s\n' "$out" | awk 'NR > 2 && ($2 == "leader" || $2 == "voter") { print $1 }' | sort -n | tr '\n' ' ')"
   [ "$got" = "$want " ] || fail "voters are '$got', expected '$want '"
 }
