@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use arca_node::keys::KeyFacts;
 use arca_node::Node;
 use arca_policy::{decide, Context, Decision, Policy, PolicyError, PolicyKind, Request};
+use arca_state::rules::MAX_TAGS;
 use arca_state::KeyId;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -70,8 +71,6 @@ struct Fields {
     mac: Option<String>,
 }
 
-/// Tags in one request, as AWS bounds them.
-const MAX_TAGS: usize = 50;
 /// A grant constraint's pairs, in bytes (its token must stay within
 /// `arca_node::grants::MAX_TOKEN_LEN`).
 pub const MAX_CONSTRAINT_BYTES: usize = 2048;
@@ -110,6 +109,8 @@ impl Fields {
                 )));
             }
         }
+        // Tags (or tag keys) in one request; a key's own total is checked
+        // when the change is applied (`LimitExceededException`).
         if self.tags.as_ref().is_some_and(|t| t.len() > MAX_TAGS)
             || self.tag_keys.as_ref().is_some_and(|t| t.len() > MAX_TAGS)
         {
@@ -1112,6 +1113,27 @@ mod tests {
             key_checks(Op::Sign, &empty).err().unwrap().code,
             "ValidationException"
         );
+    }
+
+    #[test]
+    fn a_request_carries_at_most_fifty_tags_or_tag_keys() {
+        let tags = |n: usize| {
+            let t: Vec<Value> = (0..n)
+                .map(|i| json!({"TagKey": format!("k{i}"), "TagValue": "v"}))
+                .collect();
+            json!({ "Tags": t }).to_string()
+        };
+        let keys = |n: usize| {
+            let k: Vec<String> = (0..n).map(|i| format!("k{i}")).collect();
+            json!({ "TagKeys": k }).to_string()
+        };
+        for body in [tags(MAX_TAGS), keys(MAX_TAGS)] {
+            assert!(read_fields(body.as_bytes()).is_ok(), "{body}");
+        }
+        for body in [tags(MAX_TAGS + 1), keys(MAX_TAGS + 1)] {
+            let e = read_fields(body.as_bytes()).err().unwrap();
+            assert_eq!(e.code, "TagException", "{body}");
+        }
     }
 
     #[test]

@@ -18,16 +18,11 @@ pub struct Tag {
     tag_value: Option<String>,
 }
 
-/// Checks the shape of a tag list; the limits are checked when applied.
+/// Checks the shape of a tag list. How many tags one request may carry is
+/// checked with the other input limits, before authorization
+/// (`authz::Fields::check_limits`); a key's total when the change applies.
 pub fn tags(t: Option<Vec<Tag>>) -> Result<Vec<(String, String)>, ApiError> {
     let t = t.unwrap_or_default();
-    if t.len() > rules::MAX_TAGS {
-        return Err(ApiError::new(
-            400,
-            "LimitExceededException",
-            format!("at most {} tags per request", rules::MAX_TAGS),
-        ));
-    }
     let tags: Vec<(String, String)> = t
         .into_iter()
         .map(|t| {
@@ -271,13 +266,8 @@ pub async fn run(node: &Node, ctx: &Ctx, op: Op, body: &[u8]) -> Result<Answer, 
             }
             Op::UntagResource => {
                 let r: UntagReq = parse(body)?;
+                // At most `MAX_TAGS` of them: checked before authorization.
                 let keys = r.tag_keys.ok_or_else(|| ApiError::missing("TagKeys"))?;
-                if keys.len() > rules::MAX_TAGS {
-                    return Err(ApiError::validation(format!(
-                        "at most {} tag keys",
-                        rules::MAX_TAGS
-                    )));
-                }
                 let id = ctx.key(0)?;
                 node.untag(rid, id, keys).await?;
                 done(id, json!({}))
