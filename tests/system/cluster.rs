@@ -528,3 +528,72 @@ async fn impossible_membership_changes_are_refused_as_client_errors() {
         "{after}"
     );
 }
+
+/// Operators add nodes to clusters in use. Under load the leader's
+/// published metrics lag its core by a batch of messages, so a newcomer may
+/// ask for a serving lease before they list it, although the leader already
+/// replicates to it. Being told then that it is not a member would stop its
+/// Raft for good, before the promotion that follows: each newcomer must
+/// instead become a voter that serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_join_a_cluster_under_write_load() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let mut c = Cluster::start(3).await;
+    let leader = c.wait_leader().await;
+    let key = create(&c, leader, "in use while nodes join").await;
+    let ct = encrypt(&c, leader, &key, b"before the newcomers").await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut load = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let (kms, stop) = (c.client(leader), stop.clone());
+        load.spawn(async move {
+            let mut created = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                // A write may fail while the membership changes; the SDK
+                // retries what is retriable, and the count says the load ran.
+                if kms.create_key().send().await.is_ok() {
+                    created += 1;
+                }
+            }
+            created
+        });
+    }
+
+    let mut newcomers = Vec::new();
+    for _ in 0..2 {
+        let n = c.join_node().await;
+        c.wait_ready(n).await;
+        newcomers.push(n);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut created = 0;
+    while let Some(n) = load.join_next().await {
+        created += n.unwrap();
+    }
+    assert!(created > 0, "no write succeeded during the joins");
+
+    let via = c.nodes[leader].endpoint();
+    let out = c.cli(&["cluster", "status", "--endpoint", &via, "--json"]);
+    let s: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let voters = s["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["voter"] == true)
+        .count();
+    assert_eq!(voters, 5, "{s}");
+    for n in newcomers {
+        assert!(
+            !c.nodes[n]
+                .log_text()
+                .contains("was removed from the cluster"),
+            "node {} was told it is not a member",
+            n + 1
+        );
+        assert_eq!(decrypt(&c, n, &ct).await, b"before the newcomers");
+        encrypt(&c, n, &key, b"through a newcomer").await;
+    }
+}

@@ -163,23 +163,24 @@ impl Node {
                 membership.get_joint_config(),
                 now,
             );
-            // A node the current leader does not count as a member was
-            // removed: it is told so, and stops taking part.
             if membership.get_node(&req.node_id).is_none() {
-                return if evidence.is_ok() {
-                    LeaseResponse::NotAMember
-                } else {
-                    LeaseResponse::Refused
-                };
+                if evidence.is_err() {
+                    return LeaseResponse::Refused;
+                }
+                None
+            } else {
+                if req.term != m.current_term {
+                    return LeaseResponse::Refused;
+                }
+                match evidence {
+                    // No lease outlives the leader's own evidence.
+                    Ok((_, left)) => Some(left.min(self.leases.bound())),
+                    Err(_) => return LeaseResponse::Refused,
+                }
             }
-            if req.term != m.current_term {
-                return LeaseResponse::Refused;
-            }
-            match evidence {
-                // No lease outlives the leader's own evidence.
-                Ok((_, left)) => left.min(self.leases.bound()),
-                Err(_) => return LeaseResponse::Refused,
-            }
+        };
+        let Some(valid) = valid else {
+            return self.not_a_member(req.node_id).await;
         };
         let commit = self
             .raft
@@ -193,6 +194,40 @@ impl Node {
             commit_index: commit,
             safe_index: self.shared.safe_index(),
             valid_ms: valid.as_millis() as u64,
+        }
+    }
+
+    /// The answer to a lease request from `node_id`, which this leader's
+    /// metrics do not count as a member. A node the leader does not count as
+    /// a member was removed: it is told so, and stops taking part for good.
+    /// The metrics alone cannot say so: openraft publishes them between
+    /// batches of messages, so under load they can lag the core by a whole
+    /// batch — a node added a moment ago is then missing from them although
+    /// the core already replicates to it, and a learner told `NotAMember`
+    /// on their word stopped its Raft before it could be promoted. The
+    /// core's own latest membership decides; until it answers, the request
+    /// is refused (the follower asks again within 20 ms).
+    async fn not_a_member(&self, node_id: NodeId) -> LeaseResponse {
+        let member = self
+            .raft
+            .with_raft_state(move |s| {
+                s.membership_state
+                    .effective()
+                    .membership()
+                    .get_node(&node_id)
+                    .is_some()
+            })
+            .await;
+        match member {
+            Ok(false) => LeaseResponse::NotAMember,
+            Ok(true) => {
+                tracing::debug!(
+                    node_id,
+                    "lease request from a member the published metrics do not list yet"
+                );
+                LeaseResponse::Refused
+            }
+            Err(_) => LeaseResponse::Refused,
         }
     }
 
