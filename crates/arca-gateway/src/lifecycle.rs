@@ -216,17 +216,20 @@ pub async fn run(node: &Node, ctx: &Ctx, op: Op, body: &[u8]) -> Result<Answer, 
                 let r: AliasReq = parse(body)?;
                 let name = alias_name(r.alias_name)?;
                 let id = target(ctx, r.target_key_id, 1)?;
-                node.update_alias(rid, name, id).await?;
+                // The key the alias pointed to when the caller's right on it
+                // was checked: the change applies only if it still does.
+                let from = ctx.key(0)?;
+                node.update_alias(rid, name, from, id).await?;
                 done(id, json!({}))
             }
             Op::DeleteAlias => {
                 let r: AliasReq = parse(body)?;
                 let name = alias_name(r.alias_name)?;
-                node.delete_alias(rid, name).await?;
-                Ok(Answer {
-                    body: json!({}),
-                    key_id: None,
-                })
+                // As UpdateAlias: only from the key the caller was
+                // authorized against.
+                let id = ctx.key(0)?;
+                node.delete_alias(rid, name, id).await?;
+                done(id, json!({}))
             }
             Op::ListAliases => {
                 let r: ListReq = parse(body)?;

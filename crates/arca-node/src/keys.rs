@@ -714,18 +714,23 @@ impl Node {
         )
     }
 
+    /// Moves alias `name` from key `from` — the key the caller was
+    /// authorized against — to `key_id`. Refused (`InvalidState`) if the
+    /// alias no longer points to `from` when the change applies.
     pub async fn update_alias(
         &self,
         rid: RequestId,
         name: String,
+        from: KeyId,
         key_id: KeyId,
     ) -> Result<(), NodeError> {
         let now_ms = self.now_ms();
         applied(
             self.propose(
                 rid,
-                Command::UpdateAlias {
+                Command::MoveAlias {
                     name,
+                    from,
                     key_id,
                     now_ms,
                 },
@@ -734,8 +739,18 @@ impl Node {
         )
     }
 
-    pub async fn delete_alias(&self, rid: RequestId, name: String) -> Result<(), NodeError> {
-        applied(self.propose(rid, Command::DeleteAlias { name }).await?)
+    /// Deletes alias `name` if it still points to `key_id`, the key the
+    /// caller was authorized against.
+    pub async fn delete_alias(
+        &self,
+        rid: RequestId,
+        name: String,
+        key_id: KeyId,
+    ) -> Result<(), NodeError> {
+        applied(
+            self.propose(rid, Command::DeleteAliasOf { name, key_id })
+                .await?,
+        )
     }
 
     /// Aliases in name order after `after`, optionally of one key; at most

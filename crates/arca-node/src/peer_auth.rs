@@ -1,7 +1,7 @@
-//! Authentication between nodes with the cluster secret (peer protocol v5).
+//! Authentication between nodes with the cluster secret (peer protocol v6).
 //!
 //! Each peer request carries
-//! `x-arca-peer-auth: v5 <cluster> <from> <to> <epoch> <seq> <time> <length> <head MAC> <body MAC>`:
+//! `x-arca-peer-auth: v6 <cluster> <from> <to> <epoch> <seq> <time> <length> <head MAC> <body MAC>`:
 //! HMAC-SHA256s under a key derived from the cluster secret. The head MAC
 //! covers the method, path, cluster id, sender and receiver node ids, the
 //! sender's run (`epoch`, its start time in ms) and sequence number, the time
@@ -17,7 +17,7 @@
 //! was not admitted before. Then the body MAC.
 //!
 //! Every answer to a request whose head verified carries
-//! `x-arca-peer-auth: v5 <responder> <status> <length> <head MAC> <body MAC>`,
+//! `x-arca-peer-auth: v6 <responder> <status> <length> <head MAC> <body MAC>`,
 //! bound to the request's `(from, epoch, seq)`: a client refuses an answer
 //! without it, from another node, to another request, or whose body does not
 //! match — before it reads more of the body than the signed length.
@@ -37,7 +37,7 @@ use crate::types::NodeId;
 
 pub const HEADER: &str = "x-arca-peer-auth";
 /// The protocol version this node speaks (and the only one it accepts).
-pub const VERSION: &str = "v5";
+pub const VERSION: &str = "v6";
 /// How far a request's time may be from the receiver's clock.
 pub const MAX_SKEW_MS: i64 = 300_000;
 /// The shortest cluster secret accepted.
@@ -831,8 +831,8 @@ mod tests {
         for bad in [
             None,
             Some(""),
-            Some("v5 x y"),
-            Some("v5 - 1 2 3 4 5 6 00 00 extra"),
+            Some("v6 x y"),
+            Some("v6 - 1 2 3 4 5 6 00 00 extra"),
             Some("x3 - 1 2 3 4 5 6 00 00"),
         ] {
             assert_eq!(
@@ -866,7 +866,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(e, PeerAuthError::Version("v3".into()));
         assert!(
-            e.to_string().contains("protocol v3 and this node v5"),
+            e.to_string().contains("protocol v3 and this node v6"),
             "{e}"
         );
     }
@@ -914,7 +914,7 @@ mod tests {
         );
         // Without the secret, a head never verifies, whatever it claims.
         let forged = format!(
-            "v5 {} 2 1 5 1 1000 100 {} {}",
+            "v6 {} 2 1 5 1 1000 100 {} {}",
             hex::encode(C1),
             "00".repeat(32),
             "00".repeat(32)
@@ -1135,7 +1135,7 @@ mod tests {
             PeerAuthError::ResponseMismatch
         );
         // Forged without the secret.
-        let forged = format!("v5 1 200 6 {} {}", "00".repeat(32), "00".repeat(32));
+        let forged = format!("v6 1 200 6 {} {}", "00".repeat(32), "00".repeat(32));
         assert_eq!(
             check(Some(&forged), &req, Some(1), 200, b"answer"),
             Err(PeerAuthError::ResponseMismatch)

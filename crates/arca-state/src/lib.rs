@@ -411,11 +411,15 @@ pub enum Command {
         key_id: KeyId,
         now_ms: u64,
     },
+    /// Moves an alias whatever key it points to: log entries of storage
+    /// format 4 and before. Proposed as [`Command::MoveAlias`] since.
     UpdateAlias {
         name: String,
         key_id: KeyId,
         now_ms: u64,
     },
+    /// Deletes an alias whatever key it points to: log entries of storage
+    /// format 4 and before. Proposed as [`Command::DeleteAliasOf`] since.
     DeleteAlias {
         name: String,
     },
@@ -511,6 +515,23 @@ pub enum Command {
     Batch {
         proposals: Vec<Proposal>,
     },
+    /// `UpdateAlias`: moves alias `name` to `key_id` if it still points to
+    /// `from`, the key whose `kms:UpdateAlias` right the request was
+    /// authorized against. Another request may have moved the alias between
+    /// that decision and this entry; the alias is then left alone, so that no
+    /// caller moves an alias away from a key it holds no right on.
+    MoveAlias {
+        name: String,
+        from: KeyId,
+        key_id: KeyId,
+        now_ms: u64,
+    },
+    /// `DeleteAlias`: deletes alias `name` if it still points to `key_id`,
+    /// the key the request was authorized against (as [`Command::MoveAlias`]).
+    DeleteAliasOf {
+        name: String,
+        key_id: KeyId,
+    },
 }
 
 /// The last successful cryptographic use of a key the cluster knows of.
@@ -549,8 +570,8 @@ impl Command {
             Command::CancelDeletion { .. } => "CancelDeletion",
             Command::DeleteKey { .. } => "DeleteKey",
             Command::CreateAlias { .. } => "CreateAlias",
-            Command::UpdateAlias { .. } => "UpdateAlias",
-            Command::DeleteAlias { .. } => "DeleteAlias",
+            Command::UpdateAlias { .. } | Command::MoveAlias { .. } => "UpdateAlias",
+            Command::DeleteAlias { .. } | Command::DeleteAliasOf { .. } => "DeleteAlias",
             Command::TagKey { .. } => "TagKey",
             Command::UntagKey { .. } => "UntagKey",
             Command::SetRotation { .. } => "SetRotation",
@@ -591,6 +612,8 @@ impl Command {
             | Command::DeleteKey { key_id, .. }
             | Command::CreateAlias { key_id, .. }
             | Command::UpdateAlias { key_id, .. }
+            | Command::MoveAlias { key_id, .. }
+            | Command::DeleteAliasOf { key_id, .. }
             | Command::TagKey { key_id, .. }
             | Command::UntagKey { key_id, .. }
             | Command::SetRotation { key_id, .. }
@@ -673,6 +696,14 @@ impl Command {
                 key_id,
                 now_ms,
             },
+            Command::MoveAlias {
+                name, from, key_id, ..
+            } => Command::MoveAlias {
+                name,
+                from,
+                key_id,
+                now_ms,
+            },
             Command::SetRotation {
                 key_id,
                 mut schedule,
@@ -710,6 +741,7 @@ impl Command {
             | Command::UpdateDescription { .. }
             | Command::CancelDeletion { .. }
             | Command::DeleteAlias { .. }
+            | Command::DeleteAliasOf { .. }
             | Command::TagKey { .. }
             | Command::UntagKey { .. }
             | Command::ScheduleKeyDeletion { .. }
@@ -1093,6 +1125,63 @@ impl State {
                 self.grants_by_key.remove(key_id);
             }
         }
+    }
+
+    /// The key alias `name` points to, if it still points to `expected`
+    /// (when given): the key the request was authorized against.
+    fn alias_target(&self, name: &str, expected: Option<KeyId>) -> Result<KeyId, Rejection> {
+        let current = self
+            .aliases
+            .get(name)
+            .ok_or_else(|| Rejection::NotFound(format!("Alias {name} is not found.")))?
+            .key_id;
+        match expected {
+            Some(e) if e != current => Err(Rejection::InvalidState(format!(
+                "{name} was moved to another key after this request was authorized \
+                 against key '{e}'; send the request again"
+            ))),
+            _ => Ok(current),
+        }
+    }
+
+    fn move_alias(
+        &mut self,
+        name: String,
+        from: Option<KeyId>,
+        key_id: KeyId,
+        now_ms: u64,
+    ) -> Result<Vec<Touched>, Rejection> {
+        let current = self.alias_target(&name, from)?;
+        let new = self
+            .keys
+            .get(&key_id)
+            .ok_or_else(|| key_not_found(&key_id))?;
+        rules::require_not_pending_deletion(new)?;
+        if let Some(old) = self.keys.get(&current) {
+            if old.usage != new.usage || old.spec != new.spec {
+                return Err(Rejection::Invalid(format!(
+                    "{name} points to a key of another type or usage; an alias can only move \
+                     to a key of the same key spec and key usage"
+                )));
+            }
+        }
+        if let Some(a) = self.aliases.get_mut(&name) {
+            a.key_id = key_id;
+            a.updated_ms = now_ms;
+        }
+        self.unlink_alias(&current, &name);
+        self.aliases_by_key
+            .entry(key_id)
+            .or_default()
+            .insert(name.clone());
+        Ok(vec![Touched::Alias(name)])
+    }
+
+    fn delete_alias(&mut self, name: String, of: Option<KeyId>) -> Result<Vec<Touched>, Rejection> {
+        let current = self.alias_target(&name, of)?;
+        self.aliases.remove(&name);
+        self.unlink_alias(&current, &name);
+        Ok(vec![Touched::Alias(name)])
     }
 
     fn unlink_alias(&mut self, key_id: &KeyId, name: &str) {
@@ -1497,43 +1586,15 @@ impl State {
                 name,
                 key_id,
                 now_ms,
-            } => {
-                let current = self
-                    .aliases
-                    .get(&name)
-                    .ok_or_else(|| Rejection::NotFound(format!("Alias {name} is not found.")))?
-                    .key_id;
-                let new = self
-                    .keys
-                    .get(&key_id)
-                    .ok_or_else(|| key_not_found(&key_id))?;
-                rules::require_not_pending_deletion(new)?;
-                if let Some(old) = self.keys.get(&current) {
-                    if old.usage != new.usage || old.spec != new.spec {
-                        return Err(Rejection::Invalid(format!(
-                            "{name} points to a key of another type or usage; an alias can only move \
-                             to a key of the same key spec and key usage"
-                        )));
-                    }
-                }
-                if let Some(a) = self.aliases.get_mut(&name) {
-                    a.key_id = key_id;
-                    a.updated_ms = now_ms;
-                }
-                self.unlink_alias(&current, &name);
-                self.aliases_by_key
-                    .entry(key_id)
-                    .or_default()
-                    .insert(name.clone());
-                Ok(vec![Touched::Alias(name)])
-            }
-            Command::DeleteAlias { name } => {
-                let Some(old) = self.aliases.remove(&name) else {
-                    return Err(Rejection::NotFound(format!("Alias {name} is not found.")));
-                };
-                self.unlink_alias(&old.key_id, &name);
-                Ok(vec![Touched::Alias(name)])
-            }
+            } => self.move_alias(name, None, key_id, now_ms),
+            Command::MoveAlias {
+                name,
+                from,
+                key_id,
+                now_ms,
+            } => self.move_alias(name, Some(from), key_id, now_ms),
+            Command::DeleteAlias { name } => self.delete_alias(name, None),
+            Command::DeleteAliasOf { name, key_id } => self.delete_alias(name, Some(key_id)),
             Command::TagKey { key_id, tags } => {
                 let k = self.key_mut(&key_id)?;
                 rules::require_not_pending_deletion(k)?;

@@ -431,6 +431,71 @@ fn deleting_a_key_deletes_its_aliases() {
     assert!(s.aliases.is_empty());
 }
 
+/// `UpdateAlias` and `DeleteAlias` need the right on the key the alias
+/// points to; the entry carries the key that decision was made on, and an
+/// alias that another request moved in between is left alone.
+#[test]
+fn an_alias_moves_or_goes_only_from_the_key_the_request_was_authorized_against() {
+    let mut s = state();
+    assert_eq!(
+        s.apply(3, p(Command::CreateKey { key: key(3) })).0,
+        Outcome::Applied
+    );
+    s.apply(
+        4,
+        p(Command::CreateAlias {
+            name: "alias/app".into(),
+            key_id: id(1),
+            now_ms: 1,
+        }),
+    );
+    let move_ = |from, to| Command::MoveAlias {
+        name: "alias/app".into(),
+        from: id(from),
+        key_id: id(to),
+        now_ms: 5,
+    };
+    // Authorized against key 1, and it still points there: moved.
+    assert_eq!(s.apply(5, p(move_(1, 2))).0, Outcome::Applied);
+    assert_eq!(s.aliases["alias/app"].key_id, id(2));
+    assert_eq!(s.aliases["alias/app"].updated_ms, 5);
+    assert_eq!(s.key_aliases(&id(2)).collect::<Vec<_>>(), ["alias/app"]);
+    assert_eq!(s.key_aliases(&id(1)).count(), 0);
+    // A request authorized against key 1 before that move may not move it
+    // away from key 2, nor delete it.
+    let r = rejected(&mut s, move_(1, 3));
+    assert!(
+        matches!(&r, Rejection::InvalidState(m) if m.contains("send the request again")),
+        "{r:?}"
+    );
+    let delete_of = |k| Command::DeleteAliasOf {
+        name: "alias/app".into(),
+        key_id: id(k),
+    };
+    assert!(matches!(
+        rejected(&mut s, delete_of(1)),
+        Rejection::InvalidState(_)
+    ));
+    assert!(matches!(
+        rejected(
+            &mut s,
+            Command::DeleteAliasOf {
+                name: "alias/none".into(),
+                key_id: id(1),
+            }
+        ),
+        Rejection::NotFound(_)
+    ));
+    // Against the key it points to now: deleted.
+    assert_eq!(s.apply(6, p(delete_of(2))).0, Outcome::Applied);
+    assert!(s.aliases.is_empty());
+    assert_eq!(s.key_aliases(&id(2)).count(), 0);
+    // The audit and the logs name them as the API does.
+    assert_eq!(move_(1, 2).name(), "UpdateAlias");
+    assert_eq!(delete_of(1).name(), "DeleteAlias");
+    assert_eq!(delete_of(2).key_id(), Some(id(2)));
+}
+
 #[test]
 fn alias_rules() {
     let mut s = state();

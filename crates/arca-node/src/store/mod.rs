@@ -90,7 +90,10 @@ pub const FORMAT: &str = "format_version";
 /// 4: the snapshot is a file of its own in `snapshots/`, named by the local
 ///    meta row `snapshot_file` (`snapshot_file.rs`); a release that reads
 ///    only 3 would find no snapshot behind its purged log.
-pub const FORMAT_VERSION: u32 = 4;
+/// 5: the log may hold the alias commands that name the key they change
+///    the alias from (`Command::MoveAlias`, `Command::DeleteAliasOf`), which
+///    a release that reads only 4 cannot decode.
+pub const FORMAT_VERSION: u32 = 5;
 
 /// The data directory was written in a format this release cannot read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
