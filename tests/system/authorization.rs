@@ -1016,3 +1016,113 @@ async fn tags_at_creation_need_tag_resource_and_refusals_come_before_validation(
     );
     assert_eq!(code["__type"], "MalformedPolicyDocumentException");
 }
+
+/// A retired or revoked grant is remembered only while its token could be
+/// honored on its own (by a node that has not applied the grant yet); then
+/// the leader forgets it, so that removed grants do not pile up in the state
+/// for ever. Its token stays refused on every node — too old to stand alone
+/// — while a live grant's token of the same age still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removed_grants_are_forgotten_and_their_tokens_stay_refused() {
+    let mut c = Cluster::start_with(
+        3,
+        Options {
+            adjustable_clock: true,
+            ..Options::default()
+        },
+    )
+    .await;
+    let leader = c.wait_leader().await;
+    let admin = c.client(leader);
+    let (app_arn, _) = user(&c, leader, "app", None);
+    let app_key = access_key(&c, leader, "app", None);
+    let key = c.new_key(leader).await;
+    let mut tokens = Vec::new();
+    for _ in 0..2 {
+        let g = admin
+            .create_grant()
+            .key_id(&key)
+            .grantee_principal(&app_arn)
+            .operations(aws_sdk_kms::types::GrantOperation::Encrypt)
+            .send()
+            .await
+            .unwrap();
+        tokens.push((
+            g.grant_id().unwrap().to_string(),
+            g.grant_token().unwrap().to_string(),
+        ));
+    }
+    let [(_, live), (gone_id, gone)] = <[_; 2]>::try_from(tokens).unwrap();
+    admin
+        .revoke_grant()
+        .key_id(&key)
+        .grant_id(&gone_id)
+        .send()
+        .await
+        .unwrap();
+    let apps: Vec<Client> = (0..3).map(|i| client_on(&c, i, &app_key)).collect();
+    let encrypt = |i: usize, token: &str| {
+        let app = apps[i].clone();
+        let (key, token) = (key.clone(), token.to_string());
+        async move {
+            app.encrypt()
+                .key_id(key)
+                .plaintext(Blob::new(b"x".to_vec()))
+                .grant_tokens(token)
+                .send()
+                .await
+        }
+    };
+    fn refusal<R, E: ProvideErrorMetadata + std::fmt::Debug>(r: Result<R, E>) -> String {
+        let Err(e) = r else {
+            panic!("the removed grant's token was honored")
+        };
+        assert_eq!(e.code(), Some("InvalidGrantTokenException"), "{e:?}");
+        e.message().unwrap_or_default().to_string()
+    }
+    for i in 0..3 {
+        wait_for("the revocation on every node", DEADLINE, || {
+            let r = encrypt(i, &gone);
+            async move { r.await.is_err().then_some(()) }
+        })
+        .await;
+        let m = refusal(encrypt(i, &gone).await);
+        assert!(m.contains("retired or revoked"), "{m}");
+    }
+
+    // Past the keeping time the leader forgets the removed grant.
+    c.advance_clock(arca_state::rules::REMOVED_GRANT_KEPT_MS + 60_000);
+    let logs: Vec<_> = (0..3)
+        .map(|i| c.nodes[i].log_path().to_path_buf())
+        .collect();
+    wait_for("the leader to forget the removed grant", DEADLINE, || {
+        let logs = logs.clone();
+        async move {
+            logs.iter()
+                .any(|l| {
+                    std::fs::read_to_string(l)
+                        .unwrap_or_default()
+                        .contains("past their keeping time forgotten")
+                })
+                .then_some(())
+        }
+    })
+    .await;
+    for i in 0..3 {
+        // Applied everywhere: the refusal no longer comes from the row.
+        let m = wait_for("the removed grant to be forgotten here", DEADLINE, || {
+            let r = encrypt(i, &gone);
+            async move {
+                let m = refusal(r.await);
+                m.contains("too old to stand alone").then_some(m)
+            }
+        })
+        .await;
+        assert!(m.contains(&gone_id), "{m}");
+        assert!(
+            encrypt(i, &live).await.is_ok(),
+            "node {}: a live grant's old token is refused",
+            i + 1
+        );
+    }
+}

@@ -1,9 +1,12 @@
 //! Grants: replicated like every change, and usable at once through a grant
 //! token — the grant itself, authenticated with a key derived from the root
 //! key, so that any node can check it before the grant has replicated there.
-//! A token whose grant this node knows to be retired or revoked is refused.
+//! A token whose grant this node knows to be retired or revoked is refused,
+//! and so is one whose grant it does not know once the token is older than
+//! `rules::GRANT_TOKEN_ALONE_MS`: removed grants are remembered only for
+//! `rules::REMOVED_GRANT_KEPT_MS` (the leader's scheduler then forgets them).
 
-use arca_state::{Command, GrantRecord, GrantRow, KeyId, Outcome, Rejection, RequestKey};
+use arca_state::{rules, Command, GrantRecord, GrantRow, KeyId, Outcome, Rejection, RequestKey};
 use aws_lc_rs::hmac;
 
 use crate::{Node, NodeError};
@@ -51,12 +54,27 @@ impl Node {
             return Err(invalid());
         }
         let grant: GrantRecord = postcard::from_bytes(body).map_err(|_| invalid())?;
-        if let Some(GrantRow::Removed { .. }) = self.shared.read().state.grants.get(&grant.grant_id)
-        {
-            return Err(NodeError::InvalidGrantToken(format!(
-                "grant {} was retired or revoked",
-                grant.grant_id
-            )));
+        match self.shared.read().state.grants.get(&grant.grant_id) {
+            Some(GrantRow::Active(_)) => {}
+            Some(GrantRow::Removed { .. }) => {
+                return Err(NodeError::InvalidGrantToken(format!(
+                    "grant {} was retired or revoked",
+                    grant.grant_id
+                )))
+            }
+            // Not applied here yet — the moment a token is for — or removed
+            // so long ago that its row was forgotten: past the window, the
+            // token does not stand alone (`rules::GRANT_TOKEN_ALONE_MS`).
+            None => {
+                let until = grant.created_ms.saturating_add(rules::GRANT_TOKEN_ALONE_MS);
+                if self.now_ms() >= until {
+                    return Err(NodeError::InvalidGrantToken(format!(
+                        "grant {} is not known here and its token is too old to stand alone: \
+                         the grant was retired or revoked",
+                        grant.grant_id
+                    )));
+                }
+            }
         }
         Ok(grant)
     }

@@ -96,8 +96,9 @@ pub(crate) async fn secret_sweep_loop(node: Arc<Node>) {
 pub(crate) const SECRET_SWEEP_INTERVAL: Duration = Duration::from_millis(200);
 
 /// The leader proposes deletions whose date has passed, automatic
-/// rotations that are due and the deletion of imported material whose
-/// `ValidTo` has passed, every `scheduler_interval`.
+/// rotations that are due, the deletion of imported material whose
+/// `ValidTo` has passed and the forgetting of grants removed long enough
+/// ago, every `scheduler_interval`.
 pub(crate) async fn scheduler_loop(node: Arc<Node>) {
     let mut tick = tokio::time::interval(node.scheduler_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -110,14 +111,30 @@ pub(crate) async fn scheduler_loop(node: Arc<Node>) {
             continue;
         }
         let now = node.now_ms();
-        let (deletions, rotations, expirations) = {
+        let (deletions, rotations, expirations, forget_grants) = {
             let a = node.shared.read();
             (
                 a.state.due_deletions(now),
                 a.state.due_rotations(now),
                 a.state.due_expirations(now),
+                a.state.removed_grants_due(now),
             )
         };
+        if forget_grants {
+            match node.propose(None, Command::ForgetRemovedGrants).await {
+                Ok(Outcome::Applied) => {
+                    tracing::info!("retired and revoked grants past their keeping time forgotten")
+                }
+                Ok(Outcome::Rejected(Rejection::NotDue(_)))
+                | Ok(Outcome::Repeated { .. } | Outcome::Batch(_)) => {}
+                Ok(Outcome::Rejected(r)) => {
+                    tracing::warn!(reason = %r, "forgetting removed grants refused")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "forgetting removed grants failed; will retry")
+                }
+            }
+        }
         for key_id in expirations {
             match node
                 .propose(None, Command::ExpireKeyMaterial { key_id })

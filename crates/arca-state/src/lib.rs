@@ -532,6 +532,10 @@ pub enum Command {
         name: String,
         key_id: KeyId,
     },
+    /// Forgets the grants removed more than
+    /// [`rules::REMOVED_GRANT_KEPT_MS`] before the entry's stamp (the
+    /// leader's scheduler proposes it when some are).
+    ForgetRemovedGrants,
 }
 
 /// The last successful cryptographic use of a key the cluster knows of.
@@ -587,6 +591,7 @@ impl Command {
             Command::RewrapMaterial { .. } => "RewrapMaterial",
             Command::FinishRootKeyRotation => "FinishRootKeyRotation",
             Command::Batch { .. } => "Batch",
+            Command::ForgetRemovedGrants => "ForgetRemovedGrants",
         }
     }
 
@@ -635,6 +640,7 @@ impl Command {
             | Command::BeginRootKeyRotation { .. }
             | Command::RewrapMaterial { .. }
             | Command::FinishRootKeyRotation
+            | Command::ForgetRemovedGrants
             | Command::Batch { .. } => None,
         }
     }
@@ -754,6 +760,8 @@ impl Command {
             | Command::BeginRootKeyRotation { .. }
             | Command::RewrapMaterial { .. }
             | Command::FinishRootKeyRotation
+            // Judged by the entry's stamp when applied.
+            | Command::ForgetRemovedGrants
             // Its proposals were stamped one by one.
             | Command::Batch { .. }) => c,
             // A reporting node's times are believed only up to the leader's.
@@ -1015,6 +1023,10 @@ pub struct State {
     /// rebuilt by `rebuild_indexes` after loading).
     #[serde(skip)]
     pub grants_by_key: BTreeMap<KeyId, BTreeSet<String>>,
+    /// The removed grants, by when they were removed (derived from
+    /// `grants`, like `grants_by_key`): what `ForgetRemovedGrants` forgets.
+    #[serde(skip)]
+    pub removed_grants: BTreeSet<(u64, String)>,
     /// Key → the names of its aliases (derived from `aliases`, like
     /// `grants_by_key`).
     #[serde(skip)]
@@ -1210,14 +1222,34 @@ impl State {
                 .insert(name.clone());
         }
         self.grants_by_key.clear();
+        self.removed_grants.clear();
         for (id, row) in &self.grants {
-            if let GrantRow::Active(g) = row {
-                self.grants_by_key
-                    .entry(g.key_id)
-                    .or_default()
-                    .insert(id.clone());
+            match row {
+                GrantRow::Active(g) => {
+                    self.grants_by_key
+                        .entry(g.key_id)
+                        .or_default()
+                        .insert(id.clone());
+                }
+                GrantRow::Removed { removed_ms, .. } => {
+                    self.removed_grants.insert((*removed_ms, id.clone()));
+                }
             }
         }
+    }
+
+    /// Whether some removed grant is old enough at `now_ms` to be forgotten.
+    pub fn removed_grants_due(&self, now_ms: u64) -> bool {
+        self.removed_grants
+            .first()
+            .is_some_and(|(at, _)| at.saturating_add(rules::REMOVED_GRANT_KEPT_MS) <= now_ms)
+    }
+
+    /// Records grant `id` of `key_id` as removed at `removed_ms`.
+    fn mark_grant_removed(&mut self, id: String, key_id: KeyId, removed_ms: u64) {
+        self.removed_grants.insert((removed_ms, id.clone()));
+        self.grants
+            .insert(id, GrantRow::Removed { key_id, removed_ms });
     }
 
     /// The live grants of a key.
@@ -1380,13 +1412,7 @@ impl State {
                     }
                 }
                 self.unlink_grant(&key_id, &grant_id);
-                self.grants.insert(
-                    grant_id.clone(),
-                    GrantRow::Removed {
-                        key_id,
-                        removed_ms: now_ms,
-                    },
-                );
+                self.mark_grant_removed(grant_id.clone(), key_id, now_ms);
                 if let Some(k) = self.keys.get_mut(&key_id) {
                     k.revision = index;
                 }
@@ -1517,6 +1543,24 @@ impl State {
                 self.purge_key(key_id, judged, now_ms)
             }
             Command::PurgeKey { key_id } => self.purge_key(key_id, stamp_ms, stamp_ms),
+            Command::ForgetRemovedGrants => {
+                if !self.removed_grants_due(stamp_ms) {
+                    return Err(Rejection::NotDue(
+                        "no removed grant is due to be forgotten".into(),
+                    ));
+                }
+                let mut touched = Vec::new();
+                while self.removed_grants_due(stamp_ms) {
+                    let Some((_, id)) = self.removed_grants.pop_first() else {
+                        break;
+                    };
+                    if let Some(GrantRow::Removed { .. }) = self.grants.get(&id) {
+                        self.grants.remove(&id);
+                        touched.push(Touched::Grant(id));
+                    }
+                }
+                Ok(touched)
+            }
             Command::RecordKeyUsage { since_ms, uses } => {
                 let mut touched = Vec::new();
                 if self.usage_since_ms.is_none() {
@@ -1839,8 +1883,7 @@ impl State {
         }
         // Its grants go with it (their tokens name a key that is gone).
         for id in self.grants_by_key.remove(&key_id).unwrap_or_default() {
-            self.grants
-                .insert(id.clone(), GrantRow::Removed { key_id, removed_ms });
+            self.mark_grant_removed(id.clone(), key_id, removed_ms);
             touched.push(Touched::Grant(id));
         }
         let names: Vec<String> = self

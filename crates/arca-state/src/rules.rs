@@ -24,6 +24,17 @@ pub const RESERVED_ALIAS_PREFIX: &str = "alias/aws/";
 pub const MAX_IMPORT_VALIDITY_DAYS: u64 = 365;
 /// How long `GetParametersForImport`'s wrapping key and token stay valid.
 pub const IMPORT_PARAMETERS_VALID_MS: u64 = DAY_MS;
+/// How long after its grant's creation (the leader's stamp) a grant token
+/// is honored on its own by a node that does not know the grant — one that
+/// has not applied its creation yet. A grant token exists for that moment;
+/// a node that knows the grant honors it by its row, however old the token.
+pub const GRANT_TOKEN_ALONE_MS: u64 = 60 * 60 * 1000;
+/// How long a retired or revoked grant is remembered (its row kept as
+/// removed, so that its token is refused): past the time its token could be
+/// honored on its own, plus as much again for a checking node's clock
+/// running behind the leader's. Then the row is forgotten, and the token is
+/// refused as too old to stand alone.
+pub const REMOVED_GRANT_KEPT_MS: u64 = 2 * GRANT_TOKEN_ALONE_MS;
 
 /// The earliest deletion date a command appended at `stamp_ms` may set: the
 /// shortest pending window after the leader's stamp.

@@ -1176,11 +1176,13 @@ fn grants_are_created_once_by_name_and_removed_for_good() {
         ["g3"]
     );
 
-    // The index is derived: rebuilt from the rows alone.
+    // The indexes are derived: rebuilt from the rows alone.
     let mut copy = s.clone();
     copy.grants_by_key.clear();
+    copy.removed_grants.clear();
     copy.rebuild_indexes();
     assert_eq!(copy.grants_by_key, s.grants_by_key);
+    assert_eq!(copy.removed_grants, s.removed_grants);
 
     // Deleting the key removes its grants.
     s.apply(
@@ -1196,6 +1198,57 @@ fn grants_are_created_once_by_name_and_removed_for_good() {
     );
     assert_eq!(s.key_grants(&id(1)).count(), 0);
     assert!(matches!(s.grants["g3"], GrantRow::Removed { .. }));
+}
+
+/// A removed grant's row is kept for `REMOVED_GRANT_KEPT_MS`, so that its
+/// token is refused; then the scheduler's `ForgetRemovedGrants`, judged by
+/// its entry's stamp, forgets it (the token is by then too old to be
+/// honored without the grant's row).
+#[test]
+fn removed_grants_are_forgotten_once_their_tokens_cannot_stand_alone() {
+    let kept = crate::rules::REMOVED_GRANT_KEPT_MS;
+    const _: () = assert!(crate::rules::REMOVED_GRANT_KEPT_MS > crate::rules::GRANT_TOKEN_ALONE_MS);
+    let mut s = state();
+    for n in [1, 2, 3] {
+        s.apply(
+            2 + u64::from(n),
+            p(Command::CreateGrant {
+                grant: Box::new(grant(n, None)),
+            }),
+        );
+    }
+    let remove = |g: &str, at: u64| Command::RemoveGrant {
+        key_id: id(1),
+        grant_id: g.into(),
+        now_ms: at,
+    };
+    s.apply(6, p(remove("g1", 1_000)));
+    s.apply(7, p(remove("g2", 5_000)));
+    assert!(!s.removed_grants_due(1_000 + kept - 1));
+    assert!(matches!(
+        rejected_at(&mut s, 1_000 + kept - 1, Command::ForgetRemovedGrants),
+        Rejection::NotDue(_)
+    ));
+    assert!(s.grants.contains_key("g1"));
+
+    assert!(s.removed_grants_due(1_000 + kept));
+    let (o, t) = s.apply(8, stamped(None, 1_000 + kept, Command::ForgetRemovedGrants));
+    assert_eq!(o, Outcome::Applied);
+    assert_eq!(t, vec![Touched::Grant("g1".into())]);
+    assert!(!s.grants.contains_key("g1"));
+    assert!(matches!(s.grants["g2"], GrantRow::Removed { .. }));
+    assert!(matches!(s.grants["g3"], GrantRow::Active(_)));
+    let mut copy = s.clone();
+    copy.removed_grants.clear();
+    copy.rebuild_indexes();
+    assert_eq!(copy.removed_grants, s.removed_grants);
+
+    let (o, t) = s.apply(9, stamped(None, 5_000 + kept, Command::ForgetRemovedGrants));
+    assert_eq!(o, Outcome::Applied);
+    assert_eq!(t, vec![Touched::Grant("g2".into())]);
+    assert!(s.removed_grants.is_empty());
+    assert_eq!(s.grants.len(), 1, "the live grant stays");
+    assert!(!s.removed_grants_due(u64::MAX));
 }
 
 #[test]

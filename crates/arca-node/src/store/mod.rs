@@ -91,8 +91,9 @@ pub const FORMAT: &str = "format_version";
 ///    meta row `snapshot_file` (`snapshot_file.rs`); a release that reads
 ///    only 3 would find no snapshot behind its purged log.
 /// 5: the log may hold the alias commands that name the key they change
-///    the alias from (`Command::MoveAlias`, `Command::DeleteAliasOf`), which
-///    a release that reads only 4 cannot decode.
+///    the alias from (`Command::MoveAlias`, `Command::DeleteAliasOf`) and
+///    `Command::ForgetRemovedGrants`, which a release that reads only 4
+///    cannot decode.
 pub const FORMAT_VERSION: u32 = 5;
 
 /// The data directory was written in a format this release cannot read.
