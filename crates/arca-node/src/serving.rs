@@ -150,7 +150,7 @@ impl Node {
     /// Answers a follower's lease request (peer port).
     pub async fn grant_lease(&self, req: LeaseRequest) -> LeaseResponse {
         let now = Instant::now();
-        let valid = {
+        let (term, valid) = {
             let m = self.raft.metrics();
             let m = m.borrow();
             let membership = m.membership_config.membership();
@@ -163,7 +163,7 @@ impl Node {
                 membership.get_joint_config(),
                 now,
             );
-            if membership.get_node(&req.node_id).is_none() {
+            let valid = if membership.get_node(&req.node_id).is_none() {
                 if evidence.is_err() {
                     return LeaseResponse::Refused;
                 }
@@ -177,10 +177,11 @@ impl Node {
                     Ok((_, left)) => Some(left.min(self.leases.bound())),
                     Err(_) => return LeaseResponse::Refused,
                 }
-            }
+            };
+            (m.current_term, valid)
         };
         let Some(valid) = valid else {
-            return self.not_a_member(req.node_id).await;
+            return self.not_a_member(req.node_id, term).await;
         };
         let commit = self
             .raft
@@ -205,17 +206,26 @@ impl Node {
     /// batch — a node added a moment ago is then missing from them although
     /// the core already replicates to it, and a learner told `NotAMember`
     /// on their word stopped its Raft before it could be promoted. The
-    /// core's own latest membership decides; until it answers, the request
-    /// is refused (the follower asks again within 20 ms).
-    async fn not_a_member(&self, node_id: NodeId) -> LeaseResponse {
+    /// core's own latest membership decides, while the core still leads in
+    /// `term` (the metrics' leadership may be as old as their membership);
+    /// otherwise the request is refused (the follower asks again within
+    /// 20 ms).
+    async fn not_a_member(&self, node_id: NodeId, term: u64) -> LeaseResponse {
+        let me = self.id;
         let member = self
             .raft
             .with_raft_state(move |s| {
-                s.membership_state
-                    .effective()
-                    .membership()
-                    .get_node(&node_id)
-                    .is_some()
+                let vote = s.vote_ref();
+                let leads = s.server_state == ServerState::Leader
+                    && vote.is_committed()
+                    && vote.leader_id().voted_for() == Some(me)
+                    && vote.leader_id().get_term() == term;
+                !leads
+                    || s.membership_state
+                        .effective()
+                        .membership()
+                        .get_node(&node_id)
+                        .is_some()
             })
             .await;
         match member {
