@@ -150,14 +150,8 @@ impl Node {
             .shared
             .read()
             .state
-            .grants
-            .values()
-            .filter_map(|r| match r {
-                GrantRow::Active(g) if g.retiring.as_deref() == Some(principal) => {
-                    Some(g.as_ref().clone())
-                }
-                _ => None,
-            })
+            .retirable_grants(principal)
+            .cloned()
             .collect())
     }
 

@@ -268,8 +268,10 @@ impl GrantRecord {
     }
 }
 
-/// A grant's row: live, or retired/revoked (kept, so that a grant token for
-/// it is refused on every node once the removal is applied).
+/// A grant's row: live, or retired/revoked — kept as removed, so that a
+/// grant token for it is refused on every node once the removal is applied,
+/// for [`rules::REMOVED_GRANT_KEPT_MS`]; by then the token is too old to be
+/// honored without its grant's row (`Command::ForgetRemovedGrants`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum GrantRow {
     Active(Box<GrantRecord>),
@@ -533,8 +535,10 @@ pub enum Command {
         key_id: KeyId,
     },
     /// Forgets the grants removed more than
-    /// [`rules::REMOVED_GRANT_KEPT_MS`] before the entry's stamp (the
-    /// leader's scheduler proposes it when some are).
+    /// [`rules::REMOVED_GRANT_KEPT_MS`] before the entry's stamp, the
+    /// earliest removed first, at most
+    /// [`rules::MAX_GRANTS_FORGOTTEN_PER_ENTRY`] (the leader's scheduler
+    /// proposes it when some are).
     ForgetRemovedGrants,
 }
 
@@ -1027,6 +1031,11 @@ pub struct State {
     /// `grants`, like `grants_by_key`): what `ForgetRemovedGrants` forgets.
     #[serde(skip)]
     pub removed_grants: BTreeSet<(u64, String)>,
+    /// Retiring principal → the ids of the live grants it may retire
+    /// (derived from `grants`, like `grants_by_key`): ListRetirableGrants
+    /// reads one principal's, not every grant.
+    #[serde(skip)]
+    pub grants_by_retiring: BTreeMap<String, BTreeSet<String>>,
     /// Key → the names of its aliases (derived from `aliases`, like
     /// `grants_by_key`).
     #[serde(skip)]
@@ -1210,7 +1219,8 @@ impl State {
         self.aliases_by_key.get(key_id).into_iter().flatten()
     }
 
-    /// Rebuilds the derived indexes (`grants_by_key`, `aliases_by_key`, `schedule`) from
+    /// Rebuilds the derived indexes (`grants_by_key`, `removed_grants`,
+    /// `grants_by_retiring`, `aliases_by_key`, `schedule`) from
     /// the rows (after loading them or a snapshot).
     pub fn rebuild_indexes(&mut self) {
         self.schedule = schedule::Schedule::build(self.keys.values());
@@ -1223,6 +1233,7 @@ impl State {
         }
         self.grants_by_key.clear();
         self.removed_grants.clear();
+        self.grants_by_retiring.clear();
         for (id, row) in &self.grants {
             match row {
                 GrantRow::Active(g) => {
@@ -1230,6 +1241,12 @@ impl State {
                         .entry(g.key_id)
                         .or_default()
                         .insert(id.clone());
+                    if let Some(p) = &g.retiring {
+                        self.grants_by_retiring
+                            .entry(p.clone())
+                            .or_default()
+                            .insert(id.clone());
+                    }
                 }
                 GrantRow::Removed { removed_ms, .. } => {
                     self.removed_grants.insert((*removed_ms, id.clone()));
@@ -1245,8 +1262,32 @@ impl State {
             .is_some_and(|(at, _)| at.saturating_add(rules::REMOVED_GRANT_KEPT_MS) <= now_ms)
     }
 
+    /// The live grants `principal` may retire (in grant id order).
+    pub fn retirable_grants(&self, principal: &str) -> impl Iterator<Item = &GrantRecord> {
+        self.grants_by_retiring
+            .get(principal)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| match self.grants.get(id) {
+                Some(GrantRow::Active(g)) => Some(g.as_ref()),
+                _ => None,
+            })
+    }
+
     /// Records grant `id` of `key_id` as removed at `removed_ms`.
     fn mark_grant_removed(&mut self, id: String, key_id: KeyId, removed_ms: u64) {
+        let retiring = match self.grants.get(&id) {
+            Some(GrantRow::Active(g)) => g.retiring.clone(),
+            _ => None,
+        };
+        if let Some(p) = retiring {
+            if let Some(ids) = self.grants_by_retiring.get_mut(&p) {
+                ids.remove(&id);
+                if ids.is_empty() {
+                    self.grants_by_retiring.remove(&p);
+                }
+            }
+        }
         self.removed_grants.insert((removed_ms, id.clone()));
         self.grants
             .insert(id, GrantRow::Removed { key_id, removed_ms });
@@ -1392,6 +1433,12 @@ impl State {
                     .entry(key_id)
                     .or_default()
                     .insert(id.clone());
+                if let Some(p) = &grant.retiring {
+                    self.grants_by_retiring
+                        .entry(p.clone())
+                        .or_default()
+                        .insert(id.clone());
+                }
                 self.grants.insert(id.clone(), GrantRow::Active(grant));
                 // A grant changes what the key allows: like any change of
                 // the key, it settles before any node acts on it.
@@ -1550,7 +1597,10 @@ impl State {
                     ));
                 }
                 let mut touched = Vec::new();
-                while self.removed_grants_due(stamp_ms) {
+                for _ in 0..rules::MAX_GRANTS_FORGOTTEN_PER_ENTRY {
+                    if !self.removed_grants_due(stamp_ms) {
+                        break;
+                    }
                     let Some((_, id)) = self.removed_grants.pop_first() else {
                         break;
                     };

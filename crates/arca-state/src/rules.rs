@@ -35,6 +35,10 @@ pub const GRANT_TOKEN_ALONE_MS: u64 = 60 * 60 * 1000;
 /// running behind the leader's. Then the row is forgotten, and the token is
 /// refused as too old to stand alone.
 pub const REMOVED_GRANT_KEPT_MS: u64 = 2 * GRANT_TOKEN_ALONE_MS;
+/// Removed grants one `ForgetRemovedGrants` entry forgets at most, so that
+/// one entry's apply and commit stay small however many are due (the
+/// scheduler proposes again at its next tick while more are).
+pub const MAX_GRANTS_FORGOTTEN_PER_ENTRY: usize = 10_000;
 
 /// The earliest deletion date a command appended at `stamp_ms` may set: the
 /// shortest pending window after the leader's stamp.

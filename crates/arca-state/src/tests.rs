@@ -1204,6 +1204,72 @@ fn grants_are_created_once_by_name_and_removed_for_good() {
 /// token is refused; then the scheduler's `ForgetRemovedGrants`, judged by
 /// its entry's stamp, forgets it (the token is by then too old to be
 /// honored without the grant's row).
+/// ListRetirableGrants reads an index by retiring principal, kept by every
+/// change of a grant and equal to one rebuilt from the rows.
+#[test]
+fn retirable_grants_are_indexed_by_their_retiring_principal() {
+    let mut s = state();
+    let with = |n: u32, retiring: Option<&str>| {
+        let mut g = grant(n, None);
+        g.retiring = retiring.map(str::to_string);
+        Command::CreateGrant { grant: Box::new(g) }
+    };
+    let (alice, bob) = (
+        "arn:aws:iam::111122223333:user/alice",
+        "arn:aws:iam::111122223333:user/bob",
+    );
+    for (i, c) in [
+        with(1, Some(alice)),
+        with(2, Some(bob)),
+        with(3, Some(alice)),
+        with(4, None),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        assert_eq!(s.apply(3 + i as u64, p(c)).0, Outcome::Applied);
+    }
+    let ids = |s: &State, who: &str| {
+        s.retirable_grants(who)
+            .map(|g| g.grant_id.clone())
+            .collect::<Vec<_>>()
+    };
+    let derived = |s: &State| {
+        let mut copy = s.clone();
+        copy.grants_by_retiring.clear();
+        copy.rebuild_indexes();
+        assert_eq!(copy.grants_by_retiring, s.grants_by_retiring);
+    };
+    assert_eq!(ids(&s, alice), ["g1", "g3"]);
+    assert_eq!(ids(&s, bob), ["g2"]);
+    derived(&s);
+    s.apply(
+        10,
+        p(Command::RemoveGrant {
+            key_id: id(1),
+            grant_id: "g1".into(),
+            now_ms: 5,
+        }),
+    );
+    assert_eq!(ids(&s, alice), ["g3"]);
+    derived(&s);
+    // Deleting the key removes the rest.
+    s.apply(
+        11,
+        p(Command::ScheduleKeyDeletion {
+            key_id: id(1),
+            window_days: 7,
+        }),
+    );
+    s.apply(
+        12,
+        stamped(None, 8 * DAY_MS, Command::PurgeKey { key_id: id(1) }),
+    );
+    assert!(ids(&s, alice).is_empty() && ids(&s, bob).is_empty());
+    assert!(s.grants_by_retiring.is_empty());
+    derived(&s);
+}
+
 #[test]
 fn removed_grants_are_forgotten_once_their_tokens_cannot_stand_alone() {
     let kept = crate::rules::REMOVED_GRANT_KEPT_MS;
@@ -1249,6 +1315,45 @@ fn removed_grants_are_forgotten_once_their_tokens_cannot_stand_alone() {
     assert!(s.removed_grants.is_empty());
     assert_eq!(s.grants.len(), 1, "the live grant stays");
     assert!(!s.removed_grants_due(u64::MAX));
+}
+
+/// However many removed grants are due, one entry forgets a bounded number
+/// of them, the earliest removed first; the next entry the rest.
+#[test]
+fn one_entry_forgets_a_bounded_number_of_removed_grants() {
+    use crate::rules::{MAX_GRANTS_FORGOTTEN_PER_ENTRY as MAX, REMOVED_GRANT_KEPT_MS};
+    let mut s = state();
+    let n = MAX as u32 + 5;
+    let mut index = 3;
+    for g in 1..=n {
+        for c in [
+            Command::CreateGrant {
+                grant: Box::new(grant(g, None)),
+            },
+            Command::RemoveGrant {
+                key_id: id(1),
+                grant_id: format!("g{g}"),
+                now_ms: u64::from(g),
+            },
+        ] {
+            assert_eq!(s.apply(index, p(c)).0, Outcome::Applied);
+            index += 1;
+        }
+    }
+    let stamp = u64::from(n) + REMOVED_GRANT_KEPT_MS;
+    let (o, t) = s.apply(index, stamped(None, stamp, Command::ForgetRemovedGrants));
+    assert_eq!(o, Outcome::Applied);
+    assert_eq!(t.len(), MAX);
+    assert_eq!(t[0], Touched::Grant("g1".into()), "the earliest first");
+    assert_eq!(s.grants.len(), 5);
+    assert!(s.removed_grants_due(stamp));
+    let (o, t) = s.apply(
+        index + 1,
+        stamped(None, stamp, Command::ForgetRemovedGrants),
+    );
+    assert_eq!(o, Outcome::Applied);
+    assert_eq!(t.len(), 5);
+    assert!(s.grants.is_empty() && s.removed_grants.is_empty());
 }
 
 #[test]
