@@ -1058,6 +1058,16 @@ pub struct State {
     pub root_keys: RootKeys,
 }
 
+/// Takes `name` out of `index`'s set for `key`, and the set once empty.
+fn unlink<K: Ord>(index: &mut BTreeMap<K, BTreeSet<String>>, key: &K, name: &str) {
+    if let Some(names) = index.get_mut(key) {
+        names.remove(name);
+        if names.is_empty() {
+            index.remove(key);
+        }
+    }
+}
+
 fn key_not_found(id: &KeyId) -> Rejection {
     Rejection::NotFound(format!("Key '{id}' does not exist"))
 }
@@ -1140,12 +1150,7 @@ impl State {
     }
 
     fn unlink_grant(&mut self, key_id: &KeyId, grant_id: &str) {
-        if let Some(ids) = self.grants_by_key.get_mut(key_id) {
-            ids.remove(grant_id);
-            if ids.is_empty() {
-                self.grants_by_key.remove(key_id);
-            }
-        }
+        unlink(&mut self.grants_by_key, key_id, grant_id);
     }
 
     /// The key alias `name` points to, if it still points to `expected`
@@ -1206,12 +1211,7 @@ impl State {
     }
 
     fn unlink_alias(&mut self, key_id: &KeyId, name: &str) {
-        if let Some(names) = self.aliases_by_key.get_mut(key_id) {
-            names.remove(name);
-            if names.is_empty() {
-                self.aliases_by_key.remove(key_id);
-            }
-        }
+        unlink(&mut self.aliases_by_key, key_id, name);
     }
 
     /// The names of a key's aliases.
@@ -1264,9 +1264,15 @@ impl State {
 
     /// The live grants `principal` may retire (in grant id order).
     pub fn retirable_grants(&self, principal: &str) -> impl Iterator<Item = &GrantRecord> {
-        self.grants_by_retiring
-            .get(principal)
-            .into_iter()
+        self.live_grants(self.grants_by_retiring.get(principal))
+    }
+
+    /// The live grants among `ids` (an entry of a grant index).
+    fn live_grants<'a>(
+        &'a self,
+        ids: Option<&'a BTreeSet<String>>,
+    ) -> impl Iterator<Item = &'a GrantRecord> {
+        ids.into_iter()
             .flatten()
             .filter_map(|id| match self.grants.get(id) {
                 Some(GrantRow::Active(g)) => Some(g.as_ref()),
@@ -1281,12 +1287,7 @@ impl State {
             _ => None,
         };
         if let Some(p) = retiring {
-            if let Some(ids) = self.grants_by_retiring.get_mut(&p) {
-                ids.remove(&id);
-                if ids.is_empty() {
-                    self.grants_by_retiring.remove(&p);
-                }
-            }
+            unlink(&mut self.grants_by_retiring, &p, &id);
         }
         self.removed_grants.insert((removed_ms, id.clone()));
         self.grants
@@ -1295,14 +1296,7 @@ impl State {
 
     /// The live grants of a key.
     pub fn key_grants(&self, key_id: &KeyId) -> impl Iterator<Item = &GrantRecord> {
-        self.grants_by_key
-            .get(key_id)
-            .into_iter()
-            .flatten()
-            .filter_map(|id| match self.grants.get(id) {
-                Some(GrantRow::Active(g)) => Some(g.as_ref()),
-                _ => None,
-            })
+        self.live_grants(self.grants_by_key.get(key_id))
     }
 
     fn key_mut(&mut self, id: &KeyId) -> Result<&mut KeyRecord, Rejection> {
