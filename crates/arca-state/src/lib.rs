@@ -1930,17 +1930,10 @@ impl State {
             self.mark_grant_removed(id.clone(), key_id, removed_ms);
             touched.push(Touched::Grant(id));
         }
-        let names: Vec<String> = self
-            .aliases
-            .values()
-            .filter(|a| a.key_id == key_id)
-            .map(|a| a.name.clone())
-            .collect();
-        for n in names {
+        for n in self.aliases_by_key.remove(&key_id).unwrap_or_default() {
             self.aliases.remove(&n);
             touched.push(Touched::Alias(n));
         }
-        self.aliases_by_key.remove(&key_id);
         Ok(touched)
     }
 
