@@ -115,3 +115,71 @@ async fn an_isolated_follower_stops_serving_after_the_bound_and_recovers() {
     .await;
     c.wait_ready(isolated).await;
 }
+
+/// A node removed from the cluster may still hold a serving lease the leader
+/// granted while it was a member. A write acknowledged after the removal
+/// must hold there too, or the node must refuse: never the state from before
+/// the write. (The leader's barrier waits out the leases it granted, not
+/// only its current members.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_removed_with_a_lease_never_answers_from_before_a_later_write() {
+    let mut c = Cluster::start(3).await;
+    for round in 0..3 {
+        let n = c.add_node().await;
+        c.wait_ready(n).await;
+        let leader = c.wait_leader().await;
+        let key = c.new_key(leader).await;
+        let removed = c.client_no_retry(n);
+        // The newcomer serves the key: it holds a lease and the key's state.
+        wait_for("the newcomer to serve the key", DEADLINE, || {
+            let (removed, key) = (removed.clone(), key.clone());
+            async move {
+                removed
+                    .describe_key()
+                    .key_id(key)
+                    .send()
+                    .await
+                    .ok()
+                    .map(|_| ())
+            }
+        })
+        .await;
+        let id = c.nodes[n].id.to_string();
+        let via = c.nodes[leader].endpoint();
+        c.cli(&[
+            "cluster",
+            "remove-node",
+            "--endpoint",
+            &via,
+            "--node-id",
+            &id,
+        ]);
+        // Acknowledged after the removal: a later write.
+        let description = format!("after removal {round}");
+        c.client(leader)
+            .update_key_description()
+            .key_id(&key)
+            .description(&description)
+            .send()
+            .await
+            .unwrap();
+        match removed.describe_key().key_id(&key).send().await {
+            Ok(d) => assert_eq!(
+                d.key_metadata().unwrap().description(),
+                Some(description.as_str()),
+                "round {round}: the removed node answered from before an acknowledged write"
+            ),
+            Err(e) => {
+                let code = error_code(&e);
+                assert!(
+                    matches!(
+                        code.as_str(),
+                        "DependencyTimeoutException" | "KMSInternalException"
+                    ),
+                    "round {round}: {code}: {e:?}"
+                );
+            }
+        }
+        c.nodes[n].stop();
+    }
+}

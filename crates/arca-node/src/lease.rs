@@ -532,6 +532,20 @@ impl Leases {
             .unwrap_or(false)
     }
 
+    /// The nodes this leader of `term` granted a lease that may not have
+    /// ended at `now` — members or not: a node removed from the cluster
+    /// keeps what it was granted while it was a member.
+    pub fn lease_holders(&self, term: u64, now: Instant) -> Vec<NodeId> {
+        self.with_term(term, |l| {
+            l.granted_until
+                .iter()
+                .filter(|(_, until)| now <= **until)
+                .map(|(id, _)| *id)
+                .collect()
+        })
+        .unwrap_or_default()
+    }
+
     /// Whether `node` provably holds no lease (and no leader evidence) that
     /// lets it serve state older than what this leader of `term` has now.
     /// `false` whenever it cannot be proven, e.g. for a term this process
@@ -724,6 +738,11 @@ mod tests {
         assert!(!l.out_of_lease(7, 3, t0 + B + drift(B / 2)));
         assert!(l.out_of_lease(7, 3, t0 + B + drift(B / 2) + MS));
         assert!(l.max_barrier_wait() > drift(B));
+        // The holders the barrier waits out, members or not: until the
+        // grant provably ends, and only for the term that granted it.
+        assert_eq!(l.lease_holders(7, t0 + B + drift(B / 2)), vec![3]);
+        assert!(l.lease_holders(7, t0 + B + drift(B / 2) + MS).is_empty());
+        assert!(l.lease_holders(8, t0 + B).is_empty());
     }
 
     #[test]

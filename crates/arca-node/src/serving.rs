@@ -559,7 +559,9 @@ pub(crate) async fn lease_loop(node: Arc<Node>) {
 
 /// Called by the leader of `term` after a write at `index` is applied here:
 /// returns once every other member has applied it, or reported a lease that
-/// names it, or provably holds no lease that lets it serve older state.
+/// names it, or provably holds no lease that lets it serve older state —
+/// and every node no longer a member that holds a lease this leader granted
+/// (a node just removed gets no more entries) has seen it run out.
 /// When that cannot be proven within `Leases::max_barrier_wait`, the write
 /// is not acknowledged: the error is retriable, and a retry with the same
 /// request id returns the write's outcome once the barrier passes.
@@ -585,6 +587,32 @@ async fn barrier_wait(node: &Node, term: u64, index: u64) -> Result<(), NodeErro
         node.leases.out_of_lease(term, id, Instant::now())
             || node.leases.holds_at_least(term, id, index)
     };
+    // Removed nodes still holding a lease: they are sent no more entries,
+    // so only the end of their lease (at most `drift(bound)` after their
+    // last grant, within `max_barrier_wait`) proves they serve nothing
+    // older than this write.
+    let removed: Vec<NodeId> = node
+        .leases
+        .lease_holders(term, Instant::now())
+        .into_iter()
+        .filter(|id| *id != node.id && !members.iter().any(|(m, _)| m == id))
+        .collect();
+    let removed_waits = removed.into_iter().map(|id| async move {
+        loop {
+            if proven(id) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                tracing::warn!(
+                    node_id = id,
+                    index,
+                    "write barrier: a removed node's lease has not run out; the write is not acknowledged"
+                );
+                return Err(id);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
     let waits = members.into_iter().map(|(id, addr)| async move {
         loop {
             if proven(id) {
@@ -633,9 +661,11 @@ async fn barrier_wait(node: &Node, term: u64, index: u64) -> Result<(), NodeErro
             }
         }
     });
-    let failed: Vec<NodeId> = join_all(waits)
-        .await
+    let (members_waited, removed_waited) =
+        futures::future::join(join_all(waits), join_all(removed_waits)).await;
+    let failed: Vec<NodeId> = members_waited
         .into_iter()
+        .chain(removed_waited)
         .filter_map(Result::err)
         .collect();
     if failed.is_empty() {
