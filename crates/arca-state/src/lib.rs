@@ -1058,6 +1058,24 @@ pub struct State {
     pub root_keys: RootKeys,
 }
 
+/// Puts live grant `g` into the grant indexes (by key, by retiring principal).
+fn link_grant(
+    by_key: &mut BTreeMap<KeyId, BTreeSet<String>>,
+    by_retiring: &mut BTreeMap<String, BTreeSet<String>>,
+    g: &GrantRecord,
+) {
+    by_key
+        .entry(g.key_id)
+        .or_default()
+        .insert(g.grant_id.clone());
+    if let Some(p) = &g.retiring {
+        by_retiring
+            .entry(p.clone())
+            .or_default()
+            .insert(g.grant_id.clone());
+    }
+}
+
 /// Takes `name` out of `index`'s set for `key`, and the set once empty.
 fn unlink<K: Ord>(index: &mut BTreeMap<K, BTreeSet<String>>, key: &K, name: &str) {
     if let Some(names) = index.get_mut(key) {
@@ -1237,16 +1255,7 @@ impl State {
         for (id, row) in &self.grants {
             match row {
                 GrantRow::Active(g) => {
-                    self.grants_by_key
-                        .entry(g.key_id)
-                        .or_default()
-                        .insert(id.clone());
-                    if let Some(p) = &g.retiring {
-                        self.grants_by_retiring
-                            .entry(p.clone())
-                            .or_default()
-                            .insert(id.clone());
-                    }
+                    link_grant(&mut self.grants_by_key, &mut self.grants_by_retiring, g);
                 }
                 GrantRow::Removed { removed_ms, .. } => {
                     self.removed_grants.insert((*removed_ms, id.clone()));
@@ -1423,16 +1432,11 @@ impl State {
                     return Err(Rejection::Invalid("grant id already used".into()));
                 }
                 let (id, key_id) = (grant.grant_id.clone(), grant.key_id);
-                self.grants_by_key
-                    .entry(key_id)
-                    .or_default()
-                    .insert(id.clone());
-                if let Some(p) = &grant.retiring {
-                    self.grants_by_retiring
-                        .entry(p.clone())
-                        .or_default()
-                        .insert(id.clone());
-                }
+                link_grant(
+                    &mut self.grants_by_key,
+                    &mut self.grants_by_retiring,
+                    &grant,
+                );
                 self.grants.insert(id.clone(), GrantRow::Active(grant));
                 // A grant changes what the key allows: like any change of
                 // the key, it settles before any node acts on it.
