@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use arca_state::{Command, Outcome, Rejection};
+use arca_state::{Command, KeyId, Outcome, Rejection};
 use openraft::ServerState;
 
 use crate::Node;
@@ -121,52 +121,32 @@ pub(crate) async fn scheduler_loop(node: Arc<Node>) {
             )
         };
         if forget_grants {
-            match node.propose(None, Command::ForgetRemovedGrants).await {
-                Ok(Outcome::Applied) => {
-                    tracing::info!("retired and revoked grants past their keeping time forgotten")
-                }
-                Ok(Outcome::Rejected(Rejection::NotDue(_)))
-                | Ok(Outcome::Repeated { .. } | Outcome::Batch(_)) => {}
-                Ok(Outcome::Rejected(r)) => {
-                    tracing::warn!(reason = %r, "forgetting removed grants refused")
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "forgetting removed grants failed; will retry")
-                }
-            }
+            let done = "retired and revoked grants past their keeping time forgotten";
+            scheduled(
+                &node,
+                Command::ForgetRemovedGrants,
+                None,
+                done,
+                "forgetting removed grants",
+            )
+            .await;
         }
         for key_id in expirations {
-            match node
-                .propose(None, Command::ExpireKeyMaterial { key_id })
-                .await
-            {
-                Ok(Outcome::Applied) => {
-                    tracing::info!(key_id = %key_id, "imported key material expired and was deleted")
-                }
-                Ok(Outcome::Rejected(Rejection::NotDue(_) | Rejection::NotFound(_)))
-                | Ok(Outcome::Repeated { .. } | Outcome::Batch(_)) => {}
-                Ok(Outcome::Rejected(r)) => {
-                    tracing::warn!(key_id = %key_id, reason = %r, "expiry of imported material refused")
-                }
-                Err(e) => {
-                    tracing::warn!(key_id = %key_id, error = %e, "expiry of imported material failed; will retry")
-                }
-            }
+            let cmd = Command::ExpireKeyMaterial { key_id };
+            let done = "imported key material expired and was deleted";
+            scheduled(
+                &node,
+                cmd,
+                Some(key_id),
+                done,
+                "expiry of imported material",
+            )
+            .await;
         }
         for key_id in deletions {
-            match node.propose(None, Command::PurgeKey { key_id }).await {
-                Ok(Outcome::Applied) => {
-                    tracing::info!(key_id = %key_id, "key deleted: its deletion date passed")
-                }
-                Ok(Outcome::Rejected(Rejection::NotDue(_) | Rejection::NotFound(_)))
-                | Ok(Outcome::Repeated { .. } | Outcome::Batch(_)) => {}
-                Ok(Outcome::Rejected(r)) => {
-                    tracing::warn!(key_id = %key_id, reason = %r, "scheduled deletion refused")
-                }
-                Err(e) => {
-                    tracing::warn!(key_id = %key_id, error = %e, "scheduled deletion failed; will retry")
-                }
-            }
+            let cmd = Command::PurgeKey { key_id };
+            let done = "key deleted: its deletion date passed";
+            scheduled(&node, cmd, Some(key_id), done, "scheduled deletion").await;
         }
         for key_id in rotations {
             let next = match node.shared.read().state.keys.get(&key_id) {
@@ -189,19 +169,27 @@ pub(crate) async fn scheduler_loop(node: Arc<Node>) {
                 on_demand: false,
                 now_ms: now,
             };
-            match node.propose(None, cmd).await {
-                Ok(Outcome::Applied) => {
-                    tracing::info!(key_id = %key_id, version = next, "key rotated automatically")
-                }
-                Ok(Outcome::Rejected(Rejection::NotDue(_) | Rejection::NotFound(_)))
-                | Ok(Outcome::Repeated { .. } | Outcome::Batch(_)) => {}
-                Ok(Outcome::Rejected(r)) => {
-                    tracing::warn!(key_id = %key_id, reason = %r, "automatic rotation refused")
-                }
-                Err(e) => {
-                    tracing::warn!(key_id = %key_id, error = %e, "automatic rotation failed; will retry")
-                }
-            }
+            let done = format!("key rotated automatically, to version {next}");
+            scheduled(&node, cmd, Some(key_id), &done, "automatic rotation").await;
+        }
+    }
+}
+
+/// Proposes a command the scheduler found due, and logs its outcome:
+/// `done` once applied; `what` refused or failed (retried at the next tick).
+/// A command no longer due, or whose key is gone, is nothing to report —
+/// the state changed since the scheduler looked.
+async fn scheduled(node: &Node, cmd: Command, key_id: Option<KeyId>, done: &str, what: &str) {
+    let key_id = key_id.map(tracing::field::display);
+    match node.propose(None, cmd).await {
+        Ok(Outcome::Applied) => tracing::info!(key_id, "{done}"),
+        Ok(Outcome::Rejected(Rejection::NotDue(_) | Rejection::NotFound(_)))
+        | Ok(Outcome::Repeated { .. } | Outcome::Batch(_)) => {}
+        Ok(Outcome::Rejected(r)) => {
+            tracing::warn!(key_id, reason = %r, "{what} refused")
+        }
+        Err(e) => {
+            tracing::warn!(key_id, error = %e, "{what} failed; will retry")
         }
     }
 }
