@@ -646,6 +646,21 @@ rsa_pool = {pool}
         i
     }
 
+    /// Removes node `i` from the cluster through node `via`'s admin API
+    /// (`arca cluster remove-node`); node `i` keeps running.
+    pub fn remove_node(&self, via: usize, i: usize) {
+        let endpoint = self.nodes[via].endpoint();
+        let id = self.nodes[i].id.to_string();
+        self.cli(&[
+            "cluster",
+            "remove-node",
+            "--endpoint",
+            &endpoint,
+            "--node-id",
+            &id,
+        ]);
+    }
+
     fn any_running(&mut self) -> Option<usize> {
         (0..self.nodes.len()).find(|i| self.nodes[*i].is_running())
     }

@@ -395,21 +395,13 @@ async fn a_data_directory_put_back_from_an_old_copy_never_wedges_the_node() {
 
     if refused {
         // The way out it names: remove the node, start it empty, add it again.
-        let id = c.nodes[f].id.to_string();
-        let endpoint = c.nodes[leader].endpoint();
-        c.cli(&[
-            "cluster",
-            "remove-node",
-            "--endpoint",
-            &endpoint,
-            "--node-id",
-            &id,
-        ]);
+        c.remove_node(leader, f);
         std::fs::remove_dir_all(&data).unwrap();
         std::fs::create_dir_all(&data).unwrap();
         c.start_node(f);
         c.wait_healthy(f).await;
         let (api, peer) = (c.nodes[f].api_addr.clone(), c.nodes[f].peer_addr.clone());
+        let (endpoint, id) = (c.nodes[leader].endpoint(), c.nodes[f].id.to_string());
         c.cli(&[
             "cluster",
             "add-node",

@@ -248,16 +248,7 @@ async fn a_node_added_after_many_writes_catches_up_by_snapshot() {
     assert_eq!(decrypt(&c, n4, &ct).await, b"early key");
 
     // Remove it again: the status lists three voters, and writes go on.
-    let id4 = c.nodes[n4].id.to_string();
-    let via = c.nodes[0].endpoint();
-    c.cli(&[
-        "cluster",
-        "remove-node",
-        "--endpoint",
-        &via,
-        "--node-id",
-        &id4,
-    ]);
+    c.remove_node(0, n4);
     let via = c.nodes[1].endpoint();
     let out = c.cli(&["cluster", "status", "--endpoint", &via, "--json"]);
     let s: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -594,6 +585,7 @@ async fn nodes_join_a_cluster_under_write_load() {
             n + 1
         );
         assert_eq!(decrypt(&c, n, &ct).await, b"before the newcomers");
-        encrypt(&c, n, &key, b"through a newcomer").await;
+        let written = encrypt(&c, n, &key, b"through a newcomer").await;
+        assert_eq!(decrypt(&c, leader, &written).await, b"through a newcomer");
     }
 }

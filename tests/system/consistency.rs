@@ -144,16 +144,7 @@ async fn a_node_removed_with_a_lease_never_answers_from_before_a_later_write() {
             }
         })
         .await;
-        let id = c.nodes[n].id.to_string();
-        let via = c.nodes[leader].endpoint();
-        c.cli(&[
-            "cluster",
-            "remove-node",
-            "--endpoint",
-            &via,
-            "--node-id",
-            &id,
-        ]);
+        c.remove_node(leader, n);
         // Acknowledged after the removal: a later write.
         let description = format!("after removal {round}");
         c.client(leader)
